@@ -1,0 +1,1 @@
+"""``hwsim train``: placeholder module, filled in by the learning-core work."""
