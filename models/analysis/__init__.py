@@ -1,0 +1,83 @@
+"""Analyses of trained networks: curvature, loss landscape, corruption and adversarial robustness.
+
+Everything here takes plain things, an ``nn.Module``, a loss function and data, and does not
+depend on how the model was trained. Pass the *BP view* of a model (true gradients by ordinary
+autograd) to every gradient-based analysis; see ``docs/analyses.md``.
+"""
+
+from models.analysis.attacks import (
+    AdversarialResult,
+    GradFn,
+    adversarial_accuracy,
+    fgsm,
+    input_gradient_fn,
+    pgd,
+    transfer_accuracy,
+)
+from models.analysis.corruptions import (
+    CORRUPTION_NAMES,
+    SEVERITY_PARAMETERS,
+    CorruptionResult,
+    corrupt,
+    corruption_accuracy,
+)
+from models.analysis.evaluation import accuracy, predict
+from models.analysis.hessian import (
+    DensityResult,
+    EigenResult,
+    HessianOperator,
+    LinearOperator,
+    MatrixOperator,
+    TraceResult,
+    flatten_tensors,
+    get_flat_parameters,
+    hutchinson_trace,
+    set_flat_parameters,
+    spectral_density,
+    top_eigenvalues,
+    trainable_parameters,
+    unflatten_like,
+)
+from models.analysis.landscape import (
+    SurfaceResult,
+    TrajectoryResult,
+    dataset_loss,
+    loss_surface,
+    trajectory_pca,
+)
+
+__all__ = [
+    "CORRUPTION_NAMES",
+    "SEVERITY_PARAMETERS",
+    "AdversarialResult",
+    "CorruptionResult",
+    "DensityResult",
+    "EigenResult",
+    "GradFn",
+    "HessianOperator",
+    "LinearOperator",
+    "MatrixOperator",
+    "SurfaceResult",
+    "TraceResult",
+    "TrajectoryResult",
+    "accuracy",
+    "adversarial_accuracy",
+    "corrupt",
+    "corruption_accuracy",
+    "dataset_loss",
+    "fgsm",
+    "flatten_tensors",
+    "get_flat_parameters",
+    "hutchinson_trace",
+    "input_gradient_fn",
+    "loss_surface",
+    "pgd",
+    "predict",
+    "set_flat_parameters",
+    "spectral_density",
+    "top_eigenvalues",
+    "trainable_parameters",
+    "trajectory_pca",
+    "transfer_accuracy",
+    "unflatten_like",
+]

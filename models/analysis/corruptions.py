@@ -1,0 +1,225 @@
+"""Common image corruptions at severities 1–5, in pure torch.
+
+Value range. Every corruption works on intensities in ``[0, 1]``. Inputs in another range, raw
+(``[0, 255]``) or standardized (``(x − μ)/σ``), are handled by passing the range of *valid* inputs
+as ``value_range=(low, high)`` (for MNIST standardized with μ=0.1307, σ=0.3081 that is
+``(-0.4242, 2.8215)``): the images are mapped to ``[0, 1]``, corrupted, clipped to ``[0, 1]`` and
+mapped back, so the output lies in ``value_range`` like a clean image.
+
+Shapes. Images are ``[N, C, H, W]``. Flattened images such as MNIST's ``[N, 784]`` are accepted
+with ``image_shape=(1, 28, 28)`` (or ``(28, 28)``); the output has the input's shape.
+
+Severity table (Hendrycks & Dietterich 2019, "ImageNet-C"/"CIFAR-10-C" definitions). Noise acts
+per pixel, so its parameters do not depend on the image size and are ImageNet-C's; the spatial
+ones are tied to the image size: blur sigma scales with ``min(H, W)`` from CIFAR-10-C's 32-pixel
+values, and pixelate gives the downsampled side as a fraction of ``H`` and ``W``.
+
+=============== ================================ ==== ==== ==== ==== ====
+corruption      parameter                          1    2    3    4    5
+=============== ================================ ==== ==== ==== ==== ====
+gaussian_noise  noise std (of [0, 1] intensity)  0.08 0.12 0.18 0.26 0.38
+shot_noise      photons per unit intensity, λ    60   25   12   5    3
+impulse_noise   fraction of pixels set to 0 or 1 0.03 0.06 0.09 0.17 0.27
+gaussian_blur   sigma in px × 32 / min(H, W)     0.4  0.6  0.7  0.8  1.0
+contrast        factor c on (x − image mean)     0.4  0.3  0.2  0.1  0.05
+brightness      added to intensity               0.1  0.2  0.3  0.4  0.5
+pixelate        downsampled side / original side 0.6  0.5  0.4  0.3  0.25
+=============== ================================ ==== ==== ==== ==== ====
+
+Definitions: gaussian_noise ``x + σ·ε``; shot_noise ``Poisson(λx)/λ``; impulse_noise sets a
+fraction of pixel values (each channel on its own, as in ImageNet-C) to 0 or 1 with equal odds;
+gaussian_blur convolves each channel with a Gaussian of that sigma (radius ``ceil(3σ)``, reflected
+borders); contrast ``(x − m)·c + m`` with ``m`` the mean of each image; brightness ``x + b``
+(on every channel; ImageNet-C adds it to the HSV value channel); pixelate averages over
+``round(H·f) × round(W·f)`` cells and scales back up with nearest neighbour. All outputs are
+clipped to ``[0, 1]``. ImageNet-C's JPEG, motion, snow and similar corruptions are not included.
+
+Random corruptions draw from a ``torch.Generator`` seeded with ``seed``: the same seed gives the
+same images on every run.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from models.analysis.evaluation import accuracy
+
+SEVERITY_PARAMETERS: dict[str, tuple[float, float, float, float, float]] = {
+    "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),
+    "shot_noise": (60.0, 25.0, 12.0, 5.0, 3.0),
+    "impulse_noise": (0.03, 0.06, 0.09, 0.17, 0.27),
+    "gaussian_blur": (0.4, 0.6, 0.7, 0.8, 1.0),
+    "contrast": (0.4, 0.3, 0.2, 0.1, 0.05),
+    "brightness": (0.1, 0.2, 0.3, 0.4, 0.5),
+    "pixelate": (0.6, 0.5, 0.4, 0.3, 0.25),
+}
+"""Each corruption's parameter at severities 1–5 (see the module docstring for units)."""
+
+CORRUPTION_NAMES: tuple[str, ...] = tuple(SEVERITY_PARAMETERS)
+"""Names accepted by :func:`corrupt`."""
+
+# The blur sigmas above are CIFAR-10-C's, defined for 32-pixel images.
+_BLUR_REFERENCE_SIDE = 32
+
+
+def _gaussian_noise(u: Tensor, std: float, generator: torch.Generator) -> Tensor:
+    noise = torch.randn(u.shape, generator=generator, dtype=u.dtype)
+    return u + std * noise.to(u.device)
+
+
+def _shot_noise(u: Tensor, photons: float, generator: torch.Generator) -> Tensor:
+    rates = (u.clamp(0.0, 1.0) * photons).cpu()
+    return torch.poisson(rates, generator=generator).to(u.device, u.dtype) / photons
+
+
+def _impulse_noise(u: Tensor, amount: float, generator: torch.Generator) -> Tensor:
+    hit = torch.rand(u.shape, generator=generator, dtype=u.dtype) < amount
+    salt = torch.rand(u.shape, generator=generator, dtype=u.dtype) < 0.5
+    return torch.where(hit.to(u.device), salt.to(u.device, u.dtype), u)
+
+
+def _gaussian_blur(u: Tensor, sigma_at_32: float, _: torch.Generator) -> Tensor:
+    _, channels, height, width = u.shape
+    sigma = sigma_at_32 * min(height, width) / _BLUR_REFERENCE_SIDE
+    # Reflect padding needs radius < side; beyond 3 sigma the weights are negligible anyway.
+    radius = min(math.ceil(3 * sigma), height - 1, width - 1)
+    if radius < 1:
+        return u
+    offsets = torch.arange(-radius, radius + 1, dtype=u.dtype, device=u.device)
+    kernel = torch.exp(-0.5 * (offsets / sigma) ** 2)
+    kernel = kernel / kernel.sum()
+    padded = F.pad(u, (radius, radius, radius, radius), mode="reflect")
+    rows = kernel.view(1, 1, 1, -1).expand(channels, 1, 1, -1)
+    cols = kernel.view(1, 1, -1, 1).expand(channels, 1, -1, 1)
+    out = F.conv2d(padded, rows, groups=channels)
+    return F.conv2d(out, cols, groups=channels)
+
+
+def _contrast(u: Tensor, factor: float, _: torch.Generator) -> Tensor:
+    mean = u.mean(dim=(1, 2, 3), keepdim=True)
+    return (u - mean) * factor + mean
+
+
+def _brightness(u: Tensor, shift: float, _: torch.Generator) -> Tensor:
+    return u + shift
+
+
+def _pixelate(u: Tensor, fraction: float, _: torch.Generator) -> Tensor:
+    height, width = u.shape[-2:]
+    small = (max(1, round(height * fraction)), max(1, round(width * fraction)))
+    return F.interpolate(F.adaptive_avg_pool2d(u, small), size=(height, width), mode="nearest")
+
+
+_CORRUPTIONS: dict[str, Callable[[Tensor, float, torch.Generator], Tensor]] = {
+    "gaussian_noise": _gaussian_noise,
+    "shot_noise": _shot_noise,
+    "impulse_noise": _impulse_noise,
+    "gaussian_blur": _gaussian_blur,
+    "contrast": _contrast,
+    "brightness": _brightness,
+    "pixelate": _pixelate,
+}
+
+
+def corrupt(
+    x: Tensor,
+    name: str,
+    severity: int,
+    *,
+    seed: int = 0,
+    image_shape: Sequence[int] | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> Tensor:
+    """Apply corruption ``name`` at ``severity`` (1–5) to a batch of images.
+
+    ``x`` is ``[N, C, H, W]``, or ``[N, ...]`` with ``image_shape`` ``(C, H, W)`` or ``(H, W)``.
+    Values are assumed to lie in ``value_range``; the result has the shape, dtype and range of
+    the input. Deterministic given ``seed``.
+    """
+    if name not in _CORRUPTIONS:
+        raise ValueError(f"unknown corruption {name!r}; choose from {', '.join(CORRUPTION_NAMES)}")
+    if not 1 <= severity <= 5:
+        raise ValueError(f"severity must be 1..5, got {severity}")
+    low, high = value_range
+    if not high > low:
+        raise ValueError(f"value_range must be increasing, got {value_range}")
+    if image_shape is not None:
+        shape = tuple(image_shape)
+        if len(shape) == 2:
+            shape = (1, *shape)
+        if len(shape) != 3:
+            raise ValueError(f"image_shape must be (C, H, W) or (H, W), got {image_shape}")
+        images = x.reshape(x.shape[0], *shape)
+    elif x.ndim == 4:
+        images = x
+    else:
+        raise ValueError(f"expected [N, C, H, W] images or an image_shape, got {tuple(x.shape)}")
+    if not images.is_floating_point():
+        raise TypeError("corruptions need floating-point images")
+    generator = torch.Generator(device="cpu").manual_seed(seed)
+    unit = (images - low) / (high - low)
+    parameter = SEVERITY_PARAMETERS[name][severity - 1]
+    out = _CORRUPTIONS[name](unit, parameter, generator).clamp(0.0, 1.0)
+    return (out * (high - low) + low).reshape(x.shape).to(x.dtype)
+
+
+@dataclass(frozen=True)
+class CorruptionResult:
+    """Accuracy on ``samples`` images under one corruption at one severity."""
+
+    corruption: str
+    severity: int
+    parameter: float
+    accuracy: float
+    samples: int
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-ready dictionary."""
+        return {
+            "corruption": self.corruption,
+            "severity": self.severity,
+            "parameter": self.parameter,
+            "accuracy": self.accuracy,
+            "samples": self.samples,
+        }
+
+
+def corruption_accuracy(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    *,
+    names: Sequence[str] = CORRUPTION_NAMES,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    seed: int = 0,
+    image_shape: Sequence[int] | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+    batch_size: int = 1000,
+) -> tuple[CorruptionResult, ...]:
+    """Accuracy of ``model`` (argmax of outputs) on corrupted copies of ``(x, y)``.
+
+    One result per corruption and severity, in the order given. The model sees inputs of the
+    shape of ``x``. It is used as given: call ``eval()`` first.
+    """
+    results = []
+    for name in names:
+        for severity in severities:
+            corrupted = corrupt(
+                x, name, severity, seed=seed, image_shape=image_shape, value_range=value_range
+            )
+            results.append(
+                CorruptionResult(
+                    corruption=name,
+                    severity=severity,
+                    parameter=SEVERITY_PARAMETERS[name][severity - 1],
+                    accuracy=accuracy(model, corrupted, y, batch_size=batch_size),
+                    samples=int(x.shape[0]),
+                )
+            )
+    return tuple(results)
