@@ -1,1 +1,125 @@
-"""``hwsim train``: placeholder module, filled in by the learning-core work."""
+"""``hwsim train``: train one network with one learning rule into a run directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from hwsim.cli import main
+from hwsim.cli.common import console, err_console
+
+
+def _fmt(value: float | None, spec: str = ".4f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+@main.command()
+@click.option("--algo", default="bp", show_default=True, help="Rule: bp, fa, ifa or ifa:<deg>.")
+@click.option(
+    "--dataset",
+    default="mnist5k",
+    show_default=True,
+    help="digits, mnist5k, mnist, fashion-mnist, cifar10 or synthetic.",
+)
+@click.option(
+    "--model",
+    "arch",
+    type=click.Choice(["mlp", "cnn"]),
+    default="mlp",
+    show_default=True,
+    help="Network architecture.",
+)
+@click.option("--depth", type=int, default=None, help="MLP weight layers, 2..10 [default: 4].")
+@click.option(
+    "--width", type=int, default=None, help="MLP hidden width [256] or CNN base channels [32]."
+)
+@click.option("--epochs", type=int, default=10, show_default=True)
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Base learning rate.")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
+@click.option(
+    "--schedule",
+    type=click.Choice(["constant", "cosine", "step"]),
+    default="constant",
+    show_default=True,
+    help="Learning-rate schedule.",
+)
+@click.option("--weight-bits", type=int, default=32, show_default=True, help="32 = float.")
+@click.option("--act-bits", type=int, default=32, show_default=True, help="32 = float.")
+@click.option(
+    "--feedback-bits",
+    type=int,
+    default=None,
+    help="Bit width of B (1 = sign) [default: weight bits].",
+)
+@click.option(
+    "--forward-gain",
+    type=float,
+    default=2**0.5,
+    show_default=True,
+    help="Init gain of W (1 = LeCun, 1.414 = He).",
+)
+@click.option(
+    "--backward-gain", type=float, default=None, help="Init gain of B [default: the scale of W]."
+)
+@click.option("--train-size", type=int, default=None, help="Use this many training samples.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder with the mnist / fashion-mnist / cifar10 files.",
+)
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
+@click.option("--force", is_flag=True, help="Start over when --out holds a different run.")
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def train(
+    arch: str, data_dir: str | None, out: str, force: bool, quiet: bool, **options: Any
+) -> None:
+    """Train one network with one learning rule; resumes an interrupted run in --out."""
+    from models.config import TrainConfig
+    from models.training import train as run_training
+
+    config = TrainConfig(model=arch, data_dir=data_dir, **options)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TimeElapsedColumn(), console=err_console, disable=quiet or not err_console.is_terminal,
+    )  # fmt: skip
+    task = progress.add_task(f"{config.algo} epoch 1", total=None)
+    epoch = 0
+
+    def on_step(step: int, steps: int) -> None:
+        progress.update(
+            task, completed=step, total=steps, description=f"{config.algo} epoch {epoch + 1}"
+        )
+
+    def on_epoch(row: dict[str, Any]) -> None:
+        nonlocal epoch
+        epoch = row["epoch"]
+        if not quiet:
+            progress.console.print(
+                f"epoch {row['epoch']:>3}  train loss {_fmt(row['train_loss'])}  "
+                f"acc {_fmt(row['train_accuracy'], '.3f')}  test loss {_fmt(row['test_loss'])}  "
+                f"acc {_fmt(row['test_accuracy'], '.3f')}"
+                + ("  [red]diverged[/]" if row["diverged"] else ""),
+                highlight=False,
+            )
+
+    with progress:
+        result = run_training(config, Path(out), force=force, on_epoch=on_epoch, on_step=on_step)
+    if result.diverged:
+        err_console.print(
+            f"[yellow]{config.algo} diverged[/] after {result.epochs_completed} epoch(s); "
+            f"the run ended cleanly and is marked diverged in {out}/metrics.jsonl",
+            highlight=False,
+        )
+    console.print(
+        f"{config.algo}: {result.status}, final test accuracy "
+        f"{_fmt(result.final_test_accuracy, '.4f')}, "
+        f"best {_fmt(result.best_test_accuracy, '.4f')} → {out}",
+        highlight=False,
+    )

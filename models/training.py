@@ -1,0 +1,327 @@
+"""One readable training loop, and the run directory it writes.
+
+A run directory holds:
+
+- ``config.yaml``: the resolved :class:`TrainConfig`;
+- ``metrics.jsonl``: one JSON object per epoch (epoch 0 = before training) with ``epoch``,
+  ``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy``, ``alignment_deg``
+  ({layer: degrees}), ``update_angle_deg`` (FA/IFA: angle between the applied update direction
+  and the true gradient on a few fixed batches), ``lr`` and ``diverged``;
+- ``checkpoint.pt``: model, optimizer and progress, carrying the config that built them;
+- ``workload.json``: what the chip simulator consumes (docs/workload.md);
+- ``result.json``: written last: ``status`` (``completed`` or ``diverged``) and final numbers.
+
+Non-finite losses end the run cleanly (``diverged``). Running again into the same directory with
+the same config resumes from the last checkpoint (or returns the finished result).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import Tensor, nn
+
+from hwsim.errors import InputError
+from models.config import TrainConfig
+from models.convert import alignment_angles, convert, update_angles
+from models.data import Dataset, SyntheticSpec, load_dataset
+from models.networks import build_network
+from models.workload import record_workload
+
+CHECKPOINT_VERSION = 1
+RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint.pt", "workload.json", "result.json")
+#: Offset between the weight-init seed and the feedback seed, so B is not drawn from W's stream.
+FEEDBACK_SEED_OFFSET = 1_000_003
+EVAL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """How a run ended, and its headline numbers."""
+
+    out_dir: Path
+    status: str  # "completed" or "diverged"
+    epochs_completed: int
+    final_test_accuracy: float | None
+    best_test_accuracy: float | None
+    metrics: list[dict[str, Any]]
+
+    @property
+    def diverged(self) -> bool:
+        """True when a non-finite loss ended the run early."""
+        return self.status == "diverged"
+
+
+def learning_rate(schedule: str, base_lr: float, epoch: int, epochs: int) -> float:
+    """Learning rate for 0-based ``epoch`` of ``epochs``: a pure function of its arguments.
+
+    ``constant``; ``cosine`` from ``base_lr`` towards 0; ``step``: ×0.1 at 50% and again at 75%.
+    """
+    if schedule == "constant":
+        return base_lr
+    if schedule == "cosine":
+        return 0.5 * base_lr * (1.0 + math.cos(math.pi * epoch / epochs))
+    if schedule == "step":
+        return base_lr * 0.1 ** ((epoch >= epochs // 2) + (epoch >= (3 * epochs) // 4))
+    raise InputError(f"unknown schedule {schedule!r}")
+
+
+def build_model(config: TrainConfig, data: Dataset) -> nn.Module:
+    """The network of ``config``, initialized from its seed and converted to its rule."""
+    net = build_network(
+        config.model, data.input_shape, data.num_classes,
+        depth=config.depth, width=config.width,
+        weight_bits=config.weight_bits, act_bits=config.act_bits,
+        forward_gain=config.forward_gain, seed=config.seed,
+    )  # fmt: skip
+    return convert(
+        net, config.algo, seed=config.seed + FEEDBACK_SEED_OFFSET,
+        feedback_bits=config.effective_feedback_bits, backward_gain=config.backward_gain,
+    )  # fmt: skip
+
+
+def load_data(config: TrainConfig) -> Dataset:
+    """The dataset of ``config`` (with its training-size limit)."""
+    return load_dataset(
+        config.dataset, data_dir=config.data_dir, train_size=config.train_size,
+        data_seed=config.data_seed, synthetic=SyntheticSpec(),
+    )  # fmt: skip
+
+
+def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
+    """SGD (with momentum) or Adam over the model's parameters (feedback ``B`` is a buffer)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    return torch.optim.Adam(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _finite_or_none(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: Tensor, y: Tensor) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` on ``(x, y)``, in eval mode."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct = 0.0, 0
+    for start in range(0, len(y), EVAL_BATCH):
+        logits = model(x[start : start + EVAL_BATCH])
+        target = y[start : start + EVAL_BATCH]
+        loss_sum += float(nn.functional.cross_entropy(logits, target, reduction="sum"))
+        correct += int((logits.argmax(1) == target).sum())
+    model.train(was_training)
+    return loss_sum / len(y), correct / len(y)
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
+    """The sample order of ``epoch``: a pure function of seed and epoch (resume-safe)."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
+
+
+def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def _write_text(path: Path, text: str) -> None:
+    _atomic_write(path, lambda p: p.write_text(text))
+
+
+def _metrics_row(
+    config: TrainConfig, model: nn.Module, data: Dataset, epoch: int, lr: float, diverged: bool
+) -> dict[str, Any]:
+    train_loss, train_acc = evaluate(model, data.x_train, data.y_train)
+    test_loss, test_acc = evaluate(model, data.x_test, data.y_test)
+    diverged = diverged or not (math.isfinite(train_loss) and math.isfinite(test_loss))
+    row: dict[str, Any] = {
+        "epoch": epoch,
+        "train_loss": _finite_or_none(train_loss),
+        "train_accuracy": train_acc,
+        "test_loss": _finite_or_none(test_loss),
+        "test_accuracy": test_acc,
+        "alignment_deg": alignment_angles(model),
+        "lr": lr,
+        "diverged": diverged,
+    }
+    if config.algo != "bp" and config.update_angle_batches and not diverged:
+        bs = config.batch_size
+        batches = [
+            (data.x_train[i * bs : (i + 1) * bs], data.y_train[i * bs : (i + 1) * bs])
+            for i in range(config.update_angle_batches)
+            if i * bs < len(data.y_train)
+        ]
+        row["update_angle_deg"] = update_angles(model, batches, nn.functional.cross_entropy)
+    return row
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    _write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _result(out: Path, status: str, rows: list[dict[str, Any]]) -> RunResult:
+    accs = [r["test_accuracy"] for r in rows if not r.get("diverged")]
+    return RunResult(
+        out_dir=out,
+        status=status,
+        epochs_completed=max((r["epoch"] for r in rows if not r.get("diverged")), default=0),
+        final_test_accuracy=accs[-1] if accs else None,
+        best_test_accuracy=max(accs) if accs else None,
+        metrics=rows,
+    )
+
+
+def _check_existing(out: Path, config: TrainConfig, force: bool) -> None:
+    config_path = out / "config.yaml"
+    if not config_path.exists():
+        return
+    if force:
+        for name in RUN_FILES:
+            (out / name).unlink(missing_ok=True)
+        shutil.rmtree(out / "analysis", ignore_errors=True)
+        return
+    try:
+        previous = TrainConfig.from_dict(
+            yaml.safe_load(config_path.read_text()), source=str(config_path)
+        )
+    except InputError:
+        previous = None
+    if previous != config:
+        raise InputError(
+            f"{out} already holds a run with a different config ({config_path}); "
+            "choose another --out, or pass --force to start over"
+        )
+
+
+def train(
+    config: TrainConfig,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_step: Callable[[int, int], None] | None = None,
+) -> RunResult:
+    """Train ``config`` into ``out_dir``; resume from its checkpoint when one exists.
+
+    ``on_epoch(row)`` is called with each metrics row, ``on_step(step, steps_per_epoch)`` after
+    each optimizer step (progress bars). Returns how the run ended; divergence is a result,
+    not an exception.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a directory")
+    _check_existing(out, config, force)
+    result_path = out / "result.json"
+    if result_path.exists():
+        status = json.loads(result_path.read_text())["status"]
+        return _result(out, status, _read_metrics(out / "metrics.jsonl"))
+
+    data = load_data(config)
+    torch.manual_seed(config.seed)
+    model = build_model(config, data)
+    optimizer = make_optimizer(config, model)
+    out.mkdir(parents=True, exist_ok=True)
+    metrics_path, ckpt_path = out / "metrics.jsonl", out / "checkpoint.pt"
+
+    rows = _read_metrics(metrics_path)
+    start_epoch = 0
+    if ckpt_path.exists():
+        ckpt = torch.load(ckpt_path, weights_only=False)
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+        start_epoch = ckpt["epoch"]
+        rows = [r for r in rows if r["epoch"] <= start_epoch]  # drop rows past the checkpoint
+    else:
+        _write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        rows = [_metrics_row(config, model, data, 0, learning_rate(
+            config.schedule, config.lr, 0, config.epochs), diverged=False)]  # fmt: skip
+        workload = record_workload(model, config, data.x_test[:256], len(data.y_train))
+        _write_text(out / "workload.json", json.dumps(workload, indent=2) + "\n")
+    _write_metrics(metrics_path, rows)
+    if on_epoch and start_epoch == 0:
+        on_epoch(rows[0])
+
+    n = len(data.y_train)
+    steps = math.ceil(n / config.batch_size)
+    status = "completed"
+    for epoch in range(start_epoch + 1, config.epochs + 1):
+        lr = learning_rate(config.schedule, config.lr, epoch - 1, config.epochs)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        model.train()
+        order = epoch_order(config.seed, epoch, n)
+        diverged = False
+        for step, start in enumerate(range(0, n, config.batch_size)):
+            idx = order[start : start + config.batch_size]
+            loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+            if not math.isfinite(float(loss.detach())):
+                diverged = True
+                break
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            if on_step:
+                on_step(step + 1, steps)
+        row = _metrics_row(config, model, data, epoch, lr, diverged)
+        rows.append(row)
+        _write_metrics(metrics_path, rows)
+        if on_epoch:
+            on_epoch(row)
+        if row["diverged"]:
+            status = "diverged"
+            break
+        state = {
+            "version": CHECKPOINT_VERSION,
+            "config": config.to_dict(),
+            "epoch": epoch,
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }
+        _atomic_write(ckpt_path, lambda p, s=state: torch.save(s, p))
+
+    result = _result(out, status, rows)
+    summary = {
+        "status": status,
+        "epochs_completed": result.epochs_completed,
+        "final_test_accuracy": result.final_test_accuracy,
+        "best_test_accuracy": result.best_test_accuracy,
+        "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+    }
+    _write_text(result_path, json.dumps(summary, indent=2) + "\n")
+    return result
+
+
+def load_run(run_dir: str | Path) -> tuple[TrainConfig, nn.Module, Dataset]:
+    """Rebuild the trained model of a run directory from its checkpoint (for analyses)."""
+    run = Path(run_dir)
+    ckpt_path = run / "checkpoint.pt"
+    if not ckpt_path.exists():
+        raise InputError(f"{run} holds no checkpoint.pt: not a finished training run directory")
+    ckpt = torch.load(ckpt_path, weights_only=False)
+    config = TrainConfig.from_dict(ckpt["config"], source=str(ckpt_path))
+    data = load_data(config)
+    model = build_model(config, data)
+    model.load_state_dict(ckpt["model"])
+    return config, model, data

@@ -1,0 +1,119 @@
+"""Record ``workload.json`` (docs/workload.md) from a model and its training configuration."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from models.config import TrainConfig
+from models.convert import weight_layers
+from models.feedback import FLOAT_BITS
+
+WORKLOAD_FORMAT = "hwsim-workload"
+WORKLOAD_VERSION = 1
+#: Errors (gradients) are not quantized by the training side: they travel as float32.
+ERROR_BITS = FLOAT_BITS
+
+
+def batch_schedule(train_samples: int, batch_size: int) -> list[dict[str, int]]:
+    """Batch sizes of one epoch: full batches first, then the last partial batch if any."""
+    full, rest = divmod(train_samples, batch_size)
+    batches = [{"batch_size": batch_size, "count": full}] if full else []
+    if rest:
+        batches.append({"batch_size": rest, "count": 1})
+    return batches
+
+
+def optimizer_state_tensors(config: TrainConfig) -> int:
+    """Optimizer state kept per weight element: Adam 2 (m, v), SGD+momentum 1, plain SGD 0."""
+    if config.optimizer == "adam":
+        return 2
+    return 1 if config.momentum > 0 else 0
+
+
+def record_workload(
+    model: nn.Module, config: TrainConfig, sample_inputs: Tensor, train_samples: int
+) -> dict[str, Any]:
+    """Describe ``model``'s weight layers as the simulator needs them.
+
+    Shapes and activation sparsity (fraction of exact zeros in each layer's input) are measured
+    with forward hooks on ``sample_inputs`` in eval mode.
+    """
+    layers = weight_layers(model)
+    seen: dict[str, dict[str, Any]] = {}
+
+    def hook(name: str):
+        def record(module: nn.Module, inputs: tuple, output: Any) -> None:
+            x = inputs[0].value if hasattr(inputs[0], "value") else inputs[0]
+            out = output.value if hasattr(output, "value") else output
+            seen[name] = {
+                "input_shape": list(x.shape[1:]),
+                "output_shape": list(out.shape[1:]),
+                "sparsity": float((x == 0).float().mean()),
+            }
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in layers]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(sample_inputs)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+
+    records = []
+    for name, m in layers:
+        shapes = seen[name]
+        is_conv = isinstance(m, nn.Conv2d)
+        weight_shape = list(m.weight.shape)
+        per_output = math.prod(weight_shape[1:])
+        out_elems = shapes["output_shape"][0] if not is_conv else math.prod(shapes["output_shape"])
+        entry: dict[str, Any] = {
+            "name": name,
+            "kind": "conv2d" if is_conv else "linear",
+            "weight_shape": weight_shape,
+            "bias": m.bias is not None,
+            "input_shape": shapes["input_shape"],
+            "output_shape": shapes["output_shape"],
+            "macs_per_sample": out_elems * per_output,
+            "weight_bits": config.weight_bits,
+            "activation_bits": config.act_bits,
+            "feedback_bits": config.effective_feedback_bits,
+            "error_bits": ERROR_BITS,
+            "activation_sparsity": round(shapes["sparsity"], 6),
+        }
+        if is_conv:
+            entry["stride"] = list(m.stride)
+            entry["padding"] = list(m.padding)
+            entry["groups"] = m.groups
+        records.append(entry)
+
+    batches = batch_schedule(train_samples, config.batch_size)
+    return {
+        "format": WORKLOAD_FORMAT,
+        "version": WORKLOAD_VERSION,
+        "source": {
+            "kind": "training-run",
+            "model": config.model,
+            "dataset": config.dataset,
+            "rule": config.algo,
+        },
+        "input_shape": list(sample_inputs.shape[1:]),
+        "batch_size": config.batch_size,
+        "train_samples": train_samples,
+        "epochs": config.epochs,
+        "steps_per_epoch": sum(b["count"] for b in batches),
+        "batches": batches,
+        "optimizer": {
+            "name": config.optimizer,
+            "state_tensors_per_weight": optimizer_state_tensors(config),
+        },
+        "layers": records,
+    }
