@@ -1,0 +1,360 @@
+"""The simulator's Python API: ``simulate(workload, chip, rules)`` and its frozen results.
+
+Torch-free. Every rule is simulated once per distinct batch size of the workload (the last
+partial batch differs); the closed-form counts are checked against the simulation's own tallies.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import hwsim
+from hwsim.chip import Chip, load_chip
+from hwsim.counting import Counts, count_init, count_step
+from hwsim.dataflow import PHASES, make_plan
+from hwsim.errors import InputError
+from hwsim.pricing import ENERGY_PARTS, Energy, price
+from hwsim.rules import Rule, parse_rules
+from hwsim.simulation import TimelineEvent, simulate_init, simulate_step
+from hwsim.workload import Workload, build_workload, load_workload, workload_from_dict
+
+#: The chip used when none is named.
+DEFAULT_CHIP = hwsim.CONFIGS_DIR / "chips" / "edge_sram.yaml"
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One training step of ``batch_size`` samples: counts, energy and time."""
+
+    batch_size: int
+    counts: Counts
+    energy: Energy
+    latency_cycles: int
+    latency_s: float
+    phase_latency_cycles: dict[str, int]
+    utilization: dict[str, float]
+    stall_cycles: dict[str, int]
+    events: int
+    timeline: tuple[TimelineEvent, ...] | None = None
+
+
+@dataclass(frozen=True)
+class InitResult:
+    """A rule's one-time init (IFA's B = W₀, BP's first mirror copy, FA's B), apart from steps."""
+
+    counts: Counts
+    energy: Energy
+    latency_cycles: int
+
+
+@dataclass(frozen=True)
+class RunTotals:
+    """Totals of a whole training run: every step of every epoch, plus the init once."""
+
+    epochs: int
+    steps_per_epoch: int
+    steps: int
+    energy: Energy
+    epoch_energy: Energy
+    latency_cycles: int
+    latency_s: float
+    epoch_latency_cycles: int
+    weight_transport_bits: int
+    sync_write_bits: int
+    feedback_read_bits: int
+    macs: int
+
+
+@dataclass(frozen=True)
+class RuleResult:
+    """Everything simulated for one learning rule; ``step`` is a step of the nominal batch."""
+
+    rule: str
+    samples_per_weight_fetch: int
+    placement: dict[str, dict[str, str]]
+    step: StepResult
+    steps_by_batch_size: dict[int, StepResult]
+    init: InitResult
+    run_totals: RunTotals | None
+
+    @property
+    def weight_transport_bits(self) -> int:
+        """BP's W bits carried to the error unit in one step (0 for FA/IFA and mirror mode)."""
+        return self.step.counts.weight_transport_bits
+
+    @property
+    def sync_write_bits(self) -> int:
+        """Bits written into BP's mirror of W in one step (0 unless BP in mirror mode)."""
+        return self.step.counts.sync_write_bits
+
+    @property
+    def feedback_read_bits(self) -> int:
+        """Bits of stored B read in one step (FA/IFA with stored feedback)."""
+        return self.step.counts.feedback_read_bits
+
+    @property
+    def macs(self) -> int:
+        """MACs of one step, all phases."""
+        return self.step.counts.total_macs
+
+    @property
+    def energy_pj(self) -> float:
+        """Total energy of one step."""
+        return self.step.energy.total_pj
+
+    @property
+    def latency_cycles(self) -> int:
+        """Cycles of one step."""
+        return self.step.latency_cycles
+
+    @property
+    def latency_s(self) -> float:
+        """Seconds of one step."""
+        return self.step.latency_s
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form documented in docs/simulator.md."""
+        step = self.step
+        out: dict[str, Any] = {
+            "rule": self.rule,
+            "batch_size": step.batch_size,
+            "samples_per_weight_fetch": self.samples_per_weight_fetch,
+            "placement": self.placement,
+            "counts": counts_to_dict(step.counts, step.energy),
+            "interconnect_bits": step.counts.total_interconnect_bits,
+            "weight_transport_bits": self.weight_transport_bits,
+            "sync_write_bits": self.sync_write_bits,
+            "feedback_read_bits": self.feedback_read_bits,
+            "feedback_generated_values": step.counts.total_generated_values,
+            "macs": self.macs,
+            "macs_by_phase": step.counts.macs_by_phase(),
+            "energy_pj": energy_to_dict(step.energy),
+            "latency_cycles": step.latency_cycles,
+            "latency_s": step.latency_s,
+            "phase_latency_cycles": step.phase_latency_cycles,
+            "utilization": step.utilization,
+            "stall_cycles": step.stall_cycles,
+            "simulation_events": step.events,
+            "init": {
+                "counts": counts_to_dict(self.init.counts, self.init.energy),
+                "interconnect_bits": self.init.counts.total_interconnect_bits,
+                "feedback_generated_values": self.init.counts.total_generated_values,
+                "energy_pj": energy_to_dict(self.init.energy),
+                "latency_cycles": self.init.latency_cycles,
+            },
+            "run_totals": None,
+        }
+        if step.timeline is not None:
+            out["timeline"] = [
+                [e.resource, e.phase, e.tensor, e.layer, e.start_cycle, e.end_cycle]
+                for e in step.timeline
+            ]
+        if self.run_totals is not None:
+            rt = self.run_totals
+            out["run_totals"] = {
+                "epochs": rt.epochs,
+                "steps_per_epoch": rt.steps_per_epoch,
+                "steps": rt.steps,
+                "energy_pj": energy_to_dict(rt.energy),
+                "latency_cycles": rt.latency_cycles,
+                "latency_s": rt.latency_s,
+                "weight_transport_bits": rt.weight_transport_bits,
+                "sync_write_bits": rt.sync_write_bits,
+                "feedback_read_bits": rt.feedback_read_bits,
+                "macs": rt.macs,
+                "per_epoch": {
+                    "energy_pj": energy_to_dict(rt.epoch_energy),
+                    "latency_cycles": rt.epoch_latency_cycles,
+                },
+                "init_included": True,
+            }
+        return out
+
+
+@dataclass(frozen=True)
+class SimulationResult:
+    """The results of every rule on one chip and one workload."""
+
+    chip: str
+    chip_path: str | None
+    clock_hz: float
+    workload: dict[str, Any]
+    rules: dict[str, RuleResult]
+
+    def to_dict(self) -> dict[str, Any]:
+        """One JSON-ready document; ``rules`` is keyed by canonical rule spec."""
+        return {
+            "format": "hwsim-simulation",
+            "version": 1,
+            "chip": {"name": self.chip, "path": self.chip_path, "clock_hz": self.clock_hz},
+            "workload": self.workload,
+            "rules": {spec: r.to_dict() for spec, r in self.rules.items()},
+        }
+
+
+def counts_to_dict(counts: Counts, energy: Energy) -> dict[str, Any]:
+    """Nest counts as level → tensor → phase → direction → {bits, words, accesses, energy_pj}."""
+    out: dict[str, Any] = {}
+    for key, c in counts.accesses.items():
+        level, tensor, phase, direction = key
+        out.setdefault(level, {}).setdefault(tensor, {}).setdefault(phase, {})[direction] = {
+            "bits": c.bits,
+            "words": c.words,
+            "accesses": c.accesses,
+            "energy_pj": energy.by_access_pj.get(key, 0.0),
+        }
+    return out
+
+
+def energy_to_dict(energy: Energy) -> dict[str, Any]:
+    """``total`` plus the ``breakdown`` it is the sum of, and the splits by level and phase."""
+    return {
+        "total": energy.total_pj,
+        "breakdown": {k: energy.breakdown_pj[k] for k in ENERGY_PARTS},
+        "memory_by_level": dict(energy.memory_by_level_pj),
+        "by_phase": dict(energy.by_phase_pj),
+    }
+
+
+def resolve_workload(workload: Workload | Mapping[str, Any] | str | Path) -> Workload:
+    """Accept a :class:`Workload`, a workload document, a ``workload.json`` path or a model spec."""
+    if isinstance(workload, Workload):
+        return workload
+    if isinstance(workload, Mapping):
+        return workload_from_dict(dict(workload))
+    text = str(workload)
+    if text.lower().startswith("mlp:") or text.lower() == "resnet18":
+        return workload_from_dict(build_workload(text), text)
+    return load_workload(workload)
+
+
+def simulate(
+    workload: Workload | Mapping[str, Any] | str | Path,
+    chip: Chip | str | Path = DEFAULT_CHIP,
+    rules: str | Sequence[str | Rule] = "bp,fa,ifa",
+    *,
+    timeline: bool = False,
+) -> SimulationResult:
+    """Simulate ``workload`` trained on ``chip`` with each rule; return frozen results.
+
+    ``rules`` is a comma-separated spec string or a list (``bp``, ``fa``, ``ifa``, ``ifa:30``).
+    ``timeline=True`` records every busy interval of the nominal step (for plots).
+    Bad input raises :class:`hwsim.errors.InputError`.
+    """
+    work = resolve_workload(workload)
+    the_chip = chip if isinstance(chip, Chip) else load_chip(chip)
+    if isinstance(rules, str):
+        parsed = parse_rules(rules)
+    else:
+        parsed = parse_rules([r.spec if isinstance(r, Rule) else r for r in rules])
+    for unit in ("forward", "error", "update"):
+        if unit not in the_chip.macs_per_cycle:
+            raise InputError(f"chip {the_chip.name!r}: compute.{unit}.macs_per_cycle is missing")
+    results = {rule.spec: _simulate_rule(work, the_chip, rule, timeline) for rule in parsed}
+    return SimulationResult(
+        chip=the_chip.name,
+        chip_path=the_chip.path,
+        clock_hz=the_chip.clock_hz,
+        workload=workload_summary(work),
+        rules=results,
+    )
+
+
+def workload_summary(work: Workload) -> dict[str, Any]:
+    """The few workload facts a report needs."""
+    return {
+        "model": work.model,
+        "layers": len(work.layers),
+        "weights": sum(la.weight_elements + la.bias_elements for la in work.layers),
+        "batch_size": work.batch_size,
+        "batches": [{"batch_size": b, "count": c} for b, c in work.batches],
+        "epochs": work.epochs,
+        "steps_per_epoch": work.steps_per_epoch if work.epochs else None,
+    }
+
+
+def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> RuleResult:
+    nominal = work.batches[0][0] if work.batches else work.batch_size
+    sizes = sorted({nominal, *(b for b, _ in work.batches)}, key=lambda b: b != nominal)
+    steps: dict[int, StepResult] = {}
+    for size in sizes:
+        plan = make_plan(work, chip, rule, size)
+        closed = count_step(work, chip, plan)
+        sim = simulate_step(work, chip, plan, timeline=timeline and size == nominal)
+        _check_agree(closed, sim.counts, rule, size)
+        steps[size] = StepResult(
+            batch_size=size,
+            counts=closed,
+            energy=price(closed, chip, sim.latency_cycles),
+            latency_cycles=sim.latency_cycles,
+            latency_s=sim.latency_cycles / chip.clock_hz,
+            phase_latency_cycles={p: sim.phase_latency_cycles.get(p, 0) for p in PHASES},
+            utilization=sim.utilization,
+            stall_cycles=sim.stall_cycles,
+            events=sim.events,
+            timeline=sim.timeline,
+        )
+        if size == nominal:
+            nominal_plan = plan
+    init_counts = count_init(work, chip, nominal_plan)
+    init_sim = simulate_init(work, chip, nominal_plan)
+    _check_agree(init_counts, init_sim.counts, rule, nominal)
+    init = InitResult(
+        init_counts, price(init_counts, chip, init_sim.latency_cycles), init_sim.latency_cycles
+    )
+    placement: dict[str, dict[str, str]] = {}
+    for (tensor, i), level in nominal_plan.placement.items():
+        placement.setdefault(tensor, {})[work.layers[i].name] = level
+    return RuleResult(
+        rule=rule.spec,
+        samples_per_weight_fetch=nominal_plan.samples_per_fetch,
+        placement=placement,
+        step=steps[nominal],
+        steps_by_batch_size=steps,
+        init=init,
+        run_totals=_run_totals(work, chip, steps, init) if work.epochs else None,
+    )
+
+
+def _check_agree(closed: Counts, simulated: Counts, rule: Rule, size: int) -> None:
+    # A disagreement is a bug in the simulator, not bad input: fail loudly.
+    if closed != simulated:
+        raise RuntimeError(
+            f"internal error: simulated counts differ from the closed form ({rule.spec}, "
+            f"batch {size})"
+        )
+
+
+def _run_totals(
+    work: Workload, chip: Chip, steps: dict[int, StepResult], init: InitResult
+) -> RunTotals:
+    epochs = work.epochs or 0
+    epoch_energy: Energy | None = None
+    epoch_counts: Counts | None = None
+    epoch_cycles = 0
+    for size, count in work.batches:
+        step = steps[size]
+        energy, counts = step.energy.scaled(count), step.counts.scaled(count)
+        epoch_energy = energy if epoch_energy is None else epoch_energy + energy
+        epoch_counts = counts if epoch_counts is None else epoch_counts + counts
+        epoch_cycles += step.latency_cycles * count
+    assert epoch_energy is not None and epoch_counts is not None
+    run_counts = epoch_counts.scaled(epochs) + init.counts
+    run_cycles = epoch_cycles * epochs + init.latency_cycles
+    return RunTotals(
+        epochs=epochs,
+        steps_per_epoch=work.steps_per_epoch,
+        steps=work.steps_per_epoch * epochs,
+        energy=epoch_energy.scaled(epochs) + init.energy,
+        epoch_energy=epoch_energy,
+        latency_cycles=run_cycles,
+        latency_s=run_cycles / chip.clock_hz,
+        epoch_latency_cycles=epoch_cycles,
+        weight_transport_bits=run_counts.weight_transport_bits,
+        sync_write_bits=run_counts.sync_write_bits,
+        feedback_read_bits=run_counts.feedback_read_bits,
+        macs=run_counts.total_macs,
+    )

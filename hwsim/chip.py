@@ -1,0 +1,416 @@
+"""Chip configs: the versioned YAML schema, its validation, and the typed ``Chip`` it builds.
+
+Validation runs before anything else and reports every problem at once, one line each, as
+``FILE:LINE: key.path: what is wrong``. The schema is documented key by key in
+``docs/simulator.md``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hwsim.errors import InputError
+from hwsim.yaml_lines import KeyPath, load_yaml_with_lines
+
+SCHEMA_VERSION = 1
+MEMORY_KINDS = ("register_file", "sram", "global_buffer", "rom", "dram")
+#: Tensor classes a chip places. ``weight_mirror`` is BP's copy of W in ``mirror`` mode.
+TENSORS = (
+    "weights",
+    "feedback_weights",
+    "weight_mirror",
+    "activations",
+    "errors",
+    "gradients",
+    "optimizer_state",
+)
+UNITS = ("forward", "error", "update")
+BP_WEIGHT_ACCESS = ("transport", "mirror")
+FEEDBACK_STORAGE = ("sram", "rom", "dram", "prng")
+#: Which memory kinds each stored feedback option may name.
+_STORAGE_KINDS = {
+    "sram": ("register_file", "sram", "global_buffer"),
+    "rom": ("rom",),
+    "dram": ("dram",),
+}
+
+
+@dataclass(frozen=True)
+class MemoryLevel:
+    """One memory of the hierarchy. Energies are per access; an access moves one burst."""
+
+    name: str
+    kind: str
+    size_bytes: int
+    word_bits: int
+    banks: int
+    ports: int
+    burst_words: int
+    read_energy_pj: float
+    write_energy_pj: float
+    bandwidth_bits_per_cycle: int
+    latency_cycles: int
+    leakage_mw: float
+    source: str | None = None
+
+    @property
+    def size_bits(self) -> int:
+        """Capacity in bits."""
+        return self.size_bytes * 8
+
+
+@dataclass(frozen=True)
+class Interconnect:
+    """The on-chip link between the forward side and the error side (transport, sync)."""
+
+    bandwidth_bits_per_cycle: int
+    latency_cycles: int
+    energy_per_bit_pj: float
+    source: str | None = None
+
+
+@dataclass(frozen=True)
+class Chip:
+    """A validated chip config. ``memories`` run from innermost to outermost."""
+
+    name: str
+    clock_hz: float
+    memories: tuple[MemoryLevel, ...]
+    interconnect: Interconnect
+    macs_per_cycle: dict[str, int]
+    mac_energy_pj: tuple[tuple[int, float], ...]
+    placement: dict[str, str]
+    bp_weight_access: str
+    feedback_storage: str
+    prng_energy_per_value_pj: float
+    prng_values_per_cycle: int
+    samples_per_weight_fetch: int | None
+    gradient_bits: int
+    optimizer_state_bits: int
+    description: str = ""
+    version: int = SCHEMA_VERSION
+    path: str | None = field(default=None, compare=False)
+
+    def memory(self, name: str) -> MemoryLevel:
+        """The memory level called ``name``."""
+        for level in self.memories:
+            if level.name == name:
+                return level
+        raise KeyError(name)
+
+    def spill_order(self, tensor: str) -> list[MemoryLevel]:
+        """Levels a tensor may live in: its placed level, then every level outward of it.
+
+        ROM only ever holds feedback weights (nothing else is read-only), so other tensors skip it.
+        """
+        start = [m.name for m in self.memories].index(self.placement[tensor])
+        return [
+            m
+            for m in self.memories[start:]
+            if m.kind != "rom"
+            or (tensor == "feedback_weights" and m.name == self.placement[tensor])
+        ]
+
+    def mac_energy_for(self, operand_bits: int) -> float:
+        """Energy of one MAC whose widest operand has ``operand_bits``: the smallest entry ≥ it."""
+        for bits, energy in self.mac_energy_pj:
+            if operand_bits <= bits:
+                return energy
+        widest = self.mac_energy_pj[-1][0]
+        raise InputError(
+            f"chip {self.name!r}: compute.mac_energy_pj has no entry for {operand_bits}-bit "
+            f"operands (widest is {widest} bits)"
+        )
+
+
+# ---------------------------------------------------------------------------------------------
+# validation
+
+
+class _Problems:
+    """Collects one message per problem, each naming file, line and key path."""
+
+    def __init__(self, file: Path, lines: dict[KeyPath, int]):
+        self.file = file
+        self.lines = lines
+        self.messages: list[str] = []
+
+    def add(self, path: KeyPath, message: str) -> None:
+        probe = path
+        while probe not in self.lines and probe:
+            probe = probe[:-1]
+        line = self.lines.get(probe, 1)
+        dotted = ".".join(str(p) for p in path) or "<document>"
+        self.messages.append(f"{self.file}:{line}: {dotted}: {message}")
+
+    def mapping(
+        self, value: Any, path: KeyPath, required: tuple[str, ...], optional: tuple[str, ...]
+    ) -> dict[str, Any]:
+        """Check a mapping's keys; return it (or an empty dict when it isn't one)."""
+        if not isinstance(value, dict):
+            self.add(path, f"must be a mapping, got {_kind(value)}")
+            return {}
+        allowed = set(required) | set(optional) | {"source"}
+        for key in value:
+            if key not in allowed:
+                self.add((*path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
+        for key in required:
+            if key not in value:
+                self.add((*path, key), "missing required key")
+        source = value.get("source")
+        if source is not None and not isinstance(source, str):
+            self.add((*path, "source"), f"must be a string, got {_kind(source)}")
+        return value
+
+    def integer(self, value: Any, path: KeyPath, minimum: int = 1) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            self.add(path, f"must be an integer, got {_kind(value)} {value!r}")
+            return minimum
+        if value < minimum:
+            word = "positive" if minimum == 1 else f"at least {minimum}"
+            self.add(path, f"must be {word}, got {value}")
+            return minimum
+        return value
+
+    def number(self, value: Any, path: KeyPath, positive: bool = False) -> float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            self.add(path, f"must be a number, got {_kind(value)} {value!r}")
+            return 1.0
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            self.add(path, f"must be {'positive' if positive else 'zero or more'}, got {value}")
+            return 1.0
+        return float(value)
+
+    def choice(self, value: Any, path: KeyPath, choices: tuple[str, ...]) -> str:
+        if value not in choices:
+            self.add(path, f"must be one of {', '.join(choices)}, got {value!r}")
+            return choices[0]
+        return value
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "nothing"
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def load_chip(path: str | Path) -> Chip:
+    """Read and validate a chip YAML file; raise :class:`InputError` listing every problem."""
+    path = Path(path)
+    data, lines = load_yaml_with_lines(path)
+    return chip_from_dict(data, path, lines)
+
+
+def chip_from_dict(
+    data: Any, path: str | Path = "<chip>", lines: dict[KeyPath, int] | None = None
+) -> Chip:
+    """Validate an already-parsed chip document; ``lines`` maps key paths to line numbers."""
+    p = _Problems(Path(path), lines or {})
+    top = p.mapping(
+        data,
+        (),
+        ("version", "name", "clock_hz", "memories", "interconnect", "compute", "placement"),
+        ("description", "training"),
+    )
+    if "version" in top and top["version"] != SCHEMA_VERSION:
+        p.add(("version",), f"unsupported chip schema version {top['version']!r} (this is 1)")
+        raise InputError("\n".join(p.messages))
+    name = top.get("name", "chip")
+    if "name" in top and not isinstance(name, str):
+        p.add(("name",), f"must be a string, got {_kind(name)}")
+    description = top.get("description", "")
+    clock_hz = p.number(top["clock_hz"], ("clock_hz",), positive=True) if "clock_hz" in top else 1.0
+    memories = _memories(p, top.get("memories")) if "memories" in top else ()
+    interconnect = _interconnect(p, top.get("interconnect")) if "interconnect" in top else None
+    macs_per_cycle, mac_energy = _compute(p, top["compute"]) if "compute" in top else ({}, ())
+    training = _training(p, top.get("training", {}))
+    placement = _placement(p, top["placement"], memories, training) if "placement" in top else {}
+    if p.messages:
+        raise InputError("\n".join(p.messages))
+    assert interconnect is not None
+    return Chip(
+        name=name,
+        description=str(description or ""),
+        clock_hz=clock_hz,
+        memories=memories,
+        interconnect=interconnect,
+        macs_per_cycle=macs_per_cycle,
+        mac_energy_pj=mac_energy,
+        placement=placement,
+        path=str(path),
+        **training,
+    )
+
+
+_MEMORY_REQUIRED = ("kind", "size_bytes", "word_bits", "read_energy_pj")
+_MEMORY_OPTIONAL = (
+    "write_energy_pj",
+    "banks",
+    "ports",
+    "burst_words",
+    "bandwidth_bits_per_cycle",
+    "latency_cycles",
+    "leakage_mw",
+)
+
+
+def _memories(p: _Problems, value: Any) -> tuple[MemoryLevel, ...]:
+    if not isinstance(value, dict) or not value:
+        p.add(("memories",), "must be a non-empty mapping of memory name → level")
+        return ()
+    levels = []
+    for name, spec in value.items():
+        at = ("memories", name)
+        m = p.mapping(spec, at, _MEMORY_REQUIRED, _MEMORY_OPTIONAL)
+        if not m:
+            continue
+        kind = p.choice(m.get("kind"), (*at, "kind"), MEMORY_KINDS) if "kind" in m else "sram"
+        word_bits = p.integer(m.get("word_bits", 1), (*at, "word_bits"))
+        banks = p.integer(m.get("banks", 1), (*at, "banks"))
+        if kind == "rom" and "write_energy_pj" in m:
+            p.add((*at, "write_energy_pj"), "a ROM is never written: remove this key")
+        if kind != "rom" and "write_energy_pj" not in m:
+            p.add((*at, "write_energy_pj"), "missing required key (only a ROM has none)")
+        levels.append(
+            MemoryLevel(
+                name=str(name),
+                kind=kind,
+                size_bytes=p.integer(m.get("size_bytes", 1), (*at, "size_bytes")),
+                word_bits=word_bits,
+                banks=banks,
+                ports=p.integer(m.get("ports", 1), (*at, "ports")),
+                burst_words=p.integer(m.get("burst_words", 1), (*at, "burst_words")),
+                read_energy_pj=p.number(m.get("read_energy_pj", 0.0), (*at, "read_energy_pj")),
+                write_energy_pj=p.number(m.get("write_energy_pj", 0.0), (*at, "write_energy_pj")),
+                bandwidth_bits_per_cycle=p.integer(
+                    m.get("bandwidth_bits_per_cycle", word_bits * banks),
+                    (*at, "bandwidth_bits_per_cycle"),
+                ),
+                latency_cycles=p.integer(m.get("latency_cycles", 1), (*at, "latency_cycles"), 0),
+                leakage_mw=p.number(m.get("leakage_mw", 0.0), (*at, "leakage_mw")),
+                source=m.get("source"),
+            )
+        )
+    return tuple(levels)
+
+
+def _interconnect(p: _Problems, value: Any) -> Interconnect:
+    at = ("interconnect",)
+    m = p.mapping(value, at, ("bandwidth_bits_per_cycle", "energy_per_bit_pj"), ("latency_cycles",))
+    return Interconnect(
+        bandwidth_bits_per_cycle=p.integer(
+            m.get("bandwidth_bits_per_cycle", 1), (*at, "bandwidth_bits_per_cycle")
+        ),
+        latency_cycles=p.integer(m.get("latency_cycles", 1), (*at, "latency_cycles"), 0),
+        energy_per_bit_pj=p.number(m.get("energy_per_bit_pj", 0.0), (*at, "energy_per_bit_pj")),
+        source=m.get("source"),
+    )
+
+
+def _compute(p: _Problems, value: Any) -> tuple[dict[str, int], tuple[tuple[int, float], ...]]:
+    at = ("compute",)
+    m = p.mapping(value, at, (*UNITS, "mac_energy_pj"), ())
+    macs = {}
+    for unit in UNITS:
+        if unit in m:
+            u = p.mapping(m[unit], (*at, unit), ("macs_per_cycle",), ())
+            if "macs_per_cycle" in u:
+                macs[unit] = p.integer(u["macs_per_cycle"], (*at, unit, "macs_per_cycle"))
+    table: list[tuple[int, float]] = []
+    energies = m.get("mac_energy_pj")
+    if "mac_energy_pj" in m:
+        if not isinstance(energies, dict) or not energies:
+            p.add((*at, "mac_energy_pj"), "must map operand bit width → pJ per MAC, e.g. {8: 0.23}")
+        else:
+            for bits, energy in energies.items():
+                if bits == "source":
+                    continue
+                key = (*at, "mac_energy_pj", bits)
+                table.append((p.integer(bits, key), p.number(energy, key)))
+    return macs, tuple(sorted(table))
+
+
+_TRAINING_DEFAULTS: dict[str, Any] = {
+    "bp_weight_access": "transport",
+    "feedback_storage": "sram",
+    "prng_energy_per_value_pj": 0.0,
+    "prng_values_per_cycle": 64,
+    "samples_per_weight_fetch": "auto",
+    "gradient_bits": 32,
+    "optimizer_state_bits": 32,
+}
+
+
+def _training(p: _Problems, value: Any) -> dict[str, Any]:
+    at = ("training",)
+    m = p.mapping(value, at, (), tuple(_TRAINING_DEFAULTS))
+    v = {**_TRAINING_DEFAULTS, **{k: m[k] for k in m if k in _TRAINING_DEFAULTS}}
+    storage = p.choice(v["feedback_storage"], (*at, "feedback_storage"), FEEDBACK_STORAGE)
+    if storage == "prng" and "prng_energy_per_value_pj" not in m:
+        p.add((*at, "prng_energy_per_value_pj"), "required when feedback_storage is prng")
+    reuse = v["samples_per_weight_fetch"]
+    if reuse != "auto":
+        reuse = p.integer(reuse, (*at, "samples_per_weight_fetch"))
+    return {
+        "bp_weight_access": p.choice(
+            v["bp_weight_access"], (*at, "bp_weight_access"), BP_WEIGHT_ACCESS
+        ),
+        "feedback_storage": storage,
+        "prng_energy_per_value_pj": p.number(
+            v["prng_energy_per_value_pj"], (*at, "prng_energy_per_value_pj")
+        ),
+        "prng_values_per_cycle": p.integer(
+            v["prng_values_per_cycle"], (*at, "prng_values_per_cycle")
+        ),
+        "samples_per_weight_fetch": None if reuse == "auto" else reuse,
+        "gradient_bits": p.integer(v["gradient_bits"], (*at, "gradient_bits")),
+        "optimizer_state_bits": p.integer(v["optimizer_state_bits"], (*at, "optimizer_state_bits")),
+    }
+
+
+def _placement(
+    p: _Problems, value: Any, memories: tuple[MemoryLevel, ...], training: dict[str, Any]
+) -> dict[str, str]:
+    at = ("placement",)
+    storage = training["feedback_storage"]
+    mirror = training["bp_weight_access"] == "mirror"
+    required = ["weights", "activations", "errors", "gradients", "optimizer_state"]
+    if storage != "prng":
+        required.append("feedback_weights")
+    if mirror:
+        required.append("weight_mirror")
+    m = p.mapping(value, at, tuple(required), tuple(t for t in TENSORS if t not in required))
+    kinds = {level.name: level.kind for level in memories}
+    placement: dict[str, str] = {}
+    for tensor, level in m.items():
+        if tensor == "source":
+            continue
+        key = (*at, tensor)
+        if tensor not in TENSORS:
+            continue  # already reported as unknown
+        if level not in kinds:
+            p.add(key, f"names no memory level (have: {', '.join(kinds) or 'none'}), got {level!r}")
+            continue
+        placement[tensor] = level
+        if tensor == "feedback_weights":
+            if storage == "prng":
+                p.add(key, "feedback_storage is prng: regenerated feedback has no placement")
+            elif kinds[level] not in _STORAGE_KINDS[storage]:
+                p.add(
+                    key,
+                    f"feedback_storage is {storage}, so it must name a "
+                    f"{' or '.join(_STORAGE_KINDS[storage])} level, but {level!r} is a "
+                    f"{kinds[level]}",
+                )
+        elif kinds[level] == "rom":
+            p.add(key, f"{tensor} are written during training and cannot live in ROM {level!r}")
+        if tensor == "weight_mirror" and not mirror:
+            p.add(key, "only used when training.bp_weight_access is mirror")
+    if mirror and placement.get("weight_mirror") == placement.get("weights") is not None:
+        p.add((*at, "weight_mirror"), "a mirror must live in a different memory than weights")
+    return placement

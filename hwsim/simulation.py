@@ -1,0 +1,216 @@
+"""SimPy simulation of one training step: memories and links as resources, units as processes.
+
+Memories are ``simpy.Resource`` s with one slot per port; the interconnect and the feedback PRNG
+are one-slot resources. A transfer holds a port for ``fetches × latency_cycles +
+⌈bits / bandwidth_bits_per_cycle⌉`` cycles. Three units run as processes: ``forward``,
+``error`` and ``update`` (gradient and update). Work is pipelined by chunks of fetch groups: the
+error unit starts on chunk c once the forward unit has finished it, so BP's error unit competes
+with the forward unit for the weight memory while FA/IFA's reads its own feedback store.
+
+The simulation tallies every transfer it executes; those tallies must equal the closed form
+(``hwsim.counting``) exactly. Events are per task and transfer (tile granularity), never per word.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from dataclasses import dataclass
+
+import simpy
+
+from hwsim.chip import Chip
+from hwsim.counting import AccessCount, Counts, Tally
+from hwsim.dataflow import Plan, Task, Transfer, lower_init, lower_step
+from hwsim.workload import Workload
+
+LINK = "interconnect"
+PRNG = "prng"
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One busy interval of a resource (memory, interconnect, prng) or a unit (its MACs)."""
+
+    resource: str
+    phase: str
+    tensor: str
+    layer: int
+    start_cycle: int
+    end_cycle: int
+
+
+@dataclass(frozen=True)
+class SimOutcome:
+    """What a simulation measured: its own counts, and time."""
+
+    counts: Counts
+    latency_cycles: int
+    phase_latency_cycles: dict[str, int]
+    utilization: dict[str, float]
+    stall_cycles: dict[str, int]
+    events: int
+    timeline: tuple[TimelineEvent, ...] | None
+
+
+class _CountingEnvironment(simpy.Environment):
+    """An environment that counts the events it schedules (for events/s in benchmarks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scheduled = 0
+
+    def schedule(self, event, priority=1, delay=0):  # type: ignore[override]
+        self.scheduled += 1
+        super().schedule(event, priority, delay)
+
+
+class _Machine:
+    def __init__(self, chip: Chip, record_timeline: bool):
+        self.chip = chip
+        self.env = _CountingEnvironment()
+        self.resources = {m.name: simpy.Resource(self.env, m.ports) for m in chip.memories}
+        self.resources[LINK] = simpy.Resource(self.env, 1)
+        self.resources[PRNG] = simpy.Resource(self.env, 1)
+        self.capacity = {name: r.capacity for name, r in self.resources.items()}
+        self.tally = Tally()
+        self.busy: dict[str, int] = defaultdict(int)
+        self.stall: dict[str, int] = defaultdict(int)
+        self.spans: dict[str, list[int]] = {}
+        self.timeline: list[TimelineEvent] | None = [] if record_timeline else None
+
+    def _mark(self, name: str, task: Task, tensor: str, start: int, end: int) -> None:
+        self.busy[name] += end - start
+        span = self.spans.setdefault(task.phase, [start, end])
+        span[0], span[1] = min(span[0], start), max(span[1], end)
+        if self.timeline is not None:
+            self.timeline.append(TimelineEvent(name, task.phase, tensor, task.layer, start, end))
+
+    def _hold(self, name: str, cycles: int, unit: str, task: Task, tensor: str):
+        resource = self.resources[name]
+        asked = self.env.now
+        with resource.request() as grant:
+            yield grant
+            self.stall[unit] += self.env.now - asked
+            start = self.env.now
+            yield self.env.timeout(cycles)
+        self._mark(name, task, tensor, start, self.env.now)
+
+    def move(self, unit: str, task: Task, t: Transfer):
+        """Carry out one transfer; stores cross the link before the memory, loads after."""
+        steps = []
+        if t.level is None:
+            steps.append((PRNG, math.ceil(t.generated_values / self.chip.prng_values_per_cycle)))
+        else:
+            level = self.chip.memory(t.level)
+            cycles = t.fetches * level.latency_cycles + math.ceil(
+                t.bits / level.bandwidth_bits_per_cycle
+            )
+            steps.append((t.level, cycles))
+        if t.link_bits:
+            link = self.chip.interconnect
+            cycles = t.fetches * link.latency_cycles + math.ceil(
+                t.link_bits / link.bandwidth_bits_per_cycle
+            )
+            steps.insert(0 if t.direction == "write" else 1, (LINK, cycles))
+        for name, cycles in steps:
+            yield from self._hold(name, cycles, unit, task, t.tensor)
+        if t.level is None:
+            self.tally.generated_values[task.phase] += t.generated_values
+        else:
+            key = (t.level, t.tensor, task.phase, t.direction)
+            self.tally.accesses[key] += AccessCount(t.bits, t.words, t.accesses)
+        if t.link_bits:
+            self.tally.interconnect_bits[(t.tensor, task.phase)] += t.link_bits
+
+    def _all(self, unit: str, task: Task, transfers: tuple[Transfer, ...]):
+        if len(transfers) == 1:
+            yield from self.move(unit, task, transfers[0])
+        elif transfers:
+            yield self.env.all_of([self.env.process(self.move(unit, task, t)) for t in transfers])
+
+    def run(self, task: Task, macs_per_cycle: int):
+        """Load (in parallel), compute, store (in parallel)."""
+        unit = task.unit
+        yield from self._all(unit, task, task.loads)
+        if task.macs:
+            start = self.env.now
+            yield self.env.timeout(math.ceil(task.macs / macs_per_cycle))
+            self._mark(unit, task, "macs", start, self.env.now)
+            self.capacity.setdefault(unit, 1)
+            self.tally.macs[(task.phase, task.operand_bits)] += task.macs
+        yield from self._all(unit, task, task.stores)
+
+    def outcome(self) -> SimOutcome:
+        latency = int(self.env.now)
+        return SimOutcome(
+            counts=self.tally.freeze(),
+            latency_cycles=latency,
+            phase_latency_cycles={p: end - start for p, (start, end) in self.spans.items()},
+            utilization={
+                name: (self.busy[name] / (cap * latency) if latency else 0.0)
+                for name, cap in self.capacity.items()
+            },
+            stall_cycles=dict(self.stall),
+            events=self.env.scheduled,
+            timeline=tuple(self.timeline) if self.timeline is not None else None,
+        )
+
+
+def simulate_step(
+    workload: Workload, chip: Chip, plan: Plan, *, timeline: bool = False
+) -> SimOutcome:
+    """Simulate one training step; return its counts, latency, utilization and stalls."""
+    machine = _Machine(chip, timeline)
+    env = machine.env
+    chunks = lower_step(workload, chip, plan)
+    updates, chunks = chunks[-1], chunks[:-1]
+    top = len(workload.layers) - 1
+    forward_done = [env.event() for _ in chunks]
+    error_ready = {(c, i): env.event() for c in range(len(chunks)) for i in range(top + 1)}
+    speed = chip.macs_per_cycle
+
+    def forward_unit():
+        for c, tasks in enumerate(chunks):
+            for task in tasks:
+                if task.unit == "forward":
+                    yield from machine.run(task, speed["forward"])
+            forward_done[c].succeed()
+
+    def error_unit():
+        for c, tasks in enumerate(chunks):
+            yield forward_done[c]
+            for task in tasks:
+                if task.unit == "error":
+                    yield from machine.run(task, speed["error"])
+                    # the loss (no loads) writes the top error; layer i sends one to layer i−1
+                    produced = task.layer if not task.loads else task.layer - 1
+                    error_ready[(c, produced)].succeed()
+
+    def update_unit():
+        for c, tasks in enumerate(chunks):
+            for task in tasks:
+                if task.unit == "update":
+                    yield error_ready[(c, task.layer)]
+                    yield from machine.run(task, speed["update"])
+        for task in updates:
+            yield from machine.run(task, speed["update"])
+
+    env.process(forward_unit())
+    env.process(error_unit())
+    done = env.process(update_unit())
+    env.run(until=done)
+    return machine.outcome()
+
+
+def simulate_init(workload: Workload, chip: Chip, plan: Plan) -> SimOutcome:
+    """Simulate a rule's one-time init, task after task."""
+    machine = _Machine(chip, record_timeline=False)
+
+    def init_unit():
+        for task in lower_init(workload, chip, plan):
+            yield from machine.run(task, 1)
+
+    done = machine.env.process(init_unit())
+    machine.env.run(until=done)
+    return machine.outcome()
