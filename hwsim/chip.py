@@ -409,8 +409,7 @@ def _placement(
                 )
         elif kinds[level] == "rom":
             p.add(key, f"{tensor} are written during training and cannot live in ROM {level!r}")
-        if tensor == "weight_mirror" and not mirror:
-            p.add(key, "only used when training.bp_weight_access is mirror")
+    # (a weight_mirror placement may stay in a transport chip, so users can flip the mode)
     if mirror and placement.get("weight_mirror") == placement.get("weights") is not None:
         p.add((*at, "weight_mirror"), "a mirror must live in a different memory than weights")
     return placement

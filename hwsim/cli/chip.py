@@ -1,0 +1,93 @@
+"""``hwsim chip validate`` and ``hwsim chip show``: check and read chip YAML files."""
+
+from __future__ import annotations
+
+import click
+from rich.table import Table
+
+from hwsim.cli import main
+from hwsim.cli.common import InputError, console, err_console
+
+
+@main.group()
+def chip() -> None:
+    """Validate and show chip configs."""
+
+
+@chip.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate(files: tuple[str, ...]) -> None:
+    """Validate chip YAML files; every problem is listed with its file, line and key."""
+    from hwsim.chip import load_chip
+
+    problems = []
+    for file in files:
+        try:
+            load_chip(file)
+            console.print(f"[green]ok[/] {file}", highlight=False)
+        except InputError as exc:
+            problems.append(str(exc))
+    if problems:
+        raise InputError("\n".join(problems))
+
+
+@chip.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+def show(file: str) -> None:
+    """Print a chip's memory hierarchy, interconnect, compute and placement."""
+    from hwsim.chip import load_chip
+
+    c = load_chip(file)
+    console.print(f"[bold]{c.name}[/] — {c.description} ({c.clock_hz / 1e6:g} MHz)")
+    levels = Table(title="memories (innermost first)")
+    for column in (
+        "name",
+        "kind",
+        "size (bytes)",
+        "word (bits)",
+        "banks",
+        "ports",
+        "burst (words)",
+        "read (pJ)",
+        "write (pJ)",
+        "bandwidth (bit/cycle)",
+        "latency (cycles)",
+        "leakage (mW)",
+    ):
+        levels.add_column(column, justify="right")
+    for m in c.memories:
+        levels.add_row(
+            m.name,
+            m.kind,
+            f"{m.size_bytes:,}",
+            str(m.word_bits),
+            str(m.banks),
+            str(m.ports),
+            str(m.burst_words),
+            f"{m.read_energy_pj:g}",
+            "—" if m.kind == "rom" else f"{m.write_energy_pj:g}",
+            str(m.bandwidth_bits_per_cycle),
+            str(m.latency_cycles),
+            f"{m.leakage_mw:g}",
+        )
+    console.print(levels)
+    link = c.interconnect
+    console.print(
+        f"interconnect: {link.bandwidth_bits_per_cycle} bit/cycle, {link.latency_cycles} cycles, "
+        f"{link.energy_per_bit_pj:g} pJ/bit",
+        highlight=False,
+    )
+    units = ", ".join(f"{u} {n} MAC/cycle" for u, n in c.macs_per_cycle.items())
+    macs = ", ".join(f"≤{bits} bit {pj:g} pJ" for bits, pj in c.mac_energy_pj)
+    console.print(f"compute: {units}; MAC energy: {macs}", highlight=False)
+    placement = ", ".join(f"{t} → {level}" for t, level in c.placement.items())
+    console.print(f"placement: {placement}", highlight=False)
+    reuse = c.samples_per_weight_fetch or "auto"
+    prng = f" ({c.prng_energy_per_value_pj:g} pJ/value)" if c.feedback_storage == "prng" else ""
+    console.print(
+        f"training: BP weight access {c.bp_weight_access}, feedback {c.feedback_storage}{prng}, "
+        f"samples per weight fetch {reuse}, gradients {c.gradient_bits} bit, "
+        f"optimizer state {c.optimizer_state_bits} bit",
+        highlight=False,
+    )
+    err_console.print(f"from {file}", highlight=False)
