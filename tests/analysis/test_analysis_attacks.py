@@ -102,7 +102,7 @@ def test_pgd_stays_in_ball_and_range_and_is_seeded():
 @pytest.mark.parametrize("attack", ["fgsm", "pgd"])
 def test_adversarial_accuracy_closed_form(attack):
     model, x, y = linear_case()
-    u_l1 = float((model.weight[1] - model.weight[0]).abs().sum())
+    u_l1 = float((model.weight[1] - model.weight[0]).detach().abs().sum())
     eps_list = [0.0, 0.01, 0.03, 0.1]
     results = adversarial_accuracy(
         model, x, y, eps_list=eps_list, attack=attack, steps=20, clip=None, batch_size=64
@@ -120,7 +120,7 @@ def test_adversarial_accuracy_closed_form(attack):
 
 def test_transfer_attack_closed_form():
     model, x, y = linear_case()
-    u_l1 = float((model.weight[1] - model.weight[0]).abs().sum())
+    u_l1 = float((model.weight[1] - model.weight[0]).detach().abs().sum())
     margin = margins(model, x, y)
     # Surrogate = target: a transfer attack is the white-box attack.
     same = transfer_accuracy(model, model, x, y, eps_list=[0.05], attack="fgsm", clip=None)
