@@ -1,0 +1,298 @@
+"""Hand-computed counts on a toy network and chip, for every rule and mode.
+
+Toy network: MLP 4-3-2 with biases, 8-bit everything, batch 3, SGD+momentum (1 state tensor).
+Toy chip (data/toy_chip.yaml): 2 samples per weight fetch, so fetch groups are 2 + 1 samples.
+Layer 0: 12 weights + 3 biases, layer 1: 6 weights + 2 biases. Word widths: wmem/fbmem/rom 16,
+buf 32, dram 64 with bursts of 2 words.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+
+import pytest
+
+from hwsim.api import simulate
+from hwsim.chip import load_chip
+from hwsim.counting import AccessCount, count_init, count_step
+from hwsim.dataflow import make_plan
+from hwsim.errors import InputError
+from hwsim.rules import parse_rule
+from hwsim.simulation import simulate_init, simulate_step
+from hwsim.workload import build_workload, workload_from_dict
+
+DATA = Path(__file__).parent / "data"
+TOY = load_chip(DATA / "toy_chip.yaml")
+
+
+def toy_workload(batch_size: int = 3, **kw):
+    return workload_from_dict(build_workload("mlp:4-3-2", batch_size=batch_size, **kw))
+
+
+def chip(**changes):
+    placement = {**TOY.placement, **changes.pop("placement", {})}
+    return dataclasses.replace(TOY, placement=placement, **changes)
+
+
+A = AccessCount
+# Traffic every rule has (bits, words, accesses), worked out in the module docstring's terms.
+COMMON = {
+    # forward: W per fetch group (2 groups): (120 bits → 8 words + 64 → 4) × 2
+    ("wmem", "weights", "forward", "read"): A(368, 24, 24),
+    # x: layer 0 32 bit/sample (64 → 2 words, 32 → 1), layer 1 24 bit/sample (48 → 2, 24 → 1)
+    ("buf", "activations", "forward", "read"): A(168, 6, 6),
+    # y: 24 bit/sample (72 bits: 2 + 1 words), logits 16 bit/sample (48 bits: 1 + 1 words)
+    ("buf", "activations", "forward", "write"): A(120, 5, 5),
+    # loss error (48 bits: 1 + 1) and layer 1's error sent down (72 bits: 2 + 1)
+    ("buf", "errors", "backward", "write"): A(120, 5, 5),
+    ("buf", "errors", "backward", "read"): A(48, 2, 2),
+    ("buf", "activations", "gradient", "read"): A(168, 6, 6),
+    ("buf", "errors", "gradient", "read"): A(120, 5, 5),
+    # ΔW: written by both fetch groups, read back by the second: (120 → 4 words + 64 → 2)
+    ("buf", "gradients", "gradient", "write"): A(368, 12, 12),
+    ("buf", "gradients", "gradient", "read"): A(184, 6, 6),
+    ("buf", "gradients", "update", "read"): A(184, 6, 6),
+    ("wmem", "weights", "update", "read"): A(184, 12, 12),
+    ("wmem", "weights", "update", "write"): A(184, 12, 12),
+    ("buf", "optimizer_state", "update", "read"): A(184, 6, 6),
+    ("buf", "optimizer_state", "update", "write"): A(184, 6, 6),
+}
+MACS = {"forward": 54, "backward": 18, "gradient": 54, "update": 46}
+
+# (rule, chip changes) → (extra step counts, step interconnect bits, generated values,
+#                          init counts, init interconnect bits, init generated values)
+CASES = {
+    "bp-transport": (
+        "bp",
+        {"bp_weight_access": "transport"},
+        {("wmem", "weights", "backward", "transport"): A(96, 6, 6)},  # layer 1's 48 bits × 2
+        {("weights", "backward"): 96},
+        {},
+        {},
+        {},
+        {},
+    ),
+    "bp-mirror": (
+        "bp",
+        {"bp_weight_access": "mirror"},
+        {
+            ("fbmem", "weight_mirror", "backward", "read"): A(96, 6, 6),
+            ("fbmem", "weight_mirror", "update", "write"): A(144, 9, 9),  # sync: 96 + 48 bits
+        },
+        {("weight_mirror", "update"): 144},
+        {},
+        {
+            ("wmem", "weights", "init", "read"): A(144, 9, 9),
+            ("fbmem", "weight_mirror", "init", "write"): A(144, 9, 9),
+        },
+        {("weight_mirror", "init"): 144},
+        {},
+    ),
+    "fa-sram": (
+        "fa",
+        {"feedback_storage": "sram"},
+        {("fbmem", "feedback_weights", "backward", "read"): A(96, 6, 6)},
+        {},
+        {},
+        {("fbmem", "feedback_weights", "init", "write"): A(144, 9, 9)},
+        {},
+        {},
+    ),
+    "ifa-sram": (
+        "ifa",
+        {"feedback_storage": "sram"},
+        {("fbmem", "feedback_weights", "backward", "read"): A(96, 6, 6)},
+        {},
+        {},
+        {
+            ("wmem", "weights", "init", "read"): A(144, 9, 9),
+            ("fbmem", "feedback_weights", "init", "write"): A(144, 9, 9),
+        },
+        {("feedback_weights", "init"): 144},
+        {},
+    ),
+    "fa-rom": (
+        "fa",
+        {"feedback_storage": "rom", "placement": {"feedback_weights": "rom"}},
+        {("rom", "feedback_weights", "backward", "read"): A(96, 6, 6)},
+        {},
+        {},
+        {},
+        {},
+        {},
+    ),
+    "ifa-rom": (
+        "ifa",
+        {"feedback_storage": "rom", "placement": {"feedback_weights": "rom"}},
+        {("rom", "feedback_weights", "backward", "read"): A(96, 6, 6)},
+        {},
+        {},
+        {
+            ("rom", "feedback_weights", "init", "read"): A(144, 9, 9),
+            ("wmem", "weights", "init", "write"): A(144, 9, 9),
+        },
+        {("weights", "init"): 144},
+        {},
+    ),
+    "fa-dram": (
+        "fa",
+        {"feedback_storage": "dram", "placement": {"feedback_weights": "dram"}},
+        # 48 bits per fetch: 1 word of 64 bits, 1 burst; two fetches
+        {("dram", "feedback_weights", "backward", "read"): A(96, 2, 2)},
+        {},
+        {},
+        # 96 bits → 2 words → 1 burst; 48 bits → 1 word → 1 burst
+        {("dram", "feedback_weights", "init", "write"): A(144, 3, 2)},
+        {},
+        {},
+    ),
+    "fa-prng": (
+        "fa",
+        {"feedback_storage": "prng", "prng_energy_per_value_pj": 0.5},
+        {},
+        {},
+        {"backward": 12},  # layer 1's 6 values, regenerated for each of 2 fetch groups
+        {},
+        {},
+        {},
+    ),
+    "ifa-prng": (
+        "ifa",
+        {"feedback_storage": "prng", "prng_energy_per_value_pj": 0.5},
+        {},
+        {},
+        {"backward": 12},
+        {("wmem", "weights", "init", "write"): A(144, 9, 9)},
+        {("weights", "init"): 144},
+        {"init": 18},
+    ),
+}
+
+
+def _prng_placement(changes):
+    if changes.get("feedback_storage") == "prng":
+        placement = {k: v for k, v in TOY.placement.items() if k != "feedback_weights"}
+        return dataclasses.replace(TOY, placement=placement, **changes)
+    return chip(**changes)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_counts_match_hand_computation_and_simulation(case):
+    spec, changes, extra, link, generated, init, init_link, init_generated = CASES[case]
+    the_chip = _prng_placement(dict(changes))
+    work = toy_workload()
+    plan = make_plan(work, the_chip, parse_rule(spec), 3)
+    assert plan.fetch_groups == 2 and plan.group_sizes() == [2, 1]
+    closed = count_step(work, the_chip, plan)
+    assert closed.accesses == dict(sorted({**COMMON, **extra}.items()))
+    assert closed.interconnect_bits == link
+    assert closed.macs_by_phase() == MACS
+    assert closed.generated_values == generated
+    closed_init = count_init(work, the_chip, plan)
+    assert closed_init.accesses == dict(sorted(init.items()))
+    assert closed_init.interconnect_bits == init_link
+    assert closed_init.generated_values == init_generated
+    # the SimPy simulation tallies exactly the same
+    assert simulate_step(work, the_chip, plan).counts == closed
+    assert simulate_init(work, the_chip, plan).counts == closed_init
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_transport_sync_and_feedback_reads_by_rule(case):
+    spec, changes, *_ = CASES[case]
+    the_chip = _prng_placement(dict(changes))
+    r = simulate(toy_workload(), the_chip, spec).rules[parse_rule(spec).spec]
+    if spec != "bp":
+        assert r.weight_transport_bits == 0 and r.sync_write_bits == 0
+    elif changes["bp_weight_access"] == "transport":
+        assert (r.weight_transport_bits, r.sync_write_bits) == (96, 0)
+    else:
+        assert (r.weight_transport_bits, r.sync_write_bits) == (0, 144)
+    stored = spec != "bp" and changes.get("feedback_storage") != "prng"
+    assert r.feedback_read_bits == (96 if stored else 0)
+
+
+def test_prng_stores_nothing_and_pays_generation_energy():
+    the_chip = _prng_placement({"feedback_storage": "prng", "prng_energy_per_value_pj": 0.5})
+    r = simulate(toy_workload(), the_chip, "fa").rules["fa"]
+    assert "feedback_weights" not in r.placement
+    assert not any(key[1] == "feedback_weights" for key in r.step.counts.accesses)
+    assert r.step.energy.breakdown_pj["feedback_generation"] == 12 * 0.5
+    assert r.step.energy.by_phase_pj["backward"] >= 6.0
+
+
+def test_soft_ifa_counts_like_ifa():
+    r = simulate(toy_workload(), TOY, "ifa,ifa:45")
+    assert r.rules["ifa"].step.counts == r.rules["ifa:45"].step.counts
+    assert r.rules["ifa"].init.counts == r.rules["ifa:45"].init.counts
+
+
+def test_energy_is_priced_from_counts():
+    work = toy_workload()
+    r = simulate(work, TOY, "bp").rules["bp"]  # toy chip: mirror mode
+    e = r.step.energy
+    assert e.total_pj == sum(e.breakdown_pj.values())
+    # memory: Σ accesses × per-access energy, read priced at read energy, write at write
+    assert e.by_access_pj[("wmem", "weights", "forward", "read")] == 24 * 2.0
+    assert e.by_access_pj[("fbmem", "weight_mirror", "update", "write")] == 9 * 3.0
+    assert e.breakdown_pj["interconnect"] == 144 * 0.5
+    # all MACs have 8-bit operands (0.25 pJ) except the update, priced at 8-bit state/grads too
+    assert e.breakdown_pj["compute"] == 172 * 0.25
+    # leakage: 1 mW (wmem) over the step
+    assert e.breakdown_pj["leakage"] == pytest.approx(r.latency_cycles / 1e6 * 1e9)
+    assert sum(e.memory_by_level_pj.values()) == pytest.approx(e.breakdown_pj["memory"])
+
+
+def test_spilling_happens_exactly_when_a_tensor_outgrows_its_level():
+    # wmem holds 512 bits; weights need 120 + 64 = 184 bits at 8-bit.
+    def placement(bits: int) -> dict:
+        work = toy_workload(weight_bits=bits)
+        return make_plan(work, TOY, parse_rule("fa"), 3).placement
+
+    # 21 bits: 15×21 = 315 and 8×21 = 168 → 483 ≤ 512: both fit
+    assert placement(21)[("weights", 0)] == "wmem" and placement(21)[("weights", 1)] == "wmem"
+    # 22 bits: 330 fits, 330 + 176 = 506 still fits
+    assert placement(22)[("weights", 1)] == "wmem"
+    # 23 bits: 345 fits, 345 + 184 = 529 > 512: layer 1 spills to the next level outward
+    assert placement(23)[("weights", 0)] == "wmem"
+    assert placement(23)[("weights", 1)] == "fbmem"
+
+
+def test_spilling_skips_rom_and_fails_when_nothing_fits():
+    rf, wmem, fbmem, rom, buf, _ = TOY.memories
+    tight = dataclasses.replace(TOY, memories=(rf, wmem, rom, fbmem, buf))
+    work = toy_workload(weight_bits=32)  # layer 0: 480 bits, layer 1: 256 bits
+    plan = make_plan(work, tight, parse_rule("fa"), 3)
+    assert plan.placement[("weights", 0)] == "wmem"
+    assert plan.placement[("weights", 1)] == "fbmem"  # past the ROM, which holds only B
+    with pytest.raises(
+        InputError, match=re.escape("weights of layer 'layers.0' (3000 bits) fit in neither")
+    ):
+        make_plan(toy_workload(weight_bits=200), tight, parse_rule("fa"), 3)
+
+
+def test_auto_reuse_is_set_by_the_innermost_level():
+    auto = dataclasses.replace(TOY, samples_per_weight_fetch=None)
+    # rf holds 128 bits; the widest layer needs (4 + 3) × 8 = 56 bits per sample → 2 samples
+    assert make_plan(toy_workload(batch_size=5), auto, parse_rule("bp"), 5).samples_per_fetch == 2
+
+
+def test_run_totals_price_the_partial_batch():
+    doc = build_workload("mlp:4-3-2", batch_size=3)
+    doc["batches"] = [{"batch_size": 3, "count": 4}, {"batch_size": 1, "count": 1}]
+    doc["epochs"] = 2
+    r = simulate(doc, TOY, "ifa").rules["ifa"]
+    full, last = r.steps_by_batch_size[3], r.steps_by_batch_size[1]
+    rt = r.run_totals
+    assert rt.steps == 10 and rt.epochs == 2
+    epoch_macs = 4 * full.counts.total_macs + last.counts.total_macs
+    assert rt.macs == 2 * epoch_macs
+    assert rt.latency_cycles == 2 * (4 * full.latency_cycles + last.latency_cycles) + (
+        r.init.latency_cycles
+    )
+    expected = 2 * (4 * full.energy.total_pj + last.energy.total_pj) + r.init.energy.total_pj
+    assert rt.energy.total_pj == pytest.approx(expected)
+    assert rt.energy.total_pj == pytest.approx(sum(rt.energy.breakdown_pj.values()))
+    assert last.counts.macs_by_phase()["forward"] == 18  # one sample
