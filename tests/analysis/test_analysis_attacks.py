@@ -42,7 +42,7 @@ def expected_sign(model: nn.Linear, y: torch.Tensor) -> torch.Tensor:
 
 def margins(model: nn.Linear, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     u = (model.weight[1] - model.weight[0]).detach()
-    c = float(model.bias[1] - model.bias[0])
+    c = float((model.bias[1] - model.bias[0]).detach())
     return (2 * y - 1).double() * (x @ u + c)
 
 
