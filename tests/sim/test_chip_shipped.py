@@ -1,0 +1,83 @@
+"""Stored-number regression tests for the shipped chips, on the default workload.
+
+The default workload is the project's MLP 784-256×5-10 with 8-bit weights, batch 64.
+If a number here changes, a chip file or the cost model changed: check why before updating.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+import hwsim
+from hwsim.api import DEFAULT_CHIP, simulate
+from hwsim.chip import load_chip
+
+CHIPS = hwsim.CONFIGS_DIR / "chips"
+DEFAULT_MODEL = "mlp:784-256-256-256-256-256-10"
+
+# rule → (energy per step pJ, latency cycles, transport bits, sync bits, feedback read bits,
+#         init interconnect bits)
+STORED = {
+    "edge_sram": {
+        "bp": (414666719.2, 1525682, 21176320, 0, 0, 0),
+        "fa": (409796165.6, 1479629, 0, 0, 21176320, 0),
+        "ifa": (409796165.6, 1479629, 0, 0, 21176320, 3723264),
+    },
+    "dram_accel": {
+        "bp": (1469256131.84, 926254, 8470528, 0, 0, 0),
+        "fa": (1466460857.6, 928650, 0, 0, 8470528, 0),
+        "ifa": (1466460857.6, 928650, 0, 0, 8470528, 3723264),
+    },
+    "dfa_prng": {
+        "bp": (1461014802.32, 1033357, 0, 3723264, 0, 3723264),
+        "fa": (1417205350.8, 1004375, 0, 0, 0, 0),
+        "ifa": (1417205350.8, 1004375, 0, 0, 0, 3723264),
+    },
+}
+
+
+@pytest.mark.parametrize("name", sorted(STORED))
+def test_shipped_chip_numbers(name):
+    result = simulate(DEFAULT_MODEL, CHIPS / f"{name}.yaml", "bp,fa,ifa")
+    for spec, expected in STORED[name].items():
+        r = result.rules[spec]
+        got = (
+            r.energy_pj,
+            r.latency_cycles,
+            r.weight_transport_bits,
+            r.sync_write_bits,
+            r.feedback_read_bits,
+            r.init.counts.total_interconnect_bits,
+        )
+        assert got[1:] == expected[1:], spec
+        assert got[0] == pytest.approx(expected[0], rel=1e-12), spec
+
+
+def test_every_shipped_chip_validates_and_cites_its_numbers():
+    files = sorted(CHIPS.glob("*.yaml"))
+    assert {f.stem for f in files} >= set(STORED)
+    for f in files:
+        chip = load_chip(f)
+        assert f.read_text().startswith(f"# {chip.name} —")
+        assert all(level.source for level in chip.memories), f
+        assert chip.interconnect.source, f
+
+
+def test_default_chip_holds_the_default_workload_in_sram():
+    assert DEFAULT_CHIP == CHIPS / "edge_sram.yaml"
+    chip = load_chip(DEFAULT_CHIP)
+    kinds = {m.name: m.kind for m in chip.memories}
+    for spec, r in simulate(DEFAULT_MODEL, DEFAULT_CHIP, "bp,fa,ifa").rules.items():
+        for tensor in ("weights", "feedback_weights"):
+            for level in r.placement.get(tensor, {}).values():
+                assert kinds[level] == "sram", (spec, tensor, level)
+        assert all(kinds[lv] != "dram" for levels in r.placement.values() for lv in levels.values())
+
+
+def test_prng_chip_removes_feedback_storage_and_memory_traffic():
+    r = simulate(DEFAULT_MODEL, CHIPS / "dfa_prng.yaml", "fa").rules["fa"]
+    assert "feedback_weights" not in r.placement
+    assert r.step.counts.total_generated_values > 0
+    assert r.step.energy.breakdown_pj["feedback_generation"] == pytest.approx(
+        r.step.counts.total_generated_values * 0.03
+    )

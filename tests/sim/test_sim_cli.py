@@ -1,0 +1,113 @@
+"""``hwsim simulate`` / ``hwsim chip`` through click, the JSON document, and torch-freedom."""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import hwsim
+from hwsim.cli import main
+
+TOY = Path(__file__).parent / "data" / "toy_chip.yaml"
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_simulate_json_document():
+    result = _run(
+        "simulate",
+        "--algo",
+        "bp,fa,ifa:30",
+        "--chip",
+        str(TOY),
+        "--model",
+        "mlp:4-3-2",
+        "--batch-size",
+        "3",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.output)
+    assert doc["format"] == "hwsim-simulation" and doc["chip"]["name"] == "toy"
+    assert list(doc["rules"]) == ["bp", "fa", "ifa:30"]
+    bp, fa = doc["rules"]["bp"], doc["rules"]["fa"]
+    assert bp["sync_write_bits"] == 144 and bp["weight_transport_bits"] == 0  # toy: mirror
+    assert fa["feedback_read_bits"] == 96 and fa["sync_write_bits"] == 0
+    assert fa["counts"]["fbmem"]["feedback_weights"]["backward"]["read"] == {
+        "bits": 96,
+        "words": 6,
+        "accesses": 6,
+        "energy_pj": 12.0,
+    }
+    assert fa["macs"] == 172
+    energy = fa["energy_pj"]
+    assert energy["total"] == sum(energy["breakdown"].values())
+    assert fa["latency_s"] == fa["latency_cycles"] / 1e6
+    assert fa["run_totals"] is None  # a model spec has no epochs
+
+
+def test_simulate_workload_file_with_run_totals(tmp_path):
+    from hwsim.workload import build_workload
+
+    doc = build_workload("mlp:4-3-2", batch_size=3)
+    doc.update(epochs=2, batches=[{"batch_size": 3, "count": 2}, {"batch_size": 2, "count": 1}])
+    path = tmp_path / "workload.json"
+    path.write_text(json.dumps(doc))
+    result = _run("simulate", "--algo", "fa", "--chip", str(TOY), "--workload", str(path), "--json")
+    assert result.exit_code == 0, result.output
+    totals = json.loads(result.output)["rules"]["fa"]["run_totals"]
+    assert totals["steps"] == 6 and totals["epochs"] == 2
+    assert totals["energy_pj"]["total"] == sum(totals["energy_pj"]["breakdown"].values())
+
+
+def test_simulate_table_and_default_chip():
+    result = _run("simulate", "--model", "mlp:784-256-10")
+    assert result.exit_code == 0, result.output
+    assert "edge_sram" in result.output and "bp" in result.output
+
+
+def test_bad_options_exit_2():
+    for args in (
+        ("simulate", "--model", "mlp:4-x"),
+        ("simulate", "--algo", "sgd", "--model", "mlp:4-3-2"),
+        ("simulate",),
+        ("simulate", "--model", "resnet18", "--workload", "w.json"),
+        ("simulate", "--workload", "missing.json"),
+    ):
+        result = _run(*args)
+        assert result.exit_code == 2, (args, result.output)
+        assert "Traceback" not in result.output
+
+
+def test_chip_show_and_validate():
+    shown = _run("chip", "show", str(hwsim.CONFIGS_DIR / "chips" / "edge_sram.yaml"))
+    assert shown.exit_code == 0 and "weight_sram" in shown.output
+    ok = _run("chip", "validate", *map(str, (hwsim.CONFIGS_DIR / "chips").glob("*.yaml")))
+    assert ok.exit_code == 0 and ok.output.count("ok") == 3
+
+
+def test_resnet18_workload_shapes():
+    from hwsim.workload import build_workload
+
+    layers = build_workload("resnet18")["layers"]
+    assert len(layers) == 21  # stem, 16 block convs, 3 shortcuts, classifier
+    weights = sum(
+        math.prod(la["weight_shape"]) + (la["weight_shape"][0] if la["bias"] else 0)
+        for la in layers
+    )
+    # the CIFAR ResNet-18 has 11,173,962 parameters; 9,600 of them are batch norm's
+    assert weights == 11_173_962 - 9_600
+    assert layers[-1]["input_shape"] == [512]
+
+
+def test_simulator_core_does_not_import_torch():
+    code = "import sys, hwsim.api, hwsim.cli.simulate; print('torch' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
