@@ -20,6 +20,7 @@ from models.analysis.corruptions import (
     CorruptionResult,
     corrupt,
     corruption_accuracy,
+    pixelate_sides,
 )
 from models.analysis.evaluation import accuracy, predict
 from models.analysis.hessian import (
@@ -72,6 +73,7 @@ __all__ = [
     "input_gradient_fn",
     "loss_surface",
     "pgd",
+    "pixelate_sides",
     "predict",
     "set_flat_parameters",
     "spectral_density",

@@ -429,7 +429,8 @@ def top_eigenvalues(
     residual bound ``β_m |s_{m,i}|`` of each wanted Ritz pair is below ``tol · |λ_i|``, or
     ``max_steps`` operator products (default ``min(n, max(60, 4k))``). In exact arithmetic a
     single Krylov space holds one copy of a repeated eigenvalue: for a spectrum with exact
-    multiplicities the later copies appear only through rounding.
+    multiplicities the later copies appear only through rounding. The Lanczos basis takes
+    ``max_steps × n`` numbers of memory.
     """
     n = operator.size
     if not 1 <= k <= n:
