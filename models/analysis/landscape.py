@@ -14,7 +14,6 @@ import torch
 from torch import Tensor, nn
 
 from models.analysis.hessian import (
-    Batch,
     Batches,
     HessianOperator,
     LossFn,
@@ -84,11 +83,11 @@ class TrajectoryResult:
         }
 
 
-def dataset_loss(model: nn.Module, loss_fn: LossFn, batches: Sequence[Batch]) -> float:
+def dataset_loss(model: nn.Module, loss_fn: LossFn, batches: Batches) -> float:
     """Sample-weighted mean of a mean-reduced ``loss_fn`` over the batches (no gradient)."""
     total, count = 0.0, 0
     with torch.no_grad():
-        for x, y in batches:
+        for x, y in as_batch_list(batches):
             total += float(loss_fn(model(x), y)) * x.shape[0]
             count += x.shape[0]
     return total / count
