@@ -1,0 +1,147 @@
+"""``hwsim compare``: train each rule, simulate the chip(s), write the comparison report."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from hwsim import PROJECT_ROOT
+from hwsim.cli import main
+from hwsim.cli.common import console, err_console
+
+
+def _si(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
+        if abs(value) >= factor:
+            return f"{value / factor:.3g} {prefix}{unit}"
+    return f"{value:.3g} {unit}"
+
+
+def _table(summary: dict[str, Any], chip: str) -> Table:
+    table = Table(title=f"{summary['data']['dataset']} on chip {chip}")
+    for header in (
+        "rule",
+        "test acc",
+        "weight transport / step",
+        "sync writes / step",
+        "feedback reads / step",
+        "energy / step",
+        "energy / run",
+        "latency / step",
+        "energy ÷ BP",
+    ):
+        table.add_column(header, justify="right")
+    for rule in summary["rule_order"]:
+        r = summary["chips"][chip]["rules"][rule]
+        acc = r["test_accuracy"]
+        run = r.get("run_totals") or {}
+        ratio = (r.get("ratios_to_bp") or {}).get("energy_per_step")
+        table.add_row(
+            rule,
+            f"{acc['final']:.3f}"
+            + (f" ± {acc['final_std']:.3f}" if len(summary["seeds"]) > 1 else "")
+            if acc["final"] is not None
+            else "—",
+            _si(r["weight_transport_bits"], "b"),
+            _si(r["sync_write_bits"], "b"),
+            _si(r["feedback_read_bits"], "b"),
+            _si(r["energy_pj"]["total"] * 1e-12, "J"),
+            _si(run.get("energy_pj", {}).get("total", 0) * 1e-12 or None, "J"),
+            _si(r["latency_s"], "s"),
+            "—" if ratio is None else f"{ratio:.3f}",
+        )
+    return table
+
+
+@main.command()
+@click.option("--algo", default=None, help="Rules, e.g. bp,fa,ifa,ifa:30 [default: experiment's].")
+@click.option(
+    "--chip",
+    "chips",
+    multiple=True,
+    help="Chip YAML file or shipped chip name; repeat to compare chips.",
+)
+@click.option(
+    "--experiment",
+    "experiment_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Experiment YAML [default: configs/experiments/default.yaml].",
+)
+@click.option("--dataset", default=None, help="Override the experiment's dataset.")
+@click.option("--epochs", type=int, default=None, help="Override the experiment's epochs.")
+@click.option("--seed", type=int, default=None, help="Train with this one seed.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Run directory [default: reports/compare-<experiment name>].",
+)
+@click.option("--force", is_flag=True, help="Overwrite a report already in --out.")
+@click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
+@click.option("--quiet", is_flag=True, help="No progress bars or tables.")
+def compare(
+    algo: str | None,
+    chips: tuple[str, ...],
+    experiment_path: str | None,
+    dataset: str | None,
+    epochs: int | None,
+    seed: int | None,
+    out: str | None,
+    force: bool,
+    as_json: bool,
+    quiet: bool,
+) -> None:
+    """Train every rule on the same data and init, simulate the chip, write the report."""
+    from hwsim.compare import run_compare
+    from hwsim.experiment import DEFAULT_EXPERIMENT, load_experiment
+
+    experiment = load_experiment(experiment_path or DEFAULT_EXPERIMENT).with_overrides(
+        rules=algo, chips=list(chips) or None, dataset=dataset, epochs=epochs, seed=seed
+    )
+    out_dir = Path(out) if out else PROJECT_ROOT / "reports" / f"compare-{experiment.name}"
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet or not err_console.is_terminal,
+    )
+    tasks: dict[str, Any] = {}
+
+    def on_train_start(rule: str, seed_: int, total: int) -> None:
+        tasks["train"] = progress.add_task(f"train {rule} (seed {seed_})", total=total)
+
+    def on_epoch(row: dict[str, Any]) -> None:
+        progress.update(tasks["train"], completed=row["epoch"])
+
+    def on_simulated(chip: str, rule: str) -> None:
+        if "sim" not in tasks:
+            total = len(experiment.chips) * len(experiment.rules)
+            tasks["sim"] = progress.add_task("simulate", total=total)
+        progress.advance(tasks["sim"])
+
+    with progress:
+        summary = run_compare(
+            experiment,
+            out_dir,
+            force=force,
+            on_train_start=on_train_start,
+            on_epoch=on_epoch,
+            on_simulated=on_simulated,
+        )
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    if not quiet:
+        for chip in summary["chip_order"]:
+            console.print(_table(summary, chip))
+    console.print(f"report: {out_dir / 'report.html'}", highlight=False)

@@ -1,0 +1,306 @@
+"""`hwsim compare`: train every rule, simulate each on every chip, write one comparison.
+
+The run directory and ``summary.json`` are documented in docs/compare.md. Everything is
+resumable: training runs resume from their checkpoints, finished ones are reused, and the
+summary, CSV and report are written atomically at the end (an existing report is never
+overwritten without ``force``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+import statistics
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hwsim import __version__
+from hwsim.errors import InputError
+from hwsim.experiment import Experiment
+
+SUMMARY_FORMAT = "hwsim-compare"
+SUMMARY_VERSION = 1
+CSV_COLUMNS = (
+    "chip",
+    "rule",
+    "level",
+    "tensor",
+    "phase",
+    "direction",
+    "bits",
+    "words",
+    "accesses",
+    "energy_pj",
+)
+#: Tensors whose accesses count as "weight" reads/writes in the summary.
+WEIGHT_TENSORS = ("weights", "weight_mirror", "feedback_weights")
+OUTPUTS = ("summary.json", "accesses.csv", "report.md", "report.html", "experiment.yaml")
+OUTPUT_DIRS = ("runs", "simulation", "chips", "figures")
+
+
+def rule_dirname(spec: str) -> str:
+    """File-system name of a rule spec (``ifa:30`` → ``ifa-30``)."""
+    return spec.replace(":", "-")
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a directory")
+    if force:
+        for name in OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+        for name in OUTPUT_DIRS:
+            shutil.rmtree(out / name, ignore_errors=True)
+        return
+    if (out / "summary.json").exists():
+        raise InputError(
+            f"{out} already holds a report (summary.json); pass --force to overwrite it, "
+            "or choose another --out"
+        )
+    previous = out / "experiment.yaml"
+    if previous.exists() and yaml.safe_load(previous.read_text()) != experiment.to_dict():
+        raise InputError(
+            f"{out} holds an unfinished compare of a different experiment ({previous}); "
+            "pass --force to start over, or choose another --out"
+        )
+
+
+def run_compare(
+    experiment: Experiment,
+    out_dir: str | Path,
+    *,
+    force: bool = False,
+    report: bool = True,
+    on_train_start: Callable[[str, int, int], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_simulated: Callable[[str, str], None] | None = None,
+) -> dict[str, Any]:
+    """Train, simulate and write the comparison of ``experiment`` into ``out_dir``.
+
+    Callbacks feed progress displays: ``on_train_start(rule, seed, epochs)``, ``on_epoch(row)``
+    per metrics row, ``on_simulated(chip, rule)``. Returns the summary document.
+    """
+    from hwsim.api import simulate
+    from hwsim.chip import load_chip
+    from models.training import load_data, train
+
+    out = Path(out_dir)
+    chips = [load_chip(p) for p in experiment.chips]  # validate everything before any work
+    names = [c.name for c in chips]
+    if len(set(names)) != len(names):
+        raise InputError(f"two chip files share a name: {', '.join(names)}")
+    configs = {
+        (r, s): experiment.train_config(r, s) for r in experiment.rules for s in experiment.seeds
+    }
+    data = load_data(next(iter(configs.values())))
+    _prepare_out(out, experiment, force)
+    out.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out / "experiment.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    for chip, path in zip(chips, experiment.chips, strict=True):
+        target = out / "chips" / f"{chip.name}.yaml"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(path, target)
+
+    runs: dict[str, list[Any]] = {r: [] for r in experiment.rules}
+    for (rule, seed), config in configs.items():
+        if on_train_start:
+            on_train_start(rule, seed, config.epochs)
+        run_dir = out / "runs" / f"{rule_dirname(rule)}-seed{seed}"
+        runs[rule].append(train(config, run_dir, on_epoch=on_epoch))
+
+    simulations: dict[str, dict[str, dict[str, Any]]] = {}
+    for chip in chips:
+        simulations[chip.name] = {}
+        for rule in experiment.rules:
+            workload = runs[rule][0].out_dir / "workload.json"
+            result = simulate(workload, chip, [rule], timeline=True).rules[rule].to_dict()
+            _atomic_write(
+                out / "simulation" / chip.name / f"{rule_dirname(rule)}.json",
+                json.dumps(result) + "\n",
+            )
+            simulations[chip.name][rule] = result
+            if on_simulated:
+                on_simulated(chip.name, rule)
+
+    summary = build_summary(experiment, data, runs, chips, simulations)
+    _atomic_write(out / "accesses.csv", accesses_csv(summary))
+    _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if report:
+        from hwsim.report import write_report
+
+        write_report(out)
+    return summary
+
+
+def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
+
+
+def _training_block(rule: str, results: list[Any], out: Path) -> dict[str, Any]:
+    finals = [r.final_test_accuracy for r in results if r.final_test_accuracy is not None]
+    bests = [r.best_test_accuracy for r in results if r.best_test_accuracy is not None]
+    last_rows = [
+        next(row for row in reversed(r.metrics) if not row.get("diverged")) for r in results
+    ]
+    layers = last_rows[0]["alignment_deg"].keys()
+    statuses = {r.status for r in results}
+    final, final_std = _mean_std(finals)
+    best, best_std = _mean_std(bests)
+    return {
+        "status": statuses.pop() if len(statuses) == 1 else "partly-diverged",
+        "test_accuracy": {
+            "final": final,
+            "final_std": final_std,
+            "best": best,
+            "best_std": best_std,
+            "per_seed_final": [r.final_test_accuracy for r in results],
+        },
+        "train_accuracy_final": statistics.fmean(row["train_accuracy"] for row in last_rows),
+        "final_alignment_deg": {
+            layer: statistics.fmean(row["alignment_deg"][layer] for row in last_rows)
+            for layer in layers
+        },
+        "epochs_completed": min(r.epochs_completed for r in results),
+        "run_dirs": [str(r.out_dir.relative_to(out)) for r in results],
+    }
+
+
+def _weight_bits_by_level(counts: dict[str, Any], directions: tuple[str, ...]) -> dict[str, int]:
+    totals: dict[str, int] = {}
+    for level, tensors in counts.items():
+        bits = sum(
+            entry["bits"]
+            for tensor in WEIGHT_TENSORS
+            for phase in tensors.get(tensor, {}).values()
+            for direction, entry in phase.items()
+            if direction in directions
+        )
+        if bits:
+            totals[level] = bits
+    return totals
+
+
+SIMULATION_FIELDS = (
+    "counts",
+    "weight_transport_bits",
+    "sync_write_bits",
+    "feedback_read_bits",
+    "macs",
+    "energy_pj",
+    "latency_cycles",
+    "latency_s",
+    "init",
+    "run_totals",
+)
+
+
+def build_summary(
+    experiment: Experiment,
+    data: Any,
+    runs: dict[str, list[Any]],
+    chips: list[Any],
+    simulations: dict[str, dict[str, dict[str, Any]]],
+) -> dict[str, Any]:
+    """Assemble the summary document of docs/compare.md from training and simulation results."""
+    out = next(iter(runs.values()))[0].out_dir.parent.parent
+    training = {rule: _training_block(rule, results, out) for rule, results in runs.items()}
+    chip_blocks: dict[str, Any] = {}
+    for chip in chips:
+        rules: dict[str, Any] = {}
+        for rule in experiment.rules:
+            sim = simulations[chip.name][rule]
+            block = dict(training[rule])
+            block["weight_reads_bits"] = _weight_bits_by_level(sim["counts"], ("read", "transport"))
+            block["weight_writes_bits"] = _weight_bits_by_level(sim["counts"], ("write",))
+            block.update({key: sim[key] for key in SIMULATION_FIELDS})
+            rules[rule] = block
+        if "bp" in rules:
+            bp = rules["bp"]
+            for block in rules.values():
+                block["ratios_to_bp"] = _ratios(block, bp)
+        chip_blocks[chip.name] = {
+            "path": str(chip.path),
+            "copy": f"chips/{chip.name}.yaml",
+            "clock_hz": chip.clock_hz,
+            "rules": rules,
+        }
+    summary: dict[str, Any] = {
+        "format": SUMMARY_FORMAT,
+        "version": SUMMARY_VERSION,
+        "hwsim_version": __version__,
+        "experiment": experiment.to_dict(),
+        "data": {
+            "dataset": data.name,
+            "train_samples": len(data.y_train),
+            "test_samples": len(data.y_test),
+        },
+        "seeds": list(experiment.seeds),
+        "rule_order": list(experiment.rules),
+        "chip_order": [c.name for c in chips],
+        "chips": chip_blocks,
+    }
+    if len(chips) == 1:
+        summary["rules"] = chip_blocks[chips[0].name]["rules"]
+    return summary
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
+def _ratios(block: dict[str, Any], bp: dict[str, Any]) -> dict[str, float | None]:
+    run, bp_run = block.get("run_totals"), bp.get("run_totals")
+    return {
+        "energy_per_step": _ratio(block["energy_pj"]["total"], bp["energy_pj"]["total"]),
+        "energy_run": _ratio(run["energy_pj"]["total"], bp_run["energy_pj"]["total"])
+        if run and bp_run
+        else None,
+        "latency_per_step": _ratio(block["latency_cycles"], bp["latency_cycles"]),
+        "final_test_accuracy": _ratio(
+            block["test_accuracy"]["final"], bp["test_accuracy"]["final"]
+        ),
+    }
+
+
+def accesses_csv(summary: dict[str, Any]) -> str:
+    """The memory-access report: one row per chip × rule × level × tensor × phase × direction."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    for chip_name in summary["chip_order"]:
+        rules = summary["chips"][chip_name]["rules"]
+        for rule in summary["rule_order"]:
+            for level, tensors in rules[rule]["counts"].items():
+                for tensor, phases in tensors.items():
+                    for phase, directions in phases.items():
+                        for direction, c in directions.items():
+                            writer.writerow(
+                                [
+                                    chip_name,
+                                    rule,
+                                    level,
+                                    tensor,
+                                    phase,
+                                    direction,
+                                    c["bits"],
+                                    c["words"],
+                                    c["accesses"],
+                                    c["energy_pj"],
+                                ]
+                            )
+    return buffer.getvalue()

@@ -1,0 +1,250 @@
+"""`hwsim compare` through the CLI, on tiny settings."""
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hwsim.cli import main
+
+TINY_EXPERIMENT = """\
+version: 1
+name: tiny
+dataset: {name: digits, train_size: 300}
+network: {model: mlp, depth: 3, width: 16}
+quantization: {weight_bits: 8, act_bits: 8, feedback_bits: 4}
+training: {epochs: 2, batch_size: 64, optimizer: adam, lr: 0.003}
+seeds: [0]
+rules: [bp, fa, ifa, "ifa:30"]
+chips: [edge_sram]
+"""
+
+
+def _invoke(*args: str):
+    return CliRunner().invoke(main, ["compare", "--quiet", *args])
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> tuple[Path, Path, dict]:
+    root = tmp_path_factory.mktemp("compare")
+    experiment = root / "tiny.yaml"
+    experiment.write_text(TINY_EXPERIMENT)
+    out = root / "out"
+    result = _invoke("--experiment", str(experiment), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    return experiment, out, json.loads(result.output)
+
+
+def test_summary_schema_and_invariants(tiny):
+    _, out, printed = tiny
+    summary = json.loads((out / "summary.json").read_text())
+    assert printed == summary
+    assert (summary["format"], summary["version"]) == ("hwsim-compare", 1)
+    assert summary["rule_order"] == ["bp", "fa", "ifa", "ifa:30"]
+    assert summary["data"] == {"dataset": "digits", "train_samples": 300, "test_samples": 360}
+    assert summary["chips"]["edge_sram"]["rules"] == summary["rules"]
+    rules = summary["rules"]
+    assert rules["bp"]["weight_transport_bits"] > 0
+    assert rules["bp"]["feedback_read_bits"] == 0
+    for spec in ("fa", "ifa", "ifa:30"):
+        assert rules[spec]["weight_transport_bits"] == 0
+        assert rules[spec]["sync_write_bits"] == 0
+        assert rules[spec]["feedback_read_bits"] > 0
+    for block in rules.values():
+        energy = block["energy_pj"]
+        assert math.isclose(energy["total"], sum(energy["breakdown"].values()), rel_tol=1e-12)
+        run = block["run_totals"]["energy_pj"]
+        assert math.isclose(run["total"], sum(run["breakdown"].values()), rel_tol=1e-12)
+        assert 0 <= block["test_accuracy"]["final"] <= 1
+        assert block["test_accuracy"]["best"] >= block["test_accuracy"]["final"]
+        assert block["ratios_to_bp"]["energy_per_step"] == pytest.approx(
+            block["energy_pj"]["total"] / rules["bp"]["energy_pj"]["total"]
+        )
+    assert set(rules["bp"]["final_alignment_deg"].values()) == {0.0}
+    assert all(a > 0 for a in rules["fa"]["final_alignment_deg"].values())
+    # BP reads W for its error phase, FA/IFA read B instead: same MACs, different memories
+    assert rules["bp"]["macs"] == rules["fa"]["macs"]
+    assert "feedback_sram" in rules["fa"]["weight_reads_bits"]
+    assert "feedback_sram" not in rules["bp"]["weight_reads_bits"]
+
+
+def test_accesses_csv_sums_equal_summary(tiny):
+    _, out, summary = tiny
+    with open(out / "accesses.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert rows and set(rows[0]) == {
+        "chip",
+        "rule",
+        "level",
+        "tensor",
+        "phase",
+        "direction",
+        "bits",
+        "words",
+        "accesses",
+        "energy_pj",
+    }
+    for spec, block in summary["rules"].items():
+        mine = [r for r in rows if r["rule"] == spec and r["chip"] == "edge_sram"]
+        energy = sum(float(r["energy_pj"]) for r in mine)
+        assert energy == pytest.approx(block["energy_pj"]["breakdown"]["memory"], rel=1e-9)
+        transport = sum(int(r["bits"]) for r in mine if r["direction"] == "transport")
+        assert transport == block["weight_transport_bits"]
+        feedback = sum(
+            int(r["bits"])
+            for r in mine
+            if r["tensor"] == "feedback_weights" and r["direction"] == "read"
+        )
+        assert feedback == block["feedback_read_bits"]
+
+
+def test_run_directory_layout(tiny):
+    _, out, _ = tiny
+    for rel in (
+        "experiment.yaml",
+        "chips/edge_sram.yaml",
+        "runs/ifa-30-seed0/metrics.jsonl",
+        "runs/bp-seed0/workload.json",
+        "simulation/edge_sram/ifa-30.json",
+    ):
+        assert (out / rel).is_file(), rel
+    sim = json.loads((out / "simulation/edge_sram/bp.json").read_text())
+    assert sim["timeline"] and sim["weight_transport_bits"] > 0
+
+
+def test_existing_report_is_refused_then_forced(tiny, tmp_path):
+    experiment, out, _ = tiny
+    before = (out / "summary.json").read_bytes()
+    result = _invoke("--experiment", str(experiment), "--out", str(out))
+    assert result.exit_code == 2
+    assert "already holds a report" in result.output and "Traceback" not in result.output
+    assert (out / "summary.json").read_bytes() == before
+
+
+def test_same_seed_same_numbers_and_force(tiny, tmp_path):
+    experiment, _, summary = tiny
+    again = tmp_path / "again"
+    result = _invoke("--experiment", str(experiment), "--out", str(again), "--json")
+    assert result.exit_code == 0, result.output
+    second = json.loads(result.output)
+    for spec in summary["rule_order"]:
+        a, b = summary["rules"][spec], second["rules"][spec]
+        assert a["test_accuracy"] == b["test_accuracy"] and a["energy_pj"] == b["energy_pj"]
+        assert a["counts"] == b["counts"] and a["latency_cycles"] == b["latency_cycles"]
+    result = _invoke(
+        "--experiment", str(experiment), "--out", str(again), "--force", "--algo", "bp,fa"
+    )
+    assert result.exit_code == 0, result.output
+    forced = json.loads((again / "summary.json").read_text())
+    assert forced["rule_order"] == ["bp", "fa"] and not (again / "runs" / "ifa-seed0").exists()
+
+
+def test_several_chips(tiny, tmp_path):
+    experiment, _, _ = tiny
+    out = tmp_path / "chips"
+    result = _invoke(
+        "--experiment",
+        str(experiment),
+        "--out",
+        str(out),
+        "--algo",
+        "bp,ifa",
+        "--chip",
+        "edge_sram",
+        "--chip",
+        "dram_accel",
+        "--json",
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["chip_order"] == ["edge_sram", "dram_accel"] and "rules" not in summary
+    for chip in summary["chip_order"]:
+        rules = summary["chips"][chip]["rules"]
+        assert rules["bp"]["weight_transport_bits"] > 0 == rules["ifa"]["weight_transport_bits"]
+    # same training, different chips: accuracy identical, energy not
+    a, b = (summary["chips"][c]["rules"]["bp"] for c in summary["chip_order"])
+    assert a["test_accuracy"] == b["test_accuracy"] and a["energy_pj"] != b["energy_pj"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--algo", "bp,sgd"], "unknown learning rule 'sgd'"),
+        (["--algo", "ifa:200"], "outside [0, 180]"),
+        (["--dataset", "mnist"], "--data-dir"),
+        (["--chip", "no_such_chip"], "chip file no_such_chip not found"),
+        (["--epochs", "0"], "epochs"),
+    ],
+)
+def test_bad_input_exit_2(tiny, tmp_path, args, message):
+    experiment, _, _ = tiny
+    out = tmp_path / "bad"
+    result = _invoke("--experiment", str(experiment), "--out", str(out), *args)
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+    assert not (out / "summary.json").exists()
+
+
+def test_malformed_chip_and_experiment_files(tiny, tmp_path):
+    experiment, _, _ = tiny
+    chip = tmp_path / "broken_chip.yaml"
+    chip.write_text("version: 1\nname: broken\nclock_hz: -5\n")
+    result = _invoke(
+        "--experiment", str(experiment), "--out", str(tmp_path / "o1"), "--chip", str(chip)
+    )
+    assert result.exit_code == 2 and str(chip) in result.output
+    bad = tmp_path / "bad_experiment.yaml"
+    bad.write_text(
+        TINY_EXPERIMENT.replace("epochs: 2", "epochs: two").replace(
+            "seeds: [0]", "seeds: [0]\nlearning_rate: 3"
+        )
+    )
+    result = _invoke("--experiment", str(bad), "--out", str(tmp_path / "o2"))
+    assert result.exit_code == 2
+    assert f"{bad}:6: training.epochs: expected int" in result.output
+    assert f"{bad}:8: learning_rate: unknown key" in result.output
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_interrupt_keeps_finished_rules_and_resumes(tiny, tmp_path, monkeypatch):
+    experiment, _, summary = tiny
+    import models.training
+
+    real_train = models.training.train
+
+    def train_then_interrupt(config, out_dir, **kwargs):
+        if config.algo == "ifa":
+            raise KeyboardInterrupt
+        return real_train(config, out_dir, **kwargs)
+
+    monkeypatch.setattr(models.training, "train", train_then_interrupt)
+    out = tmp_path / "interrupted"
+    result = _invoke("--experiment", str(experiment), "--out", str(out))
+    assert result.exit_code == 130, result.output
+    assert (out / "runs/fa-seed0/result.json").is_file() and not (out / "summary.json").exists()
+    finished = (out / "runs/bp-seed0/metrics.jsonl").stat().st_mtime_ns
+
+    monkeypatch.undo()
+    result = _invoke("--experiment", str(experiment), "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    assert (out / "runs/bp-seed0/metrics.jsonl").stat().st_mtime_ns == finished  # not retrained
+    resumed = json.loads(result.output)
+    for spec in summary["rule_order"]:
+        assert resumed["rules"][spec]["test_accuracy"] == summary["rules"][spec]["test_accuracy"]
+
+
+def test_default_compare_end_to_end(tmp_path):
+    """The built-in default (mnist5k, quantized MLP, edge_sram), shortened to one epoch."""
+    out = tmp_path / "default"
+    result = _invoke("--epochs", "1", "--out", str(out), "--json")
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["data"]["dataset"] == "mnist5k" and summary["chip_order"] == ["edge_sram"]
+    assert summary["rule_order"] == ["bp", "fa", "ifa"]
+    rules = summary["rules"]
+    assert rules["bp"]["weight_transport_bits"] > 0 == rules["ifa"]["weight_transport_bits"]
+    assert rules["ifa"]["test_accuracy"]["final"] > 0.5
+    assert (out / "report.html").is_file()
