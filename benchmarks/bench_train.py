@@ -25,8 +25,13 @@ def bench(model_name: str, bits: int, steps: int, batch_size: int) -> dict[str, 
     data = load_dataset("mnist5k")
     setups = {}
     for rule in RULES:
-        config = TrainConfig(algo=rule, model=model_name, weight_bits=bits, act_bits=bits,
-                             depth=6 if model_name == "mlp" else None)  # fmt: skip
+        config = TrainConfig(
+            algo=rule,
+            model=model_name,
+            weight_bits=bits,
+            act_bits=bits,
+            depth=6 if model_name == "mlp" else None,
+        )
         model = build_model(config, data)
         setups[rule] = (model, torch.optim.Adam(model.parameters(), lr=1e-3))
     g = torch.Generator().manual_seed(0)
@@ -63,8 +68,10 @@ def main() -> None:
     ]:
         steps = args.steps if model_name == "mlp" else max(20, args.steps // 5)
         t = bench(model_name, bits, steps, args.batch_size)
-        print(f"{label:<16}{t['bp'] * 1e3:>9.2f}{t['fa'] * 1e3:>9.2f}{t['ifa'] * 1e3:>9.2f}"
-              f"{t['fa'] / t['bp']:>8.3f}{t['ifa'] / t['bp']:>8.3f}")  # fmt: skip
+        print(
+            f"{label:<16}{t['bp'] * 1e3:>9.2f}{t['fa'] * 1e3:>9.2f}{t['ifa'] * 1e3:>9.2f}"
+            f"{t['fa'] / t['bp']:>8.3f}{t['ifa'] / t['bp']:>8.3f}"
+        )
 
 
 if __name__ == "__main__":

@@ -103,10 +103,12 @@ class TrainConfig:
             if value is None and "None" in str(kind):
                 continue
             wanted = (
-                (int,) if kind.startswith("int")
-                else (int, float) if kind.startswith("float")
+                (int,)
+                if kind.startswith("int")
+                else (int, float)
+                if kind.startswith("float")
                 else (str,)
-            )  # fmt: skip
+            )
             if isinstance(value, bool) or not isinstance(value, wanted):
                 raise InputError(f"{source}: key {key!r} = {value!r}: expected {kind}")
         return cls(**raw)

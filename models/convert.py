@@ -67,9 +67,12 @@ def convert(
                 f"layer {name!r}: only numeric zero padding is supported for feedback convolutions"
             )
         feedback = draw_feedback(
-            layer.weight, rule, generator=generator, backward_gain=backward_gain,
+            layer.weight,
+            rule,
+            generator=generator,
+            backward_gain=backward_gain,
             feedback_bits=feedback_bits,
-        )  # fmt: skip
+        )
         layer.__class__ = cls  # the twin only overrides the product: swapping keeps all state
         layer.attach_feedback(rule, feedback, feedback_bits)
     return model

@@ -103,9 +103,13 @@ def _limit_train(data: Dataset, train_size: int) -> Dataset:
             f"train size {train_size} exceeds the {available} training samples of {data.name!r}"
         )
     return Dataset(
-        data.name, data.x_train[:train_size], data.y_train[:train_size],
-        data.x_test, data.y_test, data.num_classes,
-    )  # fmt: skip
+        data.name,
+        data.x_train[:train_size],
+        data.y_train[:train_size],
+        data.x_test,
+        data.y_test,
+        data.num_classes,
+    )
 
 
 def _split(
@@ -231,9 +235,13 @@ def _cifar10(data_dir: str | Path | None) -> Dataset:
     ytr = np.concatenate([b[1] for b in train])
     to_x = lambda a: torch.from_numpy((a / 255.0).astype(np.float32))  # noqa: E731
     return Dataset(
-        "cifar10", to_x(xtr), torch.from_numpy(ytr.astype(np.int64)),
-        to_x(xte), torch.from_numpy(yte.astype(np.int64)), 10,
-    )  # fmt: skip
+        "cifar10",
+        to_x(xtr),
+        torch.from_numpy(ytr.astype(np.int64)),
+        to_x(xte),
+        torch.from_numpy(yte.astype(np.int64)),
+        10,
+    )
 
 
 def _synthetic(spec: SyntheticSpec, seed: int) -> Dataset:

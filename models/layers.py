@@ -57,9 +57,15 @@ class FeedbackConv2d(nn.Conv2d, FeedbackLayer):
         if self.use_true_gradient:
             return super().forward(x)
         return feedback_conv2d(
-            x, self.weight, self.bias, self.feedback_weight,
-            self.stride, self.padding, self.dilation, self.groups,
-        )  # fmt: skip
+            x,
+            self.weight,
+            self.bias,
+            self.feedback_weight,
+            self.stride,
+            self.padding,
+            self.dilation,
+            self.groups,
+        )
 
 
 class QuantFeedbackLinear(QuantLinear, FeedbackLayer):

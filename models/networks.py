@@ -85,12 +85,17 @@ def cnn(
     flat = 2 * width * (h // 4) * (w // 4)
     return nn.Sequential(
         *_input(act_bits),
-        _conv(c, width, weight_bits), _relu(act_bits), nn.MaxPool2d(2),
-        _conv(width, 2 * width, weight_bits), _relu(act_bits), nn.MaxPool2d(2),
+        _conv(c, width, weight_bits),
+        _relu(act_bits),
+        nn.MaxPool2d(2),
+        _conv(width, 2 * width, weight_bits),
+        _relu(act_bits),
+        nn.MaxPool2d(2),
         nn.Flatten(),
-        _linear(flat, 4 * width, weight_bits), _relu(act_bits),
+        _linear(flat, 4 * width, weight_bits),
+        _relu(act_bits),
         _linear(4 * width, num_classes, weight_bits),
-    )  # fmt: skip
+    )
 
 
 def build_network(
@@ -110,14 +115,19 @@ def build_network(
     _check_bits("act_bits", act_bits)
     if arch == "mlp":
         net = mlp(
-            input_shape, num_classes, depth=depth or 4, width=width or 256,
-            weight_bits=weight_bits, act_bits=act_bits,
-        )  # fmt: skip
+            input_shape,
+            num_classes,
+            depth=depth or 4,
+            width=width or 256,
+            weight_bits=weight_bits,
+            act_bits=act_bits,
+        )
     elif arch == "cnn":
         if depth is not None:
             raise InputError("depth applies to the mlp only; the cnn has 4 weight layers")
-        net = cnn(input_shape, num_classes, width=width or 32, weight_bits=weight_bits,
-                  act_bits=act_bits)  # fmt: skip
+        net = cnn(
+            input_shape, num_classes, width=width or 32, weight_bits=weight_bits, act_bits=act_bits
+        )
     else:
         raise InputError(f"unknown network {arch!r}: expected one of {', '.join(ARCHITECTURES)}")
     init_weights(net, gain=forward_gain, seed=seed)

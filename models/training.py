@@ -79,23 +79,34 @@ def learning_rate(schedule: str, base_lr: float, epoch: int, epochs: int) -> flo
 def build_model(config: TrainConfig, data: Dataset) -> nn.Module:
     """The network of ``config``, initialized from its seed and converted to its rule."""
     net = build_network(
-        config.model, data.input_shape, data.num_classes,
-        depth=config.depth, width=config.width,
-        weight_bits=config.weight_bits, act_bits=config.act_bits,
-        forward_gain=config.forward_gain, seed=config.seed,
-    )  # fmt: skip
+        config.model,
+        data.input_shape,
+        data.num_classes,
+        depth=config.depth,
+        width=config.width,
+        weight_bits=config.weight_bits,
+        act_bits=config.act_bits,
+        forward_gain=config.forward_gain,
+        seed=config.seed,
+    )
     return convert(
-        net, config.algo, seed=config.seed + FEEDBACK_SEED_OFFSET,
-        feedback_bits=config.effective_feedback_bits, backward_gain=config.backward_gain,
-    )  # fmt: skip
+        net,
+        config.algo,
+        seed=config.seed + FEEDBACK_SEED_OFFSET,
+        feedback_bits=config.effective_feedback_bits,
+        backward_gain=config.backward_gain,
+    )
 
 
 def load_data(config: TrainConfig) -> Dataset:
     """The dataset of ``config`` (with its training-size limit)."""
     return load_dataset(
-        config.dataset, data_dir=config.data_dir, train_size=config.train_size,
-        data_seed=config.data_seed, synthetic=SyntheticSpec(),
-    )  # fmt: skip
+        config.dataset,
+        data_dir=config.data_dir,
+        train_size=config.train_size,
+        data_seed=config.data_seed,
+        synthetic=SyntheticSpec(),
+    )
 
 
 def make_optimizer(config: TrainConfig, model: nn.Module) -> torch.optim.Optimizer:
@@ -254,8 +265,16 @@ def train(
         rows = [r for r in rows if r["epoch"] <= start_epoch]  # drop rows past the checkpoint
     else:
         _write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
-        rows = [_metrics_row(config, model, data, 0, learning_rate(
-            config.schedule, config.lr, 0, config.epochs), diverged=False)]  # fmt: skip
+        rows = [
+            _metrics_row(
+                config,
+                model,
+                data,
+                0,
+                learning_rate(config.schedule, config.lr, 0, config.epochs),
+                diverged=False,
+            )
+        ]
         workload = record_workload(model, config, data.x_test[:256], len(data.y_train))
         _write_text(out / "workload.json", json.dumps(workload, indent=2) + "\n")
     _write_metrics(metrics_path, rows)

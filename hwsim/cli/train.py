@@ -86,9 +86,13 @@ def train(
 
     config = TrainConfig(model=arch, data_dir=data_dir, **options)
     progress = Progress(
-        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-        TimeElapsedColumn(), console=err_console, disable=quiet or not err_console.is_terminal,
-    )  # fmt: skip
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet or not err_console.is_terminal,
+    )
     task = progress.add_task(f"{config.algo} epoch 1", total=None)
     epoch = 0
 
