@@ -11,7 +11,7 @@ EXPERIMENT = """\
 version: 1
 name: report-test
 description: tiny run for the report tests
-dataset: {name: digits, train_size: 300}
+dataset: {name: digits, train_size: 200}
 network: {model: mlp, depth: 2, width: 16}
 quantization: {weight_bits: 8, act_bits: 8}
 training: {epochs: 2, batch_size: 100, lr: 0.01}
