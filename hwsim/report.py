@@ -418,8 +418,10 @@ def energy_figure(data: RunData, chip: str) -> Figure:
     levels = _levels_in_order(
         data, chip, (lv for e in energies.values() for lv in e.get("memory_by_level", {}))
     )
-    parts = [(f"memory: {lv}", lambda e, lv=lv: e.get("memory_by_level", {}).get(lv, 0.0))
-             for lv in levels]  # fmt: skip
+    parts = [
+        (f"memory: {lv}", lambda e, lv=lv: e.get("memory_by_level", {}).get(lv, 0.0))
+        for lv in levels
+    ]
     parts += [
         (p.replace("_", " "), lambda e, p=p: e["breakdown"].get(p, 0.0)) for p in ENERGY_PARTS
     ]
@@ -445,8 +447,9 @@ def energy_figure(data: RunData, chip: str) -> Figure:
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     ax.set_ylim(0, max(max(bottom), 1e-30) * 1.12)  # room for the totals above the bars
     fig.tight_layout()
-    return Figure(f"energy_{_safe_name(chip)}.png", f"Energy breakdown per rule, chip {chip}",
-                  _save(fig))  # fmt: skip
+    return Figure(
+        f"energy_{_safe_name(chip)}.png", f"Energy breakdown per rule, chip {chip}", _save(fig)
+    )
 
 
 def weight_access_bits(rule_block: dict[str, Any]) -> dict[tuple[str, str, str], int]:
@@ -473,8 +476,10 @@ def accesses_figure(data: RunData, chip: str) -> Figure:
     ]
     palette = plt.get_cmap("tab20")
     colors = {c: palette(i % 20) for i, c in enumerate(categories)}
-    peak = max((sum(b.get((lv, t, d), 0) for t, d in categories) for b in bits.values()
-                for lv in levels), default=0)  # fmt: skip
+    peak = max(
+        (sum(b.get((lv, t, d), 0) for t, d in categories) for b in bits.values() for lv in levels),
+        default=0,
+    )
     scale, prefix = si_prefix(peak)
     n = len(data.rules)
     width = 0.8 / n
@@ -491,8 +496,15 @@ def accesses_figure(data: RunData, chip: str) -> Figure:
                 if h:
                     ax.bar(pos, h, width=width * 0.9, bottom=bottom, color=colors[cat])
                     bottom += h
-        ax.text(g, -0.13, level, transform=ax.get_xaxis_transform(), ha="center", va="top",
-                fontweight="bold")  # fmt: skip
+        ax.text(
+            g,
+            -0.13,
+            level,
+            transform=ax.get_xaxis_transform(),
+            ha="center",
+            va="top",
+            fontweight="bold",
+        )
     ax.set_xticks(ticks, tick_labels, fontsize=8)
     ax.set_ylabel(f"bits per training step ({prefix}bit)")
     ax.set_title(f"Weight, mirror and feedback accesses per memory level, chip {chip}")
@@ -500,8 +512,11 @@ def accesses_figure(data: RunData, chip: str) -> Figure:
     if handles:
         ax.legend(handles=handles, loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     fig.tight_layout()
-    return Figure(f"accesses_{_safe_name(chip)}.png",
-                  f"Weight accesses per level and rule, chip {chip}", _save(fig))  # fmt: skip
+    return Figure(
+        f"accesses_{_safe_name(chip)}.png",
+        f"Weight accesses per level and rule, chip {chip}",
+        _save(fig),
+    )
 
 
 def _resource_order(data: RunData, chip: str, resources: Iterable[str]) -> list[str]:
@@ -525,9 +540,13 @@ def timeline_figure(data: RunData, chip: str) -> Figure:
     }
     heights = [max(1, len(rows)) * 0.32 + 0.7 for rows in rows_per_rule.values()]
     fig, axes = plt.subplots(
-        len(data.rules), 1, figsize=(9, sum(heights) + 0.6), sharex=True,
-        gridspec_kw={"height_ratios": heights}, squeeze=False,
-    )  # fmt: skip
+        len(data.rules),
+        1,
+        figsize=(9, sum(heights) + 0.6),
+        sharex=True,
+        gridspec_kw={"height_ratios": heights},
+        squeeze=False,
+    )
     clock = float(data.summary["chips"][chip].get("clock_hz") or 0)
     for ax, rule in zip(axes[:, 0], data.rules, strict=True):
         sim = sims[rule]
@@ -540,10 +559,13 @@ def timeline_figure(data: RunData, chip: str) -> Figure:
             y = rows.index(resource)
             link = resource in LINK_ORDER
             ax.broken_barh(
-                bars, (y - 0.38, 0.76), facecolors=PHASE_COLORS.get(phase, "#999999"),
-                edgecolors="black" if link else "none", linewidth=0.6 if link else 0,
+                bars,
+                (y - 0.38, 0.76),
+                facecolors=PHASE_COLORS.get(phase, "#999999"),
+                edgecolors="black" if link else "none",
+                linewidth=0.6 if link else 0,
                 hatch="////" if resource == "interconnect" else None,
-            )  # fmt: skip
+            )
         labels = [
             f"{r} (stall {stalls[r]:,} cyc)" if stalls.get(r) else r for r in rows
         ]  # stall = cycles the unit waited for a busy memory or link
@@ -551,16 +573,31 @@ def timeline_figure(data: RunData, chip: str) -> Figure:
         ax.set_ylim(len(rows) - 0.5, -0.5)
         latency = sim.get("latency_cycles", 0)
         seconds = f" = {format_si(latency / clock, 's')}" if clock else ""
-        ax.set_title(f"{rule}: one step of {sim.get('batch_size', '?')} samples, "
-                     f"{latency:,} cycles{seconds}", fontsize=9, loc="left")  # fmt: skip
+        ax.set_title(
+            f"{rule}: one step of {sim.get('batch_size', '?')} samples, "
+            f"{latency:,} cycles{seconds}",
+            fontsize=9,
+            loc="left",
+        )
         ax.grid(axis="y", visible=False)
         ax.set_xlim(0, end * 1.01)
     axes[-1, 0].set_xlabel("cycle")
     handles = [Patch(color=c, label=p) for p, c in PHASE_COLORS.items() if p != "init"]
-    handles.append(Patch(facecolor="white", edgecolor="black", hatch="////",
-                         label="interconnect (transport / sync)"))  # fmt: skip
-    fig.legend(handles=handles, loc="upper center", ncol=len(handles), fontsize=8,
-               bbox_to_anchor=(0.5, 1.0))  # fmt: skip
+    handles.append(
+        Patch(
+            facecolor="white",
+            edgecolor="black",
+            hatch="////",
+            label="interconnect (transport / sync)",
+        )
+    )
+    fig.legend(
+        handles=handles,
+        loc="upper center",
+        ncol=len(handles),
+        fontsize=8,
+        bbox_to_anchor=(0.5, 1.0),
+    )
     fig.tight_layout(rect=(0, 0, 1, 0.97))  # leave room for the legend on top
     return Figure(
         f"timeline_{_safe_name(chip)}.png",
@@ -609,34 +646,53 @@ def summary_table(data: RunData) -> Table:
     t_scale, t_prefix = _column_scale(b["latency_s"] for *_, b in blocks)
     has_bp = any("ratios_to_bp" in b for *_, b in blocks)
     headers = [
-        "chip", "rule", "status", "final test accuracy (%, mean ± std)",
-        "best test accuracy (%)", "weight transport / step (bits)", "sync writes / step (bits)",
-        "feedback reads / step (bits)", f"energy / step ({e_prefix}J)",
-        f"energy / run ({r_prefix}J)", f"latency / step ({t_prefix}s)",
-    ]  # fmt: skip
+        "chip",
+        "rule",
+        "status",
+        "final test accuracy (%, mean ± std)",
+        "best test accuracy (%)",
+        "weight transport / step (bits)",
+        "sync writes / step (bits)",
+        "feedback reads / step (bits)",
+        f"energy / step ({e_prefix}J)",
+        f"energy / run ({r_prefix}J)",
+        f"latency / step ({t_prefix}s)",
+    ]
     if has_bp:
-        headers += ["energy / step ÷ BP (×)", "energy / run ÷ BP (×)", "latency ÷ BP (×)",
-                    "accuracy ÷ BP (×)"]  # fmt: skip
+        headers += [
+            "energy / step ÷ BP (×)",
+            "energy / run ÷ BP (×)",
+            "latency ÷ BP (×)",
+            "accuracy ÷ BP (×)",
+        ]
     rows = []
     for chip, rule, b in blocks:
         acc = b.get("test_accuracy", {})
         run = run_j(b)
         row = [
-            chip, rule, str(b.get("status", "—")),
-            f"{_pct(acc.get('final'))} ± {_pct(acc.get('final_std'))}", _pct(acc.get("best")),
-            f"{int(b['weight_transport_bits']):,}", f"{int(b['sync_write_bits']):,}",
+            chip,
+            rule,
+            str(b.get("status", "—")),
+            f"{_pct(acc.get('final'))} ± {_pct(acc.get('final_std'))}",
+            _pct(acc.get("best")),
+            f"{int(b['weight_transport_bits']):,}",
+            f"{int(b['sync_write_bits']):,}",
             f"{int(b['feedback_read_bits']):,}",
             format_sig(b["energy_pj"]["total"] * 1e-12 / e_scale),
             format_sig(run / r_scale) if _finite(run) else "—",
             format_sig(b["latency_s"] / t_scale),
-        ]  # fmt: skip
+        ]
         if has_bp:
             ratios = b.get("ratios_to_bp") or {}
             row += [
                 f"{ratios[k]:.3f}" if _finite(ratios.get(k)) else "—"
-                for k in ("energy_per_step", "energy_run", "latency_per_step",
-                          "final_test_accuracy")
-            ]  # fmt: skip
+                for k in (
+                    "energy_per_step",
+                    "energy_run",
+                    "latency_per_step",
+                    "final_test_accuracy",
+                )
+            ]
         rows.append(row)
     return Table(headers, rows)
 
@@ -664,34 +720,47 @@ def findings(data: RunData) -> list[str]:
     ranked = sorted((r for r in data.rules if _finite(finals[r])), key=lambda r: -finals[r])
     if len(ranked) > 1:
         out.append(f"Ranking by final test accuracy: {' > '.join(ranked)}.")
-    diverged = [f"{r} ({b.get('status')})" for r, b in blocks.items()
-                if b.get("status") not in (None, "completed")]  # fmt: skip
+    diverged = [
+        f"{r} ({b.get('status')})"
+        for r, b in blocks.items()
+        if b.get("status") not in (None, "completed")
+    ]
     if diverged:
         out.append("Runs that diverged: " + ", ".join(diverged) + ".")
-    aligned = [f"{r} {m:.1f}°" for r in data.rules if r != "bp"
-               and (m := _mean_alignment(blocks[r])) is not None]  # fmt: skip
+    aligned = [
+        f"{r} {m:.1f}°"
+        for r in data.rules
+        if r != "bp" and (m := _mean_alignment(blocks[r])) is not None
+    ]
     if aligned:
-        out.append("Final alignment angle between W and B, mean over layers: "
-                   + ", ".join(aligned) + ".")  # fmt: skip
+        out.append(
+            "Final alignment angle between W and B, mean over layers: " + ", ".join(aligned) + "."
+        )
     for chip in data.chips:
         cb = {r: data.rule_summary(chip, r) for r in data.rules}
-        transport = ", ".join(f"{r} {format_si(cb[r]['weight_transport_bits'], 'bit')}"
-                              for r in data.rules)  # fmt: skip
+        transport = ", ".join(
+            f"{r} {format_si(cb[r]['weight_transport_bits'], 'bit')}" for r in data.rules
+        )
         sync = ", ".join(f"{r} {format_si(cb[r]['sync_write_bits'], 'bit')}" for r in data.rules)
-        feedback = ", ".join(f"{r} {format_si(cb[r]['feedback_read_bits'], 'bit')}"
-                             for r in data.rules)  # fmt: skip
-        text = (f"Chip {chip}, per training step: weight transport over the interconnect: "
-                f"{transport}; mirror synchronization writes: {sync}; feedback-weight reads: "
-                f"{feedback}")  # fmt: skip
-        generated = {r: data.simulations[chip][r].get("feedback_generated_values", 0)
-                     for r in data.rules}  # fmt: skip
+        feedback = ", ".join(
+            f"{r} {format_si(cb[r]['feedback_read_bits'], 'bit')}" for r in data.rules
+        )
+        text = (
+            f"Chip {chip}, per training step: weight transport over the interconnect: "
+            f"{transport}; mirror synchronization writes: {sync}; feedback-weight reads: "
+            f"{feedback}"
+        )
+        generated = {
+            r: data.simulations[chip][r].get("feedback_generated_values", 0) for r in data.rules
+        }
         if any(generated.values()):
             text += "; feedback values regenerated by the PRNG: " + ", ".join(
                 f"{r} {format_si(v, '')}".rstrip() for r, v in generated.items()
             )
         out.append(text + ".")
-        energy = ", ".join(f"{r} {format_si(cb[r]['energy_pj']['total'] * 1e-12, 'J')}"
-                           for r in data.rules)  # fmt: skip
+        energy = ", ".join(
+            f"{r} {format_si(cb[r]['energy_pj']['total'] * 1e-12, 'J')}" for r in data.rules
+        )
         latency = ", ".join(f"{r} {format_si(cb[r]['latency_s'], 's')}" for r in data.rules)
         text = f"Chip {chip}: energy per step {energy}; latency per step {latency}."
         if "bp" in data.rules:
@@ -699,9 +768,11 @@ def findings(data: RunData) -> list[str]:
                 f"{r} {ratio['energy_per_step']:.3f}× energy, "
                 f"{ratio['latency_per_step']:.3f}× latency"
                 for r in data.rules
-                if r != "bp" and (ratio := cb[r].get("ratios_to_bp"))
-                and _finite(ratio.get("energy_per_step")) and _finite(ratio.get("latency_per_step"))
-            ]  # fmt: skip
+                if r != "bp"
+                and (ratio := cb[r].get("ratios_to_bp"))
+                and _finite(ratio.get("energy_per_step"))
+                and _finite(ratio.get("latency_per_step"))
+            ]
             if ratios:
                 text += " Relative to bp: " + "; ".join(ratios) + "."
         out.append(text)
@@ -752,7 +823,8 @@ def _header_lines(data: RunData) -> list[str]:
     name = exp.get("name") if isinstance(exp, dict) else None
     lines = [
         f"Experiment: {name}" + (f" — {exp.get('description')}" if exp.get("description") else "")
-        if name else "",
+        if name
+        else "",
         f"Dataset: {d.get('dataset')}, {d.get('train_samples'):,} training and "
         f"{d.get('test_samples'):,} test samples",
         f"Network: {network}" + (f" ({shape})" if shape else ""),
@@ -761,7 +833,7 @@ def _header_lines(data: RunData) -> list[str]:
         f"Epochs: {pick('training', 'epochs')}; seeds: {', '.join(str(x) for x in s['seeds'])}",
         f"Rules: {rules}; chips: {chips}",
         f"hwsim {s.get('hwsim_version', '?')}, summary format {s['format']} v{s['version']}",
-    ]  # fmt: skip
+    ]
     return [line for line in lines if line]
 
 
@@ -778,8 +850,13 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
     blocks.append(("h2", "Learning curves"))
     blocks.append(("figure", by_name["learning_curves.png"]))
     blocks.append(("h2", "Alignment angle over training"))
-    blocks.append(("p", "Angle between each layer's forward weights W and its feedback matrix B "
-                        "(0° = B equals W, as BP uses; 90° = unrelated)."))  # fmt: skip
+    blocks.append(
+        (
+            "p",
+            "Angle between each layer's forward weights W and its feedback matrix B "
+            "(0° = B equals W, as BP uses; 90° = unrelated).",
+        )
+    )
     blocks.append(("figure", by_name["alignment.png"]))
     for chip in data.chips:
         suffix = f", chip {chip}" if len(data.chips) > 1 else ""
@@ -787,14 +864,24 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
         blocks.append(("h2", f"Energy breakdown per rule{suffix}"))
         blocks.append(("figure", by_name[f"energy_{name}.png"]))
         blocks.append(("h2", f"Weight accesses per memory level{suffix}"))
-        blocks.append(("p", "Bits per training step of the forward weights, BP's mirror and the "
-                            "feedback weights, by level and direction (`transport` = W read for "
-                            "BP's error unit)."))  # fmt: skip
+        blocks.append(
+            (
+                "p",
+                "Bits per training step of the forward weights, BP's mirror and the "
+                "feedback weights, by level and direction (`transport` = W read for "
+                "BP's error unit).",
+            )
+        )
         blocks.append(("figure", by_name[f"accesses_{name}.png"]))
         blocks.append(("h2", f"Timeline of one training step{suffix}"))
-        blocks.append(("p", "One row per compute unit, link and memory; bars are busy intervals "
-                            "coloured by phase. Stall = cycles a unit waited for a busy memory "
-                            "or link."))  # fmt: skip
+        blocks.append(
+            (
+                "p",
+                "One row per compute unit, link and memory; bars are busy intervals "
+                "coloured by phase. Stall = cycles a unit waited for a busy memory "
+                "or link.",
+            )
+        )
         blocks.append(("figure", by_name[f"timeline_{name}.png"]))
     blocks.append(("h2", "Chip and experiment"))
     for chip in data.chips:
@@ -829,8 +916,11 @@ def render_markdown(blocks: Sequence[Block]) -> str:
             out.append("\n".join(f"- {item}" for item in payload))
         elif kind == "table":
             lines = ["| " + " | ".join(_md_cell(h) for h in payload.headers) + " |"]
-            lines.append("|" + "|".join("---" if i < 3 else "---:"
-                                        for i in range(len(payload.headers))) + "|")  # fmt: skip
+            lines.append(
+                "|"
+                + "|".join("---" if i < 3 else "---:" for i in range(len(payload.headers)))
+                + "|"
+            )
             lines += ["| " + " | ".join(_md_cell(c) for c in row) + " |" for row in payload.rows]
             out.append("\n".join(lines))
         elif kind == "figure":
@@ -884,8 +974,10 @@ def render_html(blocks: Sequence[Block]) -> str:
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif kind == "figure":
             data = base64.b64encode(payload.png).decode("ascii")
-            body.append(f'<figure><img alt="{html.escape(payload.alt)}" '
-                        f'src="data:image/png;base64,{data}"></figure>')  # fmt: skip
+            body.append(
+                f'<figure><img alt="{html.escape(payload.alt)}" '
+                f'src="data:image/png;base64,{data}"></figure>'
+            )
         elif kind == "code":
             body.append(f"<pre><code>{html.escape(payload.rstrip())}</code></pre>")
     return (

@@ -39,14 +39,18 @@ def test_cli_without_summary_exits_2_without_traceback(tmp_path: Path) -> None:
     [
         (lambda d: (d / "summary.json").write_text("{not json"), "summary.json:1: invalid JSON"),
         (lambda d: (d / "summary.json").write_text('{"format": "other"}'), "not a compare summary"),
-        (lambda d: (d / "simulation" / "dfa_prng" / "ifa.json").unlink(),
-         "simulation/dfa_prng/ifa.json: missing"),
-        (lambda d: (d / "runs" / "fa-seed1" / "metrics.jsonl").unlink(),
-         "runs/fa-seed1/metrics.jsonl: missing"),
+        (
+            lambda d: (d / "simulation" / "dfa_prng" / "ifa.json").unlink(),
+            "simulation/dfa_prng/ifa.json: missing",
+        ),
+        (
+            lambda d: (d / "runs" / "fa-seed1" / "metrics.jsonl").unlink(),
+            "runs/fa-seed1/metrics.jsonl: missing",
+        ),
         (lambda d: (d / "experiment.yaml").unlink(), "experiment.yaml: missing"),
         (lambda d: (d / "chips" / "edge_sram.yaml").unlink(), "chips/edge_sram.yaml: missing"),
     ],
-)  # fmt: skip
+)
 def test_broken_run_directory_is_named(run_copy: Path, change, message: str) -> None:
     change(run_copy)
     with pytest.raises(InputError, match=message.replace(".", r"\.")):

@@ -50,8 +50,9 @@ def test_every_file_is_written_and_linked(compare_run: Path) -> None:
     names = {p.relative_to(compare_run).as_posix() for p in written}
     assert {"report.md", "report.html"} <= names
     figures = sorted(n for n in names if n.startswith("figures/"))
-    assert figures == sorted(p.relative_to(compare_run).as_posix()
-                             for p in (compare_run / "figures").glob("*.png"))  # fmt: skip
+    assert figures == sorted(
+        p.relative_to(compare_run).as_posix() for p in (compare_run / "figures").glob("*.png")
+    )
     # 2 run-wide figures + energy, accesses and timeline for each of the two chips
     assert len(figures) == 2 + 3 * 2
     markdown = (compare_run / "report.md").read_text()
@@ -136,18 +137,26 @@ def test_findings_and_inputs_come_from_the_run(compare_run: Path) -> None:
     findings = markdown.split("## Findings\n", 1)[1].split("\n## ", 1)[0]
     for chip in summary["chip_order"]:
         rules = summary["chips"][chip]["rules"]
-        transport = ", ".join(f"{r} {format_si(rules[r]['weight_transport_bits'], 'bit')}"
-                              for r in summary["rule_order"])  # fmt: skip
-        assert f"Chip {chip}, per training step: weight transport over the interconnect: " \
-               f"{transport};" in findings  # fmt: skip
+        transport = ", ".join(
+            f"{r} {format_si(rules[r]['weight_transport_bits'], 'bit')}"
+            for r in summary["rule_order"]
+        )
+        assert (
+            f"Chip {chip}, per training step: weight transport over the interconnect: "
+            f"{transport};" in findings
+        )
     acc = summary["chips"]["edge_sram"]["rules"]
     delta = 100 * (acc["ifa"]["test_accuracy"]["final"] - acc["bp"]["test_accuracy"]["final"])
-    assert f"ifa {100 * acc['ifa']['test_accuracy']['final']:.2f} % (Δ {delta:+.2f} pp vs bp)" \
-        in findings  # fmt: skip
+    assert (
+        f"ifa {100 * acc['ifa']['test_accuracy']['final']:.2f} % (Δ {delta:+.2f} pp vs bp)"
+        in findings
+    )
     header = markdown.split("## ", 1)[0]
     data = summary["data"]
-    assert f"Dataset: {data['dataset']}, {data['train_samples']:,} training and " \
-           f"{data['test_samples']:,} test samples" in header  # fmt: skip
+    assert (
+        f"Dataset: {data['dataset']}, {data['train_samples']:,} training and "
+        f"{data['test_samples']:,} test samples" in header
+    )
     assert "seeds: 0, 1" in header and "Epochs: 2" in header and "weights 8 bit" in header
     assert (compare_run / "experiment.yaml").read_text().rstrip() in markdown
     for chip in summary["chip_order"]:
@@ -166,9 +175,14 @@ def test_regenerating_gives_identical_files(compare_run: Path, run_copy: Path) -
 
 @pytest.mark.parametrize(
     ("value", "unit", "text"),
-    [(7680, "bit", "7.68 kbit"), (0, "bit", "0 bit"), (3.6e-5, "s", "36.0 µs"),
-     (9.9999e-4, "J", "1.00 mJ"), (1.5e9, "bit", "1.50 Gbit")],
-)  # fmt: skip
+    [
+        (7680, "bit", "7.68 kbit"),
+        (0, "bit", "0 bit"),
+        (3.6e-5, "s", "36.0 µs"),
+        (9.9999e-4, "J", "1.00 mJ"),
+        (1.5e9, "bit", "1.50 Gbit"),
+    ],
+)
 def test_si_formatting(value: float, unit: str, text: str) -> None:
     assert format_si(value, unit) == text
 
