@@ -32,12 +32,11 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
+from hwsim.compare import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS, rule_dirname
 from hwsim.errors import InputError
 
 __all__ = ["write_report"]
 
-SUMMARY_FORMAT = "hwsim-compare"
-SUMMARY_VERSION = 1
 FIGURE_DPI = 110
 #: Fixed style so the figures don't depend on a user's matplotlibrc.
 _RC = {
@@ -58,7 +57,6 @@ PHASE_COLORS = {
 }
 UNIT_ORDER = ("forward", "error", "update")
 LINK_ORDER = ("interconnect", "prng")
-WEIGHT_TENSORS = ("weights", "weight_mirror", "feedback_weights")
 DIRECTIONS = ("read", "write", "transport")
 ENERGY_PARTS = ("interconnect", "compute", "feedback_generation", "leakage")
 _SI = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
@@ -131,11 +129,6 @@ class RunData:
     def rule_summary(self, chip: str, rule: str) -> dict[str, Any]:
         """The ``RULE`` block of summary.json for ``rule`` on ``chip``."""
         return self.summary["chips"][chip]["rules"][rule]
-
-
-def rule_dirname(spec: str) -> str:
-    """A rule spec as a file name: ``ifa:30`` → ``ifa-30``."""
-    return spec.replace(":", "-")
 
 
 def _inside(run_dir: Path, relative: str, what: str) -> Path:

@@ -15,16 +15,9 @@ from hwsim.cli import main
 from hwsim.cli.common import console, err_console
 
 
-def _si(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"), (1, "")):
-        if abs(value) >= factor:
-            return f"{value / factor:.3g} {prefix}{unit}"
-    return f"{value:.3g} {unit}"
-
-
 def _table(summary: dict[str, Any], chip: str) -> Table:
+    from hwsim.report import format_si
+
     table = Table(title=f"{summary['data']['dataset']} on chip {chip}")
     for header in (
         "rule",
@@ -49,12 +42,12 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
             + (f" ± {acc['final_std']:.3f}" if len(summary["seeds"]) > 1 else "")
             if acc["final"] is not None
             else "—",
-            _si(r["weight_transport_bits"], "b"),
-            _si(r["sync_write_bits"], "b"),
-            _si(r["feedback_read_bits"], "b"),
-            _si(r["energy_pj"]["total"] * 1e-12, "J"),
-            _si(run.get("energy_pj", {}).get("total", 0) * 1e-12 or None, "J"),
-            _si(r["latency_s"], "s"),
+            format_si(r["weight_transport_bits"], "bit"),
+            format_si(r["sync_write_bits"], "bit"),
+            format_si(r["feedback_read_bits"], "bit"),
+            format_si(r["energy_pj"]["total"] * 1e-12, "J"),
+            format_si(run["energy_pj"]["total"] * 1e-12, "J") if run else "—",
+            format_si(r["latency_s"], "s"),
             "—" if ratio is None else f"{ratio:.3f}",
         )
     return table
