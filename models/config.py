@@ -14,6 +14,13 @@ from models.feedback import FLOAT_BITS
 from models.networks import ARCHITECTURES
 
 OPTIMIZERS = ("sgd", "adam")
+#: Python types a YAML/JSON value may have for each annotated field type (bool is not an int).
+_ACCEPTED_TYPES: dict[str, tuple[type, ...]] = {
+    "bool": (bool,),
+    "int": (int,),
+    "float": (int, float),
+    "str": (str,),
+}
 SCHEDULES = ("constant", "cosine", "step")
 
 
@@ -48,6 +55,7 @@ class TrainConfig:
     data_seed: int = 0
     data_dir: str | None = None
     update_angle_batches: int = 2
+    snapshots: bool = True
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "algo", parse_rule(self.algo).spec)
@@ -102,13 +110,8 @@ class TrainConfig:
             kind = known[key].type
             if value is None and "None" in str(kind):
                 continue
-            wanted = (
-                (int,)
-                if kind.startswith("int")
-                else (int, float)
-                if kind.startswith("float")
-                else (str,)
-            )
-            if isinstance(value, bool) or not isinstance(value, wanted):
+            base = kind.split(" | ")[0]
+            wanted = _ACCEPTED_TYPES[base]
+            if isinstance(value, bool) != (wanted == (bool,)) or not isinstance(value, wanted):
                 raise InputError(f"{source}: key {key!r} = {value!r}: expected {kind}")
         return cls(**raw)

@@ -9,7 +9,10 @@ A run directory holds:
   and the true gradient on a few fixed batches), ``lr`` and ``diverged``;
 - ``checkpoint.pt``: model, optimizer and progress, carrying the config that built them;
 - ``workload.json``: what the chip simulator consumes (docs/workload.md);
-- ``result.json``: written last: ``status`` (``completed`` or ``diverged``) and final numbers.
+- ``result.json``: written last: ``status`` (``completed`` or ``diverged``) and final numbers;
+- ``snapshots/epoch-NNNN.pt``: the model's ``state_dict`` after every epoch (epoch 0 = init),
+  for analyses over training (curvature at chosen epochs, trajectory PCA); off with
+  ``TrainConfig(snapshots=False)``.
 
 Non-finite losses end the run cleanly (``diverged``). Running again into the same directory with
 the same config resumes from the last checkpoint (or returns the finished result).
@@ -43,6 +46,20 @@ RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint.pt", "workload.json", "
 #: Offset between the weight-init seed and the feedback seed, so B is not drawn from W's stream.
 FEEDBACK_SEED_OFFSET = 1_000_003
 EVAL_BATCH = 1000
+SNAPSHOT_DIR = "snapshots"
+
+
+def snapshot_path(run_dir: str | Path, epoch: int) -> Path:
+    """Where the weights after ``epoch`` of a run are kept (epoch 0 = initialization)."""
+    return Path(run_dir) / SNAPSHOT_DIR / f"epoch-{epoch:04d}.pt"
+
+
+def _save_snapshot(config: TrainConfig, out: Path, epoch: int, model: nn.Module) -> None:
+    if config.snapshots:
+        path = snapshot_path(out, epoch)
+        path.parent.mkdir(exist_ok=True)
+        state = model.state_dict()
+        _atomic_write(path, lambda p: torch.save(state, p))
 
 
 @dataclass(frozen=True)
@@ -210,6 +227,7 @@ def _check_existing(out: Path, config: TrainConfig, force: bool) -> None:
         for name in RUN_FILES:
             (out / name).unlink(missing_ok=True)
         shutil.rmtree(out / "analysis", ignore_errors=True)
+        shutil.rmtree(out / SNAPSHOT_DIR, ignore_errors=True)
         return
     try:
         previous = TrainConfig.from_dict(
@@ -275,6 +293,7 @@ def train(
                 diverged=False,
             )
         ]
+        _save_snapshot(config, out, 0, model)
         workload = record_workload(model, config, data.x_test[:256], len(data.y_train))
         _write_text(out / "workload.json", json.dumps(workload, indent=2) + "\n")
     _write_metrics(metrics_path, rows)
@@ -318,6 +337,7 @@ def train(
             "optimizer": optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
         }
+        _save_snapshot(config, out, epoch, model)
         _atomic_write(ckpt_path, lambda p, s=state: torch.save(s, p))
 
     result = _result(out, status, rows)
@@ -332,15 +352,27 @@ def train(
     return result
 
 
-def load_run(run_dir: str | Path) -> tuple[TrainConfig, nn.Module, Dataset]:
-    """Rebuild the trained model of a run directory from its checkpoint (for analyses)."""
+def load_run(
+    run_dir: str | Path, *, epoch: int | None = None
+) -> tuple[TrainConfig, nn.Module, Dataset]:
+    """Rebuild a run's model, data and config: after training, or after ``epoch`` (a snapshot)."""
     run = Path(run_dir)
     ckpt_path = run / "checkpoint.pt"
     if not ckpt_path.exists():
         raise InputError(f"{run} holds no checkpoint.pt: not a finished training run directory")
     ckpt = torch.load(ckpt_path, weights_only=False)
     config = TrainConfig.from_dict(ckpt["config"], source=str(ckpt_path))
+    state = ckpt["model"]
+    if epoch is not None:
+        path = snapshot_path(run, epoch)
+        if not path.exists():
+            kept = sorted(int(p.stem.split("-")[1]) for p in (run / SNAPSHOT_DIR).glob("*.pt"))
+            raise InputError(
+                f"{run} has no weights for epoch {epoch} ({path}); epochs kept: "
+                + (", ".join(map(str, kept)) or "none (trained with snapshots off)")
+            )
+        state = torch.load(path, weights_only=True)
     data = load_data(config)
     model = build_model(config, data)
-    model.load_state_dict(ckpt["model"])
+    model.load_state_dict(state)
     return config, model, data

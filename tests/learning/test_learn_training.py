@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 from hwsim.errors import InputError
@@ -149,3 +150,26 @@ def test_config_from_dict_rejects_unknown_keys_and_types():
         TrainConfig.from_dict({"learning_rate": 0.1}, source="exp.yaml")
     with pytest.raises(InputError, match=r"exp\.yaml: key 'epochs'"):
         TrainConfig.from_dict({"epochs": "ten"}, source="exp.yaml")
+
+
+def test_snapshots_keep_weights_of_every_epoch(tmp_path):
+    config = TrainConfig(algo="fa", **TINY)
+    train(config, tmp_path / "run")
+    _, initial, _ = load_run(tmp_path / "run", epoch=0)
+    _, last_snapshot, _ = load_run(tmp_path / "run", epoch=2)
+    _, final, _ = load_run(tmp_path / "run")
+    for (name, a), (_, b), (_, c) in zip(
+        initial.state_dict().items(),
+        last_snapshot.state_dict().items(),
+        final.state_dict().items(),
+        strict=True,
+    ):
+        assert torch.equal(b, c), name  # the last snapshot is the trained model
+        if name.endswith("feedback_weight"):
+            assert torch.equal(a, b)  # B never changes
+    first_weight = next(k for k in final.state_dict() if k.endswith("weight"))
+    assert not torch.equal(initial.state_dict()[first_weight], final.state_dict()[first_weight])
+    with pytest.raises(InputError, match="epochs kept: 0, 1, 2"):
+        load_run(tmp_path / "run", epoch=7)
+    train(config.replace(snapshots=False), tmp_path / "off")
+    assert not (tmp_path / "off" / "snapshots").exists()
