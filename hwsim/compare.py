@@ -200,6 +200,7 @@ SIMULATION_FIELDS = (
     "weight_transport_bits",
     "sync_write_bits",
     "feedback_read_bits",
+    "feedback_generated_values",
     "macs",
     "energy_pj",
     "latency_cycles",
