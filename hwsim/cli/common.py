@@ -5,10 +5,11 @@ from __future__ import annotations
 import enum
 
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hwsim.errors import InputError
 
-__all__ = ["ExitCode", "InputError", "console", "err_console"]
+__all__ = ["ExitCode", "InputError", "console", "err_console", "progress_bar"]
 
 #: Results go to stdout (so ``--json`` output can be piped); messages go to stderr.
 console = Console()
@@ -22,3 +23,16 @@ class ExitCode(enum.IntEnum):
     FAILED = 1  # the job ran and failed (e.g. a run diverged where that is fatal)
     BAD_INPUT = 2  # bad option, spec, config or data file: nothing was run
     INTERRUPTED = 130  # Ctrl-C; what was finished is kept
+
+
+def progress_bar(quiet: bool) -> Progress:
+    """The progress display every long command shares: on stderr, hidden by ``--quiet`` and
+    when stderr is not a terminal (so logs and ``--json`` output stay clean)."""
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        disable=quiet or not err_console.is_terminal,
+    )

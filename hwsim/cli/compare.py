@@ -7,12 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from hwsim import PROJECT_ROOT
 from hwsim.cli import main
-from hwsim.cli.common import console, err_console
+from hwsim.cli.common import console, progress_bar
 
 
 def _table(summary: dict[str, Any], chip: str) -> Table:
@@ -100,14 +99,7 @@ def compare(
         rules=algo, chips=list(chips) or None, dataset=dataset, epochs=epochs, seed=seed
     )
     out_dir = Path(out) if out else PROJECT_ROOT / "reports" / f"compare-{experiment.name}"
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet or not err_console.is_terminal,
-    )
+    progress = progress_bar(quiet)
     tasks: dict[str, Any] = {}
 
     def on_train_start(rule: str, seed_: int, total: int) -> None:

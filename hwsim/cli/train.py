@@ -6,10 +6,9 @@ from pathlib import Path
 from typing import Any
 
 import click
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hwsim.cli import main
-from hwsim.cli.common import console, err_console
+from hwsim.cli.common import console, err_console, progress_bar
 
 
 def _fmt(value: float | None, spec: str = ".4f") -> str:
@@ -85,14 +84,7 @@ def train(
     from models.training import train as run_training
 
     config = TrainConfig(model=arch, data_dir=data_dir, **options)
-    progress = Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err_console,
-        disable=quiet or not err_console.is_terminal,
-    )
+    progress = progress_bar(quiet)
     task = progress.add_task(f"{config.algo} epoch 1", total=None)
     epoch = 0
 
