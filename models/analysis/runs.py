@@ -1,0 +1,909 @@
+"""The analyses of one training run directory: what ``hwsim analyze`` computes and writes.
+
+Each ``analyze_*`` function reads a run directory written by :func:`models.training.train`,
+runs the numerical core of :mod:`models.analysis` on it and writes ``RUN_DIR/analysis/<name>.json``
+plus a figure ``RUN_DIR/analysis/<name>.png`` beside it (both atomically: ``name.tmp`` then
+``os.replace``). Each returns exactly the dictionary it wrote. Every result is deterministic given
+``seed`` (and the run).
+
+- ``hessian`` (:func:`analyze_curvature`): Hutchinson trace, top-k eigenvalues (Lanczos) and the
+  spectral density (stochastic Lanczos quadrature) of the training loss, at the final weights and
+  at chosen epochs (from ``snapshots/``).
+- ``landscape`` (:func:`analyze_landscape`): the loss on a grid along the top-2 Hessian
+  eigenvectors around the final weights, and the training trajectory on its first two principal
+  components with the loss along it.
+- ``alignment`` (:func:`analyze_alignment`): W-vs-B angle per layer and update-vs-gradient angle
+  over training, as recorded in ``metrics.jsonl`` (nothing is recomputed).
+- ``robustness`` (:func:`analyze_robustness`): accuracy under corruptions at severities 1–5, and
+  under FGSM/PGD white-box through the true gradient and through the model's own feedback, plus a
+  black-box transfer attack from a BP-trained surrogate.
+
+Every gradient-based analysis runs on the BP view (:func:`models.convert.bp_view`) of the model in
+eval mode: autograd through a feedback-alignment layer is the FA update, not the gradient
+(ARCHITECTURE.md §2). Curvature and landscape use the first ``samples`` training samples (the
+training split is already shuffled by ``data_seed``) in batches of ``batch_size``, and the mean
+cross-entropy; robustness uses the first ``samples`` test samples.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import math
+import pickle
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import torch
+import torch.nn.functional as F
+import yaml
+from torch import Tensor, nn
+
+from hwsim.errors import InputError
+from models.analysis.attacks import adversarial_accuracy, input_gradient_fn, transfer_accuracy
+from models.analysis.corruptions import CORRUPTION_NAMES, corruption_accuracy
+from models.analysis.evaluation import accuracy
+from models.analysis.hessian import (
+    HessianOperator,
+    get_flat_parameters,
+    hutchinson_trace,
+    spectral_density,
+    top_eigenvalues,
+)
+from models.analysis.landscape import loss_surface, trajectory_pca
+from models.config import TrainConfig
+from models.convert import bp_view
+from models.data import Dataset
+from models.training import SNAPSHOT_DIR, build_model, load_run, snapshot_path, train
+
+__all__ = [
+    "ANALYSES",
+    "ANALYSIS_DIR",
+    "DEFAULT_EPS",
+    "RESULT_VERSION",
+    "analysis_files",
+    "analyze",
+    "analyze_alignment",
+    "analyze_curvature",
+    "analyze_landscape",
+    "analyze_robustness",
+]
+
+#: The analyses by the name ``hwsim analyze`` and :func:`analyze` take (``all`` runs each).
+ANALYSES = ("hessian", "landscape", "alignment", "robustness")
+#: Where a run directory keeps analysis results.
+ANALYSIS_DIR = "analysis"
+#: Schema version of every analysis JSON file.
+RESULT_VERSION = 1
+#: L∞ radii of the attacks, in input units ([0, 1] pixel intensity for images). ε = 0 is the
+#: clean accuracy, a built-in check of the attack pipeline.
+DEFAULT_EPS = (0.0, 0.01, 0.03, 0.1, 0.2)
+#: Relative residual at which Lanczos stops: the HVPs are float32, so the core's 1e-6 is below
+#: their rounding noise and would always run to the step limit. An eigenvalue's error is about
+#: residual² / gap, far below 1e-4 relative.
+EIGEN_TOL = 1e-4
+#: Grid points of the smoothed spectral density kept in hessian.json.
+DENSITY_GRID_POINTS = 400
+#: Where a surrogate trained by :func:`analyze_robustness` goes, inside the run directory.
+SURROGATE_DIR = f"{ANALYSIS_DIR}/surrogate"
+#: Offset of the surrogate's seed from the run's, so it is a different network.
+SURROGATE_SEED_OFFSET = 1
+
+_LOSS = "mean cross-entropy"
+_VIEW = "bp: the same forward weights with true gradients (models.convert.bp_view), eval mode"
+
+
+# --------------------------------------------------------------------------- reading the run
+
+
+def analysis_files(run_dir: str | Path, what: str) -> tuple[Path, Path]:
+    """``(json, png)`` paths that analysis ``what`` writes in ``run_dir``."""
+    folder = Path(run_dir) / ANALYSIS_DIR
+    return folder / f"{what}.json", folder / f"{what}.png"
+
+
+def _require(run_dir: str | Path, names: Sequence[str]) -> Path:
+    """The run directory, checked to exist and to hold the files ``names``."""
+    run = Path(run_dir)
+    if not run.exists():
+        raise InputError(f"run directory {run} does not exist")
+    if not run.is_dir():
+        raise InputError(f"{run} is not a directory (expected a `hwsim train` run directory)")
+    missing = [name for name in names if not (run / name).is_file()]
+    if missing:
+        raise InputError(
+            f"{run} is not a training run directory: missing {', '.join(missing)} "
+            "(written by `hwsim train`)"
+        )
+    return run
+
+
+@dataclass(frozen=True)
+class _Run:
+    """A loaded run: its final model (eval mode) and the epoch that model finished."""
+
+    path: Path
+    config: TrainConfig
+    data: Dataset
+    model: nn.Module
+    epoch: int
+
+
+def _open_run(run_dir: str | Path) -> _Run:
+    run = _require(run_dir, ("checkpoint.pt",))
+    ckpt_path = run / "checkpoint.pt"
+    # Model building draws default inits from the global RNG; leave the caller's stream alone.
+    with torch.random.fork_rng(devices=[]):
+        try:
+            epoch = int(torch.load(ckpt_path, weights_only=False, map_location="cpu")["epoch"])
+            config, model, data = load_run(run)
+        except InputError:
+            raise
+        except (OSError, RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as e:
+            raise InputError(f"{ckpt_path}: cannot read the checkpoint ({e})") from None
+    model.eval()
+    return _Run(path=run, config=config, data=data, model=model, epoch=epoch)
+
+
+def _kept_epochs(run: Path) -> list[int]:
+    return sorted(int(p.stem.split("-")[1]) for p in (run / SNAPSHOT_DIR).glob("epoch-*.pt"))
+
+
+def _model_at(run: _Run, epoch: int) -> nn.Module:
+    """The model after ``epoch`` (eval mode): the final model, or rebuilt from its snapshot."""
+    if epoch == run.epoch:
+        return run.model
+    state = torch.load(snapshot_path(run.path, epoch), weights_only=True, map_location="cpu")
+    with torch.random.fork_rng(devices=[]):
+        model = build_model(run.config, run.data)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+def _resolve_epochs(run: _Run, epochs: Sequence[int] | str | None) -> list[int]:
+    """Requested epochs, sorted and checked against the snapshots the run kept."""
+    if epochs is None:
+        return []
+    kept = _kept_epochs(run.path)
+    if isinstance(epochs, str):
+        if epochs != "all":
+            raise InputError(f"epochs must be a list of integers or 'all', got {epochs!r}")
+        return sorted({e for e in kept if e <= run.epoch} | {run.epoch})
+    wanted = []
+    for e in epochs:
+        if isinstance(e, bool) or not isinstance(e, int):
+            raise InputError(f"epochs must be integers, got {e!r}")
+        wanted.append(e)
+    missing = [e for e in sorted(set(wanted)) if e != run.epoch and (e not in kept or e < 0)]
+    if missing:
+        raise InputError(
+            f"{run.path} has no weights for epoch(s) {', '.join(map(str, missing))}; "
+            f"final epoch {run.epoch}, snapshots kept: "
+            + (", ".join(map(str, kept)) or "none (trained with snapshots off)")
+        )
+    return sorted(set(wanted))
+
+
+def _positive(name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _train_batches(
+    data: Dataset, samples: int, batch_size: int
+) -> tuple[list[tuple[Tensor, Tensor]], int]:
+    """The first ``samples`` training samples (or all there are) in batches of ``batch_size``."""
+    _positive("samples", samples)
+    _positive("batch_size", batch_size)
+    n = min(samples, len(data.y_train))
+    x, y = data.x_train[:n], data.y_train[:n]
+    return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, n, batch_size)], n
+
+
+def _data_block(split: str, samples: int, batch_size: int | None = None) -> dict[str, Any]:
+    block: dict[str, Any] = {
+        "split": split,
+        "samples": samples,
+        "selection": f"the first {samples} samples of the {split} split (shuffled by data_seed)",
+    }
+    if batch_size is not None:
+        block["batch_size"] = batch_size
+        block["loss"] = _LOSS
+    return block
+
+
+def _header(what: str, run: _Run, seed: int | None) -> dict[str, Any]:
+    header: dict[str, Any] = {
+        "analysis": what,
+        "version": RESULT_VERSION,
+        "rule": run.config.algo,
+        "epoch": run.epoch,
+    }
+    if seed is not None:
+        header["seed"] = seed
+    return header
+
+
+# --------------------------------------------------------------------------- writing
+
+
+def _jsonable(value: Any) -> Any:
+    """``value`` with non-finite floats as None (JSON has no NaN) and tuples as lists."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def _write(run: Path, what: str, result: dict[str, Any], figure: Callable[[dict], Any]) -> dict:
+    """Render the figure, then write JSON and PNG atomically; return the JSON-ready result."""
+    from hwsim.report import _RC, _save, _write_atomic
+
+    result = _jsonable(result)
+    text = json.dumps(result, indent=1) + "\n"
+    import matplotlib
+
+    with matplotlib.rc_context(_RC):
+        png = _save(figure(result))
+    json_path, png_path = analysis_files(run, what)
+    json_path.parent.mkdir(exist_ok=True)
+    _write_atomic(json_path, text.encode())
+    _write_atomic(png_path, png)
+    return result
+
+
+# --------------------------------------------------------------------------- curvature
+
+
+def _curvature_of(
+    model: nn.Module,
+    batches: list[tuple[Tensor, Tensor]],
+    *,
+    probes: int,
+    top_k: int,
+    slq: bool,
+    slq_steps: int,
+    slq_probes: int,
+    seed: int,
+) -> dict[str, Any]:
+    """Curvature numbers of one model's BP view on fixed batches."""
+    view = bp_view(model).eval()
+    operator = HessianOperator(view, F.cross_entropy, batches)
+    trace = hutchinson_trace(operator, samples=probes, seed=seed)
+    top = top_eigenvalues(operator, k=min(top_k, operator.size), tol=EIGEN_TOL, seed=seed)
+    entry: dict[str, Any] = {
+        "loss": operator.loss(),
+        "trace": trace.estimate,
+        "trace_stderr": trace.stderr,
+        "top_eigenvalues": list(top.eigenvalues),
+        "eigen_residuals": list(top.residuals),
+        "eigen_converged": list(top.converged),
+        "lanczos_steps": top.iterations,
+        "density": None,
+    }
+    if slq:
+        density = spectral_density(
+            operator,
+            steps=slq_steps,
+            probes=slq_probes,
+            grid_points=DENSITY_GRID_POINTS,
+            seed=seed,
+        )
+        entry["density"] = {**density.to_dict(), "mean": density.mean()}
+    return entry
+
+
+def analyze_curvature(
+    run_dir: str | Path,
+    *,
+    epochs: Sequence[int] | Literal["all"] | None = None,
+    samples: int = 1000,
+    batch_size: int = 250,
+    probes: int = 100,
+    top_k: int = 5,
+    slq: bool = True,
+    slq_steps: int = 30,
+    slq_probes: int = 4,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Hessian trace, top eigenvalues and spectral density of a run; writes ``hessian.json``.
+
+    Measured on the BP view in eval mode, for the mean cross-entropy over the first ``samples``
+    training samples in batches of ``batch_size`` (a fixed operator). Trace: Hutchinson with
+    ``probes`` Rademacher probes (estimate and standard error). Eigenvalues: the ``top_k``
+    largest by Lanczos (relative residual tolerance :data:`EIGEN_TOL`). Density: stochastic
+    Lanczos quadrature with ``slq_probes`` probes of ``slq_steps`` steps (skipped with
+    ``slq=False``). All three are seeded with ``seed``.
+
+    The top-level ``trace``, ``trace_stderr``, ``top_eigenvalues`` (…) are for the final model;
+    ``epochs`` (a list, or ``"all"`` kept snapshots) adds the same under ``by_epoch[str(epoch)]``.
+    """
+    for name, value in (("probes", probes), ("top_k", top_k)):
+        _positive(name, value)
+    if slq:
+        _positive("slq_steps", slq_steps)
+        _positive("slq_probes", slq_probes)
+    run = _open_run(run_dir)
+    wanted = _resolve_epochs(run, epochs)
+    batches, n = _train_batches(run.data, samples, batch_size)
+    options = dict(
+        probes=probes,
+        top_k=top_k,
+        slq=slq,
+        slq_steps=slq_steps,
+        slq_probes=slq_probes,
+        seed=seed,
+    )
+    final = _curvature_of(run.model, batches, **options)
+    by_epoch = {
+        str(e): final if e == run.epoch else _curvature_of(_model_at(run, e), batches, **options)
+        for e in wanted
+    }
+    result: dict[str, Any] = {
+        **_header("hessian", run, seed),
+        "view": _VIEW,
+        "data": _data_block("train", n, batch_size),
+        "method": {
+            "trace": f"Hutchinson, {probes} Rademacher probes; stderr = std / sqrt(probes)",
+            "top_eigenvalues": f"Lanczos, full reorthogonalization, relative tol {EIGEN_TOL}",
+            "density": (
+                f"stochastic Lanczos quadrature, {slq_probes} probes x {slq_steps} steps, "
+                "Gaussian smoothing"
+                if slq
+                else None
+            ),
+        },
+        "probes": probes,
+        "top_k": top_k,
+        "slq_steps": slq_steps if slq else None,
+        "slq_probes": slq_probes if slq else None,
+        "parameters": get_flat_parameters(run.model).numel(),
+        "note": (
+            "quantized model: this is the curvature of the straight-through-estimator surrogate "
+            "(the quantized loss is piecewise constant in the weights)"
+            if run.config.quantized
+            else None
+        ),
+        **final,
+        "by_epoch": by_epoch,
+    }
+    return _write(run.path, "hessian", result, _hessian_figure)
+
+
+# --------------------------------------------------------------------------- landscape
+
+
+def _grid_values(span: float, points: int) -> list[float]:
+    values = torch.linspace(-span, span, points, dtype=torch.float64).tolist()
+    if points % 2 == 1:
+        values[points // 2] = 0.0  # the centre is exactly the trained weights
+    return values
+
+
+def analyze_landscape(
+    run_dir: str | Path,
+    *,
+    grid: int = 21,
+    span: float = 1.0,
+    samples: int = 1000,
+    batch_size: int = 250,
+    trajectory_grid: int = 21,
+    margin: float = 0.2,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Loss surface along the top-2 Hessian eigenvectors, and the trajectory; ``landscape.json``.
+
+    Surface: the loss at ``w + α d₁ + β d₂`` around the final weights ``w`` for ``α, β`` on
+    ``grid`` points in ``[-span, span]`` (a parameter-space distance: ``d₁, d₂`` are the unit top
+    two Hessian eigenvectors of the BP view, by Lanczos seeded with ``seed``). Trajectory: the
+    weight snapshots (epoch 0 … final) minus the final weights, projected on their top two
+    principal components, with the loss at each snapshot's true weights and the surface on that
+    plane (``trajectory_grid`` points per axis, the path's extent plus ``margin`` on each side).
+    Data as for :func:`analyze_curvature`.
+    """
+    _positive("grid", grid)
+    _positive("trajectory_grid", trajectory_grid)
+    if not (isinstance(span, int | float) and math.isfinite(span) and span > 0):
+        raise InputError(f"span must be a positive number, got {span!r}")
+    if not (isinstance(margin, int | float) and margin >= 0):
+        raise InputError(f"margin must be non-negative, got {margin!r}")
+    run = _open_run(run_dir)
+    batches, n = _train_batches(run.data, samples, batch_size)
+    view = bp_view(run.model).eval()
+    axis = _grid_values(float(span), grid)
+    surface = loss_surface(view, F.cross_entropy, batches, alphas=axis, betas=axis, seed=seed)
+    surface_dict = surface.to_dict()
+    epochs = [e for e in _kept_epochs(run.path) if e < run.epoch] + [run.epoch]
+    trajectory: dict[str, Any] | None = None
+    trajectory_note = None
+    if len(epochs) < 2:
+        trajectory_note = "no weight snapshots before the final epoch (trained with snapshots off)"
+    else:
+        flats = [get_flat_parameters(_model_at(run, e)) for e in epochs]
+        pca = trajectory_pca(
+            flats,
+            model=view,
+            loss_fn=F.cross_entropy,
+            batches=batches,
+            surface_points=trajectory_grid,
+            margin=float(margin),
+        )
+        trajectory = {"epochs": epochs, **pca.to_dict()}
+    losses = [v for row in surface_dict["loss"] for v in row]
+    result: dict[str, Any] = {
+        **_header("landscape", run, seed),
+        "view": _VIEW,
+        "data": _data_block("train", n, batch_size),
+        "grid": grid,
+        "span": float(span),
+        "center_loss": surface.center_loss,
+        "max_loss_increase": max(losses) - surface.center_loss,
+        "surface": {
+            "directions": "unit top-2 Hessian eigenvectors (Lanczos) of the BP view",
+            **surface_dict,
+        },
+        "trajectory": trajectory,
+        "trajectory_note": trajectory_note,
+    }
+    return _write(run.path, "landscape", result, _landscape_figure)
+
+
+# --------------------------------------------------------------------------- alignment
+
+
+def analyze_alignment(run_dir: str | Path) -> dict[str, Any]:
+    """Alignment angles over training, from ``metrics.jsonl``; writes ``alignment.json``.
+
+    Per layer, per epoch (0 = initialization): the angle between W and B (``alignment_deg``) and
+    the angle between the rule's weight update direction and the true gradient
+    (``update_angle_deg``, measured during training on the first ``update_angle_batches`` training
+    batches; None where not recorded: BP, diverged epochs). Nothing is recomputed.
+    """
+    run = _require(run_dir, ("config.yaml", "metrics.jsonl"))
+    config_path, metrics_path = run / "config.yaml", run / "metrics.jsonl"
+    try:
+        config = TrainConfig.from_dict(
+            yaml.safe_load(config_path.read_text()), source=str(config_path)
+        )
+        rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise InputError(f"{run}: cannot read config.yaml / metrics.jsonl ({e})") from None
+    if not rows or any("epoch" not in r or "alignment_deg" not in r for r in rows):
+        raise InputError(f"{metrics_path}: expected one JSON row per epoch with alignment_deg")
+    layers = list(rows[0]["alignment_deg"])
+    alignment = {layer: [r["alignment_deg"].get(layer) for r in rows] for layer in layers}
+    update = {
+        layer: [(r.get("update_angle_deg") or {}).get(layer) for r in rows] for layer in layers
+    }
+
+    def mean(values: list[float | None]) -> float | None:
+        finite = [v for v in values if v is not None and math.isfinite(v)]
+        return sum(finite) / len(finite) if finite else None
+
+    recorded = any(v is not None for values in update.values() for v in values)
+    result: dict[str, Any] = {
+        "analysis": "alignment",
+        "version": RESULT_VERSION,
+        "rule": config.algo,
+        "source": "metrics.jsonl (measured during training)",
+        "update_angle_batches": config.update_angle_batches,
+        "epochs": [r["epoch"] for r in rows],
+        "layers": layers,
+        "alignment_deg": alignment,
+        "update_angle_deg": update,
+        "mean_alignment_deg": [mean(list(r["alignment_deg"].values())) for r in rows],
+        "mean_update_angle_deg": [
+            mean(list((r.get("update_angle_deg") or {}).values())) for r in rows
+        ],
+        "test_accuracy": [r.get("test_accuracy") for r in rows],
+        "diverged": [bool(r.get("diverged")) for r in rows],
+        "note": (
+            None
+            if recorded
+            else "BP sends errors through W itself (0°) and its update is the true gradient; "
+            "update angles are not recorded"
+            if config.algo == "bp"
+            else "update angles were not recorded (update_angle_batches = 0)"
+        ),
+    }
+    return _write(run, "alignment", result, _alignment_figure)
+
+
+# --------------------------------------------------------------------------- robustness
+
+
+def _surrogate(run: _Run, surrogate_dir: str | Path | None) -> tuple[nn.Module, dict[str, Any]]:
+    """A BP-trained surrogate: the given run, or one trained (once) into analysis/surrogate."""
+    if surrogate_dir is None:
+        out = run.path / SURROGATE_DIR
+        config = run.config.replace(
+            algo="bp", seed=run.config.seed + SURROGATE_SEED_OFFSET, snapshots=False
+        )
+        reused = (out / "result.json").exists()
+        with torch.random.fork_rng(devices=[]):  # train() seeds the global RNG itself
+            train(config, out)
+        where, trained_here = SURROGATE_DIR, True
+    else:
+        out, where, trained_here, reused = Path(surrogate_dir), str(surrogate_dir), False, True
+    surrogate = _open_run(out)
+    if surrogate.data.input_shape != run.data.input_shape or (
+        surrogate.config.dataset != run.config.dataset
+    ):
+        raise InputError(
+            f"surrogate {out} was trained on {surrogate.config.dataset!r} "
+            f"{list(surrogate.data.input_shape)}, the run on {run.config.dataset!r} "
+            f"{list(run.data.input_shape)}: they must match"
+        )
+    info = {
+        "dir": where,
+        "trained_here": trained_here,
+        "reused": reused,
+        "rule": surrogate.config.algo,
+        "seed": surrogate.config.seed,
+        "epoch": surrogate.epoch,
+        "attacked_through": "its true gradient (BP view)",
+    }
+    return surrogate.model, info
+
+
+def analyze_robustness(
+    run_dir: str | Path,
+    *,
+    corruptions: Sequence[str] = CORRUPTION_NAMES,
+    severities: Sequence[int] = (1, 2, 3, 4, 5),
+    eps_list: Sequence[float] = DEFAULT_EPS,
+    attacks: Sequence[str] = ("fgsm", "pgd"),
+    pgd_steps: int = 10,
+    surrogate_dir: str | Path | None = None,
+    samples: int = 1000,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Corruption and adversarial robustness of a run's final model; writes ``robustness.json``.
+
+    On the first ``samples`` test samples, with the model in eval mode:
+
+    - ``corruptions`` at ``severities`` (image datasets only; for other data they are skipped and
+      ``corruptions_skipped`` says why), seeded with ``seed``;
+    - each attack in ``attacks`` (``fgsm``, ``pgd`` with ``pgd_steps`` steps of ``2.5·ε/steps`` and
+      a seeded random start) at each ε of ``eps_list`` (L∞, input units; clipped to [0, 1] for
+      images), crafted three ways and always evaluated on the model: ``true`` (the gradient of
+      the BP view), ``feedback`` (autograd through the model as trained: FA/IFA send the error
+      through B; for BP the same as ``true``) and ``transfer`` (black box: crafted on a BP-trained
+      surrogate through its true gradient).
+
+    The surrogate is ``surrogate_dir`` (a run directory on the same dataset) or, when None, a BP
+    run with the same config and seed + 1 trained into ``RUN_DIR/analysis/surrogate/`` (reused
+    when already there); ``surrogate`` in the JSON says which.
+    """
+    unknown = [c for c in corruptions if c not in CORRUPTION_NAMES]
+    if unknown:
+        raise InputError(
+            f"unknown corruption(s) {', '.join(map(str, unknown))}: "
+            f"choose from {', '.join(CORRUPTION_NAMES)}"
+        )
+    if any(isinstance(s, bool) or s not in (1, 2, 3, 4, 5) for s in severities):
+        raise InputError(f"severities must be in 1..5, got {list(severities)}")
+    bad_attacks = [a for a in attacks if a not in ("fgsm", "pgd")]
+    if bad_attacks:
+        raise InputError(f"unknown attack(s) {', '.join(map(str, bad_attacks))}: fgsm or pgd")
+    if any(not (isinstance(e, int | float) and math.isfinite(e) and e >= 0) for e in eps_list):
+        raise InputError(f"eps values must be finite and non-negative, got {list(eps_list)}")
+    _positive("pgd_steps", pgd_steps)
+    _positive("samples", samples)
+    run = _open_run(run_dir)
+    n = min(samples, len(run.data.y_test))
+    x, y = run.data.x_test[:n], run.data.y_test[:n]
+    model = run.model
+    image = len(run.data.input_shape) == 3
+    clip = (0.0, 1.0) if image else None  # image datasets hold intensities in [0, 1]
+    clean = accuracy(model, x, y)
+
+    corruption_results: list[dict[str, Any]] = []
+    skipped = None
+    if not image:
+        skipped = (
+            f"dataset {run.config.dataset!r} is not images (inputs {list(run.data.input_shape)}): "
+            "image corruptions do not apply"
+        )
+    elif corruptions and severities:
+        corruption_results = [
+            r.to_dict()
+            for r in corruption_accuracy(
+                model, x, y, names=corruptions, severities=severities, seed=seed
+            )
+        ]
+    by_corruption: dict[str, list[float]] = {}
+    for r in corruption_results:
+        by_corruption.setdefault(r["corruption"], []).append(r["accuracy"])
+
+    surrogate, surrogate_info = _surrogate(run, surrogate_dir)
+    surrogate_info["clean_accuracy"] = accuracy(surrogate, x, y)
+    sources = {
+        "true": input_gradient_fn(bp_view(model).eval()),
+        "feedback": input_gradient_fn(model),
+    }
+    eps = [float(e) for e in eps_list]
+    common: dict[str, Any] = dict(eps_list=eps, steps=pgd_steps, seed=seed, clip=clip)
+    adversarial: list[dict[str, Any]] = []
+    table: dict[str, dict[str, list[float]]] = {}
+    for attack in attacks:
+        runs = [
+            adversarial_accuracy(
+                model, x, y, attack=attack, grad_fn=fn, gradient_source=name, **common
+            )
+            for name, fn in sources.items()
+        ]
+        runs.append(
+            transfer_accuracy(bp_view(surrogate).eval(), model, x, y, attack=attack, **common)
+        )
+        table[attack] = {rs[0].gradient_source: [r.accuracy for r in rs] for rs in runs if rs}
+        adversarial += [r.to_dict() for rs in runs for r in rs]
+
+    all_corrupted = [r["accuracy"] for r in corruption_results]
+    result: dict[str, Any] = {
+        **_header("robustness", run, seed),
+        "data": _data_block("test", n),
+        "clean_accuracy": clean,
+        "severities": list(severities),
+        "corruption_accuracy": by_corruption,
+        "mean_corruption_accuracy": (
+            sum(all_corrupted) / len(all_corrupted) if all_corrupted else None
+        ),
+        "corruptions": corruption_results,
+        "corruptions_skipped": skipped,
+        "eps": eps,
+        "attacks": list(attacks),
+        "pgd_steps": pgd_steps,
+        "pgd_step_size": f"2.5 * eps / {pgd_steps}, random start uniform in the eps-ball",
+        "clip": list(clip) if clip else None,
+        "adversarial_accuracy": table,
+        "adversarial": adversarial,
+        "gradient_sources": {
+            "true": "white box: the input gradient of the BP view (the true gradient)",
+            "feedback": (
+                "white box: autograd through the model as trained (its own feedback B)"
+                if run.config.algo != "bp"
+                else "white box: autograd through the model as trained (for BP, the true gradient)"
+            ),
+            "transfer": "black box: crafted on the BP-trained surrogate, evaluated on the model",
+        },
+        "surrogate": surrogate_info,
+    }
+    return _write(run.path, "robustness", result, _robustness_figure)
+
+
+# --------------------------------------------------------------------------- dispatch
+
+
+_FUNCTIONS: dict[str, Callable[..., dict[str, Any]]] = {
+    "hessian": analyze_curvature,
+    "landscape": analyze_landscape,
+    "alignment": analyze_alignment,
+    "robustness": analyze_robustness,
+}
+
+
+def _keywords(function: Callable[..., Any]) -> set[str]:
+    return {
+        name
+        for name, p in inspect.signature(function).parameters.items()
+        if p.kind is inspect.Parameter.KEYWORD_ONLY
+    }
+
+
+def analyze(run_dir: str | Path, what: str, **options: Any) -> dict[str, Any]:
+    """Run analysis ``what`` (one of :data:`ANALYSES`, or ``"all"``) on ``run_dir``.
+
+    ``options`` are the keyword arguments of the analysis function. For ``"all"`` each analysis
+    gets the options it accepts, and the result maps each name to its result. An unknown
+    ``what``, or an option no chosen analysis accepts, is an :class:`InputError`.
+    """
+    if what not in (*ANALYSES, "all"):
+        raise InputError(f"unknown analysis {what!r}: choose from {', '.join(ANALYSES)}, all")
+    names = list(ANALYSES) if what == "all" else [what]
+    accepted = set().union(*(_keywords(_FUNCTIONS[name]) for name in names))
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        raise InputError(
+            f"option(s) {', '.join(unknown)} do not apply to {what}"
+            + (f" (it takes {', '.join(sorted(accepted))})" if accepted else "")
+        )
+    results = {}
+    for name in names:
+        function = _FUNCTIONS[name]
+        mine = {k: v for k, v in options.items() if k in _keywords(function)}
+        results[name] = function(run_dir, **mine)
+    return results if what == "all" else results[what]
+
+
+# --------------------------------------------------------------------------- figures
+
+
+def _epoch_axis(ax: Any) -> None:
+    from matplotlib.ticker import MaxNLocator
+
+    ax.set_xlabel("epoch (0 = before training)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+
+
+def _hessian_figure(result: dict[str, Any]) -> Any:
+    import matplotlib.pyplot as plt
+
+    by_epoch = result["by_epoch"]
+    over_time = len(by_epoch) >= 2
+    fig, axes = plt.subplots(1, 2 if over_time else 1, figsize=(11 if over_time else 6.5, 4))
+    axes = list(axes) if over_time else [axes]
+    ax = axes[0]
+    density = result["density"]
+    if density is not None:
+        grid = density["grid"]
+        floor = max(max(density["density"]) * 1e-8, 1e-300)
+        ax.semilogy(grid, [max(d, floor) for d in density["density"]], color="#4C72B0")
+        ax.set_ylim(bottom=floor * 10)
+        ax.set_ylabel("density (smoothed, log scale)")
+    else:
+        ax.set_yticks([])
+    for value in result["top_eigenvalues"]:
+        ax.axvline(value, color="#C44E52", lw=0.8, ls="--")
+    ax.set_xlabel("Hessian eigenvalue")
+    ax.set_title(
+        f"{result['rule']} epoch {result['epoch']}: spectrum (BP view)\n"
+        f"trace {result['trace']:.4g} ± {result['trace_stderr'] or 0:.2g}, "
+        f"top eigenvalues dashed"
+    )
+    if over_time:
+        ax = axes[1]
+        epochs = [int(e) for e in by_epoch]
+        traces = [by_epoch[str(e)]["trace"] for e in epochs]
+        errors = [by_epoch[str(e)]["trace_stderr"] or 0.0 for e in epochs]
+        ax.errorbar(epochs, traces, yerr=errors, color="#4C72B0", marker="o", label="trace")
+        ax.set_ylabel("trace", color="#4C72B0")
+        twin = ax.twinx()
+        twin.plot(
+            epochs,
+            [by_epoch[str(e)]["top_eigenvalues"][0] for e in epochs],
+            color="#C44E52",
+            marker="s",
+        )
+        twin.set_ylabel("top eigenvalue", color="#C44E52")
+        twin.grid(False)
+        _epoch_axis(ax)
+        ax.set_title("Trace (± stderr) and top eigenvalue over training")
+    fig.tight_layout()
+    return fig
+
+
+def _contour(ax: Any, xs: list[float], ys: list[float], loss: list[list[float]]) -> Any:
+    # loss[i][j] is at (xs[i], ys[j]); contourf wants rows along y.
+    z = [[loss[i][j] for i in range(len(xs))] for j in range(len(ys))]
+    if len(xs) < 2 or len(ys) < 2:
+        return None
+    return ax.contourf(xs, ys, z, levels=20, cmap="viridis")
+
+
+def _landscape_figure(result: dict[str, Any]) -> Any:
+    import matplotlib.pyplot as plt
+
+    trajectory = result["trajectory"]
+    fig, axes = plt.subplots(1, 3 if trajectory else 1, figsize=(15 if trajectory else 6, 4.2))
+    axes = list(axes) if trajectory else [axes]
+    surface = result["surface"]
+    ax = axes[0]
+    filled = _contour(ax, surface["alphas"], surface["betas"], surface["loss"])
+    if filled is not None:
+        fig.colorbar(filled, ax=ax, label="loss")
+    ax.plot([0], [0], marker="*", color="white", markersize=12, markeredgecolor="black")
+    eigen = surface.get("direction_eigenvalues") or [math.nan, math.nan]
+    ax.set_xlabel(f"α along top eigenvector 1 (λ = {eigen[0]:.3g})")
+    ax.set_ylabel(f"β along eigenvector 2 (λ = {eigen[1]:.3g})")
+    ax.set_title(f"{result['rule']}: loss around the trained weights")
+    if trajectory:
+        ax = axes[1]
+        tsurf = trajectory["surface"]
+        filled = _contour(ax, tsurf["alphas"], tsurf["betas"], tsurf["loss"])
+        if filled is not None:
+            fig.colorbar(filled, ax=ax, label="loss")
+        xs = [c[0] for c in trajectory["coordinates"]]
+        ys = [c[1] for c in trajectory["coordinates"]]
+        ax.plot(xs, ys, color="white", marker="o", markeredgecolor="black", lw=1.5)
+        for epoch, px, py in zip(trajectory["epochs"], xs, ys, strict=True):
+            ax.annotate(str(epoch), (px, py), textcoords="offset points", xytext=(4, 4))
+        ev = trajectory["explained_variance"]
+        ax.set_xlabel(f"PC 1 ({100 * ev[0]:.1f}% of the path)")
+        ax.set_ylabel(f"PC 2 ({100 * ev[1]:.1f}%)")
+        ax.set_title("Training trajectory on its top-2 PCA plane")
+        ax = axes[2]
+        ax.plot(trajectory["epochs"], trajectory["path_loss"], marker="o")
+        _epoch_axis(ax)
+        ax.set_ylabel("loss at the snapshot")
+        ax.set_title("Loss along the trajectory")
+    fig.tight_layout()
+    return fig
+
+
+def _alignment_figure(result: dict[str, Any]) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    epochs = result["epochs"]
+    for key, ax, title in (
+        ("alignment_deg", axes[0], "Angle between W and B"),
+        ("update_angle_deg", axes[1], "Angle between update and true gradient"),
+    ):
+        for layer, values in result[key].items():
+            points = [(e, v) for e, v in zip(epochs, values, strict=True) if v is not None]
+            if points:
+                ax.plot(*zip(*points, strict=True), marker=".", label=layer)
+        _epoch_axis(ax)
+        ax.set_ylabel("degrees")
+        ax.set_ylim(bottom=0)
+        ax.set_title(f"{result['rule']}: {title}")
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7, loc="best")
+        elif result["note"]:
+            ax.text(
+                0.5,
+                0.5,
+                result["note"],
+                ha="center",
+                va="center",
+                wrap=True,
+                fontsize=8,
+                transform=ax.transAxes,
+            )
+    fig.tight_layout()
+    return fig
+
+
+def _robustness_figure(result: dict[str, Any]) -> Any:
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
+    ax = axes[0]
+    if result["corruption_accuracy"]:
+        for name, values in result["corruption_accuracy"].items():
+            ax.plot(result["severities"], values, marker="o", label=name)
+        ax.axhline(result["clean_accuracy"], color="black", ls=":", label="clean")
+        ax.set_xlabel("severity")
+        ax.set_xticks(result["severities"])
+        ax.legend(fontsize=7, loc="best")
+    else:
+        ax.text(
+            0.5,
+            0.5,
+            result["corruptions_skipped"] or "no corruptions asked for",
+            ha="center",
+            va="center",
+            wrap=True,
+            fontsize=8,
+            transform=ax.transAxes,
+        )
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title(f"{result['rule']}: accuracy under corruptions")
+    ax = axes[1]
+    colors = {"true": "#C44E52", "feedback": "#4C72B0", "transfer": "#55A868"}
+    styles = {"fgsm": "--", "pgd": "-"}
+    for attack, by_source in result["adversarial_accuracy"].items():
+        for source, values in by_source.items():
+            ax.plot(
+                result["eps"],
+                values,
+                color=colors.get(source),
+                ls=styles.get(attack, "-"),
+                marker="o",
+                label=f"{attack} {source}",
+            )
+    ax.set_xlabel("ε (L∞)")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    ax.set_title("Adversarial accuracy: true gradient, own feedback, transfer")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    return fig
