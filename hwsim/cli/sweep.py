@@ -1,0 +1,233 @@
+"""``hwsim sweep``: train over initial angle, depth, training-set size or init gains."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from hwsim import PROJECT_ROOT
+from hwsim.cli import main
+from hwsim.cli.common import InputError, console, err_console, progress_bar
+
+#: The kind-specific options, and the kinds that take each.
+KIND_OPTIONS = {
+    "angles": ("angle",),
+    "depths": ("depth",),
+    "sizes": ("data",),
+    "min_steps": ("data",),
+    "gains": ("init",),
+    "algo": ("depth", "data", "init"),
+}
+
+
+def parse_list(text: str, convert: Callable[[str], Any], option: str) -> tuple[Any, ...]:
+    """``"0,15,30"`` → ``(0, 15, 30)`` with ``convert``; a bad item is an InputError."""
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    try:
+        values = tuple(convert(t) for t in items)
+    except ValueError:
+        raise InputError(f"{option} {text!r}: expected comma-separated numbers") from None
+    if not values:
+        raise InputError(f"{option} is empty")
+    return values
+
+
+def fmt_stat(stat: dict[str, Any] | None, spec: str = ".3f") -> str:
+    """``mean ± std`` of an aggregate (``—`` when missing; no ``±`` with one seed)."""
+    if not stat or stat.get("mean") is None:
+        return "—"
+    text = format(stat["mean"], spec)
+    return text + (f" ± {format(stat['std'], spec)}" if stat.get("std") is not None else "")
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, list):
+        return f"fwd {value[0]:g} × bwd {value[1]:g}"
+    return "—" if value is None else f"{value:g}"
+
+
+def sweep_table(summary: dict[str, Any]) -> Table:
+    """The aggregates of a sweep as a rich table: one row per parameter value × rule."""
+    parameter = summary["parameter"] or "config"
+    table = Table(title=f"{summary['kind']} sweep ({summary['points']} points)")
+    columns = [parameter, "rule", "seeds", "test acc", "train acc", "diverged"]
+    curvature = any("hessian_trace" in g["metrics"] for g in summary["groups"])
+    robust = any("pgd_true_accuracy" in g["metrics"] for g in summary["groups"])
+    columns += ["Hessian trace", "top eig."] if curvature else []
+    columns += ["PGD true", "PGD transfer", "corrupted"] if robust else []
+    for header in columns:
+        table.add_column(header, justify="right")
+    for g in summary["groups"]:
+        m = g["metrics"]
+        row = [
+            _value_text(g["value"]),
+            g["rule"],
+            str(len(g["seeds"])),
+            fmt_stat(m.get("final_test_accuracy")),
+            fmt_stat(m.get("final_train_accuracy")),
+            str(g["diverged"]),
+        ]
+        if curvature:
+            row += [fmt_stat(m.get(k), ".4g") for k in ("hessian_trace", "top_eigenvalue")]
+        if robust:
+            row += [
+                fmt_stat(m.get("pgd_true_accuracy")),
+                fmt_stat(m.get("pgd_transfer_accuracy")),
+                fmt_stat(m.get("corruption_accuracy")),
+            ]
+        table.add_row(*row)
+    return table
+
+
+def set_threads(threads: int) -> None:
+    """Torch's intra-op threads (1 is fastest for these small nets on a shared 2-core CPU)."""
+    import torch
+
+    if threads < 1:
+        raise InputError(f"--threads must be at least 1, got {threads}")
+    torch.set_num_threads(threads)
+
+
+@main.command()
+@click.argument("kind", type=click.Choice(["angle", "depth", "data", "init"]))
+@click.option("--dataset", default="mnist5k", show_default=True, help="Dataset name.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder with the mnist / fashion-mnist / cifar10 files.",
+)
+@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds, e.g. 0,1,2.")
+@click.option("--epochs", type=int, default=5, show_default=True)
+@click.option(
+    "--depth", type=int, default=6, show_default=True, help="MLP depth (except the depth sweep)."
+)
+@click.option("--width", type=int, default=256, show_default=True, help="MLP hidden width.")
+@click.option("--batch-size", type=int, default=64, show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--weight-bits", type=int, default=32, show_default=True, help="32 = float.")
+@click.option("--act-bits", type=int, default=32, show_default=True, help="32 = float.")
+@click.option("--angles", default=None, help="angle: θ in degrees [0,15,30,45,60,75,90].")
+@click.option("--depths", default=None, help="depth: depths [2,4,6,8,10].")
+@click.option(
+    "--sizes",
+    default=None,
+    help="data: training-set sizes [100,500,1000,5000,10000,50000], capped at the dataset's.",
+)
+@click.option(
+    "--min-steps",
+    type=int,
+    default=None,
+    help="data: more epochs for small sets so each point gets this many steps [0].",
+)
+@click.option("--gains", default=None, help="init: gains, forward × backward grid [0.5,1,1.414,2].")
+@click.option("--algo", default=None, help="depth/data: rules [bp,fa,ifa]; init: [ifa,fa].")
+@click.option(
+    "--curvature/--no-curvature",
+    default=None,
+    help="Hessian trace and top eigenvalue per point [on for angle, off otherwise].",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Sweep directory [default: reports/sweep-<kind>].",
+)
+@click.option("--force", is_flag=True, help="Start over when --out holds a different sweep.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Torch threads.")
+@click.option("--json", "as_json", is_flag=True, help="Print sweep.json to stdout.")
+@click.option("--quiet", is_flag=True, help="No progress output or table.")
+def sweep(
+    kind: str,
+    dataset: str,
+    data_dir: str | None,
+    seeds: str,
+    epochs: int,
+    depth: int,
+    width: int,
+    batch_size: int,
+    lr: float,
+    weight_bits: int,
+    act_bits: int,
+    curvature: bool | None,
+    out: str | None,
+    force: bool,
+    threads: int,
+    as_json: bool,
+    quiet: bool,
+    **kind_options: Any,
+) -> None:
+    """Train one run per parameter value × rule × seed; resumable; mean ± std over seeds.
+
+    KIND: angle (rule ifa:θ per θ, Fig 4), depth (Fig 3b), data (training-set size, Fig 3c) or
+    init (forward × backward init gain grid, final train accuracy, Fig 3a). Each finished point
+    is appended to OUT/points.jsonl at once; Ctrl-C keeps them and the same command resumes.
+    """
+    from models.config import TrainConfig
+    from models.sweeps import CurvatureSettings, make_spec, run_sweep
+
+    for name, value in kind_options.items():
+        if value is not None and kind not in KIND_OPTIONS[name]:
+            option = "--" + name.replace("_", "-")
+            raise InputError(f"{option} does not apply to the {kind} sweep")
+    set_threads(threads)
+    base = TrainConfig(
+        dataset=dataset,
+        data_dir=data_dir,
+        depth=depth,
+        width=width,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        weight_bits=weight_bits,
+        act_bits=act_bits,
+        snapshots=False,
+    )
+    values_option = {"angle": "angles", "depth": "depths", "data": "sizes", "init": "gains"}[kind]
+    convert = float if kind in ("angle", "init") else int
+    raw_values = kind_options[values_option]
+    values = parse_list(raw_values, convert, f"--{values_option}") if raw_values else None
+    algo = kind_options["algo"]
+    wants_curvature = (kind == "angle") if curvature is None else curvature
+    spec = make_spec(
+        kind,
+        base=base,
+        values=values,
+        rules=parse_list(algo, str, "--algo") if algo else None,
+        seeds=parse_list(seeds, int, "--seeds"),
+        min_steps=kind_options["min_steps"] or 0,
+        curvature=CurvatureSettings() if wants_curvature else None,
+    )
+    if kind == "angle" and not wants_curvature:
+        spec = dataclasses.replace(spec, curvature=None)
+    out_dir = Path(out) if out else PROJECT_ROOT / "reports" / f"sweep-{kind}"
+    for note in spec.notes:
+        err_console.print(f"[yellow]note:[/] {note}", highlight=False)
+    progress = progress_bar(quiet)
+    task = progress.add_task(f"{kind} sweep", total=len(spec.points()))
+
+    def on_point(point: Any, index: int, total: int, state: str) -> None:
+        if state == "start":
+            progress.update(task, description=f"{kind} sweep: {point.point_id}")
+        else:
+            progress.advance(task)
+
+    with progress:
+        summary = run_sweep(spec, out_dir, force=force, on_point=on_point)
+    if as_json:
+        click.echo(json.dumps(summary, indent=2))
+        return
+    if not quiet:
+        console.print(sweep_table(summary))
+        for note in spec.notes:
+            console.print(f"note: {note}", highlight=False)
+    console.print(
+        f"{summary['points']} points → {out_dir / 'sweep.json'}, {out_dir / summary['figure']}",
+        highlight=False,
+    )
