@@ -1,0 +1,95 @@
+"""``hwsim reproduce``: run the sweeps that test the paper's claims and write REPRODUCTION.md."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.table import Table
+
+from hwsim import PROJECT_ROOT
+from hwsim.cli import main
+from hwsim.cli.common import console, err_console, progress_bar
+from hwsim.cli.sweep import set_threads
+
+
+def _claims_table(document: dict[str, Any]) -> Table:
+    from models.reproduce import ClaimRow, row_numbers
+
+    table = Table(title=f"claims ({document['plan']['scale']} scale)")
+    for header in ("#", "measurement", "ours", "verdict"):
+        table.add_column(header)
+    for raw in document["claims"]:
+        row = ClaimRow(**raw)
+        table.add_row(row.claim_id, row.measurement, row_numbers(row), row.verdict)
+    return table
+
+
+@main.command()
+@click.option(
+    "--scale",
+    type=click.Choice(["small", "full"]),
+    default="small",
+    show_default=True,
+    help="small: mnist5k, under 30 min on a 2-core CPU; full: paper scale (hours).",
+)
+@click.option(
+    "--dataset", default=None, help="Dataset [default: mnist5k for small, mnist for full]."
+)
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder with the mnist / fashion-mnist / cifar10 files (full scale).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Output directory [default: reports/reproduce-<scale>].",
+)
+@click.option("--force", is_flag=True, help="Start over when --out holds a different plan.")
+@click.option("--threads", type=int, default=1, show_default=True, help="Torch threads.")
+@click.option("--quiet", is_flag=True, help="No progress output or table.")
+def reproduce(
+    scale: str,
+    dataset: str | None,
+    data_dir: str | None,
+    out: str | None,
+    force: bool,
+    threads: int,
+    quiet: bool,
+) -> None:
+    """Run every sweep behind the paper's claims and write OUT/REPRODUCTION.md.
+
+    Each claim gets the measurement that tests it, our numbers (mean ± std over seeds) and a
+    verdict computed from them. Resumable: Ctrl-C keeps finished runs; the same command resumes.
+    """
+    from models.reproduce import plan_for, run_reproduce
+
+    set_threads(threads)
+    plan = plan_for(scale, dataset=dataset, data_dir=data_dir)
+    out_dir = Path(out) if out else PROJECT_ROOT / "reports" / f"reproduce-{scale}"
+    progress = progress_bar(quiet)
+    tasks: dict[str, Any] = {}
+
+    def on_sweep(name: str, spec: Any) -> None:
+        tasks[name] = progress.add_task(f"{name} sweep", total=len(spec.points()))
+        tasks["current"] = tasks[name]
+        for note in spec.notes:
+            err_console.print(f"[yellow]note:[/] {name} sweep: {note}", highlight=False)
+
+    def on_point(point: Any, index: int, total: int, state: str) -> None:
+        if state != "start":
+            progress.advance(tasks["current"])
+
+    with progress:
+        document = run_reproduce(plan, out_dir, force=force, on_sweep=on_sweep, on_point=on_point)
+    if not quiet:
+        console.print(_claims_table(document))
+    console.print(
+        f"{len(document['claims'])} claim rows, wall {document['timing']['wall_s'] / 60:.1f} min "
+        f"→ {out_dir / 'REPRODUCTION.md'}",
+        highlight=False,
+    )
