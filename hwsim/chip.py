@@ -12,10 +12,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwsim import CONFIGS_DIR
 from hwsim.errors import InputError
 from hwsim.yaml_lines import KeyPath, load_yaml_with_lines
 
 SCHEMA_VERSION = 1
+#: Where the shipped chips live; ``resolve_chip`` finds them by bare name.
+CHIPS_DIR = CONFIGS_DIR / "chips"
 MEMORY_KINDS = ("register_file", "sram", "global_buffer", "rom", "dram")
 #: Tensor classes a chip places. ``weight_mirror`` is BP's copy of W in ``mirror`` mode.
 TENSORS = (
@@ -199,9 +202,29 @@ def _kind(value: Any) -> str:
     )
 
 
+def resolve_chip(name: str | Path, base: Path | None = None) -> Path:
+    """A chip file path: as given, relative to ``base``, or a shipped chip by name
+    (``edge_sram`` → ``configs/chips/edge_sram.yaml``)."""
+    candidates = [Path(name)]
+    if base is not None:
+        candidates.append(base / name)
+    candidates += [CHIPS_DIR / str(name), CHIPS_DIR / f"{name}.yaml"]
+    for c in candidates:
+        if c.is_file():
+            return c.resolve()
+    shipped = ", ".join(sorted(p.stem for p in CHIPS_DIR.glob("*.yaml")))
+    raise InputError(f"chip file {name!s} not found (shipped chips: {shipped})")
+
+
 def load_chip(path: str | Path) -> Chip:
-    """Read and validate a chip YAML file; raise :class:`InputError` listing every problem."""
+    """Read and validate a chip YAML file; raise :class:`InputError` listing every problem.
+
+    A bare name that is no file here (``dram_accel``) means the shipped chip of that name.
+    """
     path = Path(path)
+    if not path.exists() and path.parent == Path("."):
+        shipped = CHIPS_DIR / (path.name if path.suffix else f"{path.name}.yaml")
+        path = shipped if shipped.is_file() else path
     data, lines = load_yaml_with_lines(path)
     return chip_from_dict(data, path, lines)
 

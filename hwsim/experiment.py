@@ -14,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from hwsim import CONFIGS_DIR
+from hwsim.chip import resolve_chip
 from hwsim.errors import InputError
 from hwsim.rules import parse_rules
 from hwsim.yaml_lines import KeyPath, load_yaml_with_lines
 
 EXPERIMENT_VERSION = 1
 DEFAULT_EXPERIMENT = CONFIGS_DIR / "experiments" / "default.yaml"
-CHIPS_DIR = CONFIGS_DIR / "chips"
 
 _NONE = type(None)
 #: section → key → (accepted types, default). Keys map 1:1 onto models.TrainConfig fields,
@@ -122,19 +122,6 @@ class Experiment:
             chips=tuple(resolve_chip(c) for c in chips) if chips else self.chips,
             path=self.path,
         )
-
-
-def resolve_chip(name: str | Path, base: Path | None = None) -> Path:
-    """A chip file path: as given, relative to ``base``, or a shipped chip by name."""
-    candidates = [Path(name)]
-    if base is not None:
-        candidates.append(base / name)
-    candidates += [CHIPS_DIR / str(name), CHIPS_DIR / f"{name}.yaml"]
-    for c in candidates:
-        if c.is_file():
-            return c.resolve()
-    shipped = ", ".join(sorted(p.stem for p in CHIPS_DIR.glob("*.yaml")))
-    raise InputError(f"chip file {name!s} not found (shipped chips: {shipped})")
 
 
 def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:

@@ -39,37 +39,26 @@ def show(file: str) -> None:
 
     c = load_chip(file)
     console.print(f"[bold]{c.name}[/] — {c.description} ({c.clock_hz / 1e6:g} MHz)")
+    # One column per memory (there are few) and one row per property, so it fits 80 columns.
     levels = Table(title="memories (innermost first)")
-    for column in (
-        "name",
-        "kind",
-        "size (bytes)",
-        "word (bits)",
-        "banks",
-        "ports",
-        "burst (words)",
-        "read (pJ)",
-        "write (pJ)",
-        "bandwidth (bit/cycle)",
-        "latency (cycles)",
-        "leakage (mW)",
-    ):
-        levels.add_column(column, justify="right")
+    levels.add_column("")
     for m in c.memories:
-        levels.add_row(
-            m.name,
-            m.kind,
-            f"{m.size_bytes:,}",
-            str(m.word_bits),
-            str(m.banks),
-            str(m.ports),
-            str(m.burst_words),
-            f"{m.read_energy_pj:g}",
-            "—" if m.kind == "rom" else f"{m.write_energy_pj:g}",
-            str(m.bandwidth_bits_per_cycle),
-            str(m.latency_cycles),
-            f"{m.leakage_mw:g}",
-        )
+        levels.add_column(m.name, justify="right")
+    rows = [
+        ("kind", lambda m: m.kind),
+        ("size (bytes)", lambda m: f"{m.size_bytes:,}"),
+        ("word (bits)", lambda m: str(m.word_bits)),
+        ("banks", lambda m: str(m.banks)),
+        ("ports", lambda m: str(m.ports)),
+        ("burst (words)", lambda m: str(m.burst_words)),
+        ("read (pJ/access)", lambda m: f"{m.read_energy_pj:g}"),
+        ("write (pJ/access)", lambda m: "—" if m.kind == "rom" else f"{m.write_energy_pj:g}"),
+        ("bandwidth (bit/cycle)", lambda m: str(m.bandwidth_bits_per_cycle)),
+        ("latency (cycles)", lambda m: str(m.latency_cycles)),
+        ("leakage (mW)", lambda m: f"{m.leakage_mw:g}"),
+    ]
+    for label, cell in rows:
+        levels.add_row(label, *(cell(m) for m in c.memories))
     console.print(levels)
     link = c.interconnect
     console.print(

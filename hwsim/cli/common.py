@@ -14,6 +14,11 @@ __all__ = ["ExitCode", "InputError", "console", "err_console", "progress_bar"]
 #: Results go to stdout (so ``--json`` output can be piped); messages go to stderr.
 console = Console()
 err_console = Console(stderr=True)
+# Piped or captured output has no terminal width; rich would assume 80 columns and truncate the
+# tables' numbers. Give it room instead (a real terminal keeps its own width).
+for _c in (console, err_console):
+    if not _c.is_terminal:
+        _c.width = max(_c.width, 160)
 
 
 class ExitCode(enum.IntEnum):
