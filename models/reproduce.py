@@ -56,6 +56,7 @@ __all__ = [
     "evaluate_claims",
     "plan_for",
     "render_report",
+    "row_numbers",
     "run_reproduce",
     "verdict",
 ]
@@ -843,26 +844,32 @@ def _spec_text(spec: dict[str, Any]) -> str:
 # --------------------------------------------------------------------------- running
 
 
-def _prepare_out(out: Path, plan: ReproducePlan, force: bool) -> None:
+def _check_out(out: Path, plan: ReproducePlan, force: bool) -> None:
+    """Refuse a non-directory, or a directory holding another plan (unless ``force``)."""
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a directory")
     plan_path = out / PLAN_FILE
+    if force or not plan_path.exists():
+        return
+    try:
+        previous = json.loads(plan_path.read_text())
+    except json.JSONDecodeError:
+        previous = None
+    if previous != _jsonable(plan.to_dict()):
+        raise InputError(
+            f"{out} holds a reproduction with a different plan ({plan_path}); choose "
+            "another --out, or pass --force to start over"
+        )
+
+
+def _prepare_out(out: Path, plan: ReproducePlan, force: bool) -> None:
     if force:
         shutil.rmtree(out / SWEEPS_DIR, ignore_errors=True)
         for name in (PLAN_FILE, "reproduction.json", "REPRODUCTION.md"):
             (out / name).unlink(missing_ok=True)
-    elif plan_path.exists():
-        try:
-            previous = json.loads(plan_path.read_text())
-        except json.JSONDecodeError:
-            previous = None
-        if previous != _jsonable(plan.to_dict()):
-            raise InputError(
-                f"{out} holds a reproduction with a different plan ({plan_path}); choose "
-                "another --out, or pass --force to start over"
-            )
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(plan_path, (json.dumps(_jsonable(plan.to_dict()), indent=1) + "\n").encode())
+    plan_text = json.dumps(_jsonable(plan.to_dict()), indent=1) + "\n"
+    _write_atomic(out / PLAN_FILE, plan_text.encode())
 
 
 def run_reproduce(
@@ -882,6 +889,7 @@ def run_reproduce(
     """
     started = time.perf_counter()
     out = Path(out_dir)
+    _check_out(out, plan, force)
     specs = plan.specs()  # validates everything before any work
     _prepare_out(out, plan, force)
     summaries: dict[str, dict[str, Any]] = {}

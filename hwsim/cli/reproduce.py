@@ -11,7 +11,7 @@ from rich.table import Table
 from hwsim import PROJECT_ROOT
 from hwsim.cli import main
 from hwsim.cli.common import console, err_console, progress_bar
-from hwsim.cli.sweep import set_threads
+from hwsim.cli.sweep import torch_threads
 
 
 def _claims_table(document: dict[str, Any]) -> Table:
@@ -68,7 +68,6 @@ def reproduce(
     """
     from models.reproduce import plan_for, run_reproduce
 
-    set_threads(threads)
     plan = plan_for(scale, dataset=dataset, data_dir=data_dir)
     out_dir = Path(out) if out else PROJECT_ROOT / "reports" / f"reproduce-{scale}"
     progress = progress_bar(quiet)
@@ -84,7 +83,7 @@ def reproduce(
         if state != "start":
             progress.advance(tasks["current"])
 
-    with progress:
+    with progress, torch_threads(threads):
         document = run_reproduce(plan, out_dir, force=force, on_sweep=on_sweep, on_point=on_point)
     if not quiet:
         console.print(_claims_table(document))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -85,13 +86,22 @@ def sweep_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-def set_threads(threads: int) -> None:
-    """Torch's intra-op threads (1 is fastest for these small nets on a shared 2-core CPU)."""
+@contextlib.contextmanager
+def torch_threads(threads: int) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op threads, then restore the previous count.
+
+    One thread is several times faster for these small networks on a shared 2-core CPU.
+    """
     import torch
 
     if threads < 1:
         raise InputError(f"--threads must be at least 1, got {threads}")
+    previous = torch.get_num_threads()
     torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 @main.command()
@@ -176,7 +186,6 @@ def sweep(
         if value is not None and kind not in KIND_OPTIONS[name]:
             option = "--" + name.replace("_", "-")
             raise InputError(f"{option} does not apply to the {kind} sweep")
-    set_threads(threads)
     base = TrainConfig(
         dataset=dataset,
         data_dir=data_dir,
@@ -218,7 +227,7 @@ def sweep(
         else:
             progress.advance(task)
 
-    with progress:
+    with progress, torch_threads(threads):
         summary = run_sweep(spec, out_dir, force=force, on_point=on_point)
     if as_json:
         click.echo(json.dumps(summary, indent=2))

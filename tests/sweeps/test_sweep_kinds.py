@@ -1,0 +1,164 @@
+"""Each sweep kind through `hwsim sweep`, on tiny settings: points, aggregates, figures."""
+
+import json
+import math
+import statistics
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hwsim.cli import main
+
+TINY = ["--dataset", "digits", "--depth", "2", "--width", "16", "--epochs", "2", "--lr", "0.01"]
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+
+def _sweep(out: Path, *args: str):
+    return CliRunner().invoke(main, ["sweep", *args, *TINY, "--out", str(out), "--quiet"])
+
+
+def _points(out: Path) -> list[dict]:
+    return [json.loads(line) for line in (out / "points.jsonl").read_text().splitlines()]
+
+
+def _check_aggregates(summary: dict, points: list[dict]) -> None:
+    """Every group's mean ± std equals the statistics of its points' values, seed by seed."""
+    for group in summary["groups"]:
+        mine = [p for p in points if p["value"] == group["value"] and p["rule"] == group["rule"]]
+        assert [p["seed"] for p in mine] == group["seeds"]
+        for name, stat in group["metrics"].items():
+            values = [p["metrics"][name] for p in mine if p["metrics"][name] is not None]
+            assert stat["values"] == values
+            assert stat["mean"] == statistics.fmean(values)
+            assert stat["std"] == (statistics.stdev(values) if len(values) > 1 else None)
+
+
+@pytest.fixture(scope="module")
+def angle(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("sweep") / "angle"
+    result = _sweep(out, "angle", "--angles", "0,60", "--seeds", "0,1")
+    assert result.exit_code == 0, result.output
+    return out, json.loads((out / "sweep.json").read_text())
+
+
+def test_angle_points_one_line_each_and_initial_angle_is_theta(angle):
+    out, summary = angle
+    points = _points(out)
+    assert [p["point"] for p in points] == [
+        f"theta{t}_{r}_seed{s}" for t, r in ((0, "ifa"), (60, "ifa-60")) for s in (0, 1)
+    ]
+    assert summary["points"] == summary["points_expected"] == 4 and summary["complete"]
+    for p in points:
+        first = json.loads((out / p["run_dir"] / "metrics.jsonl").read_text().splitlines()[0])
+        assert first["epoch"] == 0
+        assert len(first["alignment_deg"]) == 2  # depth 2: both layers
+        for layer, degrees in first["alignment_deg"].items():
+            assert math.isclose(degrees, p["value"], abs_tol=1e-3), (p["point"], layer)
+        assert p["alignment_deg_initial"] == first["alignment_deg"]
+        assert p["curves"]["alignment_deg_mean"][0] == pytest.approx(p["value"], abs=1e-3)
+
+
+def test_angle_sweep_measures_curvature_on_every_point(angle):
+    out, summary = angle
+    for p in _points(out):
+        hessian = json.loads((out / p["run_dir"] / "analysis" / "hessian.json").read_text())
+        assert p["metrics"]["hessian_trace"] == hessian["trace"]
+        assert p["metrics"]["top_eigenvalue"] == hessian["top_eigenvalues"][0]
+        assert hessian["rule"] == p["rule"]
+    _check_aggregates(summary, _points(out))
+    assert (out / "angle.png").read_bytes().startswith(PNG_SIGNATURE)
+    assert json.loads((out / "sweep-spec.json").read_text()) == summary["spec"]
+
+
+def test_angle_curves_are_the_metrics_rows(angle):
+    out, _ = angle
+    p = _points(out)[3]
+    rows = [
+        json.loads(line) for line in (out / p["run_dir"] / "metrics.jsonl").read_text().splitlines()
+    ]
+    assert p["curves"]["test_accuracy"] == [r["test_accuracy"] for r in rows]
+    assert p["metrics"]["final_test_accuracy"] == rows[-1]["test_accuracy"]
+    assert p["metrics"]["final_train_accuracy"] == rows[-1]["train_accuracy"]
+
+
+def test_depth_sweep(tmp_path):
+    out = tmp_path / "depth"
+    result = _sweep(out, "depth", "--depths", "2,3", "--algo", "bp,fa", "--seeds", "0,1", "--json")
+    assert result.exit_code == 0, result.output
+    printed = json.loads(result.output)
+    summary = json.loads((out / "sweep.json").read_text())
+    assert printed == summary
+    points = _points(out)
+    assert len(points) == len({p["point"] for p in points}) == 8
+    assert [(g["value"], g["rule"]) for g in summary["groups"]] == [
+        (2, "bp"),
+        (2, "fa"),
+        (3, "bp"),
+        (3, "fa"),
+    ]
+    for p in points:
+        config = (out / p["run_dir"] / "config.yaml").read_text()
+        assert f"depth: {p['value']}\n" in config and f"algo: {p['rule']}\n" in config
+    _check_aggregates(summary, points)
+    assert (out / "depth.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_data_sweep_caps_sizes_and_says_so(tmp_path):
+    out = tmp_path / "data"
+    result = _sweep(
+        out, "data", "--sizes", "100,5000", "--algo", "ifa", "--seeds", "0", "--min-steps", "8"
+    )
+    assert result.exit_code == 0, result.output
+    assert "exceed the 1437 training samples of 'digits'" in result.output
+    summary = json.loads((out / "sweep.json").read_text())
+    assert summary["spec"]["values"] == [100, 1437]
+    assert "capped at 1437" in summary["spec"]["notes"][0]
+    points = {p["value"]: p for p in _points(out)}
+    # 100 samples = 2 steps per epoch: 4 epochs reach the 8 steps asked; 1437: the 2 epochs given
+    assert (points[100]["epochs"], points[1437]["epochs"]) == (4, 2)
+    run = (out / points[100]["run_dir"] / "config.yaml").read_text()
+    assert "train_size: 100\n" in run
+    _check_aggregates(summary, list(points.values()))
+    for group in summary["groups"]:
+        assert group["metrics"]["final_test_accuracy"]["std"] is None  # one seed: no spread
+
+
+def test_init_sweep_grid_heat_map(tmp_path):
+    out = tmp_path / "init"
+    result = _sweep(out, "init", "--gains", "0.5,2", "--seeds", "0,1")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "sweep.json").read_text())
+    cells = [(g["value"], g["rule"]) for g in summary["groups"]]
+    assert cells == [
+        (gains, rule)
+        for gains in ([0.5, 0.5], [0.5, 2.0], [2.0, 0.5], [2.0, 2.0])
+        for rule in ("ifa", "fa")
+    ]
+    for p in _points(out):
+        config = (out / p["run_dir"] / "config.yaml").read_text()
+        assert f"forward_gain: {p['value'][0]}\n" in config
+        assert f"backward_gain: {p['value'][1]}\n" in config
+    _check_aggregates(summary, _points(out))
+    assert (out / "init.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["depth", "--angles", "0,30"],
+        ["angle", "--algo", "bp"],
+        ["angle", "--angles", "0,200"],
+        ["depth", "--depths", "2,11"],
+        ["data", "--sizes", "50"],
+        ["init", "--gains", "0,1"],
+        ["depth", "--seeds", "0,0"],
+        ["angle", "--angles", "a,b"],
+    ],
+)
+def test_bad_options_exit_2_before_any_run(tmp_path, args):
+    out = tmp_path / "bad"
+    result = _sweep(out, *args)
+    assert result.exit_code == 2, result.output
+    assert "error:" in result.output
+    assert not (out / "points.jsonl").exists()

@@ -1,0 +1,259 @@
+"""`reproduce` on a tiny test-only plan: claim rows equal the sweeps' numbers; verdict rule."""
+
+import dataclasses
+import json
+import math
+import statistics
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from hwsim.cli import main
+from hwsim.cli.sweep import torch_threads
+from hwsim.errors import InputError
+from models.config import TrainConfig
+from models.reproduce import (
+    AGREES,
+    DISAGREES,
+    NO_DATA,
+    NO_SPREAD,
+    OVERLAP,
+    ClaimRow,
+    ReproducePlan,
+    row_numbers,
+    run_reproduce,
+    verdict,
+)
+from models.sweeps import CurvatureSettings, RobustnessSettings
+
+TINY_PLAN = ReproducePlan(
+    scale="test",
+    base=TrainConfig(
+        dataset="digits", depth=2, width=16, epochs=2, lr=0.01, train_size=300, snapshots=False
+    ),
+    seeds=(0, 1),
+    rules=("bp", "fa", "ifa", "ifa:45"),
+    angles=(0.0, 90.0),
+    depths=(2, 3),
+    depth_rules=("fa", "ifa"),
+    sizes=(100, 300),
+    data_rules=("fa", "ifa"),
+    gains=(1.0,),
+    init_optimizer="adam",
+    init_lr=0.01,
+    curvature=CurvatureSettings(samples=200, batch_size=200, probes=5, top_k=1),
+    robustness=RobustnessSettings(
+        samples=100, eps=(0.0, 0.1), attacks=("pgd",), pgd_steps=3, severities=(1, 3)
+    ),
+)
+
+
+# --------------------------------------------------------------------------- the verdict rule
+
+
+@pytest.mark.parametrize(
+    ("difference", "spread", "region", "expected"),
+    [
+        (0.20, 0.05, "positive", AGREES),  # [0.15, 0.25] inside d > 0
+        (0.04, 0.05, "positive", OVERLAP),  # [-0.01, 0.09] straddles 0
+        (-0.20, 0.05, "positive", DISAGREES),  # [-0.25, -0.15] outside
+        (0.05, 0.05, "positive", OVERLAP),  # touching 0 is not inside
+        (-0.05, 0.05, "positive", DISAGREES),  # [-0.1, 0]: d ≤ 0 throughout
+        (0.20, 0.0, "positive", AGREES),  # identical seeds: no spread at all
+        (-3.0, 1.0, "negative", AGREES),
+        (3.0, 1.0, "negative", DISAGREES),
+        (0.5, 1.0, "negative", OVERLAP),
+        (0.2, 0.05, "positive", AGREES),
+        (0.2, None, "positive", NO_SPREAD),  # one seed
+        (None, None, "positive", NO_DATA),
+        (math.nan, 0.1, "positive", NO_DATA),
+    ],
+)
+def test_verdict_ordering_claims(difference, spread, region, expected):
+    assert verdict(difference, spread, region=region) == expected
+
+
+@pytest.mark.parametrize(
+    ("difference", "spread", "expected"),
+    [
+        (-0.005, 0.01, AGREES),  # [-0.015, 0.005] inside ±0.02
+        (0.01, 0.01, AGREES),  # [0, 0.02]: the edge counts as inside
+        (-0.015, 0.01, OVERLAP),  # [-0.025, -0.005]
+        (-0.05, 0.01, DISAGREES),  # [-0.06, -0.04] entirely below -0.02
+        (0.05, 0.02, DISAGREES),
+        (0.0, 0.03, OVERLAP),  # wider than the tolerance band: can't tell
+    ],
+)
+def test_verdict_closeness_claims(difference, spread, expected):
+    assert verdict(difference, spread, region="within", tolerance=0.02) == expected
+
+
+def test_verdict_rejects_unknown_region():
+    with pytest.raises(ValueError, match="region"):
+        verdict(0.1, 0.1, region="bigger")
+
+
+# --------------------------------------------------------------------------- a tiny reproduction
+
+
+@pytest.fixture(scope="module")
+def reproduction(tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("reproduce") / "out"
+    with torch_threads(1):  # as the CLI runs it; 2 threads on 2 busy cores are ~10× slower
+        document = run_reproduce(TINY_PLAN, out)
+    return out, document
+
+
+def _sweep(out: Path, name: str) -> dict:
+    return json.loads((out / "sweeps" / name / "sweep.json").read_text())
+
+
+def _points(out: Path, name: str) -> list[dict]:
+    text = (out / "sweeps" / name / "points.jsonl").read_text()
+    return [json.loads(line) for line in text.splitlines()]
+
+
+def test_writes_report_json_and_every_sweep(reproduction):
+    out, document = reproduction
+    assert json.loads((out / "reproduction.json").read_text()) == document
+    assert (out / "REPRODUCTION.md").read_text().startswith("# Reproduction")
+    for name in ("rules", "angle", "depth", "data", "init"):
+        summary = _sweep(out, name)
+        assert summary["complete"], name
+        assert document["sweeps"][name] == summary
+        assert (out / "sweeps" / name / summary["figure"]).exists()
+    ids = [r["claim_id"] for r in document["claims"]]
+    assert sorted(set(ids)) == [f"C{i}" for i in range(1, 10)]
+
+
+def test_two_group_rows_equal_the_sweep_json(reproduction):
+    out, document = reproduction
+    checked = 0
+    for raw in document["claims"]:
+        row = ClaimRow(**raw)
+        if row.right is None:
+            continue
+        for side in (row.left, row.right):
+            source = side["source"]
+            if source["sweep"] == "init":
+                continue  # grid means per seed: checked in test_init_row_is_the_grid_mean
+            group = next(
+                g
+                for g in _sweep(out, source["sweep"])["groups"]
+                if g["value"] == source["value"] and g["rule"] == source["rule"]
+            )
+            stat = group["metrics"][source["metric"]]
+            assert {k: side[k] for k in ("mean", "std", "n", "values")} == stat
+        assert row.difference == row.left["mean"] - row.right["mean"]
+        assert row.spread == row.left["std"] + row.right["std"]
+        checked += 1
+    # C1, C2, C3 and C4 per value (2 each), C5 (2), C6 endpoints, C7 (ifa:45 × 2 sources), C8 (2)
+    assert checked == 14
+
+
+def test_per_seed_rows_recomputed_from_points(reproduction):
+    out, document = reproduction
+    rows = [ClaimRow(**r) for r in document["claims"] if r["right"] is None]
+    slope = next(r for r in rows if r.claim_id == "C6")
+    angle_points = _points(out, "angle")
+    expected = []
+    for seed in (0, 1):
+        mine = [p for p in angle_points if p["seed"] == seed]
+        fit = np.polyfit(
+            [p["value"] for p in mine], [p["metrics"]["final_test_accuracy"] for p in mine], 1
+        )
+        expected.append(90 * fit[0])
+    assert slope.left["values"] == pytest.approx(expected, rel=1e-9, abs=1e-12)
+    assert slope.difference == statistics.fmean(slope.left["values"])
+
+    depth = next(r for r in rows if r.claim_id == "C3")
+    acc = {
+        (p["value"], p["rule"], p["seed"]): p["metrics"]["final_test_accuracy"]
+        for p in _points(out, "depth")
+    }
+    assert depth.left["values"] == [
+        (acc[3, "ifa", s] - acc[3, "fa", s]) - (acc[2, "ifa", s] - acc[2, "fa", s]) for s in (0, 1)
+    ]
+    data = next(r for r in rows if r.claim_id == "C4")
+    acc = {
+        (p["value"], p["rule"], p["seed"]): p["metrics"]["final_test_accuracy"]
+        for p in _points(out, "data")
+    }
+    assert data.left["values"] == [
+        (acc[100, "ifa", s] - acc[100, "fa", s]) - (acc[300, "ifa", s] - acc[300, "fa", s])
+        for s in (0, 1)
+    ]
+    for row in rows:
+        assert row.spread == statistics.stdev(row.left["values"])
+
+
+def test_init_row_is_the_grid_mean(reproduction):
+    out, document = reproduction
+    row = next(ClaimRow(**r) for r in document["claims"] if r["claim_id"] == "C9")
+    points = _points(out, "init")
+    for side, rule in ((row.left, "ifa"), (row.right, "fa")):
+        assert side["values"] == [
+            statistics.fmean(
+                p["metrics"]["final_train_accuracy"]
+                for p in points
+                if p["rule"] == rule and p["seed"] == s
+            )
+            for s in (0, 1)
+        ]
+
+
+def test_every_verdict_follows_the_rule_and_the_markdown_shows_it(reproduction):
+    out, document = reproduction
+    markdown = (out / "REPRODUCTION.md").read_text()
+    assert "## Verdict rule" in markdown
+    for raw in document["claims"]:
+        row = ClaimRow(**raw)
+        assert row.verdict == verdict(
+            row.difference, row.spread, region=row.region, tolerance=row.tolerance
+        )
+        line = f"| {row.claim_id} | {row.claim} | {row.measurement} | {row_numbers(row)} |"
+        assert line + f" **{row.verdict}** |" in markdown
+    counts = f"**{sum(r['verdict'] == AGREES for r in document['claims'])} rows agree"
+    assert counts in markdown
+
+
+def test_rule_comparison_rows_use_robustness_and_curvature(reproduction):
+    out, _ = reproduction
+    fa = next(p for p in _points(out, "rules") if p["rule"] == "fa" and p["seed"] == 0)
+    analysis = out / "sweeps" / "rules" / fa["run_dir"] / "analysis"
+    robustness = json.loads((analysis / "robustness.json").read_text())
+    pgd = robustness["adversarial_accuracy"]["pgd"]
+    # ε list (0, 0.1): a row's number is the accuracy at the one ε > 0
+    assert fa["metrics"]["pgd_true_accuracy"] == pgd["true"][1]
+    assert fa["metrics"]["pgd_feedback_accuracy"] == pgd["feedback"][1]
+    assert fa["metrics"]["pgd_transfer_accuracy"] == pgd["transfer"][1]
+    assert fa["metrics"]["corruption_accuracy"] == robustness["mean_corruption_accuracy"]
+    assert robustness["surrogate"]["dir"].endswith("surrogates/bp-seed1")
+    hessian = json.loads((analysis / "hessian.json").read_text())
+    assert fa["metrics"]["hessian_trace"] == hessian["trace"]
+    assert fa["metrics"]["top_eigenvalue"] == hessian["top_eigenvalues"][0]
+
+
+def test_different_plan_in_same_dir_is_an_input_error(reproduction, tmp_path):
+    out, _ = reproduction
+    with pytest.raises(InputError, match="different plan"):
+        run_reproduce(dataclasses.replace(TINY_PLAN, seeds=(0,)), out)
+    result = CliRunner().invoke(main, ["reproduce", "--out", str(out), "--quiet"])
+    assert result.exit_code == 2, result.output
+    assert "different plan" in result.output
+
+
+def test_resumed_reproduction_trains_nothing(reproduction, monkeypatch):
+    import models.sweeps
+
+    out, document = reproduction
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished point was trained again")
+
+    monkeypatch.setattr(models.sweeps, "train", no_training)
+    with torch_threads(1):
+        again = run_reproduce(TINY_PLAN, out)
+    assert again["claims"] == document["claims"]
