@@ -524,12 +524,11 @@ def _surrogate(run: _Run, surrogate_dir: str | Path | None) -> tuple[nn.Module, 
         config = run.config.replace(
             algo="bp", seed=run.config.seed + SURROGATE_SEED_OFFSET, snapshots=False
         )
-        reused = (out / "result.json").exists()
         with torch.random.fork_rng(devices=[]):  # train() seeds the global RNG itself
             train(config, out)
         where, trained_here = SURROGATE_DIR, True
     else:
-        out, where, trained_here, reused = Path(surrogate_dir), str(surrogate_dir), False, True
+        out, where, trained_here = Path(surrogate_dir), str(surrogate_dir), False
     surrogate = _open_run(out)
     if surrogate.data.input_shape != run.data.input_shape or (
         surrogate.config.dataset != run.config.dataset
@@ -542,7 +541,6 @@ def _surrogate(run: _Run, surrogate_dir: str | Path | None) -> tuple[nn.Module, 
     info = {
         "dir": where,
         "trained_here": trained_here,
-        "reused": reused,
         "rule": surrogate.config.algo,
         "seed": surrogate.config.seed,
         "epoch": surrogate.epoch,

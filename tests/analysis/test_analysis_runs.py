@@ -1,0 +1,257 @@
+"""Per-run analyses (models.analysis.runs) against direct computations on the same run.
+
+One tiny FA run and one tiny BP run are trained per module; every number in the written JSON is
+checked against the numerical core called by hand on the model that ``load_run`` rebuilds.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from hwsim.errors import InputError
+from models.analysis import (
+    CORRUPTION_NAMES,
+    HessianOperator,
+    adversarial_accuracy,
+    analysis_files,
+    analyze,
+    analyze_alignment,
+    analyze_curvature,
+    analyze_landscape,
+    analyze_robustness,
+    hutchinson_trace,
+    input_gradient_fn,
+    top_eigenvalues,
+    transfer_accuracy,
+)
+from models.analysis.runs import EIGEN_TOL
+from models.config import TrainConfig
+from models.convert import bp_view
+from models.training import evaluate, load_run, train
+
+TINY = dict(dataset="digits", depth=2, width=16, epochs=2, train_size=300, batch_size=100, lr=0.01)
+HESSIAN = dict(samples=200, batch_size=100, probes=10, top_k=2, slq_steps=10, slq_probes=2)
+ROBUST = dict(samples=100, eps_list=[0.0, 0.05, 0.2], pgd_steps=3)
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    # Tiny networks gain nothing from a second thread, and on 2 shared cores the intra-op
+    # threads of two processes wait on each other (10x slower HVPs under load).
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
+
+
+@pytest.fixture(scope="module")
+def runs(one_thread, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    base = tmp_path_factory.mktemp("runs")
+    out = {}
+    for algo in ("fa", "bp"):
+        out[algo] = base / algo
+        train(TrainConfig(algo=algo, **TINY), out[algo])
+    return out
+
+
+def batches_of(data, samples: int, batch_size: int):
+    x, y = data.x_train[:samples], data.y_train[:samples]
+    return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, samples, batch_size)]
+
+
+def written(run: Path, what: str) -> dict:
+    json_path, png_path = analysis_files(run, what)
+    assert png_path.read_bytes().startswith(PNG_MAGIC)
+    assert not list(json_path.parent.glob("*.tmp"))
+    return json.loads(json_path.read_text())
+
+
+def direct_curvature(model, data, seed: int) -> tuple:
+    operator = HessianOperator(bp_view(model).eval(), F.cross_entropy, batches_of(data, 200, 100))
+    trace = hutchinson_trace(operator, samples=10, seed=seed)
+    top = top_eigenvalues(operator, k=2, tol=EIGEN_TOL, seed=seed)
+    return trace, top
+
+
+def test_hessian_is_measured_on_the_bp_view(runs):
+    result = analyze_curvature(runs["fa"], epochs=[0, 2], seed=3, **HESSIAN)
+    assert written(runs["fa"], "hessian") == result
+    _, model, data = load_run(runs["fa"])
+    trace, top = direct_curvature(model, data, seed=3)
+    assert result["trace"] == trace.estimate
+    assert result["trace_stderr"] == trace.stderr
+    assert result["top_eigenvalues"] == list(top.eigenvalues)
+    assert result["top_eigenvalues"][0] >= result["top_eigenvalues"][1]
+    # Ground truth that the BP view is used: a double backward through the FA model as trained
+    # (its backward sends errors through B) gives another number.
+    naive = hutchinson_trace(
+        HessianOperator(model.eval(), F.cross_entropy, batches_of(data, 200, 100)),
+        samples=10,
+        seed=3,
+    )
+    assert abs(naive.estimate - result["trace"]) > 1e-3 * abs(result["trace"])
+    assert result["data"]["samples"] == 200 and result["data"]["split"] == "train"
+    assert result["view"].startswith("bp") and result["seed"] == 3 and result["probes"] == 10
+    assert result["epoch"] == 2 and result["rule"] == "fa"
+    density = result["density"]
+    assert len(density["grid"]) == len(density["density"]) and density["sigma"] > 0
+    assert [sum(row) for row in density["weights"]] == pytest.approx([1.0, 1.0], abs=1e-9)
+
+
+def test_hessian_by_epoch_matches_each_snapshot(runs):
+    result = analyze_curvature(runs["fa"], epochs=[2, 0], seed=3, **HESSIAN)
+    assert list(result["by_epoch"]) == ["0", "2"]
+    final = result["by_epoch"]["2"]
+    assert (
+        final["trace"] == result["trace"] and final["top_eigenvalues"] == result["top_eigenvalues"]
+    )
+    _, model0, data = load_run(runs["fa"], epoch=0)
+    trace0, top0 = direct_curvature(model0, data, seed=3)
+    assert result["by_epoch"]["0"]["trace"] == trace0.estimate
+    assert result["by_epoch"]["0"]["top_eigenvalues"] == list(top0.eigenvalues)
+    assert result["by_epoch"]["0"]["trace"] != result["trace"]
+
+
+def test_hessian_unknown_epoch_names_the_kept_ones(runs):
+    with pytest.raises(InputError, match=r"epoch\(s\) 7.*kept: 0, 1, 2"):
+        analyze_curvature(runs["fa"], epochs=[0, 7], **HESSIAN)
+
+
+def test_landscape_center_is_the_model_loss(runs):
+    result = analyze_landscape(
+        runs["fa"], grid=5, span=0.5, samples=200, batch_size=100, trajectory_grid=5, seed=1
+    )
+    assert written(runs["fa"], "landscape") == result
+    _, model, data = load_run(runs["fa"])
+    model.eval()
+    with torch.no_grad():
+        loss = float(F.cross_entropy(model(data.x_train[:200]), data.y_train[:200]))
+    assert result["center_loss"] == pytest.approx(loss, rel=1e-6)
+    surface = result["surface"]
+    assert surface["alphas"] == [-0.5, -0.25, 0.0, 0.25, 0.5] == surface["betas"]
+    assert surface["loss"][2][2] == result["center_loss"]
+    assert result["max_loss_increase"] == max(map(max, surface["loss"])) - result["center_loss"]
+    operator = HessianOperator(bp_view(model).eval(), F.cross_entropy, batches_of(data, 200, 100))
+    top = top_eigenvalues(operator, k=2, seed=1)
+    assert surface["direction_eigenvalues"] == list(top.eigenvalues)
+    trajectory = result["trajectory"]
+    assert trajectory["epochs"] == [0, 1, 2]
+    assert trajectory["coordinates"][-1] == [0.0, 0.0]
+    assert trajectory["path_loss"][-1] == result["center_loss"]
+    _, model0, _ = load_run(runs["fa"], epoch=0)
+    with torch.no_grad():
+        loss0 = float(F.cross_entropy(model0.eval()(data.x_train[:200]), data.y_train[:200]))
+    assert trajectory["path_loss"][0] == pytest.approx(loss0, rel=1e-6)
+    assert sum(trajectory["explained_variance"]) == pytest.approx(1.0)  # 3 points: a plane
+
+
+def test_alignment_is_what_training_recorded(runs):
+    for algo in ("fa", "bp"):
+        result = analyze_alignment(runs[algo])
+        assert written(runs[algo], "alignment") == result
+        rows = [
+            json.loads(line) for line in (runs[algo] / "metrics.jsonl").read_text().splitlines()
+        ]
+        assert result["epochs"] == [0, 1, 2]
+        assert result["layers"] == list(rows[0]["alignment_deg"])
+        for layer in result["layers"]:
+            assert result["alignment_deg"][layer] == [r["alignment_deg"][layer] for r in rows]
+            expected = [r.get("update_angle_deg", {}).get(layer) for r in rows]
+            assert result["update_angle_deg"][layer] == expected
+    fa = analyze_alignment(runs["fa"])
+    assert all(v > 45 for values in fa["alignment_deg"].values() for v in values)
+    assert fa["note"] is None
+    bp = analyze_alignment(runs["bp"])
+    assert all(v is None for values in bp["update_angle_deg"].values() for v in values)
+    assert "BP" in bp["note"]
+
+
+def test_robustness_fa_three_gradient_sources(runs):
+    result = analyze_robustness(runs["fa"], seed=2, **ROBUST)
+    assert written(runs["fa"], "robustness") == result
+    _, model, data = load_run(runs["fa"])
+    x, y = data.x_test[:100], data.y_test[:100]
+    clean = evaluate(model, x, y)[1]
+    assert result["clean_accuracy"] == clean
+    assert result["data"] == {
+        "split": "test",
+        "samples": 100,
+        "selection": "the first 100 samples of the test split (shuffled by data_seed)",
+    }
+    assert set(result["corruption_accuracy"]) == set(CORRUPTION_NAMES)
+    assert all(len(v) == 5 for v in result["corruption_accuracy"].values())
+    assert len(result["corruptions"]) == 35 and result["corruptions_skipped"] is None
+    assert result["eps"] == [0.0, 0.05, 0.2] and result["clip"] == [0.0, 1.0]
+    for attack in ("fgsm", "pgd"):
+        by_source = result["adversarial_accuracy"][attack]
+        assert set(by_source) == {"true", "feedback", "transfer"}
+        for values in by_source.values():
+            assert values[0] == clean  # ε = 0 leaves every input unchanged
+    # Each source is what its name says: recompute two of them by hand.
+    pgd = dict(eps_list=[0.0, 0.05, 0.2], attack="pgd", steps=3, seed=2)
+    own = adversarial_accuracy(model.eval(), x, y, grad_fn=input_gradient_fn(model), **pgd)
+    assert result["adversarial_accuracy"]["pgd"]["feedback"] == [r.accuracy for r in own]
+    surrogate_dir = runs["fa"] / "analysis" / "surrogate"
+    assert result["surrogate"]["dir"] == "analysis/surrogate"
+    assert result["surrogate"]["trained_here"] and result["surrogate"]["rule"] == "bp"
+    assert result["surrogate"]["seed"] == 1 and (surrogate_dir / "result.json").exists()
+    _, surrogate, _ = load_run(surrogate_dir)
+    transfer = transfer_accuracy(surrogate.eval(), model, x, y, **pgd)
+    assert result["adversarial_accuracy"]["pgd"]["transfer"] == [r.accuracy for r in transfer]
+    # Same seed, same run, surrogate reused: the same numbers.
+    assert analyze_robustness(runs["fa"], seed=2, **ROBUST) == result
+
+
+def test_robustness_bp_true_gradient_is_its_own_feedback(runs):
+    surrogate = runs["fa"] / "analysis" / "surrogate"
+    if not surrogate.exists():
+        train(TrainConfig(algo="bp", **{**TINY, "seed": 1, "snapshots": False}), surrogate)
+    result = analyze_robustness(
+        runs["bp"], corruptions=["contrast"], surrogate_dir=surrogate, **ROBUST
+    )
+    for attack in ("fgsm", "pgd"):
+        by_source = result["adversarial_accuracy"][attack]
+        assert by_source["true"] == by_source["feedback"]
+        assert by_source["true"][-1] < by_source["true"][0]  # ε = 0.2 does hurt a trained model
+    assert result["surrogate"] == {
+        **result["surrogate"],
+        "trained_here": False,
+        "dir": str(surrogate),
+    }
+    assert not (runs["bp"] / "analysis" / "surrogate").exists()
+    assert list(result["corruption_accuracy"]) == ["contrast"]
+
+
+def test_robustness_skips_corruptions_for_non_images(tmp_path):
+    run = tmp_path / "synthetic"
+    train(TrainConfig(algo="fa", **{**TINY, "dataset": "synthetic", "epochs": 1}), run)
+    result = analyze_robustness(run, attacks=["fgsm"], **ROBUST)
+    assert result["corruptions"] == [] and result["corruption_accuracy"] == {}
+    assert "not images" in result["corruptions_skipped"]
+    assert result["mean_corruption_accuracy"] is None and result["clip"] is None
+    assert list(result["adversarial_accuracy"]) == ["fgsm"]
+
+
+def test_dispatch_and_input_errors(runs, tmp_path):
+    assert analyze(runs["bp"], "alignment") == analyze_alignment(runs["bp"])
+    with pytest.raises(InputError, match="hessian, landscape, alignment, robustness, all"):
+        analyze(runs["bp"], "curvatures")
+    with pytest.raises(InputError, match="does not exist"):
+        analyze(tmp_path / "nowhere", "hessian")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match=r"missing checkpoint\.pt"):
+        analyze(tmp_path / "empty", "robustness")
+    with pytest.raises(InputError, match=r"missing config\.yaml, metrics\.jsonl"):
+        analyze(tmp_path / "empty", "alignment")
+    with pytest.raises(InputError, match="probes do not apply to alignment"):
+        analyze(runs["bp"], "alignment", probes=3)
+    with pytest.raises(InputError, match="unknown corruption"):
+        analyze(runs["bp"], "robustness", corruptions=["fog"])
+    with pytest.raises(InputError, match="samples must be a positive integer"):
+        analyze(runs["bp"], "hessian", samples=0)
