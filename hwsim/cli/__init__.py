@@ -36,7 +36,7 @@ def main() -> None:
 
 def _register() -> None:
     # Each module adds its commands to ``main``; import order is the order in --help.
-    from hwsim.cli import chip, compare, report, reproduce, simulate, sweep, train  # noqa: F401
+    from hwsim.cli import analyze, chip, compare, report, reproduce, simulate, sweep, train  # noqa: F401
 
 
 _register()

@@ -1,0 +1,203 @@
+"""``hwsim analyze WHAT RUN_DIR``: curvature, landscape, alignment or robustness of a training run.
+
+Only parsing and printing live here; the work is :func:`models.analysis.analyze`.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from rich.table import Table
+
+from hwsim.cli import main
+from hwsim.cli.common import InputError, console, err_console
+
+_CHOICES = ("hessian", "landscape", "alignment", "robustness", "all")
+
+
+def _number_list(text: str, convert: type, option: str) -> list[Any]:
+    try:
+        return [convert(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        kind = "integers" if convert is int else "numbers"
+        raise InputError(f"{option} expects comma-separated {kind}, got {text!r}") from None
+
+
+def _names(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def _fmt(value: float | None, digits: int = 4) -> str:
+    return "—" if value is None else f"{value:.{digits}g}"
+
+
+def _print_hessian(result: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]hessian[/] {result['rule']} epoch {result['epoch']} (BP view, "
+        f"{result['data']['samples']} training samples, {result['probes']} probes, "
+        f"seed {result['seed']}): trace {_fmt(result['trace'])} ± "
+        f"{_fmt(result['trace_stderr'], 2)}, top eigenvalues "
+        + ", ".join(_fmt(v) for v in result["top_eigenvalues"]),
+        highlight=False,
+    )
+    if result["by_epoch"]:
+        table = Table("epoch", "loss", "trace", "± stderr", "top eigenvalue")
+        for epoch, entry in result["by_epoch"].items():
+            table.add_row(
+                epoch,
+                _fmt(entry["loss"]),
+                _fmt(entry["trace"]),
+                _fmt(entry["trace_stderr"], 2),
+                _fmt(entry["top_eigenvalues"][0]),
+            )
+        console.print(table)
+
+
+def _print_landscape(result: dict[str, Any]) -> None:
+    eigen = result["surface"]["direction_eigenvalues"] or []
+    console.print(
+        f"[bold]landscape[/] {result['rule']} epoch {result['epoch']}: loss "
+        f"{_fmt(result['center_loss'])} at the trained weights, up to "
+        f"+{_fmt(result['max_loss_increase'])} within ±{result['span']:g} along the top-2 "
+        f"eigenvectors (λ = {', '.join(_fmt(v) for v in eigen)})",
+        highlight=False,
+    )
+    trajectory = result["trajectory"]
+    if trajectory:
+        ev = trajectory["explained_variance"]
+        console.print(
+            f"  trajectory over epochs {trajectory['epochs'][0]}–{trajectory['epochs'][-1]}: "
+            f"PC1 {100 * ev[0]:.1f}%, PC2 {100 * ev[1]:.1f}% of the path; loss "
+            f"{_fmt(trajectory['path_loss'][0])} → {_fmt(trajectory['path_loss'][-1])}",
+            highlight=False,
+        )
+    else:
+        console.print(f"  trajectory: {result['trajectory_note']}", highlight=False)
+
+
+def _print_alignment(result: dict[str, Any]) -> None:
+    epochs = result["epochs"]
+    table = Table(
+        "layer",
+        f"W∠B epoch {epochs[0]}",
+        f"W∠B epoch {epochs[-1]}",
+        f"update∠gradient epoch {epochs[-1]}",
+        title=f"alignment ({result['rule']}, degrees, from metrics.jsonl)",
+    )
+    for layer in result["layers"]:
+        angles = result["alignment_deg"][layer]
+        table.add_row(
+            layer,
+            _fmt(angles[0]),
+            _fmt(angles[-1]),
+            _fmt(result["update_angle_deg"][layer][-1]),
+        )
+    console.print(table)
+    if result["note"]:
+        console.print(f"  {result['note']}", highlight=False)
+
+
+def _print_robustness(result: dict[str, Any]) -> None:
+    console.print(
+        f"[bold]robustness[/] {result['rule']} epoch {result['epoch']} "
+        f"({result['data']['samples']} test samples, seed {result['seed']}): clean accuracy "
+        f"{result['clean_accuracy']:.4f}, mean under corruptions "
+        f"{_fmt(result['mean_corruption_accuracy'])}",
+        highlight=False,
+    )
+    if result["corruptions_skipped"]:
+        console.print(f"  corruptions skipped: {result['corruptions_skipped']}", highlight=False)
+    table = Table("attack", "gradient", *(f"ε={e:g}" for e in result["eps"]))
+    for attack, by_source in result["adversarial_accuracy"].items():
+        for source, values in by_source.items():
+            table.add_row(attack, source, *(f"{v:.3f}" for v in values))
+    console.print(table)
+    surrogate = result["surrogate"]
+    console.print(
+        f"  transfer surrogate: {surrogate['rule']} seed {surrogate['seed']} in {surrogate['dir']}"
+        + (" (trained here)" if surrogate["trained_here"] else ""),
+        highlight=False,
+    )
+
+
+_PRINTERS = {
+    "hessian": _print_hessian,
+    "landscape": _print_landscape,
+    "alignment": _print_alignment,
+    "robustness": _print_robustness,
+}
+
+
+@main.command()
+@click.argument("what", type=click.Choice(_CHOICES))
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option(
+    "--epochs", default=None, help="hessian: also at these epochs, e.g. 0,5,10, or 'all'."
+)
+@click.option(
+    "--samples",
+    type=int,
+    default=None,
+    help="Data samples used: first N training (hessian, landscape) or test (robustness) [1000].",
+)
+@click.option("--batch-size", type=int, default=None, help="Batch size of the Hessian data [250].")
+@click.option("--probes", type=int, default=None, help="hessian: Hutchinson probes [100].")
+@click.option("--top-k", type=int, default=None, help="hessian: eigenvalues to find [5].")
+@click.option("--slq/--no-slq", default=None, help="hessian: spectral density [on].")
+@click.option("--grid", type=int, default=None, help="landscape: grid points per axis [21].")
+@click.option("--span", type=float, default=None, help="landscape: grid half-width [1.0].")
+@click.option("--eps", default=None, help="robustness: L∞ radii [0,0.01,0.03,0.1,0.2].")
+@click.option("--attacks", default=None, help="robustness: fgsm,pgd [both].")
+@click.option("--pgd-steps", type=int, default=None, help="robustness: PGD steps [10].")
+@click.option("--corruptions", default=None, help="robustness: comma-separated names [all 7].")
+@click.option(
+    "--surrogate",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="robustness: BP run to transfer from [train one into RUN_DIR/analysis/surrogate].",
+)
+@click.option("--seed", type=int, default=None, help="Seed of probes, starts, noise [0].")
+@click.option("--json", "as_json", is_flag=True, help="Print the result JSON instead.")
+def analyze(
+    what: str,
+    run_dir: str,
+    epochs: str | None,
+    eps: str | None,
+    attacks: str | None,
+    corruptions: str | None,
+    surrogate: str | None,
+    as_json: bool,
+    **numbers: Any,
+) -> None:
+    """Analyze a `hwsim train` run; writes RUN_DIR/analysis/WHAT.json and WHAT.png.
+
+    Every gradient-based analysis runs on the BP view (true gradients) of the model.
+    """
+    from models.analysis import analysis_files
+    from models.analysis import analyze as run_analysis
+
+    options: dict[str, Any] = {k: v for k, v in numbers.items() if v is not None}
+    if epochs is not None:
+        options["epochs"] = (
+            "all" if epochs.strip() == "all" else _number_list(epochs, int, "--epochs")
+        )
+    if eps is not None:
+        options["eps_list"] = _number_list(eps, float, "--eps")
+    if attacks is not None:
+        options["attacks"] = _names(attacks)
+    if corruptions is not None:
+        options["corruptions"] = _names(corruptions)
+    if surrogate is not None:
+        options["surrogate_dir"] = surrogate
+    with err_console.status(f"analyzing {what} of {run_dir} …"):
+        result = run_analysis(run_dir, what, **options)
+    results = result if what == "all" else {what: result}
+    if as_json:
+        click.echo(json.dumps(result, indent=1))
+        return
+    for name, one in results.items():
+        _PRINTERS[name](one)
+        json_path, png_path = analysis_files(run_dir, name)
+        console.print(f"  → {json_path}, {png_path}", highlight=False, soft_wrap=True)
