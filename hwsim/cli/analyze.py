@@ -147,7 +147,15 @@ _PRINTERS = {
 @click.option("--top-k", type=int, default=None, help="hessian: eigenvalues to find [5].")
 @click.option("--slq/--no-slq", default=None, help="hessian: spectral density [on].")
 @click.option("--grid", type=int, default=None, help="landscape: grid points per axis [21].")
-@click.option("--span", type=float, default=None, help="landscape: grid half-width [1.0].")
+@click.option(
+    "--span",
+    type=float,
+    default=None,
+    help="landscape: grid half-width, a parameter-space distance [where the loss rises --rise].",
+)
+@click.option(
+    "--rise", type=float, default=None, help="landscape: loss rise that sizes the grid [1.0]."
+)
 @click.option("--eps", default=None, help="robustness: L∞ radii [0,0.01,0.03,0.1,0.2].")
 @click.option("--attacks", default=None, help="robustness: fgsm,pgd [both].")
 @click.option("--pgd-steps", type=int, default=None, help="robustness: PGD steps [10].")

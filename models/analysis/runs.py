@@ -389,7 +389,8 @@ def analyze_landscape(
     run_dir: str | Path,
     *,
     grid: int = 21,
-    span: float = 1.0,
+    span: float | None = None,
+    rise: float = 1.0,
     samples: int = 1000,
     batch_size: int = 250,
     trajectory_grid: int = 21,
@@ -400,7 +401,10 @@ def analyze_landscape(
 
     Surface: the loss at ``w + α d₁ + β d₂`` around the final weights ``w`` for ``α, β`` on
     ``grid`` points in ``[-span, span]`` (a parameter-space distance: ``d₁, d₂`` are the unit top
-    two Hessian eigenvectors of the BP view, by Lanczos seeded with ``seed``). Trajectory: the
+    two Hessian eigenvectors of the BP view, by Lanczos seeded with ``seed``). ``span=None``
+    picks ``√(2·rise/λ₁)``, where the quadratic model along ``d₁`` has risen by ``rise`` (nats),
+    so the picture shows the basin whatever the curvature (1.0 if ``λ₁ ≤ 0``); to compare the
+    flatness of several runs on one scale, pass the same explicit ``span``. Trajectory: the
     weight snapshots (epoch 0 … final) minus the final weights, projected on their top two
     principal components, with the loss at each snapshot's true weights and the surface on that
     plane (``trajectory_grid`` points per axis, the path's extent plus ``margin`` on each side).
@@ -408,16 +412,29 @@ def analyze_landscape(
     """
     _positive("grid", grid)
     _positive("trajectory_grid", trajectory_grid)
-    if not (isinstance(span, int | float) and math.isfinite(span) and span > 0):
-        raise InputError(f"span must be a positive number, got {span!r}")
+    for name, value in (("span", span), ("rise", rise)):
+        if value is not None and not (
+            isinstance(value, int | float) and math.isfinite(value) and value > 0
+        ):
+            raise InputError(f"{name} must be a positive number, got {value!r}")
     if not (isinstance(margin, int | float) and margin >= 0):
         raise InputError(f"margin must be non-negative, got {margin!r}")
     run = _open_run(run_dir)
     batches, n = _train_batches(run.data, samples, batch_size)
     view = bp_view(run.model).eval()
+    # The same Lanczos call loss_surface makes by default; done here to size the grid first.
+    top = top_eigenvalues(HessianOperator(view, F.cross_entropy, batches), k=2, seed=seed)
+    if span is None:
+        top_value = top.eigenvalues[0]
+        span = math.sqrt(2.0 * rise / top_value) if top_value > 0 else 1.0
+        span_rule = f"sqrt(2 * {rise:g} / top eigenvalue): the quadratic model rises {rise:g}"
+    else:
+        span_rule = "given"
     axis = _grid_values(float(span), grid)
-    surface = loss_surface(view, F.cross_entropy, batches, alphas=axis, betas=axis, seed=seed)
-    surface_dict = surface.to_dict()
+    surface = loss_surface(
+        view, F.cross_entropy, batches, directions=top.eigenvectors, alphas=axis, betas=axis
+    )
+    surface_dict = {**surface.to_dict(), "direction_eigenvalues": list(top.eigenvalues)}
     epochs = [e for e in _kept_epochs(run.path) if e < run.epoch] + [run.epoch]
     trajectory: dict[str, Any] | None = None
     trajectory_note = None
@@ -441,6 +458,7 @@ def analyze_landscape(
         "data": _data_block("train", n, batch_size),
         "grid": grid,
         "span": float(span),
+        "span_rule": span_rule,
         "center_loss": surface.center_loss,
         "max_loss_increase": max(losses) - surface.center_loss,
         "surface": {

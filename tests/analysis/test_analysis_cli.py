@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -49,7 +50,9 @@ def test_all_writes_every_file_and_json_matches_them(run):
         assert json.loads((run / "analysis" / f"{what}.json").read_text()) == body
         assert (run / "analysis" / f"{what}.png").stat().st_size > 1000
     assert printed["hessian"]["probes"] == 4 and printed["hessian"]["density"] is None
-    assert printed["landscape"]["surface"]["alphas"] == [-1.0, 0.0, 1.0]
+    landscape = printed["landscape"]  # default span: where the quadratic model rises 1 nat
+    span = math.sqrt(2 / landscape["surface"]["direction_eigenvalues"][0])
+    assert landscape["span"] == span and landscape["surface"]["alphas"] == [-span, 0.0, span]
     assert printed["robustness"]["eps"] == [0.0, 0.1]
     assert list(printed["robustness"]["corruption_accuracy"]) == ["contrast", "pixelate"]
     assert printed["robustness"]["data"]["samples"] == 100
