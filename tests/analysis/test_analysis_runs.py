@@ -32,7 +32,7 @@ from models.analysis import (
 from models.analysis.runs import EIGEN_TOL
 from models.config import TrainConfig
 from models.convert import bp_view
-from models.training import evaluate, load_run, train
+from models.training import build_model, evaluate, load_data, load_run, train
 
 TINY = dict(dataset="digits", depth=2, width=16, epochs=2, train_size=300, batch_size=100, lr=0.01)
 HESSIAN = dict(samples=200, batch_size=100, probes=10, top_k=2, slq_steps=10, slq_probes=2)
@@ -149,6 +149,25 @@ def test_landscape_center_is_the_model_loss(runs):
         loss0 = float(F.cross_entropy(model0.eval()(data.x_train[:200]), data.y_train[:200]))
     assert trajectory["path_loss"][0] == pytest.approx(loss0, rel=1e-6)
     assert sum(trajectory["explained_variance"]) == pytest.approx(1.0)  # 3 points: a plane
+
+
+def test_quantized_run_epoch_zero_is_the_initial_network(tmp_path):
+    # Brevitas omits a not-yet-initialized activation scale from the epoch-0 snapshot; the
+    # analyses must still rebuild exactly the network training started from.
+    config = TrainConfig(algo="ifa", weight_bits=4, act_bits=4, **{**TINY, "epochs": 1})
+    run = tmp_path / "q"
+    train(config, run)
+    curvature = analyze_curvature(run, epochs=[0], seed=5, slq=False, **{**HESSIAN, "top_k": 1})
+    landscape = analyze_landscape(run, grid=3, samples=200, batch_size=100, trajectory_grid=3)
+    data = load_data(config)
+    initial = build_model(config, data).eval()
+    trace, _ = direct_curvature(initial, data, seed=5)
+    assert curvature["by_epoch"]["0"]["trace"] == trace.estimate
+    assert curvature["by_epoch"]["0"]["trace"] != curvature["trace"]
+    with torch.no_grad():
+        loss0 = float(F.cross_entropy(initial(data.x_train[:200]), data.y_train[:200]))
+    assert landscape["trajectory"]["path_loss"][0] == pytest.approx(loss0, rel=1e-6)
+    assert "straight-through" in curvature["note"]
 
 
 def test_alignment_is_what_training_recorded(runs):
