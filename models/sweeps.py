@@ -811,13 +811,18 @@ def _angle_figure(summary: dict[str, Any]) -> Any:
     axes[1].set_ylabel("degrees")
     axes[2].set_ylabel("test accuracy")
     ax = axes[3]
+    means = [(g["metrics"].get(m) or {}).get("mean") for g in groups for m in LOG_METRICS]
+    log = _all_positive(means)
     if _errorbar(ax, thetas, groups, "hessian_trace", color="#4C72B0", label="trace"):
         ax.set_ylabel("Hessian trace", color="#4C72B0")
+        ax.set_yscale("log" if log else "linear")
         twin = ax.twinx()
         _errorbar(twin, thetas, groups, "top_eigenvalue", color="#C44E52", label="top eig.")
         twin.set_ylabel("top eigenvalue", color="#C44E52")
+        twin.set_yscale("log" if log else "linear")
         twin.grid(False)
-    ax.set(xlabel="initial angle θ (deg)", title="Curvature at the end (BP view)")
+    title = "Curvature at the end (BP view" + (", log)" if log else ")")
+    ax.set(xlabel="initial angle θ (deg)", title=title)
     if robust:
         ax = axes[4]
         sources = (("true", "#C44E52"), ("feedback", "#DD8452"), ("transfer", "#8172B3"))
@@ -856,7 +861,13 @@ def _init_figure(summary: dict[str, Any]) -> Any:
 
     by_rule = _by_rule(summary)
     gains = sorted({g["value"][0] for g in summary["groups"]})
-    fig, axes = plt.subplots(1, len(by_rule), figsize=(5.2 * len(by_rule), 4.4), squeeze=False)
+    fig, axes = plt.subplots(
+        1,
+        len(by_rule),
+        figsize=(4.6 * len(by_rule) + 1.2, 4.4),
+        squeeze=False,
+        layout="constrained",
+    )
     image = None
     for ax, (rule, groups) in zip(axes[0], by_rule.items(), strict=True):
         grid = [[math.nan] * len(gains) for _ in gains]
@@ -867,15 +878,35 @@ def _init_figure(summary: dict[str, Any]) -> Any:
             label = "—" if mean is None else f"{mean:.2f}"
             if g["diverged"]:
                 label += "\n(div.)"
-            ax.text(j, i, label, ha="center", va="center", fontsize=8, color="white")
+            dark = mean is None or mean < 0.6  # viridis is dark below ~0.6
+            ax.text(
+                j,
+                i,
+                label,
+                ha="center",
+                va="center",
+                fontsize=8,
+                color="white" if dark else "black",
+            )
         image = ax.imshow(grid, origin="lower", vmin=0.0, vmax=1.0, cmap="viridis")
         ax.set_xticks(range(len(gains)), [f"{v:g}" for v in gains])
         ax.set_yticks(range(len(gains)), [f"{v:g}" for v in gains])
-        ax.set(xlabel="forward gain", ylabel="backward gain", title=f"{rule}: final train acc.")
+        ax.set(xlabel="forward gain", title=f"{rule}: final train accuracy")
+        if ax is axes[0][0]:
+            ax.set_ylabel("backward gain")
         ax.grid(False)
     if image is not None:
         fig.colorbar(image, ax=list(axes[0]), label="final train accuracy (mean over seeds)")
     return fig
+
+
+#: Curvature spans orders of magnitude across rules and angles: plotted on a log axis.
+LOG_METRICS = ("hessian_trace", "top_eigenvalue")
+
+
+def _all_positive(values: Any) -> bool:
+    values = list(values)
+    return bool(values) and all(_finite(v) and v > 0 for v in values)
 
 
 def _rules_figure(summary: dict[str, Any]) -> Any:
@@ -892,9 +923,16 @@ def _rules_figure(summary: dict[str, Any]) -> Any:
             ("pgd_transfer_accuracy", "PGD, transfer"),
             ("corruption_accuracy", "corruptions"),
         ]
-    fig, axes = plt.subplots(1, len(panels), figsize=(3.2 * len(panels), 3.8), squeeze=False)
-    for ax, (metric, title) in zip(axes[0], panels, strict=True):
+    columns = min(3, len(panels))
+    rows = math.ceil(len(panels) / columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows), squeeze=False)
+    for ax in axes.flatten()[len(panels) :]:
+        ax.set_visible(False)
+    for ax, (metric, title) in zip(axes.flatten(), panels, strict=False):
         stats = [g["metrics"].get(metric) or {} for g in groups]
+        if metric in LOG_METRICS and _all_positive(s.get("mean") for s in stats):
+            ax.set_yscale("log")
+            title += " (log)"
         ax.bar(
             range(len(rules)),
             [s.get("mean") or 0.0 for s in stats],
@@ -925,6 +963,6 @@ def sweep_figure(summary: dict[str, Any]) -> bytes:
             fig = _init_figure(summary)
         else:
             fig = _rules_figure(summary)
-        if kind != "init":  # the heat maps share a colorbar, which tight_layout can't place
+        if kind != "init":  # the heat maps use a constrained layout (shared colorbar)
             fig.tight_layout()
         return _save(fig)

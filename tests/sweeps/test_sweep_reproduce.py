@@ -149,8 +149,12 @@ def test_two_group_rows_equal_the_sweep_json(reproduction):
         assert row.difference == row.left["mean"] - row.right["mean"]
         assert row.spread == row.left["std"] + row.right["std"]
         checked += 1
-    # C1, C2, C3 and C4 per value (2 each), C5 (2), C6 endpoints, C7 (ifa:45 × 2 sources), C8 (2)
-    assert checked == 14
+    # C1, C2, C3 at depth 3, C4 at 100 samples (depth 2 and 300 samples are the base config,
+    # cited once by C1/C2), C5 (2), C6 endpoints, C7 (ifa:45 × 2 sources), C8 (ifa, ifa:45), C9
+    assert checked == 12
+    assert document["base_values"] == {"depth": [2], "data": [300]}
+    measurements = [r["measurement"] for r in document["claims"]]
+    assert not any("depth 2," in m or "samples 300," in m for m in measurements)
 
 
 def test_per_seed_rows_recomputed_from_points(reproduction):
