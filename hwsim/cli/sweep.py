@@ -120,7 +120,9 @@ def torch_threads(threads: int) -> Iterator[None]:
 )
 @click.option("--width", type=int, default=256, show_default=True, help="MLP hidden width.")
 @click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Adam learning rate.")
+@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate.")
+@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
 @click.option("--weight-bits", type=int, default=32, show_default=True, help="32 = float.")
 @click.option("--act-bits", type=int, default=32, show_default=True, help="32 = float.")
 @click.option("--angles", default=None, help="angle: θ in degrees [0,15,30,45,60,75,90].")
@@ -162,7 +164,9 @@ def sweep(
     depth: int,
     width: int,
     batch_size: int,
+    optimizer: str,
     lr: float,
+    momentum: float,
     weight_bits: int,
     act_bits: int,
     curvature: bool | None,
@@ -193,7 +197,9 @@ def sweep(
         width=width,
         epochs=epochs,
         batch_size=batch_size,
+        optimizer=optimizer,
         lr=lr,
+        momentum=momentum,
         weight_bits=weight_bits,
         act_bits=act_bits,
         snapshots=False,

@@ -126,7 +126,7 @@ def test_data_sweep_caps_sizes_and_says_so(tmp_path):
 
 def test_init_sweep_grid_heat_map(tmp_path):
     out = tmp_path / "init"
-    result = _sweep(out, "init", "--gains", "0.5,2", "--seeds", "0,1")
+    result = _sweep(out, "init", "--gains", "0.5,2", "--seeds", "0,1", "--optimizer", "sgd")
     assert result.exit_code == 0, result.output
     summary = json.loads((out / "sweep.json").read_text())
     cells = [(g["value"], g["rule"]) for g in summary["groups"]]
@@ -139,6 +139,7 @@ def test_init_sweep_grid_heat_map(tmp_path):
         config = (out / p["run_dir"] / "config.yaml").read_text()
         assert f"forward_gain: {p['value'][0]}\n" in config
         assert f"backward_gain: {p['value'][1]}\n" in config
+        assert "optimizer: sgd\n" in config
     _check_aggregates(summary, _points(out))
     assert (out / "init.png").read_bytes().startswith(PNG_SIGNATURE)
 
