@@ -806,12 +806,23 @@ def _hessian_figure(result: dict[str, Any]) -> Any:
     return fig
 
 
-def _contour(ax: Any, xs: list[float], ys: list[float], loss: list[list[float]]) -> Any:
-    # loss[i][j] is at (xs[i], ys[j]); contourf wants rows along y.
-    z = [[loss[i][j] for i in range(len(xs))] for j in range(len(ys))]
+def _contour(fig: Any, ax: Any, xs: list[float], ys: list[float], loss: list[list[float]]) -> None:
+    """Filled contours of ``loss[i][j]`` at ``(xs[i], ys[j])``, with a colour bar."""
     if len(xs) < 2 or len(ys) < 2:
-        return None
-    return ax.contourf(xs, ys, z, levels=20, cmap="viridis")
+        return
+    z = [[loss[i][j] for i in range(len(xs))] for j in range(len(ys))]  # rows along y
+    values = [v for row in z for v in row if math.isfinite(v)]
+    low, high = min(values, default=0.0), max(values, default=0.0)
+    if low > 0 and high / low > 20:
+        # A far corner can be 100x the basin's loss: log levels keep the basin visible.
+        from matplotlib.colors import LogNorm
+
+        levels = torch.logspace(math.log10(low), math.log10(high), 21).tolist()
+        filled = ax.contourf(xs, ys, z, levels=levels, norm=LogNorm(low, high), cmap="viridis")
+        fig.colorbar(filled, ax=ax, label="loss (log scale)", ticks=levels[::4], format="%.3g")
+    else:
+        filled = ax.contourf(xs, ys, z, levels=20, cmap="viridis")
+        fig.colorbar(filled, ax=ax, label="loss", format="%.3g")
 
 
 def _landscape_figure(result: dict[str, Any]) -> Any:
@@ -822,9 +833,7 @@ def _landscape_figure(result: dict[str, Any]) -> Any:
     axes = list(axes) if trajectory else [axes]
     surface = result["surface"]
     ax = axes[0]
-    filled = _contour(ax, surface["alphas"], surface["betas"], surface["loss"])
-    if filled is not None:
-        fig.colorbar(filled, ax=ax, label="loss")
+    _contour(fig, ax, surface["alphas"], surface["betas"], surface["loss"])
     ax.plot([0], [0], marker="*", color="white", markersize=12, markeredgecolor="black")
     eigen = surface.get("direction_eigenvalues") or [math.nan, math.nan]
     ax.set_xlabel(f"α along top eigenvector 1 (λ = {eigen[0]:.3g})")
@@ -833,9 +842,7 @@ def _landscape_figure(result: dict[str, Any]) -> Any:
     if trajectory:
         ax = axes[1]
         tsurf = trajectory["surface"]
-        filled = _contour(ax, tsurf["alphas"], tsurf["betas"], tsurf["loss"])
-        if filled is not None:
-            fig.colorbar(filled, ax=ax, label="loss")
+        _contour(fig, ax, tsurf["alphas"], tsurf["betas"], tsurf["loss"])
         xs = [c[0] for c in trajectory["coordinates"]]
         ys = [c[1] for c in trajectory["coordinates"]]
         ax.plot(xs, ys, color="white", marker="o", markeredgecolor="black", lw=1.5)
@@ -866,7 +873,7 @@ def _alignment_figure(result: dict[str, Any]) -> Any:
         for layer, values in result[key].items():
             points = [(e, v) for e, v in zip(epochs, values, strict=True) if v is not None]
             if points:
-                ax.plot(*zip(*points, strict=True), marker=".", label=layer)
+                ax.plot(*zip(*points, strict=True), marker=".", label=f"layer {layer}")
         _epoch_axis(ax)
         ax.set_ylabel("degrees")
         ax.set_ylim(bottom=0)
