@@ -254,12 +254,13 @@ def _jsonable(value: Any) -> Any:
 
 def _write(run: Path, what: str, result: dict[str, Any], figure: Callable[[dict], Any]) -> dict:
     """Render the figure, then write JSON and PNG atomically; return the JSON-ready result."""
+    # Imported here so that `import models.analysis` does not pull in matplotlib.
+    import matplotlib
+
     from hwsim.report import _RC, _save, _write_atomic
 
     result = _jsonable(result)
     text = json.dumps(result, indent=1) + "\n"
-    import matplotlib
-
     with matplotlib.rc_context(_RC):
         png = _save(figure(result))
     json_path, png_path = analysis_files(run, what)
