@@ -352,6 +352,25 @@ def train(
     return result
 
 
+#: Brevitas' runtime-statistics activation scale is left out of a state dict until the first
+#: training step; a snapshot of epoch 0 (quantized run) lacks exactly these keys.
+RUNTIME_SCALE_KEY = "scaling_impl.value"
+
+
+def load_weights(model: nn.Module, state: dict[str, Tensor], source: str | Path) -> nn.Module:
+    """Load ``state`` into ``model``; only brevitas' not-yet-initialised scales may be missing.
+
+    A freshly built model is in that same uninitialised state, so tolerating those keys loads
+    an epoch-0 snapshot exactly; any other mismatch is an :class:`InputError` naming ``source``.
+    """
+    loaded = model.load_state_dict(state, strict=False)
+    wrong = [k for k in loaded.missing_keys if not k.endswith(RUNTIME_SCALE_KEY)]
+    wrong += list(loaded.unexpected_keys)
+    if wrong:
+        raise InputError(f"{source} does not fit the run's network: {', '.join(wrong[:5])}")
+    return model
+
+
 def load_run(
     run_dir: str | Path, *, epoch: int | None = None
 ) -> tuple[TrainConfig, nn.Module, Dataset]:
@@ -362,7 +381,7 @@ def load_run(
         raise InputError(f"{run} holds no checkpoint.pt: not a finished training run directory")
     ckpt = torch.load(ckpt_path, weights_only=False)
     config = TrainConfig.from_dict(ckpt["config"], source=str(ckpt_path))
-    state = ckpt["model"]
+    state, source = ckpt["model"], ckpt_path
     if epoch is not None:
         path = snapshot_path(run, epoch)
         if not path.exists():
@@ -371,8 +390,7 @@ def load_run(
                 f"{run} has no weights for epoch {epoch} ({path}); epochs kept: "
                 + (", ".join(map(str, kept)) or "none (trained with snapshots off)")
             )
-        state = torch.load(path, weights_only=True)
+        state, source = torch.load(path, weights_only=True), path
     data = load_data(config)
-    model = build_model(config, data)
-    model.load_state_dict(state)
+    model = load_weights(build_model(config, data), state, source)
     return config, model, data

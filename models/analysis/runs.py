@@ -56,7 +56,14 @@ from models.analysis.landscape import loss_surface, trajectory_pca
 from models.config import TrainConfig
 from models.convert import bp_view
 from models.data import Dataset
-from models.training import SNAPSHOT_DIR, build_model, load_run, snapshot_path, train
+from models.training import (
+    SNAPSHOT_DIR,
+    build_model,
+    load_run,
+    load_weights,
+    snapshot_path,
+    train,
+)
 
 __all__ = [
     "ANALYSES",
@@ -91,8 +98,6 @@ SURROGATE_DIR = f"{ANALYSIS_DIR}/surrogate"
 #: Offset of the surrogate's seed from the run's, so it is a different network.
 SURROGATE_SEED_OFFSET = 1
 
-#: State-dict key suffix of a brevitas activation scale initialized from runtime statistics.
-_RUNTIME_SCALE_KEY = "scaling_impl.value"
 _LOSS = "mean cross-entropy"
 _VIEW = "bp: the same forward weights with true gradients (models.convert.bp_view), eval mode"
 
@@ -160,17 +165,7 @@ def _model_at(run: _Run, epoch: int) -> nn.Module:
     state = torch.load(snapshot_path(run.path, epoch), weights_only=True, map_location="cpu")
     with torch.random.fork_rng(devices=[]):
         model = build_model(run.config, run.data)
-    # Brevitas leaves a runtime-statistics activation scale out of the state dict until its first
-    # training step (epoch 0 of a quantized run); a freshly built model is in that same state
-    # (scale from its unused stats buffer), so only those keys may be missing.
-    loaded = model.load_state_dict(state, strict=False)
-    wrong = [k for k in loaded.missing_keys if not k.endswith(_RUNTIME_SCALE_KEY)]
-    wrong += list(loaded.unexpected_keys)
-    if wrong:
-        raise InputError(
-            f"{snapshot_path(run.path, epoch)} does not fit the run's network: "
-            f"{', '.join(wrong[:5])}"
-        )
+    load_weights(model, state, snapshot_path(run.path, epoch))
     return model.eval()
 
 

@@ -173,3 +173,14 @@ def test_snapshots_keep_weights_of_every_epoch(tmp_path):
         load_run(tmp_path / "run", epoch=7)
     train(config.replace(snapshots=False), tmp_path / "off")
     assert not (tmp_path / "off" / "snapshots").exists()
+
+
+def test_quantized_epoch0_snapshot_loads_to_the_initial_network(tmp_path):
+    config = TrainConfig(algo="ifa", weight_bits=4, act_bits=4, **{**TINY, "epochs": 1})
+    train(config, tmp_path / "run")
+    _, initial, data = load_run(tmp_path / "run", epoch=0)
+    from models import build_model
+
+    fresh = build_model(config, data)
+    initial.eval(), fresh.eval()
+    assert torch.equal(initial(data.x_test[:50]), fresh(data.x_test[:50]))
