@@ -97,7 +97,8 @@ class ReproducePlan:
     ``rules`` are compared at the base config with curvature and robustness (every ``ifa:θ``
     among them is a "moderate angle" for the robustness claims). The init grid trains with
     ``init_optimizer`` at ``init_lr``: under Adam the backward gain only rescales every error,
-    which Adam's per-parameter normalization cancels, so the grid would be flat along it.
+    which Adam's per-parameter normalization cancels, so the grid is flat along it up to seed
+    noise.
     ``close_tolerance`` is the accuracy gap that still counts as "close to BP".
     """
 
@@ -882,8 +883,10 @@ def _init_note(base: dict[str, Any]) -> str:
         optimizer += f" momentum {base['momentum']:g}"
     return (
         f"The grid trains with {optimizer}: under Adam the backward gain only rescales every "
-        "layer's error, which Adam's per-parameter normalization cancels, so the grid would be "
-        "flat along it."
+        "layer's error, which Adam's per-parameter normalization cancels (up to its ε and float "
+        "rounding), so the grid is flat along that axis up to seed noise (measured with "
+        "`hwsim sweep init`, Adam: the means over backward gains differ by less than the seed "
+        "spread)."
     )
 
 
