@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import shutil
 import statistics
 from collections.abc import Callable
@@ -23,6 +22,7 @@ import yaml
 from hwsim import __version__
 from hwsim.errors import InputError
 from hwsim.experiment import Experiment
+from hwsim.files import write_atomic
 
 SUMMARY_FORMAT = "hwsim-compare"
 SUMMARY_VERSION = 1
@@ -47,13 +47,6 @@ OUTPUT_DIRS = ("runs", "simulation", "chips", "figures")
 def rule_dirname(spec: str) -> str:
     """File-system name of a rule spec (``ifa:30`` → ``ifa-30``)."""
     return spec.replace(":", "-")
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
 
 
 def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
@@ -108,7 +101,7 @@ def run_compare(
     data = load_data(next(iter(configs.values())))
     _prepare_out(out, experiment, force)
     out.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out / "experiment.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    write_atomic(out / "experiment.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
     for chip, path in zip(chips, experiment.chips, strict=True):
         target = out / "chips" / f"{chip.name}.yaml"
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -127,7 +120,7 @@ def run_compare(
         for rule in experiment.rules:
             workload = runs[rule][0].out_dir / "workload.json"
             result = simulate(workload, chip, [rule], timeline=True).rules[rule].to_dict()
-            _atomic_write(
+            write_atomic(
                 out / "simulation" / chip.name / f"{rule_dirname(rule)}.json",
                 json.dumps(result) + "\n",
             )
@@ -136,8 +129,8 @@ def run_compare(
                 on_simulated(chip.name, rule)
 
     summary = build_summary(experiment, data, runs, chips, simulations)
-    _atomic_write(out / "accesses.csv", accesses_csv(summary))
-    _atomic_write(out / "summary.json", json.dumps(summary, indent=2) + "\n")
+    write_atomic(out / "accesses.csv", accesses_csv(summary))
+    write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if report:
         from hwsim.report import write_report
 

@@ -16,7 +16,6 @@ import html
 import io
 import json
 import math
-import os
 import re
 import statistics
 from collections.abc import Iterable, Sequence
@@ -34,12 +33,13 @@ from matplotlib.ticker import MaxNLocator
 
 from hwsim.compare import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS, rule_dirname
 from hwsim.errors import InputError
+from hwsim.files import write_atomic
 
 __all__ = ["write_report"]
 
 FIGURE_DPI = 110
 #: Fixed style so the figures don't depend on a user's matplotlibrc.
-_RC = {
+FIGURE_STYLE = {
     "figure.dpi": FIGURE_DPI,
     "savefig.dpi": FIGURE_DPI,
     "font.size": 9,
@@ -276,7 +276,8 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
 
-def _save(fig: Any) -> bytes:
+def png_bytes(fig: Any) -> bytes:
+    """Render and close ``fig``: PNG bytes without timestamps (same figure, same bytes)."""
     buffer = io.BytesIO()
     try:
         fig.savefig(buffer, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
@@ -359,7 +360,7 @@ def learning_curves_figure(data: RunData) -> Figure:
     ax.set_title(f"Test accuracy, mean over {seeds} seed(s){band}")
     ax.legend(loc="best")
     fig.tight_layout()
-    return Figure("learning_curves.png", "Test accuracy per epoch and rule", _save(fig))
+    return Figure("learning_curves.png", "Test accuracy per epoch and rule", png_bytes(fig))
 
 
 def alignment_figure(data: RunData) -> Figure:
@@ -396,7 +397,7 @@ def alignment_figure(data: RunData) -> Figure:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best")
     fig.tight_layout()
-    return Figure("alignment.png", "Alignment angle per epoch and rule", _save(fig))
+    return Figure("alignment.png", "Alignment angle per epoch and rule", png_bytes(fig))
 
 
 def _levels_in_order(data: RunData, chip: str, present: Iterable[str]) -> list[str]:
@@ -441,7 +442,7 @@ def energy_figure(data: RunData, chip: str) -> Figure:
     ax.set_ylim(0, max(max(bottom), 1e-30) * 1.12)  # room for the totals above the bars
     fig.tight_layout()
     return Figure(
-        f"energy_{_safe_name(chip)}.png", f"Energy breakdown per rule, chip {chip}", _save(fig)
+        f"energy_{_safe_name(chip)}.png", f"Energy breakdown per rule, chip {chip}", png_bytes(fig)
     )
 
 
@@ -508,7 +509,7 @@ def accesses_figure(data: RunData, chip: str) -> Figure:
     return Figure(
         f"accesses_{_safe_name(chip)}.png",
         f"Weight accesses per level and rule, chip {chip}",
-        _save(fig),
+        png_bytes(fig),
     )
 
 
@@ -595,13 +596,13 @@ def timeline_figure(data: RunData, chip: str) -> Figure:
     return Figure(
         f"timeline_{_safe_name(chip)}.png",
         f"Timeline of one simulated training step per rule, chip {chip}",
-        _save(fig),
+        png_bytes(fig),
     )
 
 
 def render_figures(data: RunData) -> list[Figure]:
     """Every figure of the report, rendered in memory (nothing is written)."""
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(FIGURE_STYLE):
         figures = [learning_curves_figure(data), alignment_figure(data)]
         for chip in data.chips:
             figures += [energy_figure(data, chip), accesses_figure(data, chip)]
@@ -984,20 +985,6 @@ def render_html(blocks: Sequence[Block]) -> str:
 # --------------------------------------------------------------------------- writing
 
 
-def _write_atomic(path: Path, content: bytes) -> None:
-    """Write ``path.tmp`` completely, then rename it over ``path`` (no half-written file)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_report(run_dir: str | Path) -> list[Path]:
     """Write ``report.md``, ``report.html`` and ``figures/*.png`` into a compare run directory.
 
@@ -1018,9 +1005,9 @@ def write_report(run_dir: str | Path) -> list[Path]:
     figure_dir.mkdir(exist_ok=True)
     written = []
     for figure in figures:
-        _write_atomic(figure_dir / figure.name, figure.png)
+        write_atomic(figure_dir / figure.name, figure.png)
         written.append(figure_dir / figure.name)
     for name, content in (("report.md", markdown), ("report.html", page)):
-        _write_atomic(run_dir / name, content)
+        write_atomic(run_dir / name, content)
         written.append(run_dir / name)
     return written

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hwsim.errors import InputError
+from hwsim.files import write_atomic
 from hwsim.report import format_sig
 from models.config import TrainConfig
 from models.sweeps import (
@@ -38,7 +39,6 @@ from models.sweeps import (
     SweepPoint,
     SweepSpec,
     _jsonable,
-    _write_atomic,
     make_spec,
     read_points,
     run_sweep,
@@ -941,7 +941,7 @@ def _prepare_out(out: Path, plan: ReproducePlan, force: bool) -> None:
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
     plan_text = json.dumps(_jsonable(plan.to_dict()), indent=1) + "\n"
-    _write_atomic(out / PLAN_FILE, plan_text.encode())
+    write_atomic(out / PLAN_FILE, plan_text.encode())
 
 
 def run_reproduce(
@@ -1002,6 +1002,6 @@ def run_reproduce(
         }
     )
     markdown = render_report(document)
-    _write_atomic(out / "reproduction.json", (json.dumps(document, indent=1) + "\n").encode())
-    _write_atomic(out / "REPRODUCTION.md", markdown.encode())
+    write_atomic(out / "reproduction.json", (json.dumps(document, indent=1) + "\n").encode())
+    write_atomic(out / "REPRODUCTION.md", markdown.encode())
     return document

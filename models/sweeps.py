@@ -43,6 +43,7 @@ from typing import Any
 
 from hwsim.compare import rule_dirname
 from hwsim.errors import InputError
+from hwsim.files import write_atomic
 from hwsim.rules import parse_rule
 from models.config import TrainConfig
 from models.data import MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
@@ -394,7 +395,7 @@ def read_points(out_dir: str | Path) -> list[dict[str, Any]]:
     text = path.read_text()
     if text and not text.endswith("\n"):
         text = text[: text.rfind("\n") + 1]
-        _write_atomic(path, text.encode())
+        write_atomic(path, text.encode())
     points = []
     for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -411,19 +412,6 @@ def _append_point(out: Path, record: dict[str, Any]) -> None:
         handle.write(json.dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
-
-
-def _write_atomic(path: Path, content: bytes) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        with open(tmp, "wb") as handle:
-            handle.write(content)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value: Any) -> Any:
@@ -534,7 +522,7 @@ def _prepare_out(out: Path, spec: SweepSpec, force: bool) -> None:
             f"{out} holds sweep output but no {SPEC_FILE}; choose another --out, or pass --force"
         )
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(spec_path, (json.dumps(_jsonable(spec.to_dict()), indent=1) + "\n").encode())
+    write_atomic(spec_path, (json.dumps(_jsonable(spec.to_dict()), indent=1) + "\n").encode())
 
 
 def _surrogate_dir(spec: SweepSpec, out: Path, seed: int) -> Path:
@@ -633,8 +621,8 @@ def run_sweep(
             on_point(point, index, len(points), "done")
     summary = summarize(spec, read_points(out))
     png = sweep_figure(summary)
-    _write_atomic(out / f"{spec.kind}.png", png)
-    _write_atomic(out / SUMMARY_FILE, (json.dumps(summary, indent=1) + "\n").encode())
+    write_atomic(out / f"{spec.kind}.png", png)
+    write_atomic(out / SUMMARY_FILE, (json.dumps(summary, indent=1) + "\n").encode())
     return summary
 
 
@@ -949,10 +937,10 @@ def sweep_figure(summary: dict[str, Any]) -> bytes:
     """The figure of a sweep (``OUT/<kind>.png``) as PNG bytes, rendered with the report style."""
     import matplotlib
 
-    from hwsim.report import _RC, _save  # one figure style for every hwsim figure
+    from hwsim.report import FIGURE_STYLE, png_bytes  # one figure style for every hwsim figure
 
     kind = summary["kind"]
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(FIGURE_STYLE):
         if kind == "angle":
             fig = _angle_figure(summary)
         elif kind == "depth":
@@ -965,4 +953,4 @@ def sweep_figure(summary: dict[str, Any]) -> bytes:
             fig = _rules_figure(summary)
         if kind != "init":  # the heat maps use a constrained layout (shared colorbar)
             fig.tight_layout()
-        return _save(fig)
+        return png_bytes(fig)

@@ -20,9 +20,9 @@ the same config resumes from the last checkpoint (or returns the finished result
 
 from __future__ import annotations
 
+import io
 import json
 import math
-import os
 import shutil
 import time
 from collections.abc import Callable
@@ -35,6 +35,7 @@ import yaml
 from torch import Tensor, nn
 
 from hwsim.errors import InputError
+from hwsim.files import write_atomic
 from models.config import TrainConfig
 from models.convert import alignment_angles, convert, update_angles
 from models.data import Dataset, SyntheticSpec, load_dataset
@@ -59,7 +60,7 @@ def _save_snapshot(config: TrainConfig, out: Path, epoch: int, model: nn.Module)
         path = snapshot_path(out, epoch)
         path.parent.mkdir(exist_ok=True)
         state = model.state_dict()
-        _atomic_write(path, lambda p: torch.save(state, p))
+        write_atomic(path, _torch_bytes(state))
 
 
 @dataclass(frozen=True)
@@ -160,14 +161,10 @@ def epoch_order(seed: int, epoch: int, n: int) -> Tensor:
     return torch.randperm(n, generator=torch.Generator().manual_seed(seed * 100_003 + epoch))
 
 
-def _atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    _atomic_write(path, lambda p: p.write_text(text))
+def _torch_bytes(obj: Any) -> bytes:
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
 
 
 def _metrics_row(
@@ -204,7 +201,7 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
 
 
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    _write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+    write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def _result(out: Path, status: str, rows: list[dict[str, Any]]) -> RunResult:
@@ -282,7 +279,7 @@ def train(
         start_epoch = ckpt["epoch"]
         rows = [r for r in rows if r["epoch"] <= start_epoch]  # drop rows past the checkpoint
     else:
-        _write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+        write_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
         rows = [
             _metrics_row(
                 config,
@@ -295,7 +292,7 @@ def train(
         ]
         _save_snapshot(config, out, 0, model)
         workload = record_workload(model, config, data.x_test[:256], len(data.y_train))
-        _write_text(out / "workload.json", json.dumps(workload, indent=2) + "\n")
+        write_atomic(out / "workload.json", json.dumps(workload, indent=2) + "\n")
     _write_metrics(metrics_path, rows)
     if on_epoch and start_epoch == 0:
         on_epoch(rows[0])
@@ -338,7 +335,7 @@ def train(
             "torch_rng": torch.get_rng_state(),
         }
         _save_snapshot(config, out, epoch, model)
-        _atomic_write(ckpt_path, lambda p, s=state: torch.save(s, p))
+        write_atomic(ckpt_path, _torch_bytes(state))
 
     result = _result(out, status, rows)
     summary = {
@@ -348,7 +345,7 @@ def train(
         "best_test_accuracy": result.best_test_accuracy,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
     }
-    _write_text(result_path, json.dumps(summary, indent=2) + "\n")
+    write_atomic(result_path, json.dumps(summary, indent=2) + "\n")
     return result
 
 

@@ -42,6 +42,7 @@ import yaml
 from torch import Tensor, nn
 
 from hwsim.errors import InputError
+from hwsim.files import write_atomic
 from models.analysis.attacks import adversarial_accuracy, input_gradient_fn, transfer_accuracy
 from models.analysis.corruptions import CORRUPTION_NAMES, corruption_accuracy
 from models.analysis.evaluation import accuracy
@@ -252,16 +253,16 @@ def _write(run: Path, what: str, result: dict[str, Any], figure: Callable[[dict]
     # Imported here so that `import models.analysis` does not pull in matplotlib.
     import matplotlib
 
-    from hwsim.report import _RC, _save, _write_atomic
+    from hwsim.report import FIGURE_STYLE, png_bytes
 
     result = _jsonable(result)
     text = json.dumps(result, indent=1) + "\n"
-    with matplotlib.rc_context(_RC):
-        png = _save(figure(result))
+    with matplotlib.rc_context(FIGURE_STYLE):
+        png = png_bytes(figure(result))
     json_path, png_path = analysis_files(run, what)
     json_path.parent.mkdir(exist_ok=True)
-    _write_atomic(json_path, text.encode())
-    _write_atomic(png_path, png)
+    write_atomic(json_path, text.encode())
+    write_atomic(png_path, png)
     return result
 
 

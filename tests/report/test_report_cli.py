@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import hwsim.files
 import hwsim.report
 from hwsim.cli import main
 from hwsim.errors import InputError
@@ -90,14 +91,14 @@ def test_failing_figure_leaves_the_previous_report_intact(run_copy: Path, monkey
 
 def test_failing_write_leaves_the_previous_html_intact(run_copy: Path, monkeypatch) -> None:
     before = (run_copy / "report.html").read_bytes()
-    real_replace = hwsim.report.os.replace
+    real_replace = hwsim.files.os.replace
 
     def replace(src, dst):
         if Path(dst).name == "report.html":
             raise OSError("disk full")
         real_replace(src, dst)
 
-    monkeypatch.setattr(hwsim.report.os, "replace", replace)
+    monkeypatch.setattr(hwsim.files.os, "replace", replace)
     with pytest.raises(OSError, match="disk full"):
         write_report(run_copy)
     assert (run_copy / "report.html").read_bytes() == before
