@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Any
 
 
 def write_atomic(path: str | Path, content: str | bytes) -> None:
@@ -25,3 +27,15 @@ def write_atomic(path: str | Path, content: str | bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` ready for strict JSON: non-finite floats as None (JSON has no NaN), tuples as
+    lists, mapping keys as strings."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [jsonable(v) for v in value]
+    return value

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hwsim.errors import InputError
-from hwsim.files import write_atomic
+from hwsim.files import jsonable, write_atomic
 from hwsim.report import format_sig
 from models.config import TrainConfig
 from models.sweeps import (
@@ -38,7 +38,6 @@ from models.sweeps import (
     RobustnessSettings,
     SweepPoint,
     SweepSpec,
-    _jsonable,
     make_spec,
     read_points,
     run_sweep,
@@ -927,7 +926,7 @@ def _check_out(out: Path, plan: ReproducePlan, force: bool) -> None:
         previous = json.loads(plan_path.read_text())
     except json.JSONDecodeError:
         previous = None
-    if previous != _jsonable(plan.to_dict()):
+    if previous != jsonable(plan.to_dict()):
         raise InputError(
             f"{out} holds a reproduction with a different plan ({plan_path}); choose "
             "another --out, or pass --force to start over"
@@ -940,7 +939,7 @@ def _prepare_out(out: Path, plan: ReproducePlan, force: bool) -> None:
         for name in (PLAN_FILE, "reproduction.json", "REPRODUCTION.md"):
             (out / name).unlink(missing_ok=True)
     out.mkdir(parents=True, exist_ok=True)
-    plan_text = json.dumps(_jsonable(plan.to_dict()), indent=1) + "\n"
+    plan_text = json.dumps(jsonable(plan.to_dict()), indent=1) + "\n"
     write_atomic(out / PLAN_FILE, plan_text.encode())
 
 
@@ -978,7 +977,7 @@ def run_reproduce(
         points[name] = read_points(out / SWEEPS_DIR / name)
         wall[name] = time.perf_counter() - sweep_started
     rows = evaluate_claims(plan, specs, summaries, points)
-    document = _jsonable(
+    document = jsonable(
         {
             "format": REPORT_FORMAT,
             "version": REPORT_VERSION,

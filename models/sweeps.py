@@ -43,7 +43,7 @@ from typing import Any
 
 from hwsim.compare import rule_dirname
 from hwsim.errors import InputError
-from hwsim.files import write_atomic
+from hwsim.files import jsonable, write_atomic
 from hwsim.rules import parse_rule
 from models.config import TrainConfig
 from models.data import MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
@@ -414,17 +414,6 @@ def _append_point(out: Path, record: dict[str, Any]) -> None:
         os.fsync(handle.fileno())
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` with non-finite floats as None (JSON has no NaN) and tuples as lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _mean_or_none(values: Sequence[Any]) -> float | None:
     finite = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
     return statistics.fmean(finite) if finite and len(finite) == len(values) else None
@@ -479,7 +468,7 @@ def _point_record(
         "robustness": robustness,
         "wall_s": round(wall_s, 3),
     }
-    return _jsonable(record)
+    return jsonable(record)
 
 
 def _robustness_metrics(robustness: dict[str, Any]) -> dict[str, Any]:
@@ -512,7 +501,7 @@ def _prepare_out(out: Path, spec: SweepSpec, force: bool) -> None:
             previous = json.loads(spec_path.read_text())
         except json.JSONDecodeError:
             previous = None
-        if previous != _jsonable(spec.to_dict()):
+        if previous != jsonable(spec.to_dict()):
             raise InputError(
                 f"{out} holds a different sweep ({spec_path}); choose another --out, "
                 "or pass --force to start over"
@@ -522,7 +511,7 @@ def _prepare_out(out: Path, spec: SweepSpec, force: bool) -> None:
             f"{out} holds sweep output but no {SPEC_FILE}; choose another --out, or pass --force"
         )
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(spec_path, (json.dumps(_jsonable(spec.to_dict()), indent=1) + "\n").encode())
+    write_atomic(spec_path, (json.dumps(jsonable(spec.to_dict()), indent=1) + "\n").encode())
 
 
 def _surrogate_dir(spec: SweepSpec, out: Path, seed: int) -> Path:
@@ -707,7 +696,7 @@ def aggregate(spec: SweepSpec, points: list[dict[str, Any]]) -> list[dict[str, A
 def summarize(spec: SweepSpec, points: list[dict[str, Any]]) -> dict[str, Any]:
     """The ``sweep.json`` document of ``spec`` from its finished ``points``."""
     groups = aggregate(spec, points)
-    return _jsonable(
+    return jsonable(
         {
             "format": SWEEP_FORMAT,
             "version": SWEEP_VERSION,

@@ -42,7 +42,7 @@ import yaml
 from torch import Tensor, nn
 
 from hwsim.errors import InputError
-from hwsim.files import write_atomic
+from hwsim.files import jsonable, write_atomic
 from models.analysis.attacks import adversarial_accuracy, input_gradient_fn, transfer_accuracy
 from models.analysis.corruptions import CORRUPTION_NAMES, corruption_accuracy
 from models.analysis.evaluation import accuracy
@@ -237,17 +237,6 @@ def _header(what: str, run: _Run, seed: int | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- writing
 
 
-def _jsonable(value: Any) -> Any:
-    """``value`` with non-finite floats as None (JSON has no NaN) and tuples as lists."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_jsonable(v) for v in value]
-    return value
-
-
 def _write(run: Path, what: str, result: dict[str, Any], figure: Callable[[dict], Any]) -> dict:
     """Render the figure, then write JSON and PNG atomically; return the JSON-ready result."""
     # Imported here so that `import models.analysis` does not pull in matplotlib.
@@ -255,7 +244,7 @@ def _write(run: Path, what: str, result: dict[str, Any], figure: Callable[[dict]
 
     from hwsim.report import FIGURE_STYLE, png_bytes
 
-    result = _jsonable(result)
+    result = jsonable(result)
     text = json.dumps(result, indent=1) + "\n"
     with matplotlib.rc_context(FIGURE_STYLE):
         png = png_bytes(figure(result))
