@@ -30,15 +30,24 @@ class _FeedbackLinear(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx, grad_out: Tensor):
+        # Kept lean on purpose: this runs once per layer and step, and Python overhead here is
+        # what separates FA's step time from BP's (benchmarks/bench_train.py).
         x, feedback = ctx.saved_tensors
-        grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = grad_out @ feedback.to(grad_out.dtype)
-        if ctx.needs_input_grad[1]:
-            grad_w = grad_out.reshape(-1, grad_out.shape[-1]).T @ x.reshape(-1, x.shape[-1])
-        if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = grad_out.reshape(-1, grad_out.shape[-1]).sum(0)
-        return grad_x, grad_w, grad_b, None
+        need_x, need_w, need_b = ctx.needs_input_grad[:3]
+        if grad_out.dim() == 2:
+            return (
+                grad_out.mm(feedback) if need_x else None,
+                grad_out.t().mm(x) if need_w else None,
+                grad_out.sum(0) if ctx.has_bias and need_b else None,
+                None,
+            )
+        flat = grad_out.reshape(-1, grad_out.shape[-1])
+        return (
+            grad_out.matmul(feedback) if need_x else None,
+            flat.t().mm(x.reshape(-1, x.shape[-1])) if need_w else None,
+            flat.sum(0) if ctx.has_bias and need_b else None,
+            None,
+        )
 
 
 class _FeedbackConv2d(torch.autograd.Function):
