@@ -13,7 +13,7 @@ import io
 import json
 import shutil
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -138,7 +138,11 @@ def run_compare(
     return summary
 
 
-def _mean_std(values: list[float]) -> tuple[float | None, float | None]:
+def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
+    """Mean and population standard deviation over seeds (0 for one seed; None for none).
+
+    The one definition of spread in summary.json; the report's bands use it too.
+    """
     if not values:
         return None, None
     return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
@@ -152,8 +156,8 @@ def _training_block(rule: str, results: list[Any], out: Path) -> dict[str, Any]:
     ]
     layers = last_rows[0]["alignment_deg"].keys()
     statuses = {r.status for r in results}
-    final, final_std = _mean_std(finals)
-    best, best_std = _mean_std(bests)
+    final, final_std = mean_std(finals)
+    best, best_std = mean_std(bests)
     return {
         "status": statuses.pop() if len(statuses) == 1 else "partly-diverged",
         "test_accuracy": {

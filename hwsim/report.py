@@ -17,7 +17,6 @@ import io
 import json
 import math
 import re
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +30,13 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from hwsim.compare import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS, rule_dirname
+from hwsim.compare import (
+    SUMMARY_FORMAT,
+    SUMMARY_VERSION,
+    WEIGHT_TENSORS,
+    mean_std,
+    rule_dirname,
+)
 from hwsim.errors import InputError
 from hwsim.files import write_atomic
 
@@ -295,11 +300,6 @@ def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
 
-def _mean_std(values: Sequence[float]) -> tuple[float, float]:
-    """Mean and population standard deviation (as summary.json's ``final_std``)."""
-    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
-
-
 def _per_epoch(runs: Sequence[SeedRun], value) -> dict[int, list[float]]:
     """Epoch → values over the seeds that had not diverged at that epoch."""
     out: dict[int, list[float]] = {}
@@ -322,7 +322,7 @@ def learning_curves_figure(data: RunData) -> Figure:
         if not per_epoch:
             continue
         epochs = list(per_epoch)
-        stats = [_mean_std(v) for v in per_epoch.values()]
+        stats = [mean_std(v) for v in per_epoch.values()]
         means = [100 * m for m, _ in stats]
         ax.plot(epochs, means, marker="o", ms=3, color=colors[rule], label=rule)
         if len(runs) > 1:
@@ -378,7 +378,7 @@ def alignment_figure(data: RunData) -> Figure:
         for layer in layers:
             per_epoch = _per_epoch(runs, lambda r, k=layer: (r.get("alignment_deg") or {}).get(k))
             if per_epoch:
-                means = [_mean_std(v)[0] for v in per_epoch.values()]
+                means = [mean_std(v)[0] for v in per_epoch.values()]
                 ax.plot(list(per_epoch), means, color=colors[rule], lw=0.7, alpha=0.45)
 
         def layer_mean(row: dict[str, Any]) -> float | None:
@@ -387,7 +387,7 @@ def alignment_figure(data: RunData) -> Figure:
 
         per_epoch = _per_epoch(runs, layer_mean)
         if per_epoch:
-            means = [_mean_std(v)[0] for v in per_epoch.values()]
+            means = [mean_std(v)[0] for v in per_epoch.values()]
             ax.plot(list(per_epoch), means, color=colors[rule], lw=2.2, label=f"{rule} (mean)")
     ax.set_xlabel("epoch (0 = before training)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))

@@ -55,6 +55,13 @@ def snapshot_path(run_dir: str | Path, epoch: int) -> Path:
     return Path(run_dir) / SNAPSHOT_DIR / f"epoch-{epoch:04d}.pt"
 
 
+def kept_epochs(run_dir: str | Path) -> list[int]:
+    """Epochs whose weights a run kept in ``snapshots/``, ascending (empty with snapshots off)."""
+    return sorted(
+        int(p.stem.split("-")[1]) for p in (Path(run_dir) / SNAPSHOT_DIR).glob("epoch-*.pt")
+    )
+
+
 def _save_snapshot(config: TrainConfig, out: Path, epoch: int, model: nn.Module) -> None:
     if config.snapshots:
         path = snapshot_path(out, epoch)
@@ -382,7 +389,7 @@ def load_run(
     if epoch is not None:
         path = snapshot_path(run, epoch)
         if not path.exists():
-            kept = sorted(int(p.stem.split("-")[1]) for p in (run / SNAPSHOT_DIR).glob("*.pt"))
+            kept = kept_epochs(run)
             raise InputError(
                 f"{run} has no weights for epoch {epoch} ({path}); epochs kept: "
                 + (", ".join(map(str, kept)) or "none (trained with snapshots off)")

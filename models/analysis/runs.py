@@ -58,8 +58,8 @@ from models.config import TrainConfig
 from models.convert import bp_view
 from models.data import Dataset
 from models.training import (
-    SNAPSHOT_DIR,
     build_model,
+    kept_epochs,
     load_run,
     load_weights,
     snapshot_path,
@@ -155,10 +155,6 @@ def _open_run(run_dir: str | Path) -> _Run:
     return _Run(path=run, config=config, data=data, model=model, epoch=epoch)
 
 
-def _kept_epochs(run: Path) -> list[int]:
-    return sorted(int(p.stem.split("-")[1]) for p in (run / SNAPSHOT_DIR).glob("epoch-*.pt"))
-
-
 def _model_at(run: _Run, epoch: int) -> nn.Module:
     """The model after ``epoch`` (eval mode): the final model, or rebuilt from its snapshot."""
     if epoch == run.epoch:
@@ -174,7 +170,7 @@ def _resolve_epochs(run: _Run, epochs: Sequence[int] | str | None) -> list[int]:
     """Requested epochs, sorted and checked against the snapshots the run kept."""
     if epochs is None:
         return []
-    kept = _kept_epochs(run.path)
+    kept = kept_epochs(run.path)
     if isinstance(epochs, str):
         if epochs != "all":
             raise InputError(f"epochs must be a list of integers or 'all', got {epochs!r}")
@@ -433,7 +429,7 @@ def analyze_landscape(
         view, F.cross_entropy, batches, directions=top.eigenvectors, alphas=axis, betas=axis
     )
     surface_dict = {**surface.to_dict(), "direction_eigenvalues": list(top.eigenvalues)}
-    epochs = [e for e in _kept_epochs(run.path) if e < run.epoch] + [run.epoch]
+    epochs = [e for e in kept_epochs(run.path) if e < run.epoch] + [run.epoch]
     trajectory: dict[str, Any] | None = None
     trajectory_note = None
     if len(epochs) < 2:
