@@ -202,13 +202,19 @@ def _kind(value: Any) -> str:
     )
 
 
+def shipped_chip(name: str | Path) -> Path:
+    """Path of the shipped chip called ``name`` (``edge_sram`` or ``edge_sram.yaml``)."""
+    name = Path(name).name
+    return CHIPS_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
+
+
 def resolve_chip(name: str | Path, base: Path | None = None) -> Path:
     """A chip file path: as given, relative to ``base``, or a shipped chip by name
     (``edge_sram`` → ``configs/chips/edge_sram.yaml``)."""
     candidates = [Path(name)]
     if base is not None:
         candidates.append(base / name)
-    candidates += [CHIPS_DIR / str(name), CHIPS_DIR / f"{name}.yaml"]
+    candidates += [CHIPS_DIR / str(name), shipped_chip(name)]
     for c in candidates:
         if c.is_file():
             return c.resolve()
@@ -222,9 +228,8 @@ def load_chip(path: str | Path) -> Chip:
     A bare name that is no file here (``dram_accel``) means the shipped chip of that name.
     """
     path = Path(path)
-    if not path.exists() and path.parent == Path("."):
-        shipped = CHIPS_DIR / (path.name if path.suffix else f"{path.name}.yaml")
-        path = shipped if shipped.is_file() else path
+    if not path.exists() and path.parent == Path(".") and shipped_chip(path).is_file():
+        path = shipped_chip(path)
     data, lines = load_yaml_with_lines(path)
     return chip_from_dict(data, path, lines)
 
