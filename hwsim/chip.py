@@ -204,8 +204,8 @@ def _kind(value: Any) -> str:
 
 def shipped_chip(name: str | Path) -> Path:
     """Path of the shipped chip called ``name`` (``edge_sram`` or ``edge_sram.yaml``)."""
-    name = Path(name).name
-    return CHIPS_DIR / (name if name.endswith(".yaml") else f"{name}.yaml")
+    text = str(name)
+    return CHIPS_DIR / (text if text.endswith(".yaml") else f"{text}.yaml")
 
 
 def resolve_chip(name: str | Path, base: Path | None = None) -> Path:
