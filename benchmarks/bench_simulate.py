@@ -12,8 +12,9 @@ import argparse
 import statistics
 import time
 
-from hwsim.api import DEFAULT_CHIP, simulate
-from hwsim.workload import build_workload, workload_from_dict
+from hwsim.core.resources import DEFAULT_CHIP
+from hwsim.sim.api import simulate
+from hwsim.sim.workload import build_workload, workload_from_dict
 
 
 def _time(workload, chip, rules: str, repeats: int) -> tuple[float, int]:

@@ -1,17 +1,16 @@
 """hwsim: learning rules without weight transport, and the chips that train with them.
 
-The package has two halves that meet at one contract, ``workload.json`` (docs/workload.md):
+Layers, each importing only those listed before it (docs/architecture.md):
 
-- ``models`` (a sibling package) trains PyTorch networks with BP, FA, IFA and soft IFA;
-- ``hwsim`` simulates a chip training that network on-chip. The simulator core never imports
-  torch; only the CLI orchestrates both halves.
+- :mod:`hwsim.core`: the torch-free foundation (errors, rule specs, files, statistics, units,
+  the workload contract, shipped files);
+- :mod:`hwsim.sim`: the chip simulator (chip schema, dataflow, counting, SimPy timing,
+  pricing), torch-free;
+- :mod:`models` (a sibling package): the learning side, PyTorch; it imports only ``hwsim.core``;
+- :mod:`hwsim.experiments`: compare, sweeps, reproduce and analysis runs, the one layer that
+  imports both the learning side and the simulator;
+- :mod:`hwsim.render`: figures, markdown and HTML from saved results, torch-free;
+- :mod:`hwsim.cli`: the ``hwsim`` command, a thin click wrapper.
 """
 
-from pathlib import Path
-
 __version__ = "0.1.0"
-
-#: Root of the source checkout (configs/ and reports/ live beside the packages).
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
-#: Shipped chip and experiment YAML files.
-CONFIGS_DIR = PROJECT_ROOT / "configs"

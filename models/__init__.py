@@ -10,7 +10,7 @@ Rules are given as spec strings (``bp``, ``fa``, ``ifa``, ``ifa:<degrees>``); an
 :func:`convert`, and every analysis should run on :func:`bp_view` (true gradients).
 """
 
-from hwsim.rules import Rule, parse_rule, parse_rules
+from hwsim.core.rules import Rule, parse_rule, parse_rules
 from models.config import TrainConfig
 from models.convert import (
     alignment_angles,

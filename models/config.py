@@ -7,8 +7,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from hwsim.errors import InputError
-from hwsim.rules import parse_rule
+from hwsim.core.errors import InputError
+from hwsim.core.rules import parse_rule
 from models.data import DATASETS
 from models.feedback import FLOAT_BITS
 from models.networks import ARCHITECTURES

@@ -10,8 +10,8 @@ import torch
 from brevitas.nn import QuantConv2d, QuantLinear
 from torch import Tensor, nn
 
-from hwsim.errors import InputError
-from hwsim.rules import Rule, parse_rule
+from hwsim.core.errors import InputError
+from hwsim.core.rules import Rule, parse_rule
 from models.feedback import FLOAT_BITS, angle_deg, draw_feedback
 from models.layers import FEEDBACK_CLASS, FeedbackLayer
 

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from hwsim.errors import InputError
+from hwsim.core.errors import InputError
 
 DATASETS = ("digits", "mnist5k", "mnist", "fashion-mnist", "cifar10", "synthetic")
 MIN_TRAIN_SIZE, MAX_TRAIN_SIZE = 100, 50_000

@@ -14,8 +14,8 @@ import math
 import torch
 from torch import Tensor
 
-from hwsim.errors import InputError
-from hwsim.rules import Rule
+from hwsim.core.errors import InputError
+from hwsim.core.rules import Rule
 
 #: Bit width meaning "not quantized" (float32), used for weights, activations, feedback, errors.
 FLOAT_BITS = 32

@@ -12,7 +12,7 @@ from brevitas.nn import QuantConv2d, QuantLinear
 from brevitas.quant_tensor import QuantTensor
 from torch import Tensor, nn
 
-from hwsim.rules import Rule
+from hwsim.core.rules import Rule
 from models.feedback import feedback_conv2d, feedback_linear
 
 

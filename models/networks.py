@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from hwsim.errors import InputError
+from hwsim.core.errors import InputError
 from models.convert import weight_layers
 from models.feedback import FLOAT_BITS
 from models.quant import quant_conv2d, quant_input, quant_linear, quant_relu

@@ -34,8 +34,8 @@ import torch
 import yaml
 from torch import Tensor, nn
 
-from hwsim.errors import InputError
-from hwsim.files import write_atomic
+from hwsim.core.errors import InputError
+from hwsim.core.files import write_atomic
 from models.config import TrainConfig
 from models.convert import alignment_angles, convert, update_angles
 from models.data import Dataset, SyntheticSpec, load_dataset

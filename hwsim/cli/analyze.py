@@ -183,8 +183,8 @@ def analyze(
 
     Every gradient-based analysis runs on the BP view (true gradients) of the model.
     """
-    from models.analysis import analysis_files
-    from models.analysis import analyze as run_analysis
+    from hwsim.experiments.analysis import analysis_files
+    from hwsim.experiments.analysis import analyze as run_analysis
 
     options: dict[str, Any] = {k: v for k, v in numbers.items() if v is not None}
     if epochs is not None:

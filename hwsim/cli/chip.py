@@ -18,7 +18,7 @@ def chip() -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 def validate(files: tuple[str, ...]) -> None:
     """Validate chip YAML files; every problem is listed with its file, line and key."""
-    from hwsim.chip import load_chip
+    from hwsim.sim.chip import load_chip
 
     problems = []
     for file in files:
@@ -35,7 +35,7 @@ def validate(files: tuple[str, ...]) -> None:
 @click.argument("file", type=click.Path(dir_okay=False))
 def show(file: str) -> None:
     """Print a chip's memory hierarchy, interconnect, compute and placement."""
-    from hwsim.chip import load_chip
+    from hwsim.sim.chip import load_chip
 
     c = load_chip(file)
     console.print(f"[bold]{c.name}[/] — {c.description} ({c.clock_hz / 1e6:g} MHz)")

@@ -7,7 +7,7 @@ import enum
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from hwsim.errors import InputError
+from hwsim.core.errors import InputError
 
 __all__ = ["ExitCode", "InputError", "console", "err_console", "progress_bar"]
 

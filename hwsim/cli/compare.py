@@ -9,13 +9,13 @@ from typing import Any
 import click
 from rich.table import Table
 
-from hwsim import PROJECT_ROOT
 from hwsim.cli import main
 from hwsim.cli.common import console, progress_bar
+from hwsim.core.resources import default_output
 
 
 def _table(summary: dict[str, Any], chip: str) -> Table:
-    from hwsim.report import format_si
+    from hwsim.render.report import format_si
 
     table = Table(title=f"{summary['data']['dataset']} on chip {chip}")
     for header in (
@@ -92,13 +92,14 @@ def compare(
     quiet: bool,
 ) -> None:
     """Train every rule on the same data and init, simulate the chip, write the report."""
-    from hwsim.compare import run_compare
-    from hwsim.experiment import DEFAULT_EXPERIMENT, load_experiment
+    from hwsim.core.resources import DEFAULT_EXPERIMENT
+    from hwsim.experiments.compare import run_compare
+    from hwsim.experiments.experiment import load_experiment
 
     experiment = load_experiment(experiment_path or DEFAULT_EXPERIMENT).with_overrides(
         rules=algo, chips=list(chips) or None, dataset=dataset, epochs=epochs, seed=seed
     )
-    out_dir = Path(out) if out else PROJECT_ROOT / "reports" / f"compare-{experiment.name}"
+    out_dir = Path(out) if out else default_output(f"compare-{experiment.name}")
     progress = progress_bar(quiet)
     tasks: dict[str, Any] = {}
 

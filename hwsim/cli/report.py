@@ -12,7 +12,7 @@ from hwsim.cli.common import console
 @click.argument("run_dir", type=click.Path(file_okay=False))
 def report(run_dir: str) -> None:
     """Write report.md, report.html and figures/ from a `hwsim compare` run directory."""
-    from hwsim.report import write_report
+    from hwsim.render.report import write_report
 
     for path in write_report(run_dir):
         console.print(str(path), highlight=False, soft_wrap=True)

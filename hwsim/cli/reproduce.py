@@ -8,14 +8,14 @@ from typing import Any
 import click
 from rich.table import Table
 
-from hwsim import PROJECT_ROOT
 from hwsim.cli import main
 from hwsim.cli.common import console, err_console, progress_bar
 from hwsim.cli.sweep import torch_threads
+from hwsim.core.resources import default_output
 
 
 def _claims_table(document: dict[str, Any]) -> Table:
-    from models.reproduce import ClaimRow, row_numbers
+    from hwsim.experiments.reproduce import ClaimRow, row_numbers
 
     table = Table(title=f"claims ({document['plan']['scale']} scale)")
     for header in ("#", "measurement", "ours", "verdict"):
@@ -66,10 +66,10 @@ def reproduce(
     Each claim gets the measurement that tests it, our numbers (mean ± std over seeds) and a
     verdict computed from them. Resumable: Ctrl-C keeps finished runs; the same command resumes.
     """
-    from models.reproduce import plan_for, run_reproduce
+    from hwsim.experiments.reproduce import plan_for, run_reproduce
 
     plan = plan_for(scale, dataset=dataset, data_dir=data_dir)
-    out_dir = Path(out) if out else PROJECT_ROOT / "reports" / f"reproduce-{scale}"
+    out_dir = Path(out) if out else default_output(f"reproduce-{scale}")
     progress = progress_bar(quiet)
     tasks: dict[str, Any] = {}
 

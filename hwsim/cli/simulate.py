@@ -41,9 +41,9 @@ def simulate(
     as_json: bool,
 ) -> None:
     """Count, time and price every memory access of on-chip training, per rule."""
-    from hwsim.api import DEFAULT_CHIP
-    from hwsim.api import simulate as run_simulation
-    from hwsim.workload import build_workload, workload_from_dict
+    from hwsim.core.resources import DEFAULT_CHIP
+    from hwsim.sim.api import simulate as run_simulation
+    from hwsim.sim.workload import build_workload, workload_from_dict
 
     if (workload_file is None) == (model is None):
         raise InputError("give exactly one of --workload FILE or --model SPEC")

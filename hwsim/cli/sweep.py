@@ -12,9 +12,9 @@ from typing import Any
 import click
 from rich.table import Table
 
-from hwsim import PROJECT_ROOT
 from hwsim.cli import main
 from hwsim.cli.common import InputError, console, err_console, progress_bar
+from hwsim.core.resources import default_output
 
 #: The kind-specific options, and the kinds that take each.
 KIND_OPTIONS = {
@@ -183,8 +183,8 @@ def sweep(
     init (forward × backward init gain grid, final train accuracy, Fig 3a). Each finished point
     is appended to OUT/points.jsonl at once; Ctrl-C keeps them and the same command resumes.
     """
+    from hwsim.experiments.sweeps import CurvatureSettings, make_spec, run_sweep
     from models.config import TrainConfig
-    from models.sweeps import CurvatureSettings, make_spec, run_sweep
 
     for name, value in kind_options.items():
         if value is not None and kind not in KIND_OPTIONS[name]:
@@ -221,7 +221,7 @@ def sweep(
     )
     if kind == "angle" and not wants_curvature:
         spec = dataclasses.replace(spec, curvature=None)
-    out_dir = Path(out) if out else PROJECT_ROOT / "reports" / f"sweep-{kind}"
+    out_dir = Path(out) if out else default_output(f"sweep-{kind}")
     for note in spec.notes:
         err_console.print(f"[yellow]note:[/] {note}", highlight=False)
     progress = progress_bar(quiet)

@@ -46,21 +46,9 @@ from models.analysis.landscape import (
     loss_surface,
     trajectory_pca,
 )
-from models.analysis.runs import (
-    ANALYSES,
-    DEFAULT_EPS,
-    analysis_files,
-    analyze,
-    analyze_alignment,
-    analyze_curvature,
-    analyze_landscape,
-    analyze_robustness,
-)
 
 __all__ = [
-    "ANALYSES",
     "CORRUPTION_NAMES",
-    "DEFAULT_EPS",
     "SEVERITY_PARAMETERS",
     "AdversarialResult",
     "CorruptionResult",
@@ -75,12 +63,6 @@ __all__ = [
     "TrajectoryResult",
     "accuracy",
     "adversarial_accuracy",
-    "analysis_files",
-    "analyze",
-    "analyze_alignment",
-    "analyze_curvature",
-    "analyze_landscape",
-    "analyze_robustness",
     "corrupt",
     "corruption_accuracy",
     "dataset_loss",

@@ -1,4 +1,4 @@
-"""Per-run analyses (models.analysis.runs) against direct computations on the same run.
+"""Per-run analyses (hwsim.experiments.analysis) against direct computations on the same run.
 
 One tiny FA run and one tiny BP run are trained per module; every number in the written JSON is
 checked against the numerical core called by hand on the model that ``load_run`` rebuilds.
@@ -13,23 +13,25 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hwsim.errors import InputError
-from models.analysis import (
-    CORRUPTION_NAMES,
-    HessianOperator,
-    adversarial_accuracy,
+from hwsim.core.errors import InputError
+from hwsim.experiments.analysis import (
+    EIGEN_TOL,
     analysis_files,
     analyze,
     analyze_alignment,
     analyze_curvature,
     analyze_landscape,
     analyze_robustness,
+)
+from models.analysis import (
+    CORRUPTION_NAMES,
+    HessianOperator,
+    adversarial_accuracy,
     hutchinson_trace,
     input_gradient_fn,
     top_eigenvalues,
     transfer_accuracy,
 )
-from models.analysis.runs import EIGEN_TOL
 from models.config import TrainConfig
 from models.convert import bp_view
 from models.training import build_model, evaluate, load_data, load_run, train

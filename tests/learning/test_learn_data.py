@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from hwsim.errors import InputError
+from hwsim.core.errors import InputError
 from models import SyntheticSpec, load_dataset, read_idx
 
 

@@ -9,7 +9,7 @@ from brevitas.nn import QuantLinear
 from brevitas.quant import Int8WeightPerTensorFloat
 from torch import nn
 
-from hwsim.errors import InputError
+from hwsim.core.errors import InputError
 from models import (
     FeedbackLayer,
     alignment_angles,

@@ -1,7 +1,7 @@
 import pytest
 
-from hwsim.errors import InputError
-from hwsim.rules import Rule, parse_rule, parse_rules
+from hwsim.core.errors import InputError
+from hwsim.core.rules import Rule, parse_rule, parse_rules
 
 
 @pytest.mark.parametrize(

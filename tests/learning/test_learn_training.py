@@ -6,7 +6,7 @@ import pytest
 import torch
 import yaml
 
-from hwsim.errors import InputError
+from hwsim.core.errors import InputError
 from models import TrainConfig, learning_rate, load_run, train
 from models.convert import feedback_layers
 

@@ -24,8 +24,8 @@ chips: [edge_sram, dfa_prng]
 @pytest.fixture(scope="session")
 def compare_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A run directory written by the real ``run_compare`` (training, simulation, report)."""
-    from hwsim.compare import run_compare
-    from hwsim.experiment import load_experiment
+    from hwsim.experiments.compare import run_compare
+    from hwsim.experiments.experiment import load_experiment
 
     base = tmp_path_factory.mktemp("compare")
     experiment_file = base / "experiment-in.yaml"

@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import hwsim.files
-import hwsim.report
+import hwsim.core.files
+import hwsim.render.report
 from hwsim.cli import main
-from hwsim.errors import InputError
-from hwsim.report import write_report
+from hwsim.core.errors import InputError
+from hwsim.render.report import write_report
 
 
 def invoke(*args: str):
@@ -79,7 +79,7 @@ def test_failing_figure_leaves_the_previous_report_intact(run_copy: Path, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("figure failed")
 
-    monkeypatch.setattr(hwsim.report, "timeline_figure", broken)
+    monkeypatch.setattr(hwsim.render.report, "timeline_figure", broken)
     (run_copy / "runs" / "bp-seed0" / "metrics.jsonl").write_text(
         (run_copy / "runs" / "bp-seed1" / "metrics.jsonl").read_text()
     )  # the new report would differ, so an overwrite would show
@@ -91,14 +91,14 @@ def test_failing_figure_leaves_the_previous_report_intact(run_copy: Path, monkey
 
 def test_failing_write_leaves_the_previous_html_intact(run_copy: Path, monkeypatch) -> None:
     before = (run_copy / "report.html").read_bytes()
-    real_replace = hwsim.files.os.replace
+    real_replace = hwsim.core.files.os.replace
 
     def replace(src, dst):
         if Path(dst).name == "report.html":
             raise OSError("disk full")
         real_replace(src, dst)
 
-    monkeypatch.setattr(hwsim.files.os, "replace", replace)
+    monkeypatch.setattr(hwsim.core.files.os, "replace", replace)
     with pytest.raises(OSError, match="disk full"):
         write_report(run_copy)
     assert (run_copy / "report.html").read_bytes() == before

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from hwsim.report import format_si, format_sig, si_prefix, write_report
+from hwsim.render.report import format_si, format_sig, si_prefix, write_report
 
 PREFIX_SCALE = {"": 1.0, "k": 1e3, "M": 1e6, "G": 1e9, "m": 1e-3, "µ": 1e-6, "n": 1e-9, "p": 1e-12}
 

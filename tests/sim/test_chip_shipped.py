@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import pytest
 
-import hwsim
-from hwsim.api import DEFAULT_CHIP, simulate
-from hwsim.chip import load_chip
+from hwsim.core.resources import CHIPS_DIR, DEFAULT_CHIP
+from hwsim.sim.api import simulate
+from hwsim.sim.chip import load_chip
 
-CHIPS = hwsim.CONFIGS_DIR / "chips"
+CHIPS = CHIPS_DIR
 DEFAULT_MODEL = "mlp:784-256-256-256-256-256-10"
 
 # rule → (energy per step pJ, latency cycles, transport bits, sync bits, feedback read bits,

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from hwsim.chip import load_chip
 from hwsim.cli import main
-from hwsim.errors import InputError
+from hwsim.core.errors import InputError
+from hwsim.sim.chip import load_chip
 
 BAD = Path(__file__).parent / "data" / "bad"
 

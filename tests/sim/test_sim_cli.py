@@ -10,8 +10,8 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-import hwsim
 from hwsim.cli import main
+from hwsim.core.resources import CHIPS_DIR, DEFAULT_CHIP
 
 TOY = Path(__file__).parent / "data" / "toy_chip.yaml"
 
@@ -54,7 +54,7 @@ def test_simulate_json_document():
 
 
 def test_simulate_workload_file_with_run_totals(tmp_path):
-    from hwsim.workload import build_workload
+    from hwsim.sim.workload import build_workload
 
     doc = build_workload("mlp:4-3-2", batch_size=3)
     doc.update(epochs=2, batches=[{"batch_size": 3, "count": 2}, {"batch_size": 2, "count": 1}])
@@ -87,9 +87,9 @@ def test_bad_options_exit_2():
 
 
 def test_chip_show_and_validate():
-    shown = _run("chip", "show", str(hwsim.CONFIGS_DIR / "chips" / "edge_sram.yaml"))
+    shown = _run("chip", "show", str(DEFAULT_CHIP))
     assert shown.exit_code == 0 and "weight_sram" in shown.output
-    files = sorted(map(str, (hwsim.CONFIGS_DIR / "chips").glob("*.yaml")))
+    files = sorted(map(str, CHIPS_DIR.glob("*.yaml")))
     ok = _run("chip", "validate", *files)
     assert ok.exit_code == 0 and ok.output.count("ok ") == len(files) >= 4
     by_name = _run("chip", "show", "dram_prng")  # a shipped chip by its bare name
@@ -97,7 +97,7 @@ def test_chip_show_and_validate():
 
 
 def test_resnet18_workload_shapes():
-    from hwsim.workload import build_workload
+    from hwsim.sim.workload import build_workload
 
     layers = build_workload("resnet18")["layers"]
     assert len(layers) == 21  # stem, 16 block convs, 3 shortcuts, classifier
@@ -111,6 +111,6 @@ def test_resnet18_workload_shapes():
 
 
 def test_simulator_core_does_not_import_torch():
-    code = "import sys, hwsim.api, hwsim.cli.simulate; print('torch' in sys.modules)"
+    code = "import sys, hwsim.sim.api, hwsim.cli.simulate; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import pytest
 
-from hwsim.api import simulate
-from hwsim.chip import load_chip
-from hwsim.counting import AccessCount, count_init, count_step
-from hwsim.dataflow import make_plan
-from hwsim.errors import InputError
-from hwsim.rules import parse_rule
-from hwsim.simulation import simulate_init, simulate_step
-from hwsim.workload import build_workload, workload_from_dict
+from hwsim.core.errors import InputError
+from hwsim.core.rules import parse_rule
+from hwsim.sim.api import simulate
+from hwsim.sim.chip import load_chip
+from hwsim.sim.counting import AccessCount, count_init, count_step
+from hwsim.sim.dataflow import make_plan
+from hwsim.sim.simulation import simulate_init, simulate_step
+from hwsim.sim.workload import build_workload, workload_from_dict
 
 DATA = Path(__file__).parent / "data"
 TOY = load_chip(DATA / "toy_chip.yaml")

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hwsim.api import simulate
-from hwsim.workload import build_workload
+from hwsim.sim.api import simulate
+from hwsim.sim.workload import build_workload
 
 CHIP = Path(__file__).parent / "data" / "timing_chip.yaml"
 

@@ -12,9 +12,8 @@ from click.testing import CliRunner
 
 from hwsim.cli import main
 from hwsim.cli.sweep import torch_threads
-from hwsim.errors import InputError
-from models.config import TrainConfig
-from models.reproduce import (
+from hwsim.core.errors import InputError
+from hwsim.experiments.reproduce import (
     AGREES,
     DISAGREES,
     NO_DATA,
@@ -26,7 +25,8 @@ from models.reproduce import (
     run_reproduce,
     verdict,
 )
-from models.sweeps import CurvatureSettings, RobustnessSettings
+from hwsim.experiments.sweeps import CurvatureSettings, RobustnessSettings
+from models.config import TrainConfig
 
 TINY_PLAN = ReproducePlan(
     scale="test",
@@ -250,14 +250,14 @@ def test_different_plan_in_same_dir_is_an_input_error(reproduction, tmp_path):
 
 
 def test_resumed_reproduction_trains_nothing(reproduction, monkeypatch):
-    import models.sweeps
+    import hwsim.experiments.sweeps
 
     out, document = reproduction
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished point was trained again")
 
-    monkeypatch.setattr(models.sweeps, "train", no_training)
+    monkeypatch.setattr(hwsim.experiments.sweeps, "train", no_training)
     with torch_threads(1):
         again = run_reproduce(TINY_PLAN, out)
     assert again["claims"] == document["claims"]

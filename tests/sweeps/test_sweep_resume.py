@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-import models.sweeps
+import hwsim.experiments.sweeps
 from hwsim.cli import main
 from models.training import train as real_train
 
@@ -65,14 +65,14 @@ def test_interrupt_between_points_then_resume(tmp_path, monkeypatch, reference):
             raise KeyboardInterrupt
         return real_train(config, out_dir, **kwargs)
 
-    monkeypatch.setattr(models.sweeps, "train", interrupted_train)
+    monkeypatch.setattr(hwsim.experiments.sweeps, "train", interrupted_train)
     result = _run(out)
     assert result.exit_code == 130, result.output
     assert "interrupted" in result.output
     assert [p["point"] for p in _lines(out)] == calls[:3]
     assert not (out / "sweep.json").exists()
 
-    monkeypatch.setattr(models.sweeps, "train", real_train)
+    monkeypatch.setattr(hwsim.experiments.sweeps, "train", real_train)
     result = _run(out)
     assert result.exit_code == 0, result.output
     points = _lines(out)
@@ -97,14 +97,14 @@ def test_interrupt_inside_a_run_resumes_from_its_checkpoint(tmp_path, monkeypatc
             kwargs["on_epoch"] = on_epoch
         return real_train(config, out_dir, **kwargs)
 
-    monkeypatch.setattr(models.sweeps, "train", train_cut_at_epoch_2)
+    monkeypatch.setattr(hwsim.experiments.sweeps, "train", train_cut_at_epoch_2)
     result = _run(out)
     assert result.exit_code == 130, result.output
     assert len(_lines(out)) == 1
     unfinished = out / "runs" / calls[1]
     assert (unfinished / "checkpoint.pt").exists() and not (unfinished / "result.json").exists()
 
-    monkeypatch.setattr(models.sweeps, "train", real_train)
+    monkeypatch.setattr(hwsim.experiments.sweeps, "train", real_train)
     assert _run(out).exit_code == 0
     assert _comparable(json.loads((out / "sweep.json").read_text())) == _comparable(reference[0])
     assert _strip_wall(_lines(out)) == _strip_wall(reference[1])
@@ -118,7 +118,7 @@ def test_finished_sweep_runs_nothing_again(tmp_path, monkeypatch, reference):
     def no_training(*args, **kwargs):
         raise AssertionError("a finished point was trained again")
 
-    monkeypatch.setattr(models.sweeps, "train", no_training)
+    monkeypatch.setattr(hwsim.experiments.sweeps, "train", no_training)
     result = _run(out)
     assert result.exit_code == 0, result.output
     assert (out / "points.jsonl").read_text() == before

@@ -1,8 +1,8 @@
 """``hwsim reproduce``: run the sweeps that test each claim of the paper and write REPRODUCTION.md.
 
 A :class:`ReproducePlan` names the base network and data, the seeds and every sweep
-(:mod:`models.sweeps`): a rule comparison with curvature and robustness (``rules``), the initial
-angle (``angle``), depth (``depth``), training-set size (``data``) and init gains (``init``).
+(:mod:`hwsim.experiments.sweeps`): a rule comparison with curvature and robustness
+(``rules``), the initial angle (``angle``), depth (``depth``), training-set size (``data``) and init gains (``init``).
 :func:`run_reproduce` runs them into ``OUT/sweeps/<name>/`` (each resumable on its own), then
 turns the aggregates into one row per claim and measurement with a verdict computed by
 :func:`verdict`, and writes ``OUT/reproduction.json`` and ``OUT/REPRODUCTION.md``.
@@ -29,11 +29,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwsim.errors import InputError
-from hwsim.files import jsonable, write_atomic
-from hwsim.report import format_sig
-from models.config import TrainConfig
-from models.sweeps import (
+from hwsim.core.errors import InputError
+from hwsim.core.files import jsonable, write_atomic
+from hwsim.experiments.sweeps import (
     CurvatureSettings,
     RobustnessSettings,
     SweepPoint,
@@ -42,6 +40,8 @@ from models.sweeps import (
     read_points,
     run_sweep,
 )
+from hwsim.render.report import format_sig
+from models.config import TrainConfig
 
 __all__ = [
     "AGREES",
@@ -955,7 +955,7 @@ def run_reproduce(
 
     Resumable: each sweep skips its finished points (Ctrl-C keeps them). A different plan in
     ``out_dir`` is an :class:`InputError` unless ``force``. ``on_sweep(name, spec)`` is called
-    before each sweep, ``on_point`` as in :func:`models.sweeps.run_sweep`. Writes
+    before each sweep, ``on_point`` as in :func:`hwsim.experiments.sweeps.run_sweep`. Writes
     ``reproduction.json`` and ``REPRODUCTION.md`` atomically and returns the JSON document.
     """
     import torch

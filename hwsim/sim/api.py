@@ -11,18 +11,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import hwsim
-from hwsim.chip import Chip, load_chip
-from hwsim.counting import Counts, count_init, count_step
-from hwsim.dataflow import PHASES, make_plan
-from hwsim.errors import InputError
-from hwsim.pricing import ENERGY_PARTS, Energy, price
-from hwsim.rules import Rule, parse_rules
-from hwsim.simulation import TimelineEvent, simulate_init, simulate_step
-from hwsim.workload import Workload, build_workload, load_workload, workload_from_dict
-
-#: The chip used when none is named.
-DEFAULT_CHIP = hwsim.CONFIGS_DIR / "chips" / "edge_sram.yaml"
+from hwsim.core.errors import InputError
+from hwsim.core.resources import DEFAULT_CHIP
+from hwsim.core.rules import Rule, parse_rules
+from hwsim.sim.chip import Chip, load_chip
+from hwsim.sim.counting import Counts, count_init, count_step
+from hwsim.sim.dataflow import PHASES, make_plan
+from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
+from hwsim.sim.simulation import TimelineEvent, simulate_init, simulate_step
+from hwsim.sim.workload import Workload, build_workload, load_workload, workload_from_dict
 
 
 @dataclass(frozen=True)
@@ -242,7 +239,7 @@ def simulate(
 
     ``rules`` is a comma-separated spec string or a list (``bp``, ``fa``, ``ifa``, ``ifa:30``).
     ``timeline=True`` records every busy interval of the nominal step (for plots).
-    Bad input raises :class:`hwsim.errors.InputError`.
+    Bad input raises :class:`hwsim.core.errors.InputError`.
     """
     work = resolve_workload(workload)
     the_chip = chip if isinstance(chip, Chip) else load_chip(chip)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hwsim.errors import InputError
+from hwsim.core.errors import InputError
 
 RULE_KINDS = ("bp", "fa", "ifa")
 

@@ -13,14 +13,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwsim import CONFIGS_DIR
-from hwsim.chip import resolve_chip
-from hwsim.errors import InputError
-from hwsim.rules import parse_rules
-from hwsim.yaml_lines import KeyPath, load_yaml_with_lines
+from hwsim.core.errors import InputError
+from hwsim.core.resources import DEFAULT_EXPERIMENT
+from hwsim.core.rules import parse_rules
+from hwsim.core.yaml_lines import KeyPath, load_yaml_with_lines
+from hwsim.sim.chip import resolve_chip
 
 EXPERIMENT_VERSION = 1
-DEFAULT_EXPERIMENT = CONFIGS_DIR / "experiments" / "default.yaml"
 
 _NONE = type(None)
 #: section → key → (accepted types, default). Keys map 1:1 onto models.TrainConfig fields,

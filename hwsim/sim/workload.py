@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from hwsim.errors import InputError
+from hwsim.core.errors import InputError
 
 WORKLOAD_FORMAT = "hwsim-workload"
 WORKLOAD_VERSION = 1

@@ -2,7 +2,7 @@
 
 Counts are bits, words and accesses per (level, tensor, phase, direction), interconnect bits per
 (tensor, phase), MACs and generated feedback values per phase. They never depend on an energy
-or a time. The SimPy simulation (``hwsim.simulation``) must reproduce them exactly.
+or a time. The SimPy simulation (``hwsim.sim.simulation``) must reproduce them exactly.
 """
 
 from __future__ import annotations
@@ -11,9 +11,9 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
-from hwsim.chip import Chip
-from hwsim.dataflow import INIT_PHASE, Plan, mac_operand_bits, next_activation_bits
-from hwsim.workload import Workload
+from hwsim.sim.chip import Chip
+from hwsim.sim.dataflow import INIT_PHASE, Plan, mac_operand_bits, next_activation_bits
+from hwsim.sim.workload import Workload
 
 #: (level, tensor, phase, direction)
 CountKey = tuple[str, str, str, str]

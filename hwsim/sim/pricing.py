@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-from hwsim.chip import Chip
-from hwsim.counting import CountKey, Counts
+from hwsim.sim.chip import Chip
+from hwsim.sim.counting import CountKey, Counts
 
 #: Keys of :attr:`Energy.breakdown_pj`, in report order. Their values sum to the total.
 ENERGY_PARTS = ("memory", "interconnect", "compute", "feedback_generation", "leakage")

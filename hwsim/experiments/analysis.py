@@ -41,8 +41,8 @@ import torch.nn.functional as F
 import yaml
 from torch import Tensor, nn
 
-from hwsim.errors import InputError
-from hwsim.files import jsonable, write_atomic
+from hwsim.core.errors import InputError
+from hwsim.core.files import jsonable, write_atomic
 from models.analysis.attacks import adversarial_accuracy, input_gradient_fn, transfer_accuracy
 from models.analysis.corruptions import CORRUPTION_NAMES, corruption_accuracy
 from models.analysis.evaluation import accuracy
@@ -238,7 +238,7 @@ def _write(run: Path, what: str, result: dict[str, Any], figure: Callable[[dict]
     # Imported here so that `import models.analysis` does not pull in matplotlib.
     import matplotlib
 
-    from hwsim.report import FIGURE_STYLE, png_bytes
+    from hwsim.render.report import FIGURE_STYLE, png_bytes
 
     result = jsonable(result)
     text = json.dumps(result, indent=1) + "\n"

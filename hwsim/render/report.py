@@ -30,15 +30,15 @@ import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
-from hwsim.compare import (
+from hwsim.core.errors import InputError
+from hwsim.core.files import write_atomic
+from hwsim.experiments.compare import (
     SUMMARY_FORMAT,
     SUMMARY_VERSION,
     WEIGHT_TENSORS,
     mean_std,
     rule_dirname,
 )
-from hwsim.errors import InputError
-from hwsim.files import write_atomic
 
 __all__ = ["write_report"]
 
@@ -236,7 +236,7 @@ def load_run(run_dir: str | Path) -> RunData:
         simulations[chip] = {}
         for rule in rules:
             path = run_dir / "simulation" / chip / f"{rule_dirname(rule)}.json"
-            sim = _read_json(path, "hwsim.api RuleResult.to_dict() with a timeline")
+            sim = _read_json(path, "hwsim.sim.api RuleResult.to_dict() with a timeline")
             if isinstance(sim, dict) and "rules" in sim:  # a whole `hwsim simulate --json`
                 sim = _require(sim["rules"], rule, str(path), f"rule {rule}")
             _require(sim, "timeline", str(path), "a simulation with timeline=True")
@@ -990,7 +990,7 @@ def write_report(run_dir: str | Path) -> list[Path]:
 
     Reads only the run directory's own files (summary.json, runs/*/metrics.jsonl,
     simulation/<chip>/<rule>.json, chips/*.yaml, experiment.yaml); raises
-    :class:`~hwsim.errors.InputError` naming the file when one is missing or invalid. Rendering
+    :class:`~hwsim.core.errors.InputError` naming the file when one is missing or invalid. Rendering
     happens entirely in memory before anything is written, and each file is replaced
     atomically, so a failure never leaves a half-written report. The same run directory always
     gives byte-identical files. Returns the written paths (figures, then report.md, report.html).

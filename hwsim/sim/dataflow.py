@@ -4,7 +4,7 @@ A :class:`Plan` fixes the placement of every (tensor, layer) — spilling outwar
 full — and how many samples share one weight fetch. :func:`lower_step` turns a plan into
 :class:`Task` s (one unit, one phase, one layer, one chunk of sample groups), each a list of
 memory transfers plus MACs; the SimPy simulation executes them. The closed-form counts in
-``hwsim.counting`` are derived independently from the same plan.
+``hwsim.sim.counting`` are derived independently from the same plan.
 """
 
 from __future__ import annotations
@@ -12,10 +12,10 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from hwsim.chip import Chip
-from hwsim.errors import InputError
-from hwsim.rules import Rule
-from hwsim.workload import Layer, Workload
+from hwsim.core.errors import InputError
+from hwsim.core.rules import Rule
+from hwsim.sim.chip import Chip
+from hwsim.sim.workload import Layer, Workload
 
 PHASES = ("forward", "backward", "gradient", "update")
 INIT_PHASE = "init"

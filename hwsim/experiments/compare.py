@@ -20,9 +20,9 @@ from typing import Any
 import yaml
 
 from hwsim import __version__
-from hwsim.errors import InputError
-from hwsim.experiment import Experiment
-from hwsim.files import write_atomic
+from hwsim.core.errors import InputError
+from hwsim.core.files import write_atomic
+from hwsim.experiments.experiment import Experiment
 
 SUMMARY_FORMAT = "hwsim-compare"
 SUMMARY_VERSION = 1
@@ -86,8 +86,8 @@ def run_compare(
     Callbacks feed progress displays: ``on_train_start(rule, seed, epochs)``, ``on_epoch(row)``
     per metrics row, ``on_simulated(chip, rule)``. Returns the summary document.
     """
-    from hwsim.api import simulate
-    from hwsim.chip import load_chip
+    from hwsim.sim.api import simulate
+    from hwsim.sim.chip import load_chip
     from models.training import load_data, train
 
     out = Path(out_dir)
@@ -132,7 +132,7 @@ def run_compare(
     write_atomic(out / "accesses.csv", accesses_csv(summary))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     if report:
-        from hwsim.report import write_report
+        from hwsim.render.report import write_report
 
         write_report(out)
     return summary

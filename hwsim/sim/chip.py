@@ -12,13 +12,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwsim import CONFIGS_DIR
-from hwsim.errors import InputError
-from hwsim.yaml_lines import KeyPath, load_yaml_with_lines
+from hwsim.core.errors import InputError
+from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
+from hwsim.core.yaml_lines import KeyPath, load_yaml_with_lines
 
 SCHEMA_VERSION = 1
 #: Where the shipped chips live; ``resolve_chip`` finds them by bare name.
-CHIPS_DIR = CONFIGS_DIR / "chips"
 MEMORY_KINDS = ("register_file", "sram", "global_buffer", "rom", "dram")
 #: Tensor classes a chip places. ``weight_mirror`` is BP's copy of W in ``mirror`` mode.
 TENSORS = (
@@ -218,7 +217,7 @@ def resolve_chip(name: str | Path, base: Path | None = None) -> Path:
     for c in candidates:
         if c.is_file():
             return c.resolve()
-    shipped = ", ".join(sorted(p.stem for p in CHIPS_DIR.glob("*.yaml")))
+    shipped = ", ".join(shipped_chip_names())
     raise InputError(f"chip file {name!s} not found (shipped chips: {shipped})")
 
 

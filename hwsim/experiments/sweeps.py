@@ -41,10 +41,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hwsim.compare import rule_dirname
-from hwsim.errors import InputError
-from hwsim.files import jsonable, write_atomic
-from hwsim.rules import parse_rule
+from hwsim.core.errors import InputError
+from hwsim.core.files import jsonable, write_atomic
+from hwsim.core.rules import parse_rule
+from hwsim.experiments.compare import rule_dirname
 from models.config import TrainConfig
 from models.data import MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
 from models.training import RunResult, train
@@ -528,7 +528,7 @@ def _measure(
     """Curvature and robustness of a finished point (None where not asked, or diverged)."""
     if result.diverged or not (spec.curvature or spec.robustness):
         return None, None
-    from models.analysis.runs import analyze_curvature, analyze_robustness
+    from hwsim.experiments.analysis import analyze_curvature, analyze_robustness
 
     curvature = robustness = None
     if spec.curvature:
@@ -926,7 +926,10 @@ def sweep_figure(summary: dict[str, Any]) -> bytes:
     """The figure of a sweep (``OUT/<kind>.png``) as PNG bytes, rendered with the report style."""
     import matplotlib
 
-    from hwsim.report import FIGURE_STYLE, png_bytes  # one figure style for every hwsim figure
+    from hwsim.render.report import (  # one figure style for every hwsim figure
+        FIGURE_STYLE,
+        png_bytes,
+    )
 
     kind = summary["kind"]
     with matplotlib.rc_context(FIGURE_STYLE):

@@ -8,7 +8,8 @@ error unit starts on chunk c once the forward unit has finished it, so BP's erro
 with the forward unit for the weight memory while FA/IFA's reads its own feedback store.
 
 The simulation tallies every transfer it executes; those tallies must equal the closed form
-(``hwsim.counting``) exactly. Events are per task and transfer (tile granularity), never per word.
+(``hwsim.sim.counting``) exactly. Events are per task and transfer (tile granularity), never
+per word.
 """
 
 from __future__ import annotations
@@ -19,10 +20,10 @@ from dataclasses import dataclass
 
 import simpy
 
-from hwsim.chip import Chip
-from hwsim.counting import AccessCount, Counts, Tally
-from hwsim.dataflow import Plan, Task, Transfer, lower_init, lower_step
-from hwsim.workload import Workload
+from hwsim.sim.chip import Chip
+from hwsim.sim.counting import AccessCount, Counts, Tally
+from hwsim.sim.dataflow import Plan, Task, Transfer, lower_init, lower_step
+from hwsim.sim.workload import Workload
 
 LINK = "interconnect"
 PRNG = "prng"

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from hwsim.errors import InputError
+from hwsim.core.errors import InputError
 
 #: A key path from the document root: ``("memories", "sram", "size_bytes")``.
 KeyPath = tuple[Any, ...]

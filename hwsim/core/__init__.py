@@ -1,0 +1,9 @@
+"""The foundation every other layer stands on: torch-free, and imports neither side.
+
+Errors (:mod:`~hwsim.core.errors`), rule specs (:mod:`~hwsim.core.rules`), atomic files and
+JSON lines (:mod:`~hwsim.core.files`), the one statistics convention (:mod:`~hwsim.core.stats`),
+numbers with units (:mod:`~hwsim.core.units`), YAML with line numbers
+(:mod:`~hwsim.core.yaml_lines`), the workload contract between training and the simulator
+(:mod:`~hwsim.core.workload`) and the files shipped inside the package
+(:mod:`~hwsim.core.resources`).
+"""
