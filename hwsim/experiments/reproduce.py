@@ -2,7 +2,8 @@
 
 A :class:`ReproducePlan` names the base network and data, the seeds and every sweep
 (:mod:`hwsim.experiments.sweeps`): a rule comparison with curvature and robustness
-(``rules``), the initial angle (``angle``), depth (``depth``), training-set size (``data``) and init gains (``init``).
+(``rules``), the initial angle (``angle``), depth (``depth``), training-set size (``data``) and
+init gains (``init``).
 :func:`run_reproduce` runs them into ``OUT/sweeps/<name>/`` (each resumable on its own), then
 turns the aggregates into one row per claim and measurement with a verdict computed by
 :func:`verdict`, and writes ``OUT/reproduction.json`` and ``OUT/REPRODUCTION.md``.
