@@ -13,8 +13,9 @@ import statistics
 import time
 
 from hwsim.core.resources import DEFAULT_CHIP
+from hwsim.core.workload import workload_from_dict
 from hwsim.sim.api import simulate
-from hwsim.sim.workload import build_workload, workload_from_dict
+from hwsim.sim.model_specs import build_workload
 
 
 def _time(workload, chip, rules: str, repeats: int) -> tuple[float, int]:

@@ -8,12 +8,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hwsim.core.workload import workload_document
 from models.config import TrainConfig
 from models.convert import weight_layers
 from models.feedback import FLOAT_BITS
 
-WORKLOAD_FORMAT = "hwsim-workload"
-WORKLOAD_VERSION = 1
 #: Errors (gradients) are not quantized by the training side: they travel as float32.
 ERROR_BITS = FLOAT_BITS
 
@@ -96,24 +95,21 @@ def record_workload(
         records.append(entry)
 
     batches = batch_schedule(train_samples, config.batch_size)
-    return {
-        "format": WORKLOAD_FORMAT,
-        "version": WORKLOAD_VERSION,
-        "source": {
+    return workload_document(
+        source={
             "kind": "training-run",
             "model": config.model,
             "dataset": config.dataset,
             "rule": config.algo,
         },
-        "input_shape": list(sample_inputs.shape[1:]),
-        "batch_size": config.batch_size,
-        "train_samples": train_samples,
-        "epochs": config.epochs,
-        "steps_per_epoch": sum(b["count"] for b in batches),
-        "batches": batches,
-        "optimizer": {
+        input_shape=list(sample_inputs.shape[1:]),
+        batch_size=config.batch_size,
+        train_samples=train_samples,
+        epochs=config.epochs,
+        batches=batches,
+        optimizer={
             "name": config.optimizer,
             "state_tensors_per_weight": optimizer_state_tensors(config),
         },
-        "layers": records,
-    }
+        layers=records,
+    )

@@ -42,8 +42,9 @@ def simulate(
 ) -> None:
     """Count, time and price every memory access of on-chip training, per rule."""
     from hwsim.core.resources import DEFAULT_CHIP
+    from hwsim.core.workload import workload_from_dict
     from hwsim.sim.api import simulate as run_simulation
-    from hwsim.sim.workload import build_workload, workload_from_dict
+    from hwsim.sim.model_specs import build_workload
 
     if (workload_file is None) == (model is None):
         raise InputError("give exactly one of --workload FILE or --model SPEC")

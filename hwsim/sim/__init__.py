@@ -1,6 +1,6 @@
 """The chip simulator: torch-free, usable with the learning side's dependencies absent.
 
-Chip schema (:mod:`~hwsim.sim.chip`), workloads from model specs (:mod:`~hwsim.sim.workload`),
+Chip schema (:mod:`~hwsim.sim.chip`), workloads from model specs (:mod:`~hwsim.core.workload`),
 the on-chip dataflow per rule (:mod:`~hwsim.sim.dataflow`), closed-form counts
 (:mod:`~hwsim.sim.counting`), SimPy timing (:mod:`~hwsim.sim.simulation`), pricing
 (:mod:`~hwsim.sim.pricing`) and the public API (:mod:`~hwsim.sim.api`)::

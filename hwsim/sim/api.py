@@ -14,12 +14,13 @@ from typing import Any
 from hwsim.core.errors import InputError
 from hwsim.core.resources import DEFAULT_CHIP
 from hwsim.core.rules import Rule, parse_rules
+from hwsim.core.workload import Workload, load_workload, workload_from_dict
 from hwsim.sim.chip import Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step
 from hwsim.sim.dataflow import PHASES, make_plan
+from hwsim.sim.model_specs import build_workload
 from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
 from hwsim.sim.simulation import TimelineEvent, simulate_init, simulate_step
-from hwsim.sim.workload import Workload, build_workload, load_workload, workload_from_dict
 
 
 @dataclass(frozen=True)

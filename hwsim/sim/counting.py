@@ -11,9 +11,9 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from hwsim.core.workload import Workload
 from hwsim.sim.chip import Chip
 from hwsim.sim.dataflow import INIT_PHASE, Plan, mac_operand_bits, next_activation_bits
-from hwsim.sim.workload import Workload
 
 #: (level, tensor, phase, direction)
 CountKey = tuple[str, str, str, str]

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 
 from hwsim.core.errors import InputError
 from hwsim.core.rules import Rule
+from hwsim.core.workload import Layer, Workload
 from hwsim.sim.chip import Chip
-from hwsim.sim.workload import Layer, Workload
 
 PHASES = ("forward", "backward", "gradient", "update")
 INIT_PHASE = "init"

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 import simpy
 
+from hwsim.core.workload import Workload
 from hwsim.sim.chip import Chip
 from hwsim.sim.counting import AccessCount, Counts, Tally
 from hwsim.sim.dataflow import Plan, Task, Transfer, lower_init, lower_step
-from hwsim.sim.workload import Workload
 
 LINK = "interconnect"
 PRNG = "prng"

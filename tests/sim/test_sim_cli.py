@@ -54,7 +54,7 @@ def test_simulate_json_document():
 
 
 def test_simulate_workload_file_with_run_totals(tmp_path):
-    from hwsim.sim.workload import build_workload
+    from hwsim.sim.model_specs import build_workload
 
     doc = build_workload("mlp:4-3-2", batch_size=3)
     doc.update(epochs=2, batches=[{"batch_size": 3, "count": 2}, {"batch_size": 2, "count": 1}])
@@ -97,7 +97,7 @@ def test_chip_show_and_validate():
 
 
 def test_resnet18_workload_shapes():
-    from hwsim.sim.workload import build_workload
+    from hwsim.sim.model_specs import build_workload
 
     layers = build_workload("resnet18")["layers"]
     assert len(layers) == 21  # stem, 16 block convs, 3 shortcuts, classifier

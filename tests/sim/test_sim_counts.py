@@ -16,12 +16,13 @@ import pytest
 
 from hwsim.core.errors import InputError
 from hwsim.core.rules import parse_rule
+from hwsim.core.workload import workload_from_dict
 from hwsim.sim.api import simulate
 from hwsim.sim.chip import load_chip
 from hwsim.sim.counting import AccessCount, count_init, count_step
 from hwsim.sim.dataflow import make_plan
+from hwsim.sim.model_specs import build_workload
 from hwsim.sim.simulation import simulate_init, simulate_step
-from hwsim.sim.workload import build_workload, workload_from_dict
 
 DATA = Path(__file__).parent / "data"
 TOY = load_chip(DATA / "toy_chip.yaml")

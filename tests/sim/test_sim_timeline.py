@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hwsim.sim.api import simulate
-from hwsim.sim.workload import build_workload
+from hwsim.sim.model_specs import build_workload
 
 CHIP = Path(__file__).parent / "data" / "timing_chip.yaml"
 

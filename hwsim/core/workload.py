@@ -1,12 +1,13 @@
-"""Workloads: read ``workload.json`` (docs/workload.md) or build one from a model spec.
+"""The workload contract: ``workload.json`` (docs/workload.md), between training and the chip.
 
-Pure Python: the simulator never imports torch. ``build_workload("resnet18")`` gives the CIFAR
-ResNet-18 (3×3 stem, no max-pool, 32×32 inputs) layer by layer.
+One definition for both sides: the learning side writes its record with
+:func:`workload_document` (``models.workload``), the simulator reads it with
+:func:`load_workload` / :func:`workload_from_dict`, and building a document checks it against
+the reader, so nothing is written that the simulator would refuse. Torch-free.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 import math
 from dataclasses import dataclass
@@ -185,125 +186,37 @@ def workload_from_dict(data: Any, where: str = "<workload>") -> Workload:
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# building from a model spec
-
-
-def build_workload(
-    spec: str,
+def workload_document(
     *,
-    batch_size: int = 64,
-    weight_bits: int = 8,
-    activation_bits: int = 8,
-    feedback_bits: int = 8,
-    error_bits: int = 8,
-    optimizer_state_per_weight: int = 1,
+    source: dict[str, Any],
+    input_shape: list[int],
+    batch_size: int,
+    layers: list[dict[str, Any]],
+    optimizer: dict[str, Any],
+    train_samples: int | None = None,
+    epochs: int | None = None,
+    batches: list[dict[str, int]] | None = None,
 ) -> dict[str, Any]:
-    """Build a workload document (docs/workload.md) from ``mlp:784-256-10`` or ``resnet18``.
+    """A ``workload.json`` document (format :data:`WORKLOAD_FORMAT`, version
+    :data:`WORKLOAD_VERSION`), checked by :func:`workload_from_dict` before it is returned.
 
-    The document describes one step of the given batch size and no epochs (``epochs`` null).
-    Defaults: 8-bit weights, activations, feedback and errors; SGD with momentum (1 state tensor).
+    ``batches`` is one epoch's ``[{batch_size, count}, ...]`` (empty: a single step, no run);
+    ``optimizer`` is ``{name, state_tensors_per_weight}``; each layer has the keys of
+    :class:`Layer` (``activation_sparsity``, ``stride``, ``padding``, ``groups`` optional).
     """
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InputError(f"batch size must be a positive integer, got {batch_size!r}")
-    text = spec.strip().lower()
-    bits = {
-        "weight_bits": weight_bits,
-        "activation_bits": activation_bits,
-        "feedback_bits": feedback_bits,
-        "error_bits": error_bits,
-        "activation_sparsity": None,
-    }
-    if text.startswith("mlp:"):
-        layers, input_shape = _mlp_layers(spec, text[4:], bits)
-    elif text == "resnet18":
-        layers, input_shape = _resnet18_layers(bits), [3, 32, 32]
-    else:
-        raise InputError(
-            f"unknown model spec {spec!r}: expected mlp:<widths> (e.g. mlp:784-256-256-10) "
-            "or resnet18"
-        )
-    return {
+    batches = batches or []
+    document = {
         "format": WORKLOAD_FORMAT,
         "version": WORKLOAD_VERSION,
-        "source": {"kind": "model-spec", "model": spec, "dataset": None, "rule": None},
+        "source": source,
         "input_shape": input_shape,
         "batch_size": batch_size,
-        "train_samples": None,
-        "epochs": None,
-        "steps_per_epoch": None,
-        "batches": [],
-        "optimizer": {"name": "sgd", "state_tensors_per_weight": optimizer_state_per_weight},
+        "train_samples": train_samples,
+        "epochs": epochs,
+        "steps_per_epoch": sum(b["count"] for b in batches) if batches else None,
+        "batches": batches,
+        "optimizer": optimizer,
         "layers": layers,
     }
-
-
-def _mlp_layers(spec: str, widths_text: str, bits: dict) -> tuple[list[dict], list[int]]:
-    try:
-        widths = [int(w) for w in widths_text.split("-")]
-    except ValueError:
-        widths = []
-    if len(widths) < 2 or any(w < 1 for w in widths):
-        raise InputError(
-            f"bad MLP spec {spec!r}: expected mlp:<in>-<hidden>-...-<out> with positive widths"
-        )
-    layers = [
-        {
-            "name": f"layers.{i}",
-            "kind": "linear",
-            "weight_shape": [out, inp],
-            "bias": True,
-            "input_shape": [inp],
-            "output_shape": [out],
-            "macs_per_sample": out * inp,
-            **bits,
-        }
-        for i, (inp, out) in enumerate(itertools.pairwise(widths))
-    ]
-    return layers, [widths[0]]
-
-
-def _conv(name: str, cin: int, cout: int, size: int, k: int, stride: int, bits: dict) -> dict:
-    pad = k // 2
-    out = (size + 2 * pad - k) // stride + 1
-    return {
-        "name": name,
-        "kind": "conv2d",
-        "weight_shape": [cout, cin, k, k],
-        "bias": False,
-        "input_shape": [cin, size, size],
-        "output_shape": [cout, out, out],
-        "stride": [stride, stride],
-        "padding": [pad, pad],
-        "groups": 1,
-        "macs_per_sample": cout * out * out * cin * k * k,
-        **bits,
-    }
-
-
-def _resnet18_layers(bits: dict) -> list[dict]:
-    layers = [_conv("conv1", 3, 64, 32, 3, 1, bits)]
-    cin, size = 64, 32
-    for stage, cout in enumerate((64, 128, 256, 512), start=1):
-        for block in range(2):
-            stride = 2 if stage > 1 and block == 0 else 1
-            base = f"layer{stage}.{block}"
-            layers.append(_conv(f"{base}.conv1", cin, cout, size, 3, stride, bits))
-            out = size // stride
-            layers.append(_conv(f"{base}.conv2", cout, cout, out, 3, 1, bits))
-            if stride != 1 or cin != cout:
-                layers.append(_conv(f"{base}.shortcut.0", cin, cout, size, 1, stride, bits))
-            cin, size = cout, out
-    layers.append(
-        {
-            "name": "linear",
-            "kind": "linear",
-            "weight_shape": [10, 512],
-            "bias": True,
-            "input_shape": [512],
-            "output_shape": [10],
-            "macs_per_sample": 5120,
-            **bits,
-        }
-    )
-    return layers
+    workload_from_dict(document, f"workload of {source.get('model') or 'a model'}")
+    return document
