@@ -23,7 +23,6 @@ from __future__ import annotations
 import io
 import json
 import math
-import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ import yaml
 from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
-from hwsim.core.files import write_atomic
+from hwsim.core.files import claim_out_dir, read_jsonl, write_atomic
 from models.config import TrainConfig
 from models.convert import alignment_angles, convert, update_angles
 from models.data import Dataset, SyntheticSpec, load_dataset
@@ -201,10 +200,27 @@ def _metrics_row(
     return row
 
 
-def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+METRICS_EXPECTED = "one JSON object per epoch (docs/learning.md)"
+
+
+def read_metrics(run_dir: str | Path, *, missing_ok: bool = False) -> list[dict[str, Any]]:
+    """The rows of a run's ``metrics.jsonl``, one per epoch (epoch 0 = before training)."""
+    return read_jsonl(Path(run_dir) / "metrics.jsonl", METRICS_EXPECTED, missing_ok=missing_ok)
+
+
+def load_checkpoint(path: str | Path) -> Any:
+    """A checkpoint or snapshot written by :func:`train`, loaded with ``weights_only=True``.
+
+    Only tensors and plain containers are read: a run directory from someone else cannot run
+    code here. Anything else is an :class:`InputError` naming the file.
+    """
+    try:
+        return torch.load(path, weights_only=True, map_location="cpu")
+    except FileNotFoundError:
+        raise InputError(f"{path}: missing") from None
+    except Exception as exc:  # torch raises UnpicklingError, RuntimeError, EOFError, ...
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: not a checkpoint hwsim can load safely ({first})") from None
 
 
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
@@ -212,38 +228,33 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
 
 
 def _result(out: Path, status: str, rows: list[dict[str, Any]]) -> RunResult:
-    accs = [r["test_accuracy"] for r in rows if not r.get("diverged")]
+    finished = [r for r in rows if not r.get("diverged")]
     return RunResult(
         out_dir=out,
         status=status,
-        epochs_completed=max((r["epoch"] for r in rows if not r.get("diverged")), default=0),
-        final_test_accuracy=accs[-1] if accs else None,
-        best_test_accuracy=max(accs) if accs else None,
+        epochs_completed=max((r["epoch"] for r in finished), default=0),
+        # The weights the run ended with, a diverged last epoch included: divergence is a
+        # failure to learn and must count as one wherever runs are compared (docs/learning.md).
+        final_test_accuracy=rows[-1]["test_accuracy"] if rows else None,
+        best_test_accuracy=max((r["test_accuracy"] for r in finished), default=None),
         metrics=rows,
     )
 
 
+def _load_config(text: str) -> TrainConfig:
+    return TrainConfig.from_dict(yaml.safe_load(text), source="config.yaml")
+
+
 def _check_existing(out: Path, config: TrainConfig, force: bool) -> None:
-    config_path = out / "config.yaml"
-    if not config_path.exists():
-        return
-    if force:
-        for name in RUN_FILES:
-            (out / name).unlink(missing_ok=True)
-        shutil.rmtree(out / "analysis", ignore_errors=True)
-        shutil.rmtree(out / SNAPSHOT_DIR, ignore_errors=True)
-        return
-    try:
-        previous = TrainConfig.from_dict(
-            yaml.safe_load(config_path.read_text()), source=str(config_path)
-        )
-    except InputError:
-        previous = None
-    if previous != config:
-        raise InputError(
-            f"{out} already holds a run with a different config ({config_path}); "
-            "choose another --out, or pass --force to start over"
-        )
+    claim_out_dir(
+        out,
+        what="training run",
+        identity_file="config.yaml",
+        identity=config,
+        load=_load_config,
+        owned=(*RUN_FILES, "analysis", SNAPSHOT_DIR),
+        force=force,
+    )
 
 
 def train(
@@ -261,13 +272,11 @@ def train(
     not an exception.
     """
     out = Path(out_dir)
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a directory")
     _check_existing(out, config, force)
     result_path = out / "result.json"
     if result_path.exists():
         status = json.loads(result_path.read_text())["status"]
-        return _result(out, status, _read_metrics(out / "metrics.jsonl"))
+        return _result(out, status, read_metrics(out))
 
     data = load_data(config)
     torch.manual_seed(config.seed)
@@ -276,10 +285,10 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     metrics_path, ckpt_path = out / "metrics.jsonl", out / "checkpoint.pt"
 
-    rows = _read_metrics(metrics_path)
+    rows = read_metrics(out, missing_ok=True)
     start_epoch = 0
     if ckpt_path.exists():
-        ckpt = torch.load(ckpt_path, weights_only=False)
+        ckpt = load_checkpoint(ckpt_path)
         model.load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
@@ -383,7 +392,7 @@ def load_run(
     ckpt_path = run / "checkpoint.pt"
     if not ckpt_path.exists():
         raise InputError(f"{run} holds no checkpoint.pt: not a finished training run directory")
-    ckpt = torch.load(ckpt_path, weights_only=False)
+    ckpt = load_checkpoint(ckpt_path)
     config = TrainConfig.from_dict(ckpt["config"], source=str(ckpt_path))
     state, source = ckpt["model"], ckpt_path
     if epoch is not None:
@@ -394,7 +403,7 @@ def load_run(
                 f"{run} has no weights for epoch {epoch} ({path}); epochs kept: "
                 + (", ".join(map(str, kept)) or "none (trained with snapshots off)")
             )
-        state, source = torch.load(path, weights_only=True), path
+        state, source = load_checkpoint(path), path
     data = load_data(config)
     model = load_weights(build_model(config, data), state, source)
     return config, model, data

@@ -165,8 +165,8 @@ def claim_out_dir(
             previous = None  # unreadable: cannot be the same
         if previous != identity:
             raise InputError(
-                f"{out} holds a different {what} ({identity_path}); choose another --out, "
-                "or pass --force to start over"
+                f"{out} holds a {what} with a different {identity_file} ({identity_path}); "
+                "choose another --out, or pass --force to start over"
             )
         return
     present = [name for name in owned if (out / name).exists()]

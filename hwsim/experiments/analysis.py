@@ -60,6 +60,7 @@ from models.data import Dataset
 from models.training import (
     build_model,
     kept_epochs,
+    load_checkpoint,
     load_run,
     load_weights,
     snapshot_path,
@@ -145,7 +146,7 @@ def _open_run(run_dir: str | Path) -> _Run:
     # Model building draws default inits from the global RNG; leave the caller's stream alone.
     with torch.random.fork_rng(devices=[]):
         try:
-            epoch = int(torch.load(ckpt_path, weights_only=False, map_location="cpu")["epoch"])
+            epoch = int(load_checkpoint(ckpt_path)["epoch"])
             config, model, data = load_run(run)
         except InputError:
             raise
@@ -159,7 +160,7 @@ def _model_at(run: _Run, epoch: int) -> nn.Module:
     """The model after ``epoch`` (eval mode): the final model, or rebuilt from its snapshot."""
     if epoch == run.epoch:
         return run.model
-    state = torch.load(snapshot_path(run.path, epoch), weights_only=True, map_location="cpu")
+    state = load_checkpoint(snapshot_path(run.path, epoch))
     with torch.random.fork_rng(devices=[]):
         model = build_model(run.config, run.data)
     load_weights(model, state, snapshot_path(run.path, epoch))
@@ -238,7 +239,7 @@ def _write(run: Path, what: str, result: dict[str, Any], figure: Callable[[dict]
     # Imported here so that `import models.analysis` does not pull in matplotlib.
     import matplotlib
 
-    from hwsim.render.report import FIGURE_STYLE, png_bytes
+    from hwsim.render.style import FIGURE_STYLE, png_bytes
 
     result = jsonable(result)
     text = json.dumps(result, indent=1) + "\n"

@@ -926,7 +926,7 @@ def sweep_figure(summary: dict[str, Any]) -> bytes:
     """The figure of a sweep (``OUT/<kind>.png``) as PNG bytes, rendered with the report style."""
     import matplotlib
 
-    from hwsim.render.report import (  # one figure style for every hwsim figure
+    from hwsim.render.style import (  # one figure style for every hwsim figure
         FIGURE_STYLE,
         png_bytes,
     )

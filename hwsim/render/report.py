@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import io
 import json
 import math
 import re
@@ -23,10 +22,8 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
-import yaml
-
-matplotlib.use("Agg")  # headless and deterministic; must precede the pyplot import
 import matplotlib.pyplot as plt
+import yaml
 from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
@@ -39,20 +36,10 @@ from hwsim.experiments.compare import (
     mean_std,
     rule_dirname,
 )
+from hwsim.render.style import FIGURE_STYLE, png_bytes, rule_colors
 
 __all__ = ["write_report"]
 
-FIGURE_DPI = 110
-#: Fixed style so the figures don't depend on a user's matplotlibrc.
-FIGURE_STYLE = {
-    "figure.dpi": FIGURE_DPI,
-    "savefig.dpi": FIGURE_DPI,
-    "font.size": 9,
-    "axes.grid": True,
-    "grid.alpha": 0.3,
-    "svg.hashsalt": "hwsim",
-    "path.simplify": True,
-}
 PHASE_COLORS = {
     "forward": "#4C72B0",
     "backward": "#DD8452",
@@ -281,21 +268,6 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
 
-def png_bytes(fig: Any) -> bytes:
-    """Render and close ``fig``: PNG bytes without timestamps (same figure, same bytes)."""
-    buffer = io.BytesIO()
-    try:
-        fig.savefig(buffer, format="png", dpi=FIGURE_DPI, metadata={"Software": None})
-    finally:
-        plt.close(fig)
-    return buffer.getvalue()
-
-
-def _rule_colors(rules: Sequence[str]) -> dict[str, Any]:
-    palette = plt.get_cmap("tab10")
-    return {rule: palette(i % 10) for i, rule in enumerate(rules)}
-
-
 def _finite(value: Any) -> bool:
     return isinstance(value, (int, float)) and math.isfinite(value)
 
@@ -313,7 +285,7 @@ def _per_epoch(runs: Sequence[SeedRun], value) -> dict[int, list[float]]:
 
 def learning_curves_figure(data: RunData) -> Figure:
     """Test accuracy vs epoch per rule: mean over seeds, ±1 std band, divergence marked ×."""
-    colors = _rule_colors(data.rules)
+    colors = rule_colors(data.rules)
     fig, ax = plt.subplots(figsize=(7, 4))
     diverged_label = True
     for rule in data.rules:
@@ -365,7 +337,7 @@ def learning_curves_figure(data: RunData) -> Figure:
 
 def alignment_figure(data: RunData) -> Figure:
     """Alignment angle between W and B over training: mean over layers (thick) and per layer."""
-    colors = _rule_colors(data.rules)
+    colors = rule_colors(data.rules)
     fig, ax = plt.subplots(figsize=(7, 4))
     for rule in data.rules:
         runs = data.seed_runs[rule]
