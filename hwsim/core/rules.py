@@ -77,3 +77,8 @@ def parse_rules(specs: str | list[str]) -> list[Rule]:
             raise InputError(f"learning rule {rule.spec!r} is given twice")
         seen.add(rule.spec)
     return rules
+
+
+def rule_dirname(spec: str) -> str:
+    """File-system name of a rule spec (``ifa:30`` → ``ifa-30``)."""
+    return spec.replace(":", "-")

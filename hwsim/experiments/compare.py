@@ -22,6 +22,7 @@ import yaml
 from hwsim import __version__
 from hwsim.core.errors import InputError
 from hwsim.core.files import write_atomic
+from hwsim.core.rules import rule_dirname
 from hwsim.experiments.experiment import Experiment
 
 SUMMARY_FORMAT = "hwsim-compare"
@@ -42,11 +43,6 @@ CSV_COLUMNS = (
 WEIGHT_TENSORS = ("weights", "weight_mirror", "feedback_weights")
 OUTPUTS = ("summary.json", "accesses.csv", "report.md", "report.html", "experiment.yaml")
 OUTPUT_DIRS = ("runs", "simulation", "chips", "figures")
-
-
-def rule_dirname(spec: str) -> str:
-    """File-system name of a rule spec (``ifa:30`` → ``ifa-30``)."""
-    return spec.replace(":", "-")
 
 
 def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:

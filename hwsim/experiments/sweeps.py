@@ -43,8 +43,7 @@ from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import jsonable, write_atomic
-from hwsim.core.rules import parse_rule
-from hwsim.experiments.compare import rule_dirname
+from hwsim.core.rules import parse_rule, rule_dirname
 from models.config import TrainConfig
 from models.data import MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
 from models.training import RunResult, train

@@ -29,12 +29,12 @@ from matplotlib.ticker import MaxNLocator
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import write_atomic
+from hwsim.core.rules import rule_dirname
 from hwsim.experiments.compare import (
     SUMMARY_FORMAT,
     SUMMARY_VERSION,
     WEIGHT_TENSORS,
     mean_std,
-    rule_dirname,
 )
 from hwsim.render.style import FIGURE_STYLE, png_bytes, rule_colors
 
