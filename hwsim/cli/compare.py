@@ -15,7 +15,7 @@ from hwsim.core.resources import default_output
 
 
 def _table(summary: dict[str, Any], chip: str) -> Table:
-    from hwsim.render.report import format_si
+    from hwsim.core.units import MISSING, format_si
 
     table = Table(title=f"{summary['data']['dataset']} on chip {chip}")
     for header in (
@@ -45,7 +45,7 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
             format_si(r["sync_write_bits"], "bit"),
             format_si(r["feedback_read_bits"], "bit"),
             format_si(r["energy_pj"]["total"] * 1e-12, "J"),
-            format_si(run["energy_pj"]["total"] * 1e-12, "J") if run else "—",
+            format_si(run["energy_pj"]["total"] * 1e-12, "J") if run else MISSING,
             format_si(r["latency_s"], "s"),
             "—" if ratio is None else f"{ratio:.3f}",
         )
@@ -95,6 +95,7 @@ def compare(
     from hwsim.core.resources import DEFAULT_EXPERIMENT
     from hwsim.experiments.compare import run_compare
     from hwsim.experiments.experiment import load_experiment
+    from hwsim.render.report import write_report
 
     experiment = load_experiment(experiment_path or DEFAULT_EXPERIMENT).with_overrides(
         rules=algo, chips=list(chips) or None, dataset=dataset, epochs=epochs, seed=seed
@@ -124,6 +125,7 @@ def compare(
             on_epoch=on_epoch,
             on_simulated=on_simulated,
         )
+    write_report(out_dir)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return

@@ -13,7 +13,7 @@ import io
 import json
 import shutil
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +21,12 @@ import yaml
 
 from hwsim import __version__
 from hwsim.core.errors import InputError
-from hwsim.core.files import write_atomic
+from hwsim.core.files import claim_out_dir, write_atomic
 from hwsim.core.rules import rule_dirname
+from hwsim.core.stats import mean_std
+from hwsim.core.summary import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
 from hwsim.experiments.experiment import Experiment
 
-SUMMARY_FORMAT = "hwsim-compare"
-SUMMARY_VERSION = 1
 CSV_COLUMNS = (
     "chip",
     "rule",
@@ -39,32 +39,21 @@ CSV_COLUMNS = (
     "accesses",
     "energy_pj",
 )
-#: Tensors whose accesses count as "weight" reads/writes in the summary.
-WEIGHT_TENSORS = ("weights", "weight_mirror", "feedback_weights")
 OUTPUTS = ("summary.json", "accesses.csv", "report.md", "report.html", "experiment.yaml")
 OUTPUT_DIRS = ("runs", "simulation", "chips", "figures")
 
 
 def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a directory")
-    if force:
-        for name in OUTPUTS:
-            (out / name).unlink(missing_ok=True)
-        for name in OUTPUT_DIRS:
-            shutil.rmtree(out / name, ignore_errors=True)
-        return
-    if (out / "summary.json").exists():
-        raise InputError(
-            f"{out} already holds a report (summary.json); pass --force to overwrite it, "
-            "or choose another --out"
-        )
-    previous = out / "experiment.yaml"
-    if previous.exists() and yaml.safe_load(previous.read_text()) != experiment.to_dict():
-        raise InputError(
-            f"{out} holds an unfinished compare of a different experiment ({previous}); "
-            "pass --force to start over, or choose another --out"
-        )
+    claim_out_dir(
+        out,
+        what="compare run",
+        identity_file="experiment.yaml",
+        identity=experiment.to_dict(),
+        load=yaml.safe_load,
+        owned=(*OUTPUTS, *OUTPUT_DIRS),
+        force=force,
+        finished="summary.json",
+    )
 
 
 def run_compare(
@@ -72,14 +61,15 @@ def run_compare(
     out_dir: str | Path,
     *,
     force: bool = False,
-    report: bool = True,
     on_train_start: Callable[[str, int, int], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_simulated: Callable[[str, str], None] | None = None,
 ) -> dict[str, Any]:
     """Train, simulate and write the comparison of ``experiment`` into ``out_dir``.
 
-    Callbacks feed progress displays: ``on_train_start(rule, seed, epochs)``, ``on_epoch(row)``
+    Writes ``summary.json`` and ``accesses.csv`` (data); the human report is drawn from them by
+    :func:`hwsim.render.report.write_report` (``hwsim compare`` calls both). Callbacks feed
+    progress displays: ``on_train_start(rule, seed, epochs)``, ``on_epoch(row)``
     per metrics row, ``on_simulated(chip, rule)``. Returns the summary document.
     """
     from hwsim.sim.api import simulate
@@ -127,21 +117,7 @@ def run_compare(
     summary = build_summary(experiment, data, runs, chips, simulations)
     write_atomic(out / "accesses.csv", accesses_csv(summary))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
-    if report:
-        from hwsim.render.report import write_report
-
-        write_report(out)
     return summary
-
-
-def mean_std(values: Sequence[float]) -> tuple[float | None, float | None]:
-    """Mean and population standard deviation over seeds (0 for one seed; None for none).
-
-    The one definition of spread in summary.json; the report's bands use it too.
-    """
-    if not values:
-        return None, None
-    return statistics.fmean(values), statistics.pstdev(values) if len(values) > 1 else 0.0
 
 
 def _training_block(rule: str, results: list[Any], out: Path) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 import math
 import re
 from collections.abc import Iterable, Sequence
@@ -28,15 +27,14 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import MaxNLocator
 
 from hwsim.core.errors import InputError
-from hwsim.core.files import write_atomic
+from hwsim.core.files import read_json, read_jsonl, read_text, write_atomic
 from hwsim.core.rules import rule_dirname
-from hwsim.experiments.compare import (
-    SUMMARY_FORMAT,
-    SUMMARY_VERSION,
-    WEIGHT_TENSORS,
-    mean_std,
-)
+from hwsim.core.stats import finite, mean_std
+from hwsim.core.summary import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
+from hwsim.core.units import MISSING, column_scale, format_si, format_sig, si_prefix
 from hwsim.render.style import FIGURE_STYLE, png_bytes, rule_colors
+from hwsim.sim.dataflow import DIRECTIONS
+from hwsim.sim.pricing import ENERGY_PARTS
 
 __all__ = ["write_report"]
 
@@ -49,47 +47,8 @@ PHASE_COLORS = {
 }
 UNIT_ORDER = ("forward", "error", "update")
 LINK_ORDER = ("interconnect", "prng")
-DIRECTIONS = ("read", "write", "transport")
-ENERGY_PARTS = ("interconnect", "compute", "feedback_generation", "leakage")
-_SI = ((1e9, "G"), (1e6, "M"), (1e3, "k"), (1.0, ""), (1e-3, "m"), (1e-6, "µ"), (1e-9, "n"))
-_SI += ((1e-12, "p"),)
-
-
-# --------------------------------------------------------------------------- number formats
-
-
-def si_prefix(value: float) -> tuple[float, str]:
-    """The scale and SI prefix that put ``|value|`` in [1, 1000) (1 and "" for 0)."""
-    magnitude = abs(value)
-    if magnitude == 0 or not math.isfinite(magnitude):
-        return 1.0, ""
-    for scale, prefix in _SI:
-        if magnitude >= scale * (1 - 5e-5):  # 999.99 µ rounds to 1.000 m, not 1,000 µ
-            return scale, prefix
-    return _SI[-1]
-
-
-def format_sig(value: float, digits: int = 4) -> str:
-    """``value`` with ``digits`` significant digits in fixed notation (at most 6 decimals)."""
-    if value == 0:
-        return "0"
-    if not math.isfinite(value):
-        return str(value)
-    rounded = float(f"{value:.{digits - 1}e}")  # 0.99999 → 1.000, so count digits after rounding
-    decimals = max(0, min(6, digits - 1 - math.floor(math.log10(abs(rounded)))))
-    return f"{rounded:,.{decimals}f}"
-
-
-def format_si(value: float, unit: str, digits: int = 3) -> str:
-    """``value`` in ``unit`` with an SI prefix, e.g. ``format_si(7680, "bit")`` → ``7.68 kbit``."""
-    rounded = float(f"{value:.{digits - 1}e}") if math.isfinite(value) else value
-    scale, prefix = si_prefix(rounded)
-    return f"{format_sig(rounded / scale, digits)} {prefix}{unit}"
-
-
-def _column_scale(values: Iterable[float]) -> tuple[float, str]:
-    """One SI scale for a whole table column, chosen from its largest value."""
-    return si_prefix(max((abs(v) for v in values), default=0.0))
+#: The energy figure stacks memory split by level, then these parts.
+NON_MEMORY_PARTS = tuple(p for p in ENERGY_PARTS if p != "memory")
 
 
 # --------------------------------------------------------------------------- reading the run
@@ -130,23 +89,6 @@ def _inside(run_dir: Path, relative: str, what: str) -> Path:
     return path
 
 
-def _read_text(path: Path, expected: str) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: missing; expected {expected}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputError(f"{path}: cannot read ({exc}); expected {expected}") from None
-
-
-def _read_json(path: Path, expected: str) -> Any:
-    try:
-        return json.loads(_read_text(path, expected))
-    except json.JSONDecodeError as exc:
-        message = f"{path}:{exc.lineno}: invalid JSON ({exc.msg}); expected {expected}"
-        raise InputError(message) from None
-
-
 def _require(mapping: Any, key: str, where: str, expected: str) -> Any:
     if not isinstance(mapping, dict) or key not in mapping:
         raise InputError(f"{where}: missing key {key!r}; expected {expected}")
@@ -154,19 +96,11 @@ def _require(mapping: Any, key: str, where: str, expected: str) -> Any:
 
 
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
-    expected = "one JSON object per epoch (models/training.py)"
-    rows = []
-    for number, line in enumerate(_read_text(path, expected).splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            message = f"{path}:{number}: invalid JSON ({exc.msg}); expected {expected}"
-            raise InputError(message) from None
+    expected = "one JSON object per epoch (docs/learning.md)"
+    rows = read_jsonl(path, expected)
+    for number, row in enumerate(rows, start=1):
         for key in ("epoch", "test_accuracy"):
-            _require(row, key, f"{path}:{number}", expected)
-        rows.append(row)
+            _require(row, key, f"{path} row {number}", expected)
     if not rows:
         raise InputError(f"{path}: empty; expected {expected}")
     return rows
@@ -179,7 +113,7 @@ def load_run(run_dir: str | Path) -> RunData:
         raise InputError(f"{run_dir}: not a directory; expected a `hwsim compare` run directory")
     summary_path = run_dir / "summary.json"
     expected = "the summary of `hwsim compare` (docs/compare.md)"
-    summary = _read_json(summary_path, expected)
+    summary = read_json(summary_path, expected)
     where = str(summary_path)
     if not isinstance(summary, dict) or summary.get("format") != SUMMARY_FORMAT:
         raise InputError(f"{where}: expected 'format': {SUMMARY_FORMAT!r}; not a compare summary")
@@ -223,21 +157,21 @@ def load_run(run_dir: str | Path) -> RunData:
         simulations[chip] = {}
         for rule in rules:
             path = run_dir / "simulation" / chip / f"{rule_dirname(rule)}.json"
-            sim = _read_json(path, "hwsim.sim.api RuleResult.to_dict() with a timeline")
+            sim = read_json(path, "hwsim.sim.api RuleResult.to_dict() with a timeline")
             if isinstance(sim, dict) and "rules" in sim:  # a whole `hwsim simulate --json`
                 sim = _require(sim["rules"], rule, str(path), f"rule {rule}")
             _require(sim, "timeline", str(path), "a simulation with timeline=True")
             simulations[chip][rule] = sim
         copy = chip_blocks[chip].get("copy", f"chips/{chip}.yaml")
         chip_path = _inside(run_dir, copy, "chip copy")
-        chip_texts[chip] = _read_text(chip_path, "the chip YAML used")
+        chip_texts[chip] = read_text(chip_path, "the chip YAML used")
         try:
             chip_yaml = yaml.safe_load(chip_texts[chip])
         except yaml.YAMLError as exc:
             raise InputError(f"{chip_path}: invalid YAML ({exc})") from None
         memories = chip_yaml.get("memories") if isinstance(chip_yaml, dict) else None
         chip_memories[chip] = list(memories) if isinstance(memories, dict) else []
-    experiment_text = _read_text(run_dir / "experiment.yaml", "the resolved experiment YAML")
+    experiment_text = read_text(run_dir / "experiment.yaml", "the resolved experiment YAML")
     return RunData(
         run_dir=run_dir,
         summary=summary,
@@ -268,17 +202,13 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
 
-def _finite(value: Any) -> bool:
-    return isinstance(value, (int, float)) and math.isfinite(value)
-
-
 def _per_epoch(runs: Sequence[SeedRun], value) -> dict[int, list[float]]:
     """Epoch → values over the seeds that had not diverged at that epoch."""
     out: dict[int, list[float]] = {}
     for run in runs:
         for row in run.rows:
             v = value(row)
-            if not row.get("diverged") and _finite(v):
+            if not row.get("diverged") and finite(v):
                 out.setdefault(int(row["epoch"]), []).append(float(v))
     return dict(sorted(out.items()))
 
@@ -298,19 +228,18 @@ def learning_curves_figure(data: RunData) -> Figure:
         means = [100 * m for m, _ in stats]
         ax.plot(epochs, means, marker="o", ms=3, color=colors[rule], label=rule)
         if len(runs) > 1:
+            # No band where an epoch has one finite value (std undefined, not zero).
             ax.fill_between(
                 epochs,
-                [100 * (m - s) for m, s in stats],
-                [100 * (m + s) for m, s in stats],
+                [math.nan if s is None else 100 * (m - s) for m, s in stats],
+                [math.nan if s is None else 100 * (m + s) for m, s in stats],
                 color=colors[rule],
                 alpha=0.2,
                 linewidth=0,
             )
         for run in runs:
             if any(row.get("diverged") for row in run.rows):
-                good = [
-                    r for r in run.rows if not r.get("diverged") and _finite(r["test_accuracy"])
-                ]
+                good = [r for r in run.rows if not r.get("diverged") and finite(r["test_accuracy"])]
                 if good:
                     last = good[-1]
                     ax.plot(
@@ -354,7 +283,7 @@ def alignment_figure(data: RunData) -> Figure:
                 ax.plot(list(per_epoch), means, color=colors[rule], lw=0.7, alpha=0.45)
 
         def layer_mean(row: dict[str, Any]) -> float | None:
-            angles = [v for v in (row.get("alignment_deg") or {}).values() if _finite(v)]
+            angles = [v for v in (row.get("alignment_deg") or {}).values() if finite(v)]
             return sum(angles) / len(angles) if angles else None
 
         per_epoch = _per_epoch(runs, layer_mean)
@@ -389,9 +318,9 @@ def energy_figure(data: RunData, chip: str) -> Figure:
         for lv in levels
     ]
     parts += [
-        (p.replace("_", " "), lambda e, p=p: e["breakdown"].get(p, 0.0)) for p in ENERGY_PARTS
+        (p.replace("_", " "), lambda e, p=p: e["breakdown"].get(p, 0.0)) for p in NON_MEMORY_PARTS
     ]
-    scale, prefix = _column_scale(e["total"] * 1e-12 for e in energies.values())
+    scale, prefix = column_scale(e["total"] * 1e-12 for e in energies.values())
     blues = plt.get_cmap("Blues")
     others = ["#DD8452", "#55A868", "#8172B3", "#937860"]
     colors = [blues(0.35 + 0.6 * i / max(1, len(levels) - 1)) for i in range(len(levels))]
@@ -597,7 +526,12 @@ Block = tuple[str, Any]  # ("h2"|"h3"|"p"|"table"|"figure"|"code", payload)
 
 
 def _pct(value: Any) -> str:
-    return f"{100 * value:.2f}" if _finite(value) else "—"
+    return f"{100 * value:.2f}" if finite(value) else MISSING
+
+
+def _pct_mean_std(mean: Any, std: Any) -> str:
+    """``mean ± std`` in percent; the mean alone where one seed gives no spread."""
+    return _pct(mean) + (f" ± {_pct(std)}" if finite(std) else "")
 
 
 def summary_table(data: RunData) -> Table:
@@ -607,9 +541,9 @@ def summary_table(data: RunData) -> Table:
     def run_j(b: dict[str, Any]) -> float:
         return (b.get("run_totals") or {}).get("energy_pj", {}).get("total", math.nan) * 1e-12
 
-    e_scale, e_prefix = _column_scale(b["energy_pj"]["total"] * 1e-12 for *_, b in blocks)
-    r_scale, r_prefix = _column_scale(v for *_, b in blocks if _finite(v := run_j(b)))
-    t_scale, t_prefix = _column_scale(b["latency_s"] for *_, b in blocks)
+    e_scale, e_prefix = column_scale(b["energy_pj"]["total"] * 1e-12 for *_, b in blocks)
+    r_scale, r_prefix = column_scale(v for *_, b in blocks if finite(v := run_j(b)))
+    t_scale, t_prefix = column_scale(b["latency_s"] for *_, b in blocks)
     has_bp = any("ratios_to_bp" in b for *_, b in blocks)
     headers = [
         "chip",
@@ -638,20 +572,20 @@ def summary_table(data: RunData) -> Table:
         row = [
             chip,
             rule,
-            str(b.get("status", "—")),
-            f"{_pct(acc.get('final'))} ± {_pct(acc.get('final_std'))}",
+            str(b.get("status", MISSING)),
+            _pct_mean_std(acc.get("final"), acc.get("final_std")),
             _pct(acc.get("best")),
             f"{int(b['weight_transport_bits']):,}",
             f"{int(b['sync_write_bits']):,}",
             f"{int(b['feedback_read_bits']):,}",
             format_sig(b["energy_pj"]["total"] * 1e-12 / e_scale),
-            format_sig(run / r_scale) if _finite(run) else "—",
+            format_sig(run / r_scale) if finite(run) else MISSING,
             format_sig(b["latency_s"] / t_scale),
         ]
         if has_bp:
             ratios = b.get("ratios_to_bp") or {}
             row += [
-                f"{ratios[k]:.3f}" if _finite(ratios.get(k)) else "—"
+                f"{ratios[k]:.3f}" if finite(ratios.get(k)) else MISSING
                 for k in (
                     "energy_per_step",
                     "energy_run",
@@ -664,7 +598,7 @@ def summary_table(data: RunData) -> Table:
 
 
 def _mean_alignment(block: dict[str, Any]) -> float | None:
-    angles = [v for v in (block.get("final_alignment_deg") or {}).values() if _finite(v)]
+    angles = [v for v in (block.get("final_alignment_deg") or {}).values() if finite(v)]
     return sum(angles) / len(angles) if angles else None
 
 
@@ -678,12 +612,12 @@ def findings(data: RunData) -> list[str]:
     parts = []
     for rule in data.rules:
         text = f"{rule} {_pct(finals[rule])} %"
-        if rule != "bp" and _finite(finals.get("bp")) and _finite(finals[rule]):
+        if rule != "bp" and finite(finals.get("bp")) and finite(finals[rule]):
             delta = 100 * (finals[rule] - finals["bp"])
             text += f" (Δ {delta:+.2f} pp vs bp)"
         parts.append(text)
     out.append(f"Final test accuracy, mean over {seeds} seed(s): " + "; ".join(parts) + ".")
-    ranked = sorted((r for r in data.rules if _finite(finals[r])), key=lambda r: -finals[r])
+    ranked = sorted((r for r in data.rules if finite(finals[r])), key=lambda r: -finals[r])
     if len(ranked) > 1:
         out.append(f"Ranking by final test accuracy: {' > '.join(ranked)}.")
     diverged = [
@@ -736,8 +670,8 @@ def findings(data: RunData) -> list[str]:
                 for r in data.rules
                 if r != "bp"
                 and (ratio := cb[r].get("ratios_to_bp"))
-                and _finite(ratio.get("energy_per_step"))
-                and _finite(ratio.get("latency_per_step"))
+                and finite(ratio.get("energy_per_step"))
+                and finite(ratio.get("latency_per_step"))
             ]
             if ratios:
                 text += " Relative to bp: " + "; ".join(ratios) + "."

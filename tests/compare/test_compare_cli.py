@@ -120,7 +120,7 @@ def test_existing_report_is_refused_then_forced(tiny, tmp_path):
     before = (out / "summary.json").read_bytes()
     result = _invoke("--experiment", str(experiment), "--out", str(out))
     assert result.exit_code == 2
-    assert "already holds a report" in result.output and "Traceback" not in result.output
+    assert "already holds a finished compare run" in result.output and "Traceback" not in result.output
     assert (out / "summary.json").read_bytes() == before
 
 

@@ -23,15 +23,18 @@ chips: [edge_sram, dfa_prng]
 
 @pytest.fixture(scope="session")
 def compare_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A run directory written by the real ``run_compare`` (training, simulation, report)."""
+    """A run directory written by the real ``run_compare`` (training, simulation) and
+    ``write_report``, as ``hwsim compare`` does."""
     from hwsim.experiments.compare import run_compare
     from hwsim.experiments.experiment import load_experiment
+    from hwsim.render.report import write_report
 
     base = tmp_path_factory.mktemp("compare")
     experiment_file = base / "experiment-in.yaml"
     experiment_file.write_text(EXPERIMENT)
     out = base / "run"
     run_compare(load_experiment(experiment_file), out)
+    write_report(out)
     return out
 
 
