@@ -109,6 +109,11 @@ def test_divergence_ends_run_cleanly(tmp_path):
     rows = _metrics(tmp_path / "run")
     assert rows[-1]["diverged"] is True and rows[0]["diverged"] is False
     assert json.loads((tmp_path / "run" / "result.json").read_text())["status"] == "diverged"
+    # One meaning of final accuracy everywhere: the weights the run ended with, the diverged
+    # epoch included; the best accuracy only counts epochs that finished.
+    assert result.final_test_accuracy == rows[-1]["test_accuracy"]
+    finished = [r["test_accuracy"] for r in rows if not r["diverged"]]
+    assert result.best_test_accuracy == max(finished)
 
 
 def test_checkpoint_carries_config_and_feedback(tmp_path):

@@ -1,0 +1,162 @@
+"""The layers of docs/architecture.md, enforced two ways.
+
+- Statically: every ``import`` in every module (those inside functions too) goes only to a layer
+  below it, and heavy third-party packages stay out of the layers that promise to be without them.
+- At run time: each layer is imported in a fresh interpreter, and the packages that got loaded
+  are checked (a lazy import in a function is allowed; one at import time is not).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+#: layer → the layers it may import (itself included).
+ALLOWED = {
+    "hwsim.core": {"hwsim.core"},
+    "hwsim.sim": {"hwsim.core", "hwsim.sim"},
+    "models": {"hwsim.core", "models"},
+    "hwsim.experiments": {"hwsim.core", "hwsim.sim", "models", "hwsim.experiments"},
+    "hwsim.render": {"hwsim.core", "hwsim.sim", "hwsim.render"},
+    "hwsim.cli": {
+        "hwsim.core",
+        "hwsim.sim",
+        "models",
+        "hwsim.experiments",
+        "hwsim.render",
+        "hwsim.cli",
+    },
+}
+#: layer → third-party packages it must never import, not even lazily.
+FORBIDDEN_PACKAGES = {
+    "hwsim.core": {"torch", "brevitas", "simpy", "matplotlib", "sklearn", "mlxtend"},
+    "hwsim.sim": {"torch", "brevitas", "matplotlib", "sklearn", "mlxtend"},
+    "models": {"simpy", "matplotlib", "click", "rich"},
+    "hwsim.experiments": {"matplotlib", "click", "rich"},
+    "hwsim.render": {"torch", "brevitas", "sklearn", "mlxtend"},
+    "hwsim.cli": set(),
+}
+#: layer → packages that importing it (at import time, in a fresh interpreter) must not load.
+NOT_LOADED = {
+    "hwsim.core": {"torch", "brevitas", "simpy", "matplotlib", "models", "hwsim.sim"}
+    | {"hwsim.experiments", "hwsim.render", "hwsim.cli"},
+    "hwsim.sim": {"torch", "brevitas", "matplotlib", "models"}
+    | {"hwsim.experiments", "hwsim.render", "hwsim.cli"},
+    "models": {"simpy", "matplotlib", "hwsim.sim", "hwsim.experiments", "hwsim.render"}
+    | {"hwsim.cli"},
+    "hwsim.experiments": {"matplotlib", "hwsim.render", "hwsim.cli"},
+    "hwsim.render": {"torch", "brevitas", "models", "hwsim.experiments", "hwsim.cli"},
+    # The command line starts light: torch and friends load inside the commands that need them.
+    "hwsim.cli": {"torch", "brevitas", "matplotlib", "models", "hwsim.experiments"},
+}
+
+
+def _layer_of(module: str) -> str | None:
+    for layer in sorted(ALLOWED, key=len, reverse=True):
+        if module == layer or module.startswith(layer + "."):
+            return layer
+    return None
+
+
+def _modules(layer: str) -> list[str]:
+    base = ROOT.joinpath(*layer.split("."))
+    names = []
+    for path in sorted(base.rglob("*.py")):
+        parts = path.relative_to(ROOT).with_suffix("").parts
+        names.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return names
+
+
+def _imports(path: Path, module: str) -> list[tuple[int, str]]:
+    """Every module ``path`` imports (absolute names), with its line."""
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative import: resolve against the package
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                name = ".".join([*base, node.module] if node.module else base)
+            else:
+                name = node.module or ""
+            found.append((node.lineno, name))
+            # ``from hwsim import sim`` imports the subpackage hwsim.sim
+            found += [(node.lineno, f"{name}.{alias.name}") for alias in node.names]
+    return found
+
+
+def test_every_module_belongs_to_a_layer():
+    stray = [
+        str(p.relative_to(ROOT))
+        for top in ("hwsim", "models")
+        for p in (ROOT / top).rglob("*.py")
+        if _layer_of(".".join(p.relative_to(ROOT).with_suffix("").parts)) is None
+        and p.relative_to(ROOT) != Path("hwsim/__init__.py")
+    ]
+    assert stray == []
+
+
+@pytest.mark.parametrize("layer", list(ALLOWED))
+def test_imports_go_only_to_lower_layers(layer: str):
+    violations = []
+    for module in _modules(layer):
+        path = ROOT.joinpath(*module.split("."))
+        path = path / "__init__.py" if path.is_dir() else path.with_suffix(".py")
+        for line, name in _imports(path, module):
+            target = _layer_of(name)
+            top = name.split(".")[0]
+            if target is not None and target not in ALLOWED[layer]:
+                violations.append(f"{path.relative_to(ROOT)}:{line}: imports {name} ({target})")
+            if top in FORBIDDEN_PACKAGES[layer]:
+                violations.append(f"{path.relative_to(ROOT)}:{line}: imports {name}")
+    assert violations == []
+
+
+def test_the_checker_sees_lazy_and_relative_imports(tmp_path: Path):
+    """The static check must not miss an import hidden in a function or written relatively."""
+    source = tmp_path / "mod.py"
+    source.write_text("def f():\n    import torch\n    from ..sim import api\n")
+    found = _imports(source, "hwsim.core.mod")
+    assert (2, "torch") in found
+    assert (3, "hwsim.sim") in found and (3, "hwsim.sim.api") in found
+
+
+_PROBE = """
+import importlib, json, sys
+loaded = {}
+for name in sys.argv[1:]:
+    before = set(sys.modules)
+    importlib.import_module(name)
+    loaded[name] = sorted(set(sys.modules) - before)
+print(json.dumps(loaded))
+"""
+
+
+@pytest.mark.parametrize("layer", list(NOT_LOADED))
+def test_importing_a_layer_loads_nothing_above_it(layer: str):
+    modules = _modules(layer)
+    done = subprocess.run(
+        [sys.executable, "-c", _PROBE, *modules],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
+    loaded = json.loads(done.stdout)
+    problems = [
+        f"import {module} loads {name}"
+        for module, names in loaded.items()
+        for name in names
+        for banned in NOT_LOADED[layer]
+        if name == banned or name.startswith(banned + ".")
+    ]
+    assert problems == []

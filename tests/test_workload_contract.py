@@ -1,0 +1,119 @@
+"""The workload contract (docs/workload.md): what training records is what the simulator reads.
+
+Writer (``models.workload.record_workload``) and reader (``hwsim.core.workload``) share one
+definition; these tests tie them together on real training runs and check the simulator's
+counts against what the recorded network must do.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+
+from hwsim.core.errors import InputError
+from hwsim.core.workload import (
+    WORKLOAD_FORMAT,
+    WORKLOAD_VERSION,
+    load_workload,
+    workload_document,
+    workload_from_dict,
+)
+from hwsim.sim import simulate
+from models import TrainConfig, train
+from models.convert import weight_layers
+from models.training import build_model, load_data
+
+TINY = dict(dataset="digits", depth=3, width=16, epochs=1, batch_size=64, train_size=300)
+
+
+@pytest.fixture(scope="module", params=["mlp-float", "cnn-8bit"])
+def run(request, tmp_path_factory):
+    if request.param == "mlp-float":
+        config = TrainConfig(algo="fa", **TINY)
+    else:
+        config = TrainConfig(
+            algo="ifa",
+            **{**TINY, "model": "cnn", "width": 4, "depth": None},
+            weight_bits=8,
+            act_bits=8,
+        )
+    out = tmp_path_factory.mktemp(request.param) / "run"
+    train(config, out)
+    return config, out
+
+
+def test_what_training_records_the_simulator_reads(run):
+    config, out = run
+    document = json.loads((out / "workload.json").read_text())
+    work = load_workload(out / "workload.json")
+    assert (document["format"], document["version"]) == (WORKLOAD_FORMAT, WORKLOAD_VERSION)
+
+    data = load_data(config)
+    model = build_model(config, data)
+    modules = weight_layers(model)
+    assert [layer.name for layer in work.layers] == [name for name, _ in modules]
+    for layer, (_, module) in zip(work.layers, modules, strict=True):
+        assert layer.weight_shape == tuple(module.weight.shape)
+        assert layer.bias == (module.bias is not None)
+        assert layer.weight_bits == config.weight_bits
+    # 300 samples in batches of 64: four full batches and one of 44, every epoch.
+    assert work.batches == ((64, 4), (44, 1)) and work.steps_per_epoch == 5
+    assert work.epochs == config.epochs and work.batch_size == 64
+
+
+def test_simulated_macs_are_what_the_recorded_network_computes(run):
+    """Per step: forward and weight gradient once per layer and sample, errors sent down by
+    every layer but the first (the input needs no error)."""
+    config, out = run
+    work = load_workload(out / "workload.json")
+    per_sample = [layer.macs_per_sample for layer in work.layers]
+    for layer in work.layers:  # macs from the shapes, independently of the recorder
+        if layer.kind == "linear":
+            assert layer.macs_per_sample == math.prod(layer.weight_shape)
+        else:
+            out_channels, in_channels, kh, kw = layer.weight_shape
+            spatial = math.prod(layer.output_shape[1:])
+            assert layer.macs_per_sample == out_channels * spatial * in_channels * kh * kw
+    rule = config.algo
+    result = simulate(out / "workload.json", "edge_sram", rule).rules[rule]
+    batch = config.batch_size
+    by_phase = result.step.counts.macs_by_phase()
+    assert by_phase["forward"] == batch * sum(per_sample)
+    assert by_phase["backward"] == batch * sum(per_sample[1:])
+    assert by_phase["gradient"] == batch * sum(per_sample)
+
+
+def test_reader_refuses_what_the_writer_would_not_write(run):
+    _, out = run
+    document = json.loads((out / "workload.json").read_text())
+    for key, value in (("format", "other-format"), ("version", WORKLOAD_VERSION + 1)):
+        with pytest.raises(InputError, match=key):
+            workload_from_dict({**document, key: value}, "doc")
+    bad_layer = {**document["layers"][0], "kind": "lstm"}
+    with pytest.raises(InputError, match="kind"):
+        workload_document(
+            source=document["source"],
+            input_shape=document["input_shape"],
+            batch_size=document["batch_size"],
+            layers=[bad_layer],
+            optimizer=document["optimizer"],
+        )
+
+
+def test_the_writer_rebuilds_the_recorded_document(run):
+    """The recorded file is exactly the contract's document of its own parts."""
+    _, out = run
+    document = json.loads((out / "workload.json").read_text())
+    rebuilt = workload_document(
+        source=document["source"],
+        input_shape=document["input_shape"],
+        batch_size=document["batch_size"],
+        layers=document["layers"],
+        optimizer=document["optimizer"],
+        train_samples=document["train_samples"],
+        epochs=document["epochs"],
+        batches=document["batches"],
+    )
+    assert rebuilt == document
