@@ -152,9 +152,9 @@ def draw_feedback(
     - ``fa``: ``B`` drawn independently, N(0, σ²) elementwise.
     - ``ifa`` (θ = 0): ``B = W₀`` (a copy; scaled to σ when ``backward_gain`` is set).
     - ``ifa:θ``: ``B = s·(cos θ · Ŵ₀ + sin θ · R̂⊥)`` with ``R`` drawn like ``B`` and ``R⊥`` its
-      part orthogonal to ``W₀``, so that ``angle(W₀, B) = θ`` exactly (ARCHITECTURE.md §2, with the
-      roles of ``W₀`` and ``B`` swapped: the model keeps its forward init and ``B`` is placed
-      around it; the pair has the same geometry).
+      part orthogonal to ``W₀``, so that ``angle(W₀, B) = θ`` exactly (docs/learning.md: the
+      paper draws ``B`` and places ``W₀``; here the model keeps its forward init and ``B`` is
+      placed around it; the pair has the same geometry).
 
     ``σ = backward_gain / sqrt(fan_in)`` (1 = LeCun, √2 = He) or, when ``backward_gain`` is None,
     the RMS of ``W₀``; ``s = σ · sqrt(numel)``. ``B`` is then stored at ``feedback_bits``.
