@@ -175,7 +175,8 @@ def workload_from_dict(data: Any, where: str = "<workload>") -> Workload:
                 error_bits=positive(raw["error_bits"], f"{at}.error_bits"),
             )
         )
-    source = data.get("source") if isinstance(data.get("source"), dict) else {}
+    raw_source = data.get("source")
+    source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
     return Workload(
         layers=tuple(layers),
         batch_size=batch_size,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hwsim.core.errors import InputError
 from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
@@ -190,7 +190,7 @@ class _Problems:
         if value not in choices:
             self.add(path, f"must be one of {', '.join(choices)}, got {value!r}")
             return choices[0]
-        return value
+        return cast(str, value)
 
 
 def _kind(value: Any) -> str:

@@ -12,7 +12,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from hwsim.core.workload import Workload
-from hwsim.sim.chip import Chip
+from hwsim.sim.chip import Chip, MemoryLevel
 from hwsim.sim.dataflow import INIT_PHASE, Plan, mac_operand_bits, next_activation_bits
 
 #: (level, tensor, phase, direction)
@@ -104,14 +104,14 @@ class Counts:
     def __add__(self, other: Counts) -> Counts:
         tally = Tally()
         for counts in (self, other):
-            for key, c in counts.accesses.items():
-                tally.accesses[key] += c
-            for key, b in counts.interconnect_bits.items():
-                tally.interconnect_bits[key] += b
-            for key, m in counts.macs.items():
-                tally.macs[key] += m
-            for key, v in counts.generated_values.items():
-                tally.generated_values[key] += v
+            for access_key, c in counts.accesses.items():
+                tally.accesses[access_key] += c
+            for link_key, b in counts.interconnect_bits.items():
+                tally.interconnect_bits[link_key] += b
+            for mac_key, m in counts.macs.items():
+                tally.macs[mac_key] += m
+            for phase, v in counts.generated_values.items():
+                tally.generated_values[phase] += v
         return tally.freeze()
 
 
@@ -119,10 +119,14 @@ class Counts:
 class Tally:
     """A mutable accumulator of counts; ``freeze()`` gives the frozen :class:`Counts`."""
 
-    accesses: defaultdict = field(default_factory=lambda: defaultdict(lambda: AccessCount(0, 0, 0)))
-    interconnect_bits: defaultdict = field(default_factory=lambda: defaultdict(int))
-    macs: defaultdict = field(default_factory=lambda: defaultdict(int))
-    generated_values: defaultdict = field(default_factory=lambda: defaultdict(int))
+    accesses: defaultdict[CountKey, AccessCount] = field(
+        default_factory=lambda: defaultdict(lambda: AccessCount(0, 0, 0))
+    )
+    interconnect_bits: defaultdict[tuple[str, str], int] = field(
+        default_factory=lambda: defaultdict(int)
+    )
+    macs: defaultdict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+    generated_values: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def freeze(self) -> Counts:
         """Drop zero entries and return frozen counts with sorted keys."""
@@ -149,10 +153,18 @@ class _ClosedForm:
     def bits(self, phase: str, layer: int) -> int:
         return mac_operand_bits(self.workload, self.chip, self.plan, phase, layer)
 
-    def level(self, tensor: str, layer: int):
+    def level(self, tensor: str, layer: int) -> MemoryLevel:
         return self.chip.memory(self.plan.placement[(tensor, layer)])
 
-    def per_sample(self, tensor, layer, phase, direction, bits_per_sample, level_layer=None):
+    def per_sample(
+        self,
+        tensor: str,
+        layer: int,
+        phase: str,
+        direction: str,
+        bits_per_sample: int,
+        level_layer: int | None = None,
+    ) -> None:
         """A transfer of every fetch group's samples: (g−1) full groups and the last one."""
         level = self.level(tensor, layer if level_layer is None else level_layer)
         w, b = level.word_bits, level.burst_words
@@ -164,7 +176,16 @@ class _ClosedForm:
             (self.g - 1) * _access(words_full, b) + _access(words_last, b),
         )
 
-    def repeated(self, tensor, layer, phase, direction, bits, times, link_bits=0):
+    def repeated(
+        self,
+        tensor: str,
+        layer: int,
+        phase: str,
+        direction: str,
+        bits: int,
+        times: int,
+        link_bits: int = 0,
+    ) -> None:
         """The same ``bits`` moved ``times`` times (one fetch each)."""
         if times == 0 or bits == 0:
             return

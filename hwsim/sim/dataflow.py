@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.rules import Rule
@@ -47,11 +48,13 @@ class Plan:
         return [r] * (g - 1) + [self.batch_size - r * (g - 1)]
 
 
-def stored_bits(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> list[dict]:
+def stored_bits(
+    workload: Workload, chip: Chip, rule: Rule, batch_size: int
+) -> list[dict[str, Any]]:
     """Bits each stored tensor of each layer needs, in allocation order (most pinned first)."""
     uses_b = rule.uses_feedback_weights
     mirror = not uses_b and chip.bp_weight_access == "mirror"
-    rows: list[dict] = []
+    rows: list[dict[str, Any]] = []
     layers = workload.layers
     for tensor in (
         "weights",

@@ -56,7 +56,9 @@ def build_workload(
     )
 
 
-def _mlp_layers(spec: str, widths_text: str, bits: dict) -> tuple[list[dict], list[int]]:
+def _mlp_layers(
+    spec: str, widths_text: str, bits: dict[str, Any]
+) -> tuple[list[dict[str, Any]], list[int]]:
     try:
         widths = [int(w) for w in widths_text.split("-")]
     except ValueError:
@@ -81,7 +83,9 @@ def _mlp_layers(spec: str, widths_text: str, bits: dict) -> tuple[list[dict], li
     return layers, [widths[0]]
 
 
-def _conv(name: str, cin: int, cout: int, size: int, k: int, stride: int, bits: dict) -> dict:
+def _conv(
+    name: str, cin: int, cout: int, size: int, k: int, stride: int, bits: dict[str, Any]
+) -> dict[str, Any]:
     pad = k // 2
     out = (size + 2 * pad - k) // stride + 1
     return {
@@ -99,7 +103,7 @@ def _conv(name: str, cin: int, cout: int, size: int, k: int, stride: int, bits: 
     }
 
 
-def _resnet18_layers(bits: dict) -> list[dict]:
+def _resnet18_layers(bits: dict[str, Any]) -> list[dict[str, Any]]:
     layers = [_conv("conv1", 3, 64, 32, 3, 1, bits)]
     cin, size = 64, 32
     for stage, cout in enumerate((64, 128, 256, 512), start=1):

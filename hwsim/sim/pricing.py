@@ -10,9 +10,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import TypeVar
 
 from hwsim.sim.chip import Chip
 from hwsim.sim.counting import CountKey, Counts
+
+_K = TypeVar("_K")  # a key of one of the energy breakdowns
 
 #: Keys of :attr:`Energy.breakdown_pj`, in report order. Their values sum to the total.
 ENERGY_PARTS = ("memory", "interconnect", "compute", "feedback_generation", "leakage")
@@ -43,8 +46,8 @@ class Energy:
         )
 
     def __add__(self, other: Energy) -> Energy:
-        def merge(a: dict, b: dict) -> dict:
-            out = defaultdict(float, a)
+        def merge(a: dict[_K, float], b: dict[_K, float]) -> dict[_K, float]:
+            out: defaultdict[_K, float] = defaultdict(float, a)
             for k, v in b.items():
                 out[k] += v
             return dict(out)

@@ -16,9 +16,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
+from collections.abc import Generator
 from dataclasses import dataclass
+from typing import Any, cast
 
 import simpy
+from simpy.core import SimTime
+from simpy.events import NORMAL, EventPriority
 
 from hwsim.core.workload import Workload
 from hwsim.sim.chip import Chip
@@ -27,6 +31,9 @@ from hwsim.sim.dataflow import Plan, Task, Transfer, lower_init, lower_step
 
 LINK = "interconnect"
 PRNG = "prng"
+
+#: A SimPy process body: yields events to wait for.
+_Process = Generator[simpy.Event, Any, None]
 
 
 @dataclass(frozen=True)
@@ -61,7 +68,9 @@ class _CountingEnvironment(simpy.Environment):
         super().__init__()
         self.scheduled = 0
 
-    def schedule(self, event, priority=1, delay=0):  # type: ignore[override]
+    def schedule(
+        self, event: simpy.Event, priority: EventPriority = NORMAL, delay: SimTime = 0
+    ) -> None:
         self.scheduled += 1
         super().schedule(event, priority, delay)
 
@@ -87,17 +96,21 @@ class _Machine:
         if self.timeline is not None:
             self.timeline.append(TimelineEvent(name, task.phase, tensor, task.layer, start, end))
 
-    def _hold(self, name: str, cycles: int, unit: str, task: Task, tensor: str):
+    def _now(self) -> int:
+        # Every timeout is a whole number of cycles, so SimPy's clock stays an int.
+        return cast(int, self.env.now)
+
+    def _hold(self, name: str, cycles: int, unit: str, task: Task, tensor: str) -> _Process:
         resource = self.resources[name]
-        asked = self.env.now
+        asked = self._now()
         with resource.request() as grant:
             yield grant
-            self.stall[unit] += self.env.now - asked
-            start = self.env.now
+            self.stall[unit] += self._now() - asked
+            start = self._now()
             yield self.env.timeout(cycles)
-        self._mark(name, task, tensor, start, self.env.now)
+        self._mark(name, task, tensor, start, self._now())
 
-    def move(self, unit: str, task: Task, t: Transfer):
+    def move(self, unit: str, task: Task, t: Transfer) -> _Process:
         """Carry out one transfer; stores cross the link before the memory, loads after."""
         steps = []
         if t.level is None:
@@ -124,20 +137,20 @@ class _Machine:
         if t.link_bits:
             self.tally.interconnect_bits[(t.tensor, task.phase)] += t.link_bits
 
-    def _all(self, unit: str, task: Task, transfers: tuple[Transfer, ...]):
+    def _all(self, unit: str, task: Task, transfers: tuple[Transfer, ...]) -> _Process:
         if len(transfers) == 1:
             yield from self.move(unit, task, transfers[0])
         elif transfers:
             yield self.env.all_of([self.env.process(self.move(unit, task, t)) for t in transfers])
 
-    def run(self, task: Task, macs_per_cycle: int):
+    def run(self, task: Task, macs_per_cycle: int) -> _Process:
         """Load (in parallel), compute, store (in parallel)."""
         unit = task.unit
         yield from self._all(unit, task, task.loads)
         if task.macs:
-            start = self.env.now
+            start = self._now()
             yield self.env.timeout(math.ceil(task.macs / macs_per_cycle))
-            self._mark(unit, task, "macs", start, self.env.now)
+            self._mark(unit, task, "macs", start, self._now())
             self.capacity.setdefault(unit, 1)
             self.tally.macs[(task.phase, task.operand_bits)] += task.macs
         yield from self._all(unit, task, task.stores)
@@ -171,14 +184,14 @@ def simulate_step(
     error_ready = {(c, i): env.event() for c in range(len(chunks)) for i in range(top + 1)}
     speed = chip.macs_per_cycle
 
-    def forward_unit():
+    def forward_unit() -> _Process:
         for c, tasks in enumerate(chunks):
             for task in tasks:
                 if task.unit == "forward":
                     yield from machine.run(task, speed["forward"])
             forward_done[c].succeed()
 
-    def error_unit():
+    def error_unit() -> _Process:
         for c, tasks in enumerate(chunks):
             yield forward_done[c]
             for task in tasks:
@@ -188,7 +201,7 @@ def simulate_step(
                     produced = task.layer if not task.loads else task.layer - 1
                     error_ready[(c, produced)].succeed()
 
-    def update_unit():
+    def update_unit() -> _Process:
         for c, tasks in enumerate(chunks):
             for task in tasks:
                 if task.unit == "update":
@@ -208,7 +221,7 @@ def simulate_init(workload: Workload, chip: Chip, plan: Plan) -> SimOutcome:
     """Simulate a rule's one-time init, task after task."""
     machine = _Machine(chip, record_timeline=False)
 
-    def init_unit():
+    def init_unit() -> _Process:
         for task in lower_init(workload, chip, plan):
             yield from machine.run(task, 1)
 
