@@ -8,10 +8,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from hwsim.cli import main
 from hwsim.core.resources import CHIPS_DIR, DEFAULT_CHIP
+from hwsim.sim import simulate
+from hwsim.sim.model_specs import build_workload
 
 TOY = Path(__file__).parent / "data" / "toy_chip.yaml"
 
@@ -47,15 +50,19 @@ def test_simulate_json_document():
         "energy_pj": 12.0,
     }
     assert fa["macs"] == 172
+    # wiring: the JSON carries the API's numbers (their derivation: tests/sim/test_sim_counts.py)
     energy = fa["energy_pj"]
-    assert energy["total"] == sum(energy["breakdown"].values())
+    assert (
+        energy["total"]
+        == simulate(build_workload("mlp:4-3-2", batch_size=3), TOY, "fa")
+        .rules["fa"]
+        .step.energy.total_pj
+    )
     assert fa["latency_s"] == fa["latency_cycles"] / 1e6
     assert fa["run_totals"] is None  # a model spec has no epochs
 
 
 def test_simulate_workload_file_with_run_totals(tmp_path):
-    from hwsim.sim.model_specs import build_workload
-
     doc = build_workload("mlp:4-3-2", batch_size=3)
     doc.update(epochs=2, batches=[{"batch_size": 3, "count": 2}, {"batch_size": 2, "count": 1}])
     path = tmp_path / "workload.json"
@@ -64,7 +71,11 @@ def test_simulate_workload_file_with_run_totals(tmp_path):
     assert result.exit_code == 0, result.output
     totals = json.loads(result.output)["rules"]["fa"]["run_totals"]
     assert totals["steps"] == 6 and totals["epochs"] == 2
-    assert totals["energy_pj"]["total"] == sum(totals["energy_pj"]["breakdown"].values())
+    # 2 epochs of two batches of 3 and one of 2, plus FA's init (B written once)
+    result = simulate(doc, TOY, "fa").rules["fa"]
+    full, last = result.steps_by_batch_size[3], result.steps_by_batch_size[2]
+    expected = 2 * (2 * full.energy.total_pj + last.energy.total_pj) + result.init.energy.total_pj
+    assert totals["energy_pj"]["total"] == pytest.approx(expected)
 
 
 def test_simulate_table_and_default_chip():
