@@ -1,0 +1,76 @@
+"""The main jobs at their real defaults, end to end through the CLI (``pytest -m slow``).
+
+The default test run covers the same code on shortened settings; these run what a newcomer runs:
+the built-in ``hwsim compare`` (mnist5k, quantized MLP 784-256×5-10, 5 epochs, edge_sram), the
+report regenerated from its directory, and every analysis on one of its runs.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from hwsim.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _run(*args: str):
+    return CliRunner().invoke(main, list(args), catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def default_compare(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("default") / "compare"
+    result = _run("compare", "--out", str(out), "--json", "--quiet")
+    assert result.exit_code == 0, result.output
+    return out, json.loads(result.output)
+
+
+def test_default_compare_measures_what_the_readme_says(default_compare):
+    out, summary = default_compare
+    assert summary["data"] == {"dataset": "mnist5k", "train_samples": 4000, "test_samples": 1000}
+    assert summary["rule_order"] == ["bp", "fa", "ifa"] and summary["chip_order"] == ["edge_sram"]
+    rules = summary["rules"]
+    assert all(rules[r]["status"] == "completed" for r in rules)
+    assert all(rules[r]["epochs_completed"] == 5 for r in rules)
+    # Only BP moves weights to its error unit; FA and IFA read B from their own memory instead.
+    assert rules["bp"]["weight_transport_bits"] > 0 and rules["bp"]["feedback_read_bits"] == 0
+    for rule in ("fa", "ifa"):
+        assert rules[rule]["weight_transport_bits"] == 0 and rules[rule]["feedback_read_bits"] > 0
+    # Same network, same MACs: the rules differ in where the error phase reads its matrix.
+    assert rules["bp"]["macs"] == rules["fa"]["macs"] == rules["ifa"]["macs"]
+    # The paper's headline at this depth: IFA learns far better than FA, close to BP.
+    accuracy = {r: rules[r]["test_accuracy"]["final"] for r in rules}
+    assert accuracy["ifa"] > accuracy["fa"] + 0.05
+    assert accuracy["bp"] > 0.85 and accuracy["ifa"] > 0.85
+    for name in ("summary.json", "accesses.csv", "report.md", "report.html", "experiment.yaml"):
+        assert (out / name).is_file(), name
+
+
+def test_report_regenerates_identically_from_the_directory(default_compare, tmp_path):
+    out, _ = default_compare
+    before = {p.name: p.read_bytes() for p in (out / "report.md", out / "report.html")}
+    figures = {p.name: p.read_bytes() for p in (out / "figures").glob("*.png")}
+    result = _run("report", str(out))
+    assert result.exit_code == 0, result.output
+    assert {p.name: p.read_bytes() for p in (out / "report.md", out / "report.html")} == before
+    assert {p.name: p.read_bytes() for p in (out / "figures").glob("*.png")} == figures
+
+
+def test_every_analysis_runs_on_a_default_run(default_compare):
+    out, summary = default_compare
+    run_dir = out / summary["rules"]["ifa"]["run_dirs"][0]
+    result = _run("analyze", "all", str(run_dir), "--json")
+    assert result.exit_code == 0, result.output
+    results = json.loads(result.output)
+    assert set(results) == {"hessian", "landscape", "alignment", "robustness"}
+    # IFA starts aligned: every layer that sends an error down begins at 0°.
+    initial = {layer: angles[0] for layer, angles in results["alignment"]["alignment_deg"].items()}
+    assert all(abs(angle) < 1e-3 for angle in initial.values())
+    for name in ("hessian", "landscape", "alignment", "robustness"):
+        assert (run_dir / "analysis" / f"{name}.json").is_file()
+        assert (run_dir / "analysis" / f"{name}.png").is_file()
