@@ -9,10 +9,7 @@ import click
 
 from hwsim.cli import main
 from hwsim.cli.common import console, err_console, progress_bar
-
-
-def _fmt(value: float | None, spec: str = ".4f") -> str:
-    return "—" if value is None else format(value, spec)
+from hwsim.core.units import format_number
 
 
 @main.command()
@@ -98,9 +95,9 @@ def train(
         epoch = row["epoch"]
         if not quiet:
             progress.console.print(
-                f"epoch {row['epoch']:>3}  train loss {_fmt(row['train_loss'])}  "
-                f"acc {_fmt(row['train_accuracy'], '.3f')}  test loss {_fmt(row['test_loss'])}  "
-                f"acc {_fmt(row['test_accuracy'], '.3f')}"
+                f"epoch {row['epoch']:>3}  train loss {format_number(row['train_loss'], '.4f')}  "
+                f"acc {format_number(row['train_accuracy'], '.3f')}  test loss {format_number(row['test_loss'], '.4f')}  "
+                f"acc {format_number(row['test_accuracy'], '.3f')}"
                 + ("  [red]diverged[/]" if row["diverged"] else ""),
                 highlight=False,
             )
@@ -115,7 +112,7 @@ def train(
         )
     console.print(
         f"{config.algo}: {result.status}, final test accuracy "
-        f"{_fmt(result.final_test_accuracy, '.4f')}, "
-        f"best {_fmt(result.best_test_accuracy, '.4f')} → {out}",
+        f"{format_number(result.final_test_accuracy, '.4f')}, "
+        f"best {format_number(result.best_test_accuracy, '.4f')} → {out}",
         highlight=False,
     )
