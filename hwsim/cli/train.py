@@ -94,10 +94,12 @@ def train(
         nonlocal epoch
         epoch = row["epoch"]
         if not quiet:
+            loss, acc = ".4f", ".3f"
             progress.console.print(
-                f"epoch {row['epoch']:>3}  train loss {format_number(row['train_loss'], '.4f')}  "
-                f"acc {format_number(row['train_accuracy'], '.3f')}  test loss {format_number(row['test_loss'], '.4f')}  "
-                f"acc {format_number(row['test_accuracy'], '.3f')}"
+                f"epoch {row['epoch']:>3}  train loss {format_number(row['train_loss'], loss)}  "
+                f"acc {format_number(row['train_accuracy'], acc)}  "
+                f"test loss {format_number(row['test_loss'], loss)}  "
+                f"acc {format_number(row['test_accuracy'], acc)}"
                 + ("  [red]diverged[/]" if row["diverged"] else ""),
                 highlight=False,
             )
