@@ -1,6 +1,9 @@
 """``hwsim analyze WHAT RUN_DIR``: curvature, landscape, alignment or robustness of a training run.
 
-Only parsing and printing live here; the work is :func:`models.analysis.analyze`.
+Only parsing and printing live here: the analyses are :func:`hwsim.experiments.analysis.analyze`
+(which writes the JSON), the figures :func:`hwsim.render.analysis.write_analysis_figure` (which
+draws each PNG from that JSON). Torch, the learning side and matplotlib are imported inside the
+command only, so ``hwsim --help`` stays light.
 """
 
 from __future__ import annotations
@@ -13,8 +16,11 @@ from rich.table import Table
 
 from hwsim.cli import main
 from hwsim.cli.common import InputError, console, err_console
+from hwsim.core.units import format_number
 
 _CHOICES = ("hessian", "landscape", "alignment", "robustness", "all")
+#: Number formats of the summaries: values to 4 significant digits, standard errors to 2.
+_SIG, _ERR = ".4g", ".2g"
 
 
 def _number_list(text: str, convert: type, option: str) -> list[Any]:
@@ -29,17 +35,13 @@ def _names(text: str) -> list[str]:
     return [part.strip() for part in text.split(",") if part.strip()]
 
 
-def _fmt(value: float | None, digits: int = 4) -> str:
-    return "—" if value is None else f"{value:.{digits}g}"
-
-
 def _print_hessian(result: dict[str, Any]) -> None:
     console.print(
         f"[bold]hessian[/] {result['rule']} epoch {result['epoch']} (BP view, "
         f"{result['data']['samples']} training samples, {result['probes']} probes, "
-        f"seed {result['seed']}): trace {_fmt(result['trace'])} ± "
-        f"{_fmt(result['trace_stderr'], 2)}, top eigenvalues "
-        + ", ".join(_fmt(v) for v in result["top_eigenvalues"]),
+        f"seed {result['seed']}): trace {format_number(result['trace'], _SIG)} ± "
+        f"{format_number(result['trace_stderr'], _ERR)}, top eigenvalues "
+        + ", ".join(format_number(v, _SIG) for v in result["top_eigenvalues"]),
         highlight=False,
     )
     if result["by_epoch"]:
@@ -47,10 +49,10 @@ def _print_hessian(result: dict[str, Any]) -> None:
         for epoch, entry in result["by_epoch"].items():
             table.add_row(
                 epoch,
-                _fmt(entry["loss"]),
-                _fmt(entry["trace"]),
-                _fmt(entry["trace_stderr"], 2),
-                _fmt(entry["top_eigenvalues"][0]),
+                format_number(entry["loss"], _SIG),
+                format_number(entry["trace"], _SIG),
+                format_number(entry["trace_stderr"], _ERR),
+                format_number(entry["top_eigenvalues"][0], _SIG),
             )
         console.print(table)
 
@@ -59,9 +61,9 @@ def _print_landscape(result: dict[str, Any]) -> None:
     eigen = result["surface"]["direction_eigenvalues"] or []
     console.print(
         f"[bold]landscape[/] {result['rule']} epoch {result['epoch']}: loss "
-        f"{_fmt(result['center_loss'])} at the trained weights, up to "
-        f"+{_fmt(result['max_loss_increase'])} within ±{result['span']:g} along the top-2 "
-        f"eigenvectors (λ = {', '.join(_fmt(v) for v in eigen)})",
+        f"{format_number(result['center_loss'], _SIG)} at the trained weights, up to "
+        f"+{format_number(result['max_loss_increase'], _SIG)} within ±{result['span']:g} "
+        f"along the top-2 eigenvectors (λ = {', '.join(format_number(v, _SIG) for v in eigen)})",
         highlight=False,
     )
     trajectory = result["trajectory"]
@@ -70,7 +72,8 @@ def _print_landscape(result: dict[str, Any]) -> None:
         console.print(
             f"  trajectory over epochs {trajectory['epochs'][0]}–{trajectory['epochs'][-1]}: "
             f"PC1 {100 * ev[0]:.1f}%, PC2 {100 * ev[1]:.1f}% of the path; loss "
-            f"{_fmt(trajectory['path_loss'][0])} → {_fmt(trajectory['path_loss'][-1])}",
+            f"{format_number(trajectory['path_loss'][0], _SIG)} → "
+            f"{format_number(trajectory['path_loss'][-1], _SIG)}",
             highlight=False,
         )
     else:
@@ -90,9 +93,9 @@ def _print_alignment(result: dict[str, Any]) -> None:
         angles = result["alignment_deg"][layer]
         table.add_row(
             layer,
-            _fmt(angles[0]),
-            _fmt(angles[-1]),
-            _fmt(result["update_angle_deg"][layer][-1]),
+            format_number(angles[0], _SIG),
+            format_number(angles[-1], _SIG),
+            format_number(result["update_angle_deg"][layer][-1], _SIG),
         )
     console.print(table)
     if result["note"]:
@@ -104,7 +107,7 @@ def _print_robustness(result: dict[str, Any]) -> None:
         f"[bold]robustness[/] {result['rule']} epoch {result['epoch']} "
         f"({result['data']['samples']} test samples, seed {result['seed']}): clean accuracy "
         f"{result['clean_accuracy']:.4f}, mean under corruptions "
-        f"{_fmt(result['mean_corruption_accuracy'])}",
+        f"{format_number(result['mean_corruption_accuracy'], _SIG)}",
         highlight=False,
     )
     if result["corruptions_skipped"]:
@@ -185,6 +188,7 @@ def analyze(
     """
     from hwsim.experiments.analysis import analysis_files
     from hwsim.experiments.analysis import analyze as run_analysis
+    from hwsim.render.analysis import write_analysis_figure
 
     options: dict[str, Any] = {k: v for k, v in numbers.items() if v is not None}
     if epochs is not None:
@@ -201,7 +205,9 @@ def analyze(
         options["surrogate_dir"] = surrogate
     with err_console.status(f"analyzing {what} of {run_dir} …"):
         result = run_analysis(run_dir, what, **options)
-    results = result if what == "all" else {what: result}
+        results = result if what == "all" else {what: result}
+        for name in results:
+            write_analysis_figure(run_dir, name)
     if as_json:
         click.echo(json.dumps(result, indent=1))
         return

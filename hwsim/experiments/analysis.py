@@ -2,9 +2,10 @@
 
 Each ``analyze_*`` function reads a run directory written by :func:`models.training.train`,
 runs the numerical core of :mod:`models.analysis` on it and writes ``RUN_DIR/analysis/<name>.json``
-plus a figure ``RUN_DIR/analysis/<name>.png`` beside it (both atomically: ``name.tmp`` then
-``os.replace``). Each returns exactly the dictionary it wrote. Every result is deterministic given
-``seed`` (and the run).
+(atomically: ``name.tmp`` then ``os.replace``). Each returns exactly the dictionary it wrote.
+Every result is deterministic given ``seed`` (and the run). Nothing here draws: the figure
+``RUN_DIR/analysis/<name>.png`` is drawn from the JSON by :mod:`hwsim.render.analysis`
+(``hwsim analyze`` does both).
 
 - ``hessian`` (:func:`analyze_curvature`): Hutchinson trace, top-k eigenvalues (Lanczos) and the
   spectral density (stochastic Lanczos quadrature) of the training loss, at the final weights and
@@ -20,7 +21,7 @@ plus a figure ``RUN_DIR/analysis/<name>.png`` beside it (both atomically: ``name
 
 Every gradient-based analysis runs on the BP view (:func:`models.convert.bp_view`) of the model in
 eval mode: autograd through a feedback-alignment layer is the FA update, not the gradient
-(ARCHITECTURE.md §2). Curvature and landscape use the first ``samples`` training samples (the
+(docs/analyses.md). Curvature and landscape use the first ``samples`` training samples (the
 training split is already shuffled by ``data_seed``) in batches of ``batch_size``, and the mean
 cross-entropy; robustness uses the first ``samples`` test samples.
 """
@@ -42,7 +43,8 @@ import yaml
 from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
-from hwsim.core.files import jsonable, write_atomic
+from hwsim.core.files import jsonable, read_text, write_atomic
+from hwsim.core.stats import finite, mean_std
 from models.analysis.attacks import adversarial_accuracy, input_gradient_fn, transfer_accuracy
 from models.analysis.corruptions import CORRUPTION_NAMES, corruption_accuracy
 from models.analysis.evaluation import accuracy
@@ -63,6 +65,7 @@ from models.training import (
     load_checkpoint,
     load_run,
     load_weights,
+    read_metrics,
     snapshot_path,
     train,
 )
@@ -108,7 +111,8 @@ _VIEW = "bp: the same forward weights with true gradients (models.convert.bp_vie
 
 
 def analysis_files(run_dir: str | Path, what: str) -> tuple[Path, Path]:
-    """``(json, png)`` paths that analysis ``what`` writes in ``run_dir``."""
+    """``(json, png)`` paths of analysis ``what`` in ``run_dir``: the result the analysis writes,
+    and the figure :func:`hwsim.render.analysis.write_analysis_figure` draws from it."""
     folder = Path(run_dir) / ANALYSIS_DIR
     return folder / f"{what}.json", folder / f"{what}.png"
 
@@ -234,21 +238,11 @@ def _header(what: str, run: _Run, seed: int | None) -> dict[str, Any]:
 # --------------------------------------------------------------------------- writing
 
 
-def _write(run: Path, what: str, result: dict[str, Any], figure: Callable[[dict], Any]) -> dict:
-    """Render the figure, then write JSON and PNG atomically; return the JSON-ready result."""
-    # Imported here so that `import models.analysis` does not pull in matplotlib.
-    import matplotlib
-
-    from hwsim.render.style import FIGURE_STYLE, png_bytes
-
+def _write(run: Path, what: str, result: dict[str, Any]) -> dict[str, Any]:
+    """Write ``RUN_DIR/analysis/<what>.json`` atomically; return the JSON-ready result."""
     result = jsonable(result)
-    text = json.dumps(result, indent=1) + "\n"
-    with matplotlib.rc_context(FIGURE_STYLE):
-        png = png_bytes(figure(result))
-    json_path, png_path = analysis_files(run, what)
-    json_path.parent.mkdir(exist_ok=True)
-    write_atomic(json_path, text.encode())
-    write_atomic(png_path, png)
+    json_path, _ = analysis_files(run, what)
+    write_atomic(json_path, json.dumps(result, indent=1) + "\n")
     return result
 
 
@@ -367,7 +361,7 @@ def analyze_curvature(
         **final,
         "by_epoch": by_epoch,
     }
-    return _write(run.path, "hessian", result, _hessian_figure)
+    return _write(run.path, "hessian", result)
 
 
 # --------------------------------------------------------------------------- landscape
@@ -408,9 +402,7 @@ def analyze_landscape(
     _positive("grid", grid)
     _positive("trajectory_grid", trajectory_grid)
     for name, value in (("span", span), ("rise", rise)):
-        if value is not None and not (
-            isinstance(value, int | float) and math.isfinite(value) and value > 0
-        ):
+        if value is not None and not (finite(value) and value > 0):
             raise InputError(f"{name} must be a positive number, got {value!r}")
     if not (isinstance(margin, int | float) and margin >= 0):
         raise InputError(f"margin must be non-negative, got {margin!r}")
@@ -463,7 +455,7 @@ def analyze_landscape(
         "trajectory": trajectory,
         "trajectory_note": trajectory_note,
     }
-    return _write(run.path, "landscape", result, _landscape_figure)
+    return _write(run.path, "landscape", result)
 
 
 # --------------------------------------------------------------------------- alignment
@@ -479,13 +471,13 @@ def analyze_alignment(run_dir: str | Path) -> dict[str, Any]:
     """
     run = _require(run_dir, ("config.yaml", "metrics.jsonl"))
     config_path, metrics_path = run / "config.yaml", run / "metrics.jsonl"
+    text = read_text(config_path, "the run's training config (written by `hwsim train`)")
     try:
-        config = TrainConfig.from_dict(
-            yaml.safe_load(config_path.read_text()), source=str(config_path)
-        )
-        rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-    except (yaml.YAMLError, json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise InputError(f"{run}: cannot read config.yaml / metrics.jsonl ({e})") from None
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as e:
+        raise InputError(f"{config_path}: invalid YAML ({e})") from None
+    config = TrainConfig.from_dict(raw, source=str(config_path))
+    rows = read_metrics(run)
     if not rows or any("epoch" not in r or "alignment_deg" not in r for r in rows):
         raise InputError(f"{metrics_path}: expected one JSON row per epoch with alignment_deg")
     layers = list(rows[0]["alignment_deg"])
@@ -493,10 +485,6 @@ def analyze_alignment(run_dir: str | Path) -> dict[str, Any]:
     update = {
         layer: [(r.get("update_angle_deg") or {}).get(layer) for r in rows] for layer in layers
     }
-
-    def mean(values: list[float | None]) -> float | None:
-        finite = [v for v in values if v is not None and math.isfinite(v)]
-        return sum(finite) / len(finite) if finite else None
 
     recorded = any(v is not None for values in update.values() for v in values)
     result: dict[str, Any] = {
@@ -509,9 +497,10 @@ def analyze_alignment(run_dir: str | Path) -> dict[str, Any]:
         "layers": layers,
         "alignment_deg": alignment,
         "update_angle_deg": update,
-        "mean_alignment_deg": [mean(list(r["alignment_deg"].values())) for r in rows],
+        # Means over the layers' finite angles (None where there is none).
+        "mean_alignment_deg": [mean_std(r["alignment_deg"].values())[0] for r in rows],
         "mean_update_angle_deg": [
-            mean(list((r.get("update_angle_deg") or {}).values())) for r in rows
+            mean_std((r.get("update_angle_deg") or {}).values())[0] for r in rows
         ],
         "test_accuracy": [r.get("test_accuracy") for r in rows],
         "diverged": [bool(r.get("diverged")) for r in rows],
@@ -524,7 +513,7 @@ def analyze_alignment(run_dir: str | Path) -> dict[str, Any]:
             else "update angles were not recorded (update_angle_batches = 0)"
         ),
     }
-    return _write(run, "alignment", result, _alignment_figure)
+    return _write(run, "alignment", result)
 
 
 # --------------------------------------------------------------------------- robustness
@@ -602,7 +591,7 @@ def analyze_robustness(
     bad_attacks = [a for a in attacks if a not in ("fgsm", "pgd")]
     if bad_attacks:
         raise InputError(f"unknown attack(s) {', '.join(map(str, bad_attacks))}: fgsm or pgd")
-    if any(not (isinstance(e, int | float) and math.isfinite(e) and e >= 0) for e in eps_list):
+    if any(not (finite(e) and e >= 0) for e in eps_list):
         raise InputError(f"eps values must be finite and non-negative, got {list(eps_list)}")
     _positive("pgd_steps", pgd_steps)
     _positive("samples", samples)
@@ -662,9 +651,7 @@ def analyze_robustness(
         "clean_accuracy": clean,
         "severities": list(severities),
         "corruption_accuracy": by_corruption,
-        "mean_corruption_accuracy": (
-            sum(all_corrupted) / len(all_corrupted) if all_corrupted else None
-        ),
+        "mean_corruption_accuracy": mean_std(all_corrupted)[0],
         "corruptions": corruption_results,
         "corruptions_skipped": skipped,
         "eps": eps,
@@ -685,7 +672,7 @@ def analyze_robustness(
         },
         "surrogate": surrogate_info,
     }
-    return _write(run.path, "robustness", result, _robustness_figure)
+    return _write(run.path, "robustness", result)
 
 
 # --------------------------------------------------------------------------- dispatch
@@ -730,198 +717,3 @@ def analyze(run_dir: str | Path, what: str, **options: Any) -> dict[str, Any]:
         mine = {k: v for k, v in options.items() if k in _keywords(function)}
         results[name] = function(run_dir, **mine)
     return results if what == "all" else results[what]
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _epoch_axis(ax: Any) -> None:
-    from matplotlib.ticker import MaxNLocator
-
-    ax.set_xlabel("epoch (0 = before training)")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-
-
-def _hessian_figure(result: dict[str, Any]) -> Any:
-    import matplotlib.pyplot as plt
-
-    by_epoch = result["by_epoch"]
-    over_time = len(by_epoch) >= 2
-    fig, axes = plt.subplots(1, 2 if over_time else 1, figsize=(11 if over_time else 6.5, 4))
-    axes = list(axes) if over_time else [axes]
-    ax = axes[0]
-    density = result["density"]
-    if density is not None:
-        grid = density["grid"]
-        floor = max(max(density["density"]) * 1e-8, 1e-300)
-        ax.semilogy(grid, [max(d, floor) for d in density["density"]], color="#4C72B0")
-        ax.set_ylim(bottom=floor * 10)
-        ax.set_ylabel("density (smoothed, log scale)")
-    else:
-        ax.set_yticks([])
-    for value in result["top_eigenvalues"]:
-        ax.axvline(value, color="#C44E52", lw=0.8, ls="--")
-    ax.set_xlabel("Hessian eigenvalue")
-    ax.set_title(
-        f"{result['rule']} epoch {result['epoch']}: spectrum (BP view)\n"
-        f"trace {result['trace']:.4g} ± {result['trace_stderr'] or 0:.2g}, "
-        f"top eigenvalues dashed"
-    )
-    if over_time:
-        ax = axes[1]
-        epochs = [int(e) for e in by_epoch]
-        traces = [by_epoch[str(e)]["trace"] for e in epochs]
-        errors = [by_epoch[str(e)]["trace_stderr"] or 0.0 for e in epochs]
-        ax.errorbar(epochs, traces, yerr=errors, color="#4C72B0", marker="o", label="trace")
-        ax.set_ylabel("trace", color="#4C72B0")
-        twin = ax.twinx()
-        twin.plot(
-            epochs,
-            [by_epoch[str(e)]["top_eigenvalues"][0] for e in epochs],
-            color="#C44E52",
-            marker="s",
-        )
-        twin.set_ylabel("top eigenvalue", color="#C44E52")
-        twin.grid(False)
-        _epoch_axis(ax)
-        ax.set_title("Trace (± stderr) and top eigenvalue over training")
-    fig.tight_layout()
-    return fig
-
-
-def _contour(fig: Any, ax: Any, xs: list[float], ys: list[float], loss: list[list[float]]) -> None:
-    """Filled contours of ``loss[i][j]`` at ``(xs[i], ys[j])``, with a colour bar."""
-    if len(xs) < 2 or len(ys) < 2:
-        return
-    z = [[loss[i][j] for i in range(len(xs))] for j in range(len(ys))]  # rows along y
-    values = [v for row in z for v in row if math.isfinite(v)]
-    low, high = min(values, default=0.0), max(values, default=0.0)
-    if low > 0 and high / low > 20:
-        # A far corner can be 100x the basin's loss: log levels keep the basin visible.
-        from matplotlib.colors import LogNorm
-
-        levels = torch.logspace(math.log10(low), math.log10(high), 21).tolist()
-        filled = ax.contourf(xs, ys, z, levels=levels, norm=LogNorm(low, high), cmap="viridis")
-        fig.colorbar(filled, ax=ax, label="loss (log scale)", ticks=levels[::4], format="%.3g")
-    else:
-        filled = ax.contourf(xs, ys, z, levels=20, cmap="viridis")
-        fig.colorbar(filled, ax=ax, label="loss", format="%.3g")
-
-
-def _landscape_figure(result: dict[str, Any]) -> Any:
-    import matplotlib.pyplot as plt
-
-    trajectory = result["trajectory"]
-    fig, axes = plt.subplots(1, 3 if trajectory else 1, figsize=(15 if trajectory else 6, 4.2))
-    axes = list(axes) if trajectory else [axes]
-    surface = result["surface"]
-    ax = axes[0]
-    _contour(fig, ax, surface["alphas"], surface["betas"], surface["loss"])
-    ax.plot([0], [0], marker="*", color="white", markersize=12, markeredgecolor="black")
-    eigen = surface.get("direction_eigenvalues") or [math.nan, math.nan]
-    ax.set_xlabel(f"α along top eigenvector 1 (λ = {eigen[0]:.3g})")
-    ax.set_ylabel(f"β along eigenvector 2 (λ = {eigen[1]:.3g})")
-    ax.set_title(f"{result['rule']}: loss around the trained weights")
-    if trajectory:
-        ax = axes[1]
-        tsurf = trajectory["surface"]
-        _contour(fig, ax, tsurf["alphas"], tsurf["betas"], tsurf["loss"])
-        xs = [c[0] for c in trajectory["coordinates"]]
-        ys = [c[1] for c in trajectory["coordinates"]]
-        ax.plot(xs, ys, color="white", marker="o", markeredgecolor="black", lw=1.5)
-        for epoch, px, py in zip(trajectory["epochs"], xs, ys, strict=True):
-            ax.annotate(str(epoch), (px, py), textcoords="offset points", xytext=(4, 4))
-        ev = trajectory["explained_variance"]
-        ax.set_xlabel(f"PC 1 ({100 * ev[0]:.1f}% of the path)")
-        ax.set_ylabel(f"PC 2 ({100 * ev[1]:.1f}%)")
-        ax.set_title("Training trajectory on its top-2 PCA plane")
-        ax = axes[2]
-        ax.plot(trajectory["epochs"], trajectory["path_loss"], marker="o")
-        _epoch_axis(ax)
-        ax.set_ylabel("loss at the snapshot")
-        ax.set_title("Loss along the trajectory")
-    fig.tight_layout()
-    return fig
-
-
-def _alignment_figure(result: dict[str, Any]) -> Any:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    epochs = result["epochs"]
-    for key, ax, title in (
-        ("alignment_deg", axes[0], "Angle between W and B"),
-        ("update_angle_deg", axes[1], "Angle between update and true gradient"),
-    ):
-        for layer, values in result[key].items():
-            points = [(e, v) for e, v in zip(epochs, values, strict=True) if v is not None]
-            if points:
-                ax.plot(*zip(*points, strict=True), marker=".", label=f"layer {layer}")
-        _epoch_axis(ax)
-        ax.set_ylabel("degrees")
-        ax.set_ylim(bottom=0)
-        ax.set_title(f"{result['rule']}: {title}")
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend(fontsize=7, loc="best")
-        elif result["note"]:
-            ax.text(
-                0.5,
-                0.5,
-                result["note"],
-                ha="center",
-                va="center",
-                wrap=True,
-                fontsize=8,
-                transform=ax.transAxes,
-            )
-    fig.tight_layout()
-    return fig
-
-
-def _robustness_figure(result: dict[str, Any]) -> Any:
-    import matplotlib.pyplot as plt
-
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2))
-    ax = axes[0]
-    if result["corruption_accuracy"]:
-        for name, values in result["corruption_accuracy"].items():
-            ax.plot(result["severities"], values, marker="o", label=name)
-        ax.axhline(result["clean_accuracy"], color="black", ls=":", label="clean")
-        ax.set_xlabel("severity")
-        ax.set_xticks(result["severities"])
-        ax.legend(fontsize=7, loc="best")
-    else:
-        ax.text(
-            0.5,
-            0.5,
-            result["corruptions_skipped"] or "no corruptions asked for",
-            ha="center",
-            va="center",
-            wrap=True,
-            fontsize=8,
-            transform=ax.transAxes,
-        )
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title(f"{result['rule']}: accuracy under corruptions")
-    ax = axes[1]
-    colors = {"true": "#C44E52", "feedback": "#4C72B0", "transfer": "#55A868"}
-    styles = {"fgsm": "--", "pgd": "-"}
-    for attack, by_source in result["adversarial_accuracy"].items():
-        for source, values in by_source.items():
-            ax.plot(
-                result["eps"],
-                values,
-                color=colors.get(source),
-                ls=styles.get(attack, "-"),
-                marker="o",
-                label=f"{attack} {source}",
-            )
-    ax.set_xlabel("ε (L∞)")
-    ax.set_ylabel("accuracy")
-    ax.set_ylim(0, 1.02)
-    ax.set_title("Adversarial accuracy: true gradient, own feedback, transfer")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7, loc="best")
-    fig.tight_layout()
-    return fig

@@ -1,9 +1,13 @@
-"""``hwsim analyze``: exit codes, files written, --json equal to the files, clear input errors."""
+"""``hwsim analyze``: exit codes, files written, --json equal to the files, clear input errors;
+and the figures, which ``hwsim.render.analysis`` redraws from the saved JSON alone."""
 
 from __future__ import annotations
 
 import json
 import math
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +15,8 @@ import torch
 from click.testing import CliRunner
 
 from hwsim.cli import main
+from hwsim.core.errors import InputError
+from hwsim.render.analysis import ANALYSIS_FIGURES, analysis_png, write_analysis_figure
 from models.config import TrainConfig
 from models.training import train
 
@@ -41,14 +47,33 @@ def invoke(*args: str):
     return CliRunner().invoke(main, ["analyze", *args], terminal_width=120)
 
 
-def test_all_writes_every_file_and_json_matches_them(run):
-    result = invoke("all", str(run), *SMALL, "--json")
+@pytest.fixture(scope="module")
+def analyzed(run: Path):
+    """``hwsim analyze all RUN --json``, run once for the module."""
+    return invoke("all", str(run), *SMALL, "--json")
+
+
+def drawn_from_its_json(run: Path, what: str) -> bool:
+    """Whether ``what.png`` in ``run`` is exactly the figure of ``what.json`` beside it."""
+    folder = run / "analysis"
+    return (folder / f"{what}.png").read_bytes() == analysis_png(
+        json.loads((folder / f"{what}.json").read_text())
+    )
+
+
+def test_all_writes_every_file_and_json_matches_them(run, analyzed):
+    result = analyzed
     assert result.exit_code == 0, result.output
     printed = json.loads(result.output)
     assert list(printed) == ["hessian", "landscape", "alignment", "robustness"]
     for what, body in printed.items():
         assert json.loads((run / "analysis" / f"{what}.json").read_text()) == body
         assert (run / "analysis" / f"{what}.png").stat().st_size > 1000
+        assert drawn_from_its_json(run, what)
+    files = sorted(p.name for p in (run / "analysis").iterdir())
+    assert files == [f"{w}.{ext}" for w in sorted(printed) for ext in ("json", "png")] + [
+        "surrogate"
+    ]
     assert printed["hessian"]["probes"] == 4 and printed["hessian"]["density"] is None
     landscape = printed["landscape"]  # default span: where the quadratic model rises 1 nat
     span = math.sqrt(2 / landscape["surface"]["direction_eigenvalues"][0])
@@ -64,6 +89,8 @@ def test_summaries_are_readable(run):
     hessian = json.loads((run / "analysis" / "hessian.json").read_text())
     assert f"{hessian['trace']:.4g}" in result.output
     assert "analysis/hessian.json" in result.output and "epoch" in result.output
+    assert "analysis/hessian.png" in result.output
+    assert list(hessian["by_epoch"]) == ["0", "2"] and drawn_from_its_json(run, "hessian")
     result = invoke("alignment", str(run))
     assert result.exit_code == 0, result.output
     alignment = json.loads((run / "analysis" / "alignment.json").read_text())
@@ -88,3 +115,54 @@ def test_bad_input_exits_2_with_a_message(run, args, message):
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert "Traceback" not in result.output
+
+
+_REDRAW = """
+import sys
+from hwsim.render.analysis import write_analysis_figure
+for what in sys.argv[2:]:
+    write_analysis_figure(sys.argv[1], what)
+heavy = sorted(m for m in ("torch", "models", "hwsim.experiments") if m in sys.modules)
+assert not heavy, heavy
+"""
+
+
+def test_figures_redraw_from_the_json_alone(run, analyzed, tmp_path):
+    assert analyzed.exit_code == 0, analyzed.output
+    names = list(ANALYSIS_FIGURES)
+    # Only the saved results: no checkpoint, snapshots, metrics or config to recompute from.
+    copy = tmp_path / "copy"
+    (copy / "analysis").mkdir(parents=True)
+    for what in names:
+        shutil.copy(run / "analysis" / f"{what}.json", copy / "analysis")
+    # In a fresh interpreter, so that it shows the renderer never imports torch or the models.
+    done = subprocess.run(
+        [sys.executable, "-c", _REDRAW, str(copy), *names], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    for what in names:
+        command_wrote = (run / "analysis" / f"{what}.png").read_bytes()
+        assert (copy / "analysis" / f"{what}.png").read_bytes() == command_wrote
+        (copy / "analysis" / f"{what}.png").unlink()
+        # In this process too, through the public function, returning where it wrote.
+        assert write_analysis_figure(copy, what) == copy / "analysis" / f"{what}.png"
+        assert (copy / "analysis" / f"{what}.png").read_bytes() == command_wrote
+    assert not list((copy / "analysis").glob("*.tmp"))
+
+
+def test_write_analysis_figure_input_errors(run, tmp_path):
+    with pytest.raises(InputError, match=r"analysis/hessian\.json: missing"):
+        write_analysis_figure(tmp_path, "hessian")
+    with pytest.raises(InputError, match="unknown analysis 'curvature'"):
+        write_analysis_figure(run, "curvature")
+    (tmp_path / "analysis").mkdir()
+    (tmp_path / "analysis" / "landscape.json").write_text('{"analysis": "hessian"}')
+    with pytest.raises(InputError, match="holds analysis 'hessian', expected 'landscape'"):
+        write_analysis_figure(tmp_path, "landscape")
+    (tmp_path / "analysis" / "landscape.json").write_text('{"analysis": ')
+    with pytest.raises(InputError, match=r"landscape\.json:1: invalid JSON"):
+        write_analysis_figure(tmp_path, "landscape")
+    (tmp_path / "analysis" / "landscape.json").write_text('{"analysis": "landscape"}')
+    with pytest.raises(InputError, match=r"landscape\.json: cannot draw it \(KeyError"):
+        write_analysis_figure(tmp_path, "landscape")
+    assert not list((tmp_path / "analysis").glob("*.png"))

@@ -1,7 +1,9 @@
 """Per-run analyses (hwsim.experiments.analysis) against direct computations on the same run.
 
 One tiny FA run and one tiny BP run are trained per module; every number in the written JSON is
-checked against the numerical core called by hand on the model that ``load_run`` rebuilds.
+checked against the numerical core called by hand on the model that ``load_run`` rebuilds. The
+API writes JSON only: figures are drawn by ``hwsim.render.analysis`` (tests/analysis/
+test_analysis_cli.py).
 """
 
 from __future__ import annotations
@@ -39,7 +41,6 @@ from models.training import build_model, evaluate, load_data, load_run, train
 TINY = dict(dataset="digits", depth=2, width=16, epochs=2, train_size=300, batch_size=100, lr=0.01)
 HESSIAN = dict(samples=200, batch_size=100, probes=10, top_k=2, slq_steps=10, slq_probes=2)
 ROBUST = dict(samples=100, eps_list=[0.0, 0.05, 0.2], pgd_steps=3)
-PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -68,8 +69,9 @@ def batches_of(data, samples: int, batch_size: int):
 
 
 def written(run: Path, what: str) -> dict:
+    """The JSON analysis ``what`` wrote; no figure beside it, no temporary file left."""
     json_path, png_path = analysis_files(run, what)
-    assert png_path.read_bytes().startswith(PNG_MAGIC)
+    assert not png_path.exists()
     assert not list(json_path.parent.glob("*.tmp"))
     return json.loads(json_path.read_text())
 
@@ -185,11 +187,15 @@ def test_alignment_is_what_training_recorded(runs):
             assert result["alignment_deg"][layer] == [r["alignment_deg"][layer] for r in rows]
             expected = [r.get("update_angle_deg", {}).get(layer) for r in rows]
             assert result["update_angle_deg"][layer] == expected
+        means = [sum(r["alignment_deg"].values()) / len(r["alignment_deg"]) for r in rows]
+        assert result["mean_alignment_deg"] == pytest.approx(means, rel=1e-12)
     fa = analyze_alignment(runs["fa"])
     assert all(v > 45 for values in fa["alignment_deg"].values() for v in values)
     assert fa["note"] is None
     bp = analyze_alignment(runs["bp"])
     assert all(v is None for values in bp["update_angle_deg"].values() for v in values)
+    assert bp["mean_update_angle_deg"] == [None, None, None]
+    assert all(v is not None for v in fa["mean_update_angle_deg"])
     assert "BP" in bp["note"]
 
 
@@ -276,3 +282,48 @@ def test_dispatch_and_input_errors(runs, tmp_path):
         analyze(runs["bp"], "robustness", corruptions=["fog"])
     with pytest.raises(InputError, match="samples must be a positive integer"):
         analyze(runs["bp"], "hessian", samples=0)
+
+
+def test_the_api_writes_json_and_draws_nothing(runs):
+    # Any run on the same dataset can be the transfer surrogate: no surrogate training here.
+    results = analyze(
+        runs["bp"],
+        "all",
+        **{**HESSIAN, "slq": False},
+        grid=3,
+        trajectory_grid=3,
+        eps_list=[0.0, 0.1],
+        attacks=["fgsm"],
+        corruptions=["contrast"],
+        surrogate_dir=runs["fa"],
+    )
+    folder = runs["bp"] / "analysis"
+    assert sorted(p.name for p in folder.iterdir()) == [
+        "alignment.json",
+        "hessian.json",
+        "landscape.json",
+        "robustness.json",
+    ]
+    for what, result in results.items():
+        assert json.loads((folder / f"{what}.json").read_text()) == result
+    for run in runs.values():
+        assert not list(run.rglob("*.png"))
+
+
+def test_alignment_input_errors_name_the_file_and_line(runs, tmp_path):
+    run = tmp_path / "copy"
+    run.mkdir()
+    config = (runs["fa"] / "config.yaml").read_text()
+    lines = (runs["fa"] / "metrics.jsonl").read_text().splitlines()
+    (run / "config.yaml").write_text(config)
+    (run / "metrics.jsonl").write_text("\n".join([lines[0], "{torn", *lines[1:]]) + "\n")
+    with pytest.raises(InputError, match=r"metrics\.jsonl:2: invalid JSON"):
+        analyze_alignment(run)
+    (run / "metrics.jsonl").write_text("\n".join(lines) + "\n")
+    assert analyze_alignment(run)["alignment_deg"] == analyze_alignment(runs["fa"])["alignment_deg"]
+    (run / "config.yaml").write_text("algo: [fa\n")
+    with pytest.raises(InputError, match=r"config\.yaml: invalid YAML"):
+        analyze_alignment(run)
+    (run / "config.yaml").write_text(config + "colour: blue\n")
+    with pytest.raises(InputError, match=r"config\.yaml: unknown key\(s\) colour"):
+        analyze_alignment(run)
