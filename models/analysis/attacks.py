@@ -1,7 +1,7 @@
 """White-box and black-box adversarial attacks (L∞ FGSM and PGD) that take a gradient source.
 
 An attack only needs ``grad_fn(x, y) -> dL/dx``. Where that gradient comes from is the point of
-the robustness analysis (ARCHITECTURE.md §2): autograd through the *BP view* of a model gives the
+the robustness analysis (docs/analyses.md): autograd through the *BP view* of a model gives the
 true input gradient; autograd through the model *as trained* with feedback alignment sends the
 error down through the feedback matrices ``B`` (the model's own feedback), which is not the
 gradient; crafting on another model (a *surrogate*) and evaluating on the target is a black-box

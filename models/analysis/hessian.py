@@ -7,7 +7,8 @@ call ``operator.matvec``. The algorithms take keyword-only arguments and an expl
 deterministic given the seed, and return frozen dataclasses.
 
 The Hessian is only the Hessian if autograd computes true gradients: pass the *BP view* of a
-model trained with feedback alignment (ARCHITECTURE.md §2). A double backward through an FA layer
+model trained with feedback alignment, whose backward sends the error through fixed feedback
+matrices ``B`` instead of ``Wᵀ`` (docs/analyses.md). A double backward through an FA layer
 differentiates the FA update, which is not a gradient, so its "Hessian" is not symmetric and
 means nothing.
 """

@@ -1,6 +1,6 @@
 """Loss landscape: the loss on a 2-D plane through the weights, and the training trajectory.
 
-Both run on the BP view of a model (ARCHITECTURE.md §2): the default plane is spanned by the top
+Both run on the BP view of a model (docs/analyses.md): the default plane is spanned by the top
 two Hessian eigenvectors, which only mean something for the true Hessian. The loss values
 themselves need only forward passes, so any view with the same forward weights gives them.
 """
