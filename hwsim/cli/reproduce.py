@@ -15,14 +15,14 @@ from hwsim.core.resources import default_output
 
 
 def _claims_table(document: dict[str, Any]) -> Table:
-    from hwsim.experiments.reproduce import ClaimRow, row_numbers
+    """The claim rows of a ``reproduction.json`` document as a rich table."""
+    from hwsim.render.reproduction import row_numbers
 
     table = Table(title=f"claims ({document['plan']['scale']} scale)")
     for header in ("#", "measurement", "ours", "verdict"):
         table.add_column(header)
-    for raw in document["claims"]:
-        row = ClaimRow(**raw)
-        table.add_row(row.claim_id, row.measurement, row_numbers(row), row.verdict)
+    for row in document["claims"]:
+        table.add_row(row["claim_id"], row["measurement"], row_numbers(row), row["verdict"])
     return table
 
 
@@ -67,6 +67,7 @@ def reproduce(
     verdict computed from them. Resumable: Ctrl-C keeps finished runs; the same command resumes.
     """
     from hwsim.experiments.reproduce import plan_for, run_reproduce
+    from hwsim.render.reproduction import write_reproduction
 
     plan = plan_for(scale, dataset=dataset, data_dir=data_dir)
     out_dir = Path(out) if out else default_output(f"reproduce-{scale}")
@@ -85,10 +86,11 @@ def reproduce(
 
     with progress, torch_threads(threads):
         document = run_reproduce(plan, out_dir, force=force, on_sweep=on_sweep, on_point=on_point)
+    report = write_reproduction(out_dir)[-1]  # every sweep's figure, then REPRODUCTION.md
     if not quiet:
         console.print(_claims_table(document))
     console.print(
         f"{len(document['claims'])} claim rows, wall {document['timing']['wall_s'] / 60:.1f} min "
-        f"→ {out_dir / 'REPRODUCTION.md'}",
+        f"→ {report}",
         highlight=False,
     )

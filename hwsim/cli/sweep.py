@@ -15,6 +15,7 @@ from rich.table import Table
 from hwsim.cli import main
 from hwsim.cli.common import InputError, console, err_console, progress_bar
 from hwsim.core.resources import default_output
+from hwsim.core.units import MISSING, format_mean_std
 
 #: The kind-specific options, and the kinds that take each.
 KIND_OPTIONS = {
@@ -40,17 +41,16 @@ def parse_list(text: str, convert: Callable[[str], Any], option: str) -> tuple[A
 
 
 def fmt_stat(stat: dict[str, Any] | None, spec: str = ".3f") -> str:
-    """``mean ± std`` of an aggregate (``—`` when missing; no ``±`` with one seed)."""
-    if not stat or stat.get("mean") is None:
-        return "—"
-    text = format(stat["mean"], spec)
-    return text + (f" ± {format(stat['std'], spec)}" if stat.get("std") is not None else "")
+    """``mean ± std`` of an aggregate of ``sweep.json`` (``—`` when missing; no ``±`` with one
+    seed), in :func:`hwsim.core.units.format_mean_std`'s one format."""
+    stat = stat or {}
+    return format_mean_std(stat.get("mean"), stat.get("std"), spec)
 
 
 def _value_text(value: Any) -> str:
     if isinstance(value, list):
         return f"fwd {value[0]:g} × bwd {value[1]:g}"
-    return "—" if value is None else f"{value:g}"
+    return MISSING if value is None else f"{value:g}"
 
 
 def sweep_table(summary: dict[str, Any]) -> Table:
@@ -182,8 +182,10 @@ def sweep(
     KIND: angle (rule ifa:θ per θ, Fig 4), depth (Fig 3b), data (training-set size, Fig 3c) or
     init (forward × backward init gain grid, final train accuracy, Fig 3a). Each finished point
     is appended to OUT/points.jsonl at once; Ctrl-C keeps them and the same command resumes.
+    At the end: OUT/sweep.json (mean ± sample std over seeds) and its figure OUT/<kind>.png.
     """
     from hwsim.experiments.sweeps import CurvatureSettings, make_spec, run_sweep
+    from hwsim.render.sweeps import write_sweep_figure
     from models.config import TrainConfig
 
     for name, value in kind_options.items():
@@ -235,6 +237,7 @@ def sweep(
 
     with progress, torch_threads(threads):
         summary = run_sweep(spec, out_dir, force=force, on_point=on_point)
+    figure = write_sweep_figure(out_dir)  # drawn from the sweep.json just written
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -243,6 +246,6 @@ def sweep(
         for note in spec.notes:
             console.print(f"note: {note}", highlight=False)
     console.print(
-        f"{summary['points']} points → {out_dir / 'sweep.json'}, {out_dir / summary['figure']}",
+        f"{summary['points']} points → {out_dir / 'sweep.json'}, {figure}",
         highlight=False,
     )

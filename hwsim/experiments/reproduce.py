@@ -1,4 +1,4 @@
-"""``hwsim reproduce``: run the sweeps that test each claim of the paper and write REPRODUCTION.md.
+"""``hwsim reproduce``: run the sweeps that test each claim of the paper and judge each claim.
 
 A :class:`ReproducePlan` names the base network and data, the seeds and every sweep
 (:mod:`hwsim.experiments.sweeps`): a rule comparison with curvature and robustness
@@ -6,15 +6,18 @@ A :class:`ReproducePlan` names the base network and data, the seeds and every sw
 init gains (``init``).
 :func:`run_reproduce` runs them into ``OUT/sweeps/<name>/`` (each resumable on its own), then
 turns the aggregates into one row per claim and measurement with a verdict computed by
-:func:`verdict`, and writes ``OUT/reproduction.json`` and ``OUT/REPRODUCTION.md``.
+:func:`verdict`, and writes ``OUT/reproduction.json``. This module computes and saves;
+``OUT/REPRODUCTION.md`` and the sweeps' figures are drawn from ``reproduction.json`` alone by
+:mod:`hwsim.render.reproduction` (docs/reproduce.md).
 
 The verdict rule (also stated in the report): a row compares a quantity ``d`` with the region
 the claim puts it in (``d > 0``, ``d < 0`` or ``|d| ≤ tol``). For a difference of two groups'
 seed means, ``d = mean_A − mean_B`` with spread ``s = std_A + std_B``; for a per-seed statistic
 (a slope, a difference of gaps), ``d`` is its mean over seeds and ``s`` its standard deviation
-(sample standard deviations). The row *agrees* when ``[d − s, d + s]`` lies inside the region,
-*does not agree* when it lies entirely outside, and is *inconclusive (spread overlaps)*
-otherwise; with one seed there is no spread and the row is inconclusive.
+(sample standard deviations, n − 1, from :mod:`hwsim.core.stats`). The row *agrees* when
+``[d − s, d + s]`` lies inside the region, *does not agree* when it lies entirely outside, and
+is *inconclusive (spread overlaps)* otherwise; with one seed there is no spread and the row is
+inconclusive.
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import statistics
 import time
 from collections.abc import Callable
@@ -31,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from hwsim.core.errors import InputError
-from hwsim.core.files import jsonable, write_atomic
+from hwsim.core.files import claim_out_dir, jsonable, write_atomic
+from hwsim.core.stats import describe, finite, mean_std
 from hwsim.experiments.sweeps import (
     CurvatureSettings,
     RobustnessSettings,
@@ -41,7 +44,6 @@ from hwsim.experiments.sweeps import (
     read_points,
     run_sweep,
 )
-from hwsim.render.report import format_sig
 from models.config import TrainConfig
 
 __all__ = [
@@ -56,8 +58,6 @@ __all__ = [
     "ReproducePlan",
     "evaluate_claims",
     "plan_for",
-    "render_report",
-    "row_numbers",
     "run_reproduce",
     "verdict",
 ]
@@ -66,6 +66,10 @@ SCALES = ("small", "full")
 REPORT_FORMAT = "hwsim-reproduction"
 REPORT_VERSION = 1
 PLAN_FILE = "plan.json"
+DOCUMENT_FILE = "reproduction.json"
+#: Rendered from ``reproduction.json`` by :mod:`hwsim.render.reproduction` (named here so that
+#: ``--force`` removes it with the rest).
+MARKDOWN_FILE = "REPRODUCTION.md"
 SWEEPS_DIR = "sweeps"
 AGREES = "agrees"
 DISAGREES = "does not agree"
@@ -371,11 +375,8 @@ def _per_seed(
     claim_id: str, measurement: str, label: str, values: dict[int, float], region: str, unit: str
 ) -> ClaimRow:
     seeds = sorted(values)
-    numbers = [values[s] for s in seeds]
-    mean = statistics.fmean(numbers) if numbers else None
-    std = statistics.stdev(numbers) if len(numbers) > 1 else None
-    left = {"mean": mean, "std": std, "n": len(numbers), "values": numbers, "seeds": seeds}
-    left["label"] = label
+    left = {**describe(values[s] for s in seeds), "seeds": seeds, "label": label}
+    mean, std = left["mean"], left["std"]
     return ClaimRow(
         claim_id,
         CLAIMS[claim_id],
@@ -396,7 +397,7 @@ def _point_metric(points: list[dict[str, Any]], metric: str) -> dict[tuple[str, 
     out = {}
     for p in points:
         v = p["metrics"].get(metric)
-        if isinstance(v, int | float) and math.isfinite(v):
+        if finite(v):
             out[(json.dumps(p["value"]), p["rule"], p["seed"])] = float(v)
     return out
 
@@ -600,10 +601,7 @@ def evaluate_claims(
             values = [grid[(rule, s)] for s in sorted({s for r, s in grid if r == rule})]
             sides.append(
                 {
-                    "mean": statistics.fmean(values) if values else None,
-                    "std": statistics.stdev(values) if len(values) > 1 else None,
-                    "n": len(values),
-                    "values": values,
+                    **describe(values),
                     "label": f"{rule} (grid mean)",
                     "source": {
                         "sweep": "init",
@@ -638,310 +636,24 @@ def _grid_means(points: list[dict[str, Any]], metric: str) -> dict[tuple[str, in
     cells: dict[tuple[str, int], list[float]] = {}
     for (_, rule, seed), v in _point_metric(points, metric).items():
         cells.setdefault((rule, seed), []).append(v)
-    return {key: statistics.fmean(v) for key, v in cells.items()}
-
-
-# --------------------------------------------------------------------------- the report
-
-
-def _num(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    if unit.startswith("accuracy"):
-        return f"{value:.3f}"
-    return format_sig(value, 4)
-
-
-def _signed(value: float | None, unit: str) -> str:
-    if value is None:
-        return "—"
-    text = _num(abs(value), unit)
-    return ("−" if value < 0 else "+") + text
-
-
-def _stat_text(side: dict[str, Any], unit: str) -> str:
-    text = _num(side["mean"], unit)
-    if side["std"] is not None:
-        text += f" ± {_num(side['std'], unit)}"
-    return f"{side['label']} {text} (n={side['n']})"
-
-
-def row_numbers(row: ClaimRow) -> str:
-    """The "ours" cell of a claim row: the groups' mean ± std and the difference ± spread."""
-    spread = "" if row.spread is None else f" ± {_num(row.spread, row.unit)}"
-    if row.right is None:
-        seeds = ", ".join(_signed(v, row.unit) for v in row.left["values"])
-        return f"{row.left['label']} {_signed(row.difference, row.unit)}{spread} (seeds: {seeds})"
-    return (
-        f"{_stat_text(row.left, row.unit)} vs {_stat_text(row.right, row.unit)}; "
-        f"d = {_signed(row.difference, row.unit)}{spread}"
-    )
-
-
-def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
-
-
-def _table(header: list[str], rows: list[list[str]]) -> list[str]:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in rows]
-    return lines
-
-
-def _sweep_table(summary: dict[str, Any], metrics: list[tuple[str, str]]) -> list[str]:
-    parameter = summary["parameter"] or "config"
-    header = [parameter, "rule", "seeds", "diverged"] + [title for _, title in metrics]
-    body = []
-    for g in summary["groups"]:
-        value = g["value"]
-        value_text = (
-            f"fwd {value[0]:g} × bwd {value[1]:g}"
-            if isinstance(value, list)
-            else "base"
-            if value is None
-            else f"{value:g}"
-        )
-        cells = [value_text, g["rule"], str(len(g["seeds"])), str(g["diverged"])]
-        for metric, _ in metrics:
-            stat = g["metrics"].get(metric)
-            unit = "accuracy" if "accuracy" in metric else "value"
-            if not stat or stat["mean"] is None:
-                cells.append("—")
-            else:
-                std = "" if stat["std"] is None else f" ± {_num(stat['std'], unit)}"
-                cells.append(_num(stat["mean"], unit) + std)
-        body.append(cells)
-    return _table(header, body)
-
-
-def _describe_base(plan: ReproducePlan) -> str:
-    b = plan.base
-    bits = "float" if not b.quantized else f"{b.weight_bits}-bit weights, {b.act_bits}-bit acts"
-    return (
-        f"dataset `{b.dataset}`, MLP depth {b.depth} width {b.width} ({bits}), "
-        f"{b.optimizer} lr {b.lr:g}, batch {b.batch_size}, {b.epochs} epochs, "
-        f"He forward init (gain {b.forward_gain:.3g}), seeds {', '.join(map(str, plan.seeds))}"
-    )
-
-
-SECTIONS: list[tuple[str, str, list[str], list[tuple[str, str]]]] = [
-    (
-        "rules",
-        "Rule comparison (C1, C2, C5, C7, C8)",
-        ["C1", "C2", "C5", "C7", "C8"],
-        [
-            ("final_test_accuracy", "test acc"),
-            ("final_train_loss", "train loss"),
-            ("final_alignment_deg_mean", "final W∠B (deg)"),
-            ("hessian_trace", "Hessian trace"),
-            ("top_eigenvalue", "top eig."),
-            ("clean_accuracy", "clean acc"),
-            ("corruption_accuracy", "corrupted acc"),
-            ("pgd_true_accuracy", "PGD true"),
-            ("pgd_feedback_accuracy", "PGD own feedback"),
-            ("pgd_transfer_accuracy", "PGD transfer"),
-            ("fgsm_true_accuracy", "FGSM true"),
-        ],
-    ),
-    (
-        "depth",
-        "Depth (C3, paper Fig 3b)",
-        ["C3"],
-        [("final_test_accuracy", "test acc"), ("best_test_accuracy", "best test acc")],
-    ),
-    (
-        "data",
-        "Training-set size (C4, paper Fig 3c)",
-        ["C4"],
-        [("final_test_accuracy", "test acc"), ("final_train_accuracy", "train acc")],
-    ),
-    (
-        "angle",
-        "Initial angle (C6, paper Fig 4)",
-        ["C6"],
-        [
-            ("final_test_accuracy", "test acc"),
-            ("final_alignment_deg_mean", "final W∠B (deg)"),
-            ("hessian_trace", "Hessian trace"),
-            ("top_eigenvalue", "top eig."),
-        ],
-    ),
-    (
-        "init",
-        "Init gains (C9, paper Fig 3a)",
-        ["C9"],
-        [("final_train_accuracy", "train acc"), ("final_test_accuracy", "test acc")],
-    ),
-]
-
-
-def render_report(document: dict[str, Any]) -> str:
-    """``REPRODUCTION.md`` from the ``reproduction.json`` document."""
-    plan = document["plan"]
-    rows = [ClaimRow(**r) for r in document["claims"]]
-    summaries = document["sweeps"]
-    counts = {v: sum(r.verdict == v for r in rows) for v in (AGREES, DISAGREES)}
-    inconclusive = len(rows) - counts[AGREES] - counts[DISAGREES]
-    timing = document["timing"]
-    lines = [
-        "# Reproduction of the paper's claims (initial feedback alignment)",
-        "",
-        f"Scale **{plan['scale']}**: {document['base_description']}. "
-        f"Wall time of this invocation: {timing['wall_s'] / 60:.1f} min on "
-        f"{timing['cpu_count']} CPUs with {timing['torch_threads']} torch thread(s), 1-min load "
-        f"average {timing['load_average_1min']['start']:.1f} at the start and "
-        f"{timing['load_average_1min']['end']:.1f} at the end; compute time of all points "
-        f"(over every resumption): {timing['compute_s'] / 60:.1f} min. Generated by "
-        "`hwsim reproduce`; numbers from `sweeps/<name>/sweep.json`, verdicts computed from them "
-        "by the rule below (nothing here is written by hand).",
-        "",
-        f"**{counts[AGREES]} rows agree, {counts[DISAGREES]} do not agree, {inconclusive} are "
-        f"inconclusive** (of {len(rows)}).",
-        "",
-        "## Verdict rule",
-        "",
-        VERDICT_RULE,
-        f"The tolerance for 'close to BP' is tol = {plan['close_tolerance']:g} (test accuracy).",
-        "",
-        "## Claims",
-        "",
-    ]
-    lines += _table(
-        ["#", "claim (paper)", "rows", AGREES, DISAGREES, "inconclusive"],
-        [
-            [
-                claim_id,
-                claim,
-                str(len(mine)),
-                str(sum(r.verdict == AGREES for r in mine)),
-                str(sum(r.verdict == DISAGREES for r in mine)),
-                str(sum(r.verdict not in (AGREES, DISAGREES) for r in mine)),
-            ]
-            for claim_id, claim in CLAIMS.items()
-            if (mine := [r for r in rows if r.claim_id == claim_id])
-        ],
-    )
-    lines += ["", "Every measurement, one row each:", ""]
-    lines += _table(
-        ["#", "claim (paper)", "measurement", "ours (mean ± std over seeds)", "verdict"],
-        [[r.claim_id, r.claim, r.measurement, row_numbers(r), f"**{r.verdict}**"] for r in rows],
-    )
-    for name, title, _, metrics in SECTIONS:
-        summary = summaries.get(name)
-        if summary is None:
-            continue
-        spec = summary["spec"]
-        lines += ["", f"## {title}", ""]
-        lines.append(
-            f"Sweep `sweeps/{name}/` ({summary['points']} runs, compute "
-            f"{summary['compute_s'] / 60:.1f} min): {_spec_text(spec)}."
-        )
-        for note in spec["notes"]:
-            lines += ["", f"Note: {note}."]
-        repeated = document.get("base_values", {}).get(name)
-        if repeated:
-            lines += [
-                "",
-                f"At {spec['parameter']} {', '.join(f'{v:g}' for v in repeated)} these runs train "
-                "exactly the base configuration, so their numbers equal the rule comparison's; "
-                "the claim rows cite them once (C1, C2).",
-            ]
-        if name == "init":
-            lines += ["", _init_note(spec["base"])]
-        lines += ["", f"![{name} sweep](sweeps/{name}/{summary['figure']})", ""]
-        lines += _sweep_table(summary, [m for m in metrics if _has(summary, m[0])])
-    lines += [
-        "",
-        "## How it was measured",
-        "",
-        "- Accuracies: the model after the last epoch on the held-out test split "
-        "(`final_test_accuracy`); a diverged run counts with the accuracy of the weights it "
-        "ended with. Train accuracy is on the training split, eval mode.",
-        "- Curvature: Hessian of the mean training cross-entropy on the BP view of the final "
-        f"weights (true gradients; ARCHITECTURE.md §2), first {plan['curvature']['samples']} "
-        f"training samples, Hutchinson trace with {plan['curvature']['probes']} Rademacher "
-        "probes, top eigenvalue by Lanczos (`hwsim analyze hessian`).",
-        f"- Robustness: first {plan['robustness']['samples']} test samples; corruptions "
-        "(Gaussian, shot, impulse noise, blur, contrast, brightness, pixelate; severities "
-        f"{', '.join(map(str, plan['robustness']['severities']))}); FGSM and PGD "
-        f"({plan['robustness']['pgd_steps']} steps) at ε ∈ "
-        f"{{{', '.join(f'{e:g}' for e in plan['robustness']['eps'])}}}, each crafted three "
-        "ways: white box through the true gradient (BP view), white box through the model's "
-        "own feedback, and black box transferred from a BP surrogate (same config, seed + 1). "
-        "Rows use the mean accuracy over the ε > 0 (`hwsim analyze robustness`).",
-        "- What this does not test: the paper's exact networks, datasets and training budgets "
-        "(only its abstract and figure captions are public to us); CNNs; quantized training. "
-        "With 2–5 seeds the spread itself is uncertain.",
-        "",
-    ]
-    return "\n".join(lines)
-
-
-def _init_note(base: dict[str, Any]) -> str:
-    optimizer = f"{base['optimizer']} lr {base['lr']:g}"
-    if base["optimizer"] == "sgd":
-        optimizer += f" momentum {base['momentum']:g}"
-    return (
-        f"The grid trains with {optimizer}: under Adam the backward gain only rescales every "
-        "layer's error, which Adam's per-parameter normalization cancels (up to its ε and float "
-        "rounding), so the grid is flat along that axis up to seed noise (measured with "
-        "`hwsim sweep init`, Adam: the means over backward gains differ by less than the seed "
-        "spread)."
-    )
-
-
-def _has(summary: dict[str, Any], metric: str) -> bool:
-    return any(metric in g["metrics"] for g in summary["groups"])
-
-
-def _spec_text(spec: dict[str, Any]) -> str:
-    b = spec["base"]
-    parts = []
-    if spec["parameter"]:
-        values = spec["values"]
-        shown = (
-            ", ".join(f"{v:g}" for v in sorted({v[0] for v in values}))
-            if spec["kind"] == "init"
-            else ", ".join(f"{v:g}" for v in values)
-        )
-        parts.append(f"{spec['parameter']} ∈ {{{shown}}}")
-    parts.append(f"rules {', '.join(spec['rules'])}" if spec["kind"] != "angle" else "rule ifa:θ")
-    parts.append(f"seeds {', '.join(map(str, spec['seeds']))}")
-    parts.append(f"{b['epochs']} epochs")
-    if spec["min_steps"]:
-        parts.append(f"at least {spec['min_steps']} optimizer steps per run")
-    return ", ".join(parts)
+    means = {key: mean_std(v)[0] for key, v in cells.items()}
+    return {key: mean for key, mean in means.items() if mean is not None}
 
 
 # --------------------------------------------------------------------------- running
 
 
-def _check_out(out: Path, plan: ReproducePlan, force: bool) -> None:
-    """Refuse a non-directory, or a directory holding another plan (unless ``force``)."""
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a directory")
-    plan_path = out / PLAN_FILE
-    if force or not plan_path.exists():
-        return
-    try:
-        previous = json.loads(plan_path.read_text())
-    except json.JSONDecodeError:
-        previous = None
-    if previous != jsonable(plan.to_dict()):
-        raise InputError(
-            f"{out} holds a reproduction with a different plan ({plan_path}); choose "
-            "another --out, or pass --force to start over"
-        )
-
-
-def _prepare_out(out: Path, plan: ReproducePlan, force: bool) -> None:
-    if force:
-        shutil.rmtree(out / SWEEPS_DIR, ignore_errors=True)
-        for name in (PLAN_FILE, "reproduction.json", "REPRODUCTION.md"):
-            (out / name).unlink(missing_ok=True)
-    out.mkdir(parents=True, exist_ok=True)
-    plan_text = json.dumps(jsonable(plan.to_dict()), indent=1) + "\n"
-    write_atomic(out / PLAN_FILE, plan_text.encode())
+def _claim_out(out: Path, plan: ReproducePlan, force: bool) -> None:
+    """The output-directory guard (:func:`hwsim.core.files.claim_out_dir`) for ``plan``."""
+    claim_out_dir(
+        out,
+        what="reproduction",
+        identity_file=PLAN_FILE,
+        identity=jsonable(plan.to_dict()),
+        load=json.loads,
+        owned=(PLAN_FILE, SWEEPS_DIR, DOCUMENT_FILE, MARKDOWN_FILE),
+        force=force,
+    )
 
 
 def run_reproduce(
@@ -952,21 +664,28 @@ def run_reproduce(
     on_sweep: Callable[[str, SweepSpec], None] | None = None,
     on_point: Callable[[SweepPoint, int, int, str], None] | None = None,
 ) -> dict[str, Any]:
-    """Run every sweep of ``plan`` into ``OUT/sweeps/``, then write the reproduction report.
+    """Run every sweep of ``plan`` into ``OUT/sweeps/``, then judge the claims.
 
     Resumable: each sweep skips its finished points (Ctrl-C keeps them). A different plan in
-    ``out_dir`` is an :class:`InputError` unless ``force``. ``on_sweep(name, spec)`` is called
-    before each sweep, ``on_point`` as in :func:`hwsim.experiments.sweeps.run_sweep`. Writes
-    ``reproduction.json`` and ``REPRODUCTION.md`` atomically and returns the JSON document.
+    ``out_dir`` is an :class:`InputError` unless ``force`` (which removes the reproduction's
+    files first). ``on_sweep(name, spec)`` is called before each sweep, ``on_point`` as in
+    :func:`hwsim.experiments.sweeps.run_sweep`. Writes ``plan.json``, the sweep directories and
+    ``reproduction.json`` (atomically) and returns that document; ``REPRODUCTION.md`` and the
+    sweeps' figures are drawn from it by :func:`hwsim.render.reproduction.write_reproduction`
+    (``hwsim reproduce`` calls it).
     """
     import torch
 
     started = time.perf_counter()
     load_at_start = os.getloadavg()[0]
     out = Path(out_dir)
-    _check_out(out, plan, force)
+    if not force:
+        _claim_out(out, plan, force=False)  # another reproduction is refused before any loading
     specs = plan.specs()  # validates everything before any work
-    _prepare_out(out, plan, force)
+    if force:
+        _claim_out(out, plan, force=True)  # removes the old files only once the plan is valid
+    out.mkdir(parents=True, exist_ok=True)
+    write_atomic(out / PLAN_FILE, json.dumps(jsonable(plan.to_dict()), indent=1) + "\n")
     summaries: dict[str, dict[str, Any]] = {}
     points: dict[str, list[dict[str, Any]]] = {}
     wall: dict[str, float] = {}
@@ -983,8 +702,12 @@ def run_reproduce(
             "format": REPORT_FORMAT,
             "version": REPORT_VERSION,
             "plan": plan.to_dict(),
-            "base_description": _describe_base(plan),
             "verdict_rule": VERDICT_RULE,
+            "verdicts": {
+                "agrees": AGREES,
+                "disagrees": DISAGREES,
+                "inconclusive": [OVERLAP, NO_SPREAD, NO_DATA],
+            },
             "claims": [r.to_dict() for r in rows],
             "base_values": {name: _base_values(plan, specs[name]) for name in ("depth", "data")},
             "sweeps": summaries,
@@ -1001,7 +724,5 @@ def run_reproduce(
             },
         }
     )
-    markdown = render_report(document)
-    write_atomic(out / "reproduction.json", (json.dumps(document, indent=1) + "\n").encode())
-    write_atomic(out / "REPRODUCTION.md", markdown.encode())
+    write_atomic(out / DOCUMENT_FILE, json.dumps(document, indent=1) + "\n")
     return document

@@ -21,8 +21,12 @@ The sweep directory ``OUT`` holds:
 - ``points.jsonl``: one JSON line per finished point, appended (written, flushed, fsynced) as
   soon as the point finishes and never twice: a resumed sweep skips the points already there,
   and an unfinished run directory resumes from its checkpoint;
-- ``sweep.json`` and ``<kind>.png``: the aggregates (mean ± sample std over seeds per parameter
-  value and rule) and a figure, written atomically at the end.
+- ``sweep.json``: the aggregates (mean ± sample standard deviation, n − 1, over seeds per
+  parameter value and rule; :mod:`hwsim.core.stats`), written atomically at the end.
+
+The figure ``<kind>.png`` is drawn from ``sweep.json`` alone by
+:func:`hwsim.render.sweeps.write_sweep_figure` (``hwsim sweep`` calls it after :func:`run_sweep`);
+this module computes and saves data only.
 
 A diverged run is a result like any other: its final accuracy is that of the weights it ended
 with (evaluated like every epoch), and the groups count how many seeds diverged.
@@ -32,9 +36,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import shutil
-import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -42,8 +43,9 @@ from pathlib import Path
 from typing import Any
 
 from hwsim.core.errors import InputError
-from hwsim.core.files import jsonable, write_atomic
+from hwsim.core.files import append_jsonl, claim_out_dir, jsonable, read_jsonl, write_atomic
 from hwsim.core.rules import parse_rule, rule_dirname
+from hwsim.core.stats import describe, finite, mean_std
 from models.config import TrainConfig
 from models.data import MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
 from models.training import RunResult, train
@@ -65,7 +67,6 @@ __all__ = [
     "read_points",
     "run_sweep",
     "summarize",
-    "sweep_figure",
 ]
 
 SWEEP_FORMAT = "hwsim-sweep"
@@ -100,9 +101,13 @@ SPEC_FILE = "sweep-spec.json"
 POINTS_FILE = "points.jsonl"
 SUMMARY_FILE = "sweep.json"
 RUNS_DIR = "runs"
+SURROGATES_DIR = "surrogates"
 #: Metrics aggregated over seeds, with what they are (copied into ``sweep.json``).
 MEASURED = {
-    "final_test_accuracy": "test accuracy after the last epoch run (a diverged run: its last row)",
+    "final_test_accuracy": (
+        "test accuracy of the weights the run ended with (after the last epoch run, a diverged "
+        "last epoch included)"
+    ),
     "best_test_accuracy": "best test accuracy over the epochs before any divergence",
     "final_train_accuracy": "training-set accuracy after the last epoch run (eval mode)",
     "final_train_loss": "training-set mean cross-entropy after the last epoch (null if non-finite)",
@@ -383,39 +388,24 @@ def _check_buildable(spec: SweepSpec) -> None:
 
 
 def read_points(out_dir: str | Path) -> list[dict[str, Any]]:
-    """The finished points of a sweep directory, in the order they finished.
+    """The finished points of a sweep directory, in the order they finished (``[]`` if none).
 
-    A last line cut off by a crash mid-write (no newline) is dropped from the file; any other
-    unreadable line is an :class:`InputError`.
+    A last line cut off by a crash mid-write (no newline) is dropped from the file, so that
+    point runs again; any other unreadable line is an :class:`InputError` naming it.
     """
-    path = Path(out_dir) / POINTS_FILE
-    if not path.exists():
-        return []
-    text = path.read_text()
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-        write_atomic(path, text.encode())
-    points = []
-    for number, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            points.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
-    return points
+    return read_jsonl(
+        Path(out_dir) / POINTS_FILE,
+        "one JSON object per finished sweep point",
+        missing_ok=True,
+        drop_torn_tail=True,
+    )
 
 
-def _append_point(out: Path, record: dict[str, Any]) -> None:
-    with open(out / POINTS_FILE, "a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record) + "\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-
-
-def _mean_or_none(values: Sequence[Any]) -> float | None:
-    finite = [v for v in values if isinstance(v, int | float) and math.isfinite(v)]
-    return statistics.fmean(finite) if finite and len(finite) == len(values) else None
+def _layer_mean(angles: dict[str, Any]) -> float | None:
+    """Mean of the per-layer angles; None unless every layer has a finite one (a mean over some
+    of the layers would not be the mean over layers)."""
+    values = list(angles.values())
+    return mean_std(values)[0] if all(finite(v) for v in values) else None
 
 
 def _point_record(
@@ -429,11 +419,11 @@ def _point_record(
     rows = result.metrics
     last = rows[-1]
     metrics: dict[str, Any] = {
-        "final_test_accuracy": last["test_accuracy"],
+        "final_test_accuracy": result.final_test_accuracy,
         "best_test_accuracy": result.best_test_accuracy,
         "final_train_accuracy": last["train_accuracy"],
         "final_train_loss": last["train_loss"],
-        "final_alignment_deg_mean": _mean_or_none(list(last["alignment_deg"].values())),
+        "final_alignment_deg_mean": _layer_mean(last["alignment_deg"]),
     }
     if curvature is not None:
         metrics["hessian_trace"] = curvature["trace"]
@@ -446,7 +436,7 @@ def _point_record(
         "test_accuracy": [r["test_accuracy"] for r in rows],
         "train_accuracy": [r["train_accuracy"] for r in rows],
         "train_loss": [r["train_loss"] for r in rows],
-        "alignment_deg_mean": [_mean_or_none(list(r["alignment_deg"].values())) for r in rows],
+        "alignment_deg_mean": [_layer_mean(r["alignment_deg"]) for r in rows],
         "diverged": [bool(r.get("diverged")) for r in rows],
     }
     record = {
@@ -479,44 +469,33 @@ def _robustness_metrics(robustness: dict[str, Any]) -> dict[str, Any]:
     for attack, sources in robustness["adversarial_accuracy"].items():
         for source, accuracies in sources.items():
             values = [accuracies[i] for i in positive]
-            metrics[f"{attack}_{source}_accuracy"] = statistics.fmean(values) if values else None
+            metrics[f"{attack}_{source}_accuracy"] = mean_std(values)[0]
     return metrics
 
 
 # --------------------------------------------------------------------------- running
 
 
-def _prepare_out(out: Path, spec: SweepSpec, force: bool) -> None:
-    if out.exists() and not out.is_dir():
-        raise InputError(f"--out {out} exists and is not a directory")
-    spec_path = out / SPEC_FILE
-    if force:
-        for name in (SPEC_FILE, POINTS_FILE, SUMMARY_FILE, f"{spec.kind}.png"):
-            (out / name).unlink(missing_ok=True)
-        for name in (RUNS_DIR, "surrogates"):
-            shutil.rmtree(out / name, ignore_errors=True)
-    elif spec_path.exists():
-        try:
-            previous = json.loads(spec_path.read_text())
-        except json.JSONDecodeError:
-            previous = None
-        if previous != jsonable(spec.to_dict()):
-            raise InputError(
-                f"{out} holds a different sweep ({spec_path}); choose another --out, "
-                "or pass --force to start over"
-            )
-    elif (out / POINTS_FILE).exists() or (out / RUNS_DIR).exists():
-        raise InputError(
-            f"{out} holds sweep output but no {SPEC_FILE}; choose another --out, or pass --force"
-        )
+def _claim_out(out: Path, spec: SweepSpec, force: bool) -> None:
+    """The output-directory guard (:func:`hwsim.core.files.claim_out_dir`), then the spec."""
+    identity = jsonable(spec.to_dict())
+    claim_out_dir(
+        out,
+        what="sweep",
+        identity_file=SPEC_FILE,
+        identity=identity,
+        load=json.loads,
+        owned=(SPEC_FILE, POINTS_FILE, SUMMARY_FILE, f"{spec.kind}.png", RUNS_DIR, SURROGATES_DIR),
+        force=force,
+    )
     out.mkdir(parents=True, exist_ok=True)
-    write_atomic(spec_path, (json.dumps(jsonable(spec.to_dict()), indent=1) + "\n").encode())
+    write_atomic(out / SPEC_FILE, json.dumps(identity, indent=1) + "\n")
 
 
 def _surrogate_dir(spec: SweepSpec, out: Path, seed: int) -> Path:
     """A BP surrogate per seed (base config, seed + 1), trained once into ``OUT/surrogates``."""
     config = spec.base.replace(algo="bp", seed=seed + 1, snapshots=False)
-    path = out / "surrogates" / f"bp-seed{seed + 1}"
+    path = out / SURROGATES_DIR / f"bp-seed{seed + 1}"
     train(config, path)
     return path
 
@@ -587,7 +566,7 @@ def run_sweep(
     running again resumes. Returns the ``sweep.json`` document.
     """
     out = Path(out_dir)
-    _prepare_out(out, spec, force)
+    _claim_out(out, spec, force)
     done = {p["point"] for p in read_points(out)}
     points = spec.points()
     for index, point in enumerate(points):
@@ -603,37 +582,16 @@ def run_sweep(
         record = _point_record(
             point, result, out, curvature, robustness, time.perf_counter() - started
         )
-        _append_point(out, record)
+        append_jsonl(out / POINTS_FILE, record)
         done.add(point.point_id)
         if on_point:
             on_point(point, index, len(points), "done")
     summary = summarize(spec, read_points(out))
-    png = sweep_figure(summary)
-    write_atomic(out / f"{spec.kind}.png", png)
-    write_atomic(out / SUMMARY_FILE, (json.dumps(summary, indent=1) + "\n").encode())
+    write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
     return summary
 
 
 # --------------------------------------------------------------------------- aggregates
-
-
-def _stat(values: list[float]) -> dict[str, Any]:
-    """Mean and sample standard deviation (n − 1; None for one value) of ``values``."""
-    return {
-        "mean": statistics.fmean(values) if values else None,
-        "std": statistics.stdev(values) if len(values) > 1 else None,
-        "n": len(values),
-        "values": values,
-    }
-
-
-def _finite(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
-
-
-def _values(records: list[dict[str, Any]], name: str) -> list[float]:
-    """Metric ``name`` of each record that has a finite value for it, in record order."""
-    return [r["metrics"][name] for r in records if _finite(r["metrics"].get(name))]
 
 
 def _curve_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -647,11 +605,11 @@ def _curve_stats(records: list[dict[str, Any]]) -> dict[str, Any]:
                 c[name][i]
                 for c in (r["curves"] for r in records)
                 for i, e in enumerate(c["epoch"])
-                if e == epoch and not c["diverged"][i] and _finite(c[name][i])
+                if e == epoch and not c["diverged"][i]
             ]
-            s = _stat(values)
-            means.append(s["mean"])
-            stds.append(s["std"])
+            mean, std = mean_std(values)  # non-finite values are left out
+            means.append(mean)
+            stds.append(std)
         out[f"{name}_mean"] = means
         out[f"{name}_std"] = stds
     return out
@@ -684,7 +642,9 @@ def aggregate(spec: SweepSpec, points: list[dict[str, Any]]) -> list[dict[str, A
                 "seeds": [r["seed"] for r in records],
                 "diverged": sum(r["status"] == "diverged" for r in records),
                 "run_dirs": [r["run_dir"] for r in records],
-                "metrics": {name: _stat(_values(records, name)) for name in names},
+                "metrics": {
+                    name: describe(r["metrics"].get(name) for r in records) for name in names
+                },
                 "curves": _curve_stats(records) if records else None,
             }
         )
@@ -715,233 +675,3 @@ def summarize(spec: SweepSpec, points: list[dict[str, Any]]) -> dict[str, Any]:
             "groups": groups,
         }
     )
-
-
-# --------------------------------------------------------------------------- figures
-
-
-def _errorbar(ax: Any, xs: list[Any], groups: list[dict[str, Any]], metric: str, **kw: Any):
-    keep = [(x, g) for x, g in zip(xs, groups, strict=True) if g["metrics"].get(metric)]
-    keep = [(x, g) for x, g in keep if g["metrics"][metric]["mean"] is not None]
-    if not keep:
-        return None
-    return ax.errorbar(
-        [x for x, _ in keep],
-        [g["metrics"][metric]["mean"] for _, g in keep],
-        yerr=[g["metrics"][metric]["std"] or 0.0 for _, g in keep],
-        marker="o",
-        capsize=3,
-        **kw,
-    )
-
-
-def _mark_diverged(ax: Any, xs: list[Any], groups: list[dict[str, Any]], color: Any) -> None:
-    for x, g in zip(xs, groups, strict=True):
-        if g["diverged"]:
-            mean = g["metrics"]["final_test_accuracy"]["mean"]
-            ax.plot([x], [mean], marker="x", color=color, markersize=11, mew=2)
-            ax.annotate(
-                f"{g['diverged']}/{len(g['seeds'])} div.",
-                (x, mean),
-                textcoords="offset points",
-                xytext=(4, -10),
-                fontsize=7,
-                color=color,
-            )
-
-
-def _by_rule(summary: dict[str, Any]) -> dict[str, list[dict[str, Any]]]:
-    out: dict[str, list[dict[str, Any]]] = {}
-    for g in summary["groups"]:
-        out.setdefault(g["rule"], []).append(g)
-    return out
-
-
-def _angle_figure(summary: dict[str, Any]) -> Any:
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import MaxNLocator
-
-    groups = summary["groups"]
-    thetas = [g["value"] for g in groups]
-    robust = any("pgd_true_accuracy" in g["metrics"] for g in groups)
-    fig, axes = plt.subplots(2, 3 if robust else 2, figsize=(15 if robust else 10.5, 7.5))
-    axes = axes.flatten()
-    cmap = plt.get_cmap("viridis")
-    colors = [cmap(i / max(1, len(groups) - 1)) for i in range(len(groups))]
-    ax = axes[0]
-    _errorbar(ax, thetas, groups, "final_test_accuracy", color="#4C72B0", label="final")
-    _errorbar(ax, thetas, groups, "best_test_accuracy", color="#999999", ls="--", label="best")
-    ax.set(xlabel="initial angle θ (deg)", ylabel="test accuracy", title="Accuracy vs θ")
-    ax.legend()
-    for ax, name, title in (
-        (axes[1], "alignment_deg_mean", "W-vs-B angle over training (mean over layers)"),
-        (axes[2], "test_accuracy", "Learning curves (test accuracy)"),
-    ):
-        for g, color in zip(groups, colors, strict=True):
-            if g["curves"]:
-                c = g["curves"]
-                ax.plot(c["epoch"], c[f"{name}_mean"], color=color, label=f"θ={g['value']:g}")
-        ax.set(xlabel="epoch (0 = init)", title=title)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=7)
-    axes[1].set_ylabel("degrees")
-    axes[2].set_ylabel("test accuracy")
-    ax = axes[3]
-    means = [(g["metrics"].get(m) or {}).get("mean") for g in groups for m in LOG_METRICS]
-    log = _all_positive(means)
-    if _errorbar(ax, thetas, groups, "hessian_trace", color="#4C72B0", label="trace"):
-        ax.set_ylabel("Hessian trace", color="#4C72B0")
-        ax.set_yscale("log" if log else "linear")
-        twin = ax.twinx()
-        _errorbar(twin, thetas, groups, "top_eigenvalue", color="#C44E52", label="top eig.")
-        twin.set_ylabel("top eigenvalue", color="#C44E52")
-        twin.set_yscale("log" if log else "linear")
-        twin.grid(False)
-    title = "Curvature at the end (BP view" + (", log)" if log else ")")
-    ax.set(xlabel="initial angle θ (deg)", title=title)
-    if robust:
-        ax = axes[4]
-        sources = (("true", "#C44E52"), ("feedback", "#DD8452"), ("transfer", "#8172B3"))
-        for source, color in sources:
-            _errorbar(ax, thetas, groups, f"pgd_{source}_accuracy", color=color, label=source)
-        ax.set(xlabel="initial angle θ (deg)", ylabel="accuracy", title="PGD (mean over ε > 0)")
-        ax.legend(fontsize=7)
-        ax = axes[5]
-        _errorbar(ax, thetas, groups, "corruption_accuracy", color="#55A868", label="corrupted")
-        _errorbar(ax, thetas, groups, "clean_accuracy", color="#999999", ls="--", label="clean")
-        ax.set(xlabel="initial angle θ (deg)", ylabel="accuracy", title="Corruptions (mean)")
-        ax.legend(fontsize=7)
-    return fig
-
-
-def _line_figure(summary: dict[str, Any], xlabel: str, log_x: bool) -> Any:
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.2))
-    palette = plt.get_cmap("tab10")
-    for i, (rule, groups) in enumerate(_by_rule(summary).items()):
-        xs = [g["value"] for g in groups]
-        color = palette(i % 10)
-        _errorbar(ax, xs, groups, "final_test_accuracy", color=color, label=rule)
-        _mark_diverged(ax, xs, groups, color)
-    if log_x:
-        ax.set_xscale("log")
-    ax.set(xlabel=xlabel, ylabel="final test accuracy (mean ± std over seeds)")
-    ax.set_title(f"{summary['kind']} sweep on {summary['spec']['base']['dataset']} (× = diverged)")
-    ax.legend()
-    return fig
-
-
-def _init_figure(summary: dict[str, Any]) -> Any:
-    import matplotlib.pyplot as plt
-
-    by_rule = _by_rule(summary)
-    gains = sorted({g["value"][0] for g in summary["groups"]})
-    fig, axes = plt.subplots(
-        1,
-        len(by_rule),
-        figsize=(4.6 * len(by_rule) + 1.2, 4.4),
-        squeeze=False,
-        layout="constrained",
-    )
-    image = None
-    for ax, (rule, groups) in zip(axes[0], by_rule.items(), strict=True):
-        grid = [[math.nan] * len(gains) for _ in gains]
-        for g in groups:
-            mean = g["metrics"].get("final_train_accuracy", {}).get("mean")
-            i, j = gains.index(g["value"][1]), gains.index(g["value"][0])
-            grid[i][j] = math.nan if mean is None else mean
-            label = "—" if mean is None else f"{mean:.2f}"
-            if g["diverged"]:
-                label += "\n(div.)"
-            dark = mean is None or mean < 0.6  # viridis is dark below ~0.6
-            ax.text(
-                j,
-                i,
-                label,
-                ha="center",
-                va="center",
-                fontsize=8,
-                color="white" if dark else "black",
-            )
-        image = ax.imshow(grid, origin="lower", vmin=0.0, vmax=1.0, cmap="viridis")
-        ax.set_xticks(range(len(gains)), [f"{v:g}" for v in gains])
-        ax.set_yticks(range(len(gains)), [f"{v:g}" for v in gains])
-        ax.set(xlabel="forward gain", title=f"{rule}: final train accuracy")
-        if ax is axes[0][0]:
-            ax.set_ylabel("backward gain")
-        ax.grid(False)
-    if image is not None:
-        fig.colorbar(image, ax=list(axes[0]), label="final train accuracy (mean over seeds)")
-    return fig
-
-
-#: Curvature spans orders of magnitude across rules and angles: plotted on a log axis.
-LOG_METRICS = ("hessian_trace", "top_eigenvalue")
-
-
-def _all_positive(values: Any) -> bool:
-    values = list(values)
-    return bool(values) and all(_finite(v) and v > 0 for v in values)
-
-
-def _rules_figure(summary: dict[str, Any]) -> Any:
-    import matplotlib.pyplot as plt
-
-    groups = summary["groups"]
-    rules = [g["rule"] for g in groups]
-    panels = [("final_test_accuracy", "final test accuracy")]
-    if any("hessian_trace" in g["metrics"] for g in groups):
-        panels += [("hessian_trace", "Hessian trace (BP view)"), ("top_eigenvalue", "top eig.")]
-    if any("pgd_true_accuracy" in g["metrics"] for g in groups):
-        panels += [
-            ("pgd_true_accuracy", "PGD, true gradient"),
-            ("pgd_transfer_accuracy", "PGD, transfer"),
-            ("corruption_accuracy", "corruptions"),
-        ]
-    columns = min(3, len(panels))
-    rows = math.ceil(len(panels) / columns)
-    fig, axes = plt.subplots(rows, columns, figsize=(4 * columns, 3.4 * rows), squeeze=False)
-    for ax in axes.flatten()[len(panels) :]:
-        ax.set_visible(False)
-    for ax, (metric, title) in zip(axes.flatten(), panels, strict=False):
-        stats = [g["metrics"].get(metric) or {} for g in groups]
-        if metric in LOG_METRICS and _all_positive(s.get("mean") for s in stats):
-            ax.set_yscale("log")
-            title += " (log)"
-        ax.bar(
-            range(len(rules)),
-            [s.get("mean") or 0.0 for s in stats],
-            yerr=[s.get("std") or 0.0 for s in stats],
-            capsize=3,
-            color=[plt.get_cmap("tab10")(i % 10) for i in range(len(rules))],
-        )
-        ax.set_xticks(range(len(rules)), rules, rotation=30)
-        ax.set_title(title)
-    return fig
-
-
-def sweep_figure(summary: dict[str, Any]) -> bytes:
-    """The figure of a sweep (``OUT/<kind>.png``) as PNG bytes, rendered with the report style."""
-    import matplotlib
-
-    from hwsim.render.style import (  # one figure style for every hwsim figure
-        FIGURE_STYLE,
-        png_bytes,
-    )
-
-    kind = summary["kind"]
-    with matplotlib.rc_context(FIGURE_STYLE):
-        if kind == "angle":
-            fig = _angle_figure(summary)
-        elif kind == "depth":
-            fig = _line_figure(summary, "depth (weight layers)", log_x=False)
-        elif kind == "data":
-            fig = _line_figure(summary, "training samples", log_x=True)
-        elif kind == "init":
-            fig = _init_figure(summary)
-        else:
-            fig = _rules_figure(summary)
-        if kind != "init":  # the heat maps use a constrained layout (shared colorbar)
-            fig.tight_layout()
-        return png_bytes(fig)

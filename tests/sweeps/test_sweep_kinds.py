@@ -2,6 +2,7 @@
 
 import json
 import math
+import shutil
 import statistics
 from pathlib import Path
 
@@ -9,6 +10,10 @@ import pytest
 from click.testing import CliRunner
 
 from hwsim.cli import main
+from hwsim.core.errors import InputError
+from hwsim.experiments.sweeps import make_spec, run_sweep
+from hwsim.render.sweeps import write_sweep_figure
+from models.config import TrainConfig
 
 TINY = ["--dataset", "digits", "--depth", "2", "--width", "16", "--epochs", "2", "--lr", "0.01"]
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -82,6 +87,90 @@ def test_angle_curves_are_the_metrics_rows(angle):
     assert p["metrics"]["final_train_accuracy"] == rows[-1]["train_accuracy"]
 
 
+def test_final_test_accuracy_is_the_runs_own(angle):
+    """Each point's final_test_accuracy is its run's (result.json, the RunResult definition)."""
+    out, _ = angle
+    for p in _points(out):
+        result = json.loads((out / p["run_dir"] / "result.json").read_text())
+        assert p["metrics"]["final_test_accuracy"] == result["final_test_accuracy"]
+        assert p["metrics"]["best_test_accuracy"] == result["best_test_accuracy"]
+        assert p["status"] == result["status"]
+
+
+def test_diverged_points_keep_the_accuracy_they_ended_with(tmp_path):
+    """SGD at lr 1e12 diverges in epoch 1: the final accuracy is that epoch's row (the weights
+    the run ended with), the best leaves it out, the group counts the seeds and its curve has no
+    mean at that epoch."""
+    out = tmp_path / "diverged"
+    args = ["sweep", "depth", "--depths", "2", "--algo", "fa", "--seeds", "0,1", "--quiet"]
+    args += ["--dataset", "digits", "--width", "16", "--epochs", "2", "--optimizer", "sgd"]
+    result = CliRunner().invoke(main, [*args, "--lr", "1e12", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    points = _points(out)
+    for p in points:
+        rows = [
+            json.loads(line)
+            for line in (out / p["run_dir"] / "metrics.jsonl").read_text().splitlines()
+        ]
+        assert p["status"] == "diverged" and rows[-1]["diverged"] and len(rows) == 2
+        assert p["metrics"]["final_test_accuracy"] == rows[-1]["test_accuracy"]
+        assert p["metrics"]["best_test_accuracy"] == rows[0]["test_accuracy"]
+    summary = json.loads((out / "sweep.json").read_text())
+    (group,) = summary["groups"]
+    assert group["diverged"] == 2
+    assert group["metrics"]["final_test_accuracy"]["values"] == [
+        p["metrics"]["final_test_accuracy"] for p in points
+    ]
+    assert group["curves"]["test_accuracy_mean"][1] is None  # no seed left at epoch 1
+    assert (out / "depth.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_figure_redrawn_from_sweep_json_alone(angle, tmp_path):
+    """A directory holding nothing but sweep.json gives the command's figure, byte for byte; a
+    changed number in sweep.json gives another figure."""
+    out, summary = angle
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "sweep.json", alone / "sweep.json")
+    assert write_sweep_figure(alone) == alone / "angle.png"
+    assert (alone / "angle.png").read_bytes() == (out / "angle.png").read_bytes()
+    assert sorted(p.name for p in alone.iterdir()) == ["angle.png", "sweep.json"]
+
+    changed = json.loads(json.dumps(summary))
+    changed["groups"][0]["metrics"]["final_test_accuracy"]["mean"] = 0.01
+    (alone / "sweep.json").write_text(json.dumps(changed))
+    write_sweep_figure(alone)
+    assert (alone / "angle.png").read_bytes() != (out / "angle.png").read_bytes()
+
+
+def test_figure_without_a_sweep_json_is_an_input_error(tmp_path):
+    with pytest.raises(InputError, match=r"sweep\.json: missing"):
+        write_sweep_figure(tmp_path)
+    (tmp_path / "sweep.json").write_text(json.dumps({"kind": "colour", "groups": []}))
+    with pytest.raises(InputError, match="unknown sweep kind 'colour'"):
+        write_sweep_figure(tmp_path)
+    assert not list(tmp_path.glob("*.png"))
+
+
+def test_run_sweep_api_writes_data_only(tmp_path):
+    """The API computes and saves: spec, points, aggregates and runs, no figure; the renderer
+    draws it afterwards from sweep.json."""
+    base = TrainConfig(dataset="digits", depth=2, width=16, epochs=1, lr=0.01, snapshots=False)
+    spec = make_spec("depth", base=base, values=(2,), rules=("fa",), seeds=(0,))
+    out = tmp_path / "api"
+    summary = run_sweep(spec, out)
+    assert sorted(p.name for p in out.iterdir()) == [
+        "points.jsonl",
+        "runs",
+        "sweep-spec.json",
+        "sweep.json",
+    ]
+    assert json.loads((out / "sweep.json").read_text()) == summary
+    assert summary["figure"] == "depth.png"
+    assert write_sweep_figure(out) == out / "depth.png"
+    assert (out / "depth.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
 def test_depth_sweep(tmp_path):
     out = tmp_path / "depth"
     result = _sweep(out, "depth", "--depths", "2,3", "--algo", "bp,fa", "--seeds", "0,1", "--json")
@@ -101,7 +190,14 @@ def test_depth_sweep(tmp_path):
         config = (out / p["run_dir"] / "config.yaml").read_text()
         assert f"depth: {p['value']}\n" in config and f"algo: {p['rule']}\n" in config
     _check_aggregates(summary, points)
-    assert (out / "depth.png").read_bytes().startswith(PNG_SIGNATURE)
+    png = (out / "depth.png").read_bytes()
+    assert png.startswith(PNG_SIGNATURE)
+    # the figure needs the aggregates only: without it, the runs and the points, it comes back
+    for name in ("depth.png", "points.jsonl", "sweep-spec.json"):
+        (out / name).unlink()
+    shutil.rmtree(out / "runs")
+    assert write_sweep_figure(out) == out / "depth.png"
+    assert (out / "depth.png").read_bytes() == png
 
 
 def test_data_sweep_caps_sizes_and_says_so(tmp_path):

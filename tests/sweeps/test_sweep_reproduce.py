@@ -1,8 +1,10 @@
-"""`reproduce` on a tiny test-only plan: claim rows equal the sweeps' numbers; verdict rule."""
+"""`reproduce` on a tiny test-only plan: claim rows equal the sweeps' numbers; verdict rule;
+the report and figures are drawn from reproduction.json alone."""
 
 import dataclasses
 import json
 import math
+import shutil
 import statistics
 from pathlib import Path
 
@@ -21,11 +23,11 @@ from hwsim.experiments.reproduce import (
     OVERLAP,
     ClaimRow,
     ReproducePlan,
-    row_numbers,
     run_reproduce,
     verdict,
 )
 from hwsim.experiments.sweeps import CurvatureSettings, RobustnessSettings
+from hwsim.render.reproduction import render_report, row_numbers, write_reproduction
 from models.config import TrainConfig
 
 TINY_PLAN = ReproducePlan(
@@ -98,12 +100,22 @@ def test_verdict_rejects_unknown_region():
 # --------------------------------------------------------------------------- a tiny reproduction
 
 
+#: Each sweep of the plan and the figure the renderer draws for it (``<kind>.png``).
+FIGURES = {name: f"{name}.png" for name in ("rules", "angle", "depth", "data", "init")}
+
+
 @pytest.fixture(scope="module")
 def reproduction(tmp_path_factory) -> tuple[Path, dict]:
+    """`hwsim reproduce` (one torch thread, the default) with its plan swapped for the tiny one."""
+    import hwsim.experiments.reproduce
+
     out = tmp_path_factory.mktemp("reproduce") / "out"
-    with torch_threads(1):  # as the CLI runs it; 2 threads on 2 busy cores are ~10× slower
-        document = run_reproduce(TINY_PLAN, out)
-    return out, document
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hwsim.experiments.reproduce, "plan_for", lambda scale, **_: TINY_PLAN)
+        result = CliRunner().invoke(main, ["reproduce", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "claim rows, wall" in result.output and "REPRODUCTION.md" in result.output
+    return out, json.loads((out / "reproduction.json").read_text())
 
 
 def _sweep(out: Path, name: str) -> dict:
@@ -117,15 +129,66 @@ def _points(out: Path, name: str) -> list[dict]:
 
 def test_writes_report_json_and_every_sweep(reproduction):
     out, document = reproduction
-    assert json.loads((out / "reproduction.json").read_text()) == document
     assert (out / "REPRODUCTION.md").read_text().startswith("# Reproduction")
-    for name in ("rules", "angle", "depth", "data", "init"):
+    for name, figure in FIGURES.items():
         summary = _sweep(out, name)
         assert summary["complete"], name
         assert document["sweeps"][name] == summary
-        assert (out / "sweeps" / name / summary["figure"]).exists()
+        assert summary["figure"] == figure
+        assert (out / "sweeps" / name / figure).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     ids = [r["claim_id"] for r in document["claims"]]
     assert sorted(set(ids)) == [f"C{i}" for i in range(1, 10)]
+
+
+def test_cli_table_shows_every_claim_row(reproduction):
+    """The command's table: each row's numbers as the report's renderer writes them."""
+    import hwsim.cli.reproduce
+
+    _, document = reproduction
+    table = hwsim.cli.reproduce._claims_table(document)
+    cells = [list(column.cells) for column in table.columns]
+    assert cells[0] == [r["claim_id"] for r in document["claims"]]
+    assert cells[2] == [row_numbers(r) for r in document["claims"]]
+    assert cells[3] == [r["verdict"] for r in document["claims"]]
+
+
+def test_report_and_figures_redrawn_from_reproduction_json_alone(reproduction, tmp_path):
+    """A directory holding nothing but reproduction.json gives the very same REPRODUCTION.md and
+    the same figure bytes as the command wrote."""
+    out, document = reproduction
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(out / "reproduction.json", alone / "reproduction.json")
+    written = write_reproduction(alone)
+    assert written[-1] == alone / "REPRODUCTION.md"
+    assert (alone / "REPRODUCTION.md").read_text() == (out / "REPRODUCTION.md").read_text()
+    assert render_report(document) == (out / "REPRODUCTION.md").read_text()
+    for name, figure in FIGURES.items():
+        path = alone / "sweeps" / name / figure
+        assert path in written
+        assert path.read_bytes() == (out / "sweeps" / name / figure).read_bytes(), name
+    assert sorted(p.name for p in (alone / "sweeps").iterdir()) == sorted(FIGURES)
+
+
+def test_report_numbers_come_from_the_document(reproduction):
+    """Change one claim row's numbers in the document: the report shows the new ones."""
+    _, document = reproduction
+    changed = json.loads(json.dumps(document))
+    row = next(r for r in changed["claims"] if r["right"] is not None and r["unit"] == "accuracy")
+    row["left"]["mean"], row["left"]["std"], row["left"]["n"] = 0.123456, 0.0404, 7
+    row["difference"], row["spread"] = -0.5, 0.25
+    markdown = render_report(changed)
+    assert f"{row['left']['label']} 0.123 ± 0.040 (n=7) vs " in markdown
+    assert "d = −0.500 ± 0.250" in markdown
+    assert markdown != render_report(document)
+
+
+def test_report_refuses_a_document_without_its_keys(tmp_path):
+    (tmp_path / "reproduction.json").write_text(json.dumps({"format": "hwsim-reproduction"}))
+    with pytest.raises(InputError, match=r"reproduction\.json: no plan"):
+        write_reproduction(tmp_path)
+    with pytest.raises(InputError, match="missing"):
+        write_reproduction(tmp_path / "nowhere")
 
 
 def test_two_group_rows_equal_the_sweep_json(reproduction):
@@ -212,12 +275,13 @@ def test_every_verdict_follows_the_rule_and_the_markdown_shows_it(reproduction):
     out, document = reproduction
     markdown = (out / "REPRODUCTION.md").read_text()
     assert "## Verdict rule" in markdown
+    assert document["verdict_rule"] in markdown
     for raw in document["claims"]:
         row = ClaimRow(**raw)
         assert row.verdict == verdict(
             row.difference, row.spread, region=row.region, tolerance=row.tolerance
         )
-        line = f"| {row.claim_id} | {row.claim} | {row.measurement} | {row_numbers(row)} |"
+        line = f"| {row.claim_id} | {row.claim} | {row.measurement} | {row_numbers(raw)} |"
         assert line + f" **{row.verdict}** |" in markdown
     counts = f"**{sum(r['verdict'] == AGREES for r in document['claims'])} rows agree"
     assert counts in markdown
@@ -242,22 +306,48 @@ def test_rule_comparison_rows_use_robustness_and_curvature(reproduction):
 
 def test_different_plan_in_same_dir_is_an_input_error(reproduction, tmp_path):
     out, _ = reproduction
-    with pytest.raises(InputError, match="different plan"):
+    before = (out / "plan.json").read_text()
+    with pytest.raises(InputError, match=r"different plan\.json"):
         run_reproduce(dataclasses.replace(TINY_PLAN, seeds=(0,)), out)
     result = CliRunner().invoke(main, ["reproduce", "--out", str(out), "--quiet"])
     assert result.exit_code == 2, result.output
-    assert "different plan" in result.output
+    assert "different plan.json" in result.output
+    assert (out / "plan.json").read_text() == before
 
 
-def test_resumed_reproduction_trains_nothing(reproduction, monkeypatch):
+def test_output_without_a_plan_is_refused(tmp_path):
+    out = tmp_path / "out"
+    (out / "sweeps").mkdir(parents=True)
+    with pytest.raises(InputError, match=r"holds reproduction output \(sweeps\) but no plan.json"):
+        run_reproduce(TINY_PLAN, out)
+    assert not (out / "plan.json").exists()
+
+
+def test_api_writes_data_only_and_resumes_without_training(reproduction, monkeypatch, tmp_path):
+    """run_reproduce on a finished copy: no training, the same claims, and only data written
+    (plan.json, sweeps, reproduction.json); the report and figures are the renderer's."""
     import hwsim.experiments.sweeps
 
     out, document = reproduction
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "REPRODUCTION.md").unlink()
+    for name, figure in FIGURES.items():
+        (copy / "sweeps" / name / figure).unlink()
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished point was trained again")
 
     monkeypatch.setattr(hwsim.experiments.sweeps, "train", no_training)
     with torch_threads(1):
-        again = run_reproduce(TINY_PLAN, out)
+        again = run_reproduce(TINY_PLAN, copy)
     assert again["claims"] == document["claims"]
+    assert json.loads((copy / "reproduction.json").read_text()) == again
+    assert sorted(p.name for p in copy.iterdir()) == ["plan.json", "reproduction.json", "sweeps"]
+    assert not list(copy.glob("sweeps/*/*.png"))
+    write_reproduction(copy)
+    assert (copy / "REPRODUCTION.md").read_text() == render_report(again)
+    for name, figure in FIGURES.items():  # the same aggregates: the same figures
+        assert (copy / "sweeps" / name / figure).read_bytes() == (
+            out / "sweeps" / name / figure
+        ).read_bytes()

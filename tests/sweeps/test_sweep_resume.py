@@ -142,7 +142,7 @@ def test_different_spec_in_same_dir_is_exit_2_unless_force(tmp_path):
     before = (out / "points.jsonl").read_text()
     result = _run(out, "--epochs", "3")  # a later --epochs wins over ARGS'
     assert result.exit_code == 2, result.output
-    assert "different sweep" in result.output
+    assert "holds a sweep with a different sweep-spec.json" in result.output
     assert (out / "points.jsonl").read_text() == before
     result = CliRunner().invoke(
         main,
@@ -157,3 +157,13 @@ def test_different_spec_in_same_dir_is_exit_2_unless_force(tmp_path):
     assert result.exit_code == 0, result.output
     points = _lines(out)
     assert len(points) == 8 and all(p["epochs"] == 3 for p in points)
+
+
+def test_sweep_output_without_its_spec_is_exit_2(tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "points.jsonl").write_text("")
+    result = _run(out)
+    assert result.exit_code == 2, result.output
+    assert "holds sweep output (points.jsonl) but no sweep-spec.json" in result.output
+    assert sorted(p.name for p in out.iterdir()) == ["points.jsonl"]
