@@ -16,9 +16,7 @@ from torch import Tensor
 
 from hwsim.core.errors import InputError
 from hwsim.core.rules import Rule
-
-#: Bit width meaning "not quantized" (float32), used for weights, activations, feedback, errors.
-FLOAT_BITS = 32
+from hwsim.core.units import FLOAT_BITS
 
 
 class _FeedbackLinear(torch.autograd.Function):

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from hwsim.cli import main
 from hwsim.cli.common import console, err_console, progress_bar
-from hwsim.cli.sweep import torch_threads
 from hwsim.core.resources import default_output
 
 
@@ -83,6 +82,8 @@ def reproduce(
     def on_point(point: Any, index: int, total: int, state: str) -> None:
         if state != "start":
             progress.advance(tasks["current"])
+
+    from models.training import torch_threads
 
     with progress, torch_threads(threads):
         document = run_reproduce(plan, out_dir, force=force, on_sweep=on_sweep, on_point=on_point)

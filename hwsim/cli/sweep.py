@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -84,24 +83,6 @@ def sweep_table(summary: dict[str, Any]) -> Table:
             ]
         table.add_row(*row)
     return table
-
-
-@contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``threads`` torch intra-op threads, then restore the previous count.
-
-    One thread is several times faster for these small networks on a shared 2-core CPU.
-    """
-    import torch
-
-    if threads < 1:
-        raise InputError(f"--threads must be at least 1, got {threads}")
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 @main.command()
@@ -234,6 +215,8 @@ def sweep(
             progress.update(task, description=f"{kind} sweep: {point.point_id}")
         else:
             progress.advance(task)
+
+    from models.training import torch_threads
 
     with progress, torch_threads(threads):
         summary = run_sweep(spec, out_dir, force=force, on_point=on_point)

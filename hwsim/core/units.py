@@ -17,6 +17,8 @@ _SI = (
 )
 #: Shown for a value that is missing (not measured, not applicable).
 MISSING = "—"
+#: Bit width meaning "not quantized" (float32): weights, activations, feedback, errors.
+FLOAT_BITS = 32
 
 
 def si_prefix(value: float) -> tuple[float, str]:

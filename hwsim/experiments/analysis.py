@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import jsonable, read_text, write_atomic
+from hwsim.core.outputs import ANALYSIS_DIR
 from hwsim.core.stats import finite, mean_std
 from models.analysis.attacks import adversarial_accuracy, input_gradient_fn, transfer_accuracy
 from models.analysis.corruptions import CORRUPTION_NAMES, corruption_accuracy
@@ -86,7 +87,6 @@ __all__ = [
 #: The analyses by the name ``hwsim analyze`` and :func:`analyze` take (``all`` runs each).
 ANALYSES = ("hessian", "landscape", "alignment", "robustness")
 #: Where a run directory keeps analysis results.
-ANALYSIS_DIR = "analysis"
 #: Schema version of every analysis JSON file.
 RESULT_VERSION = 1
 #: L∞ radii of the attacks, in input units ([0, 1] pixel intensity for images). ε = 0 is the

@@ -22,9 +22,9 @@ import yaml
 from hwsim import __version__
 from hwsim.core.errors import InputError
 from hwsim.core.files import claim_out_dir, write_atomic
+from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
 from hwsim.core.rules import rule_dirname
 from hwsim.core.stats import mean_std
-from hwsim.core.summary import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
 from hwsim.experiments.experiment import Experiment
 
 CSV_COLUMNS = (

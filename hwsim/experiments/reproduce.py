@@ -34,6 +34,7 @@ from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import claim_out_dir, jsonable, write_atomic
+from hwsim.core.outputs import REPRODUCTION_FILE, REPRODUCTION_MARKDOWN, REPRODUCTION_SWEEPS_DIR
 from hwsim.core.stats import describe, finite, mean_std
 from hwsim.experiments.sweeps import (
     CurvatureSettings,
@@ -66,11 +67,11 @@ SCALES = ("small", "full")
 REPORT_FORMAT = "hwsim-reproduction"
 REPORT_VERSION = 1
 PLAN_FILE = "plan.json"
-DOCUMENT_FILE = "reproduction.json"
+DOCUMENT_FILE = REPRODUCTION_FILE
 #: Rendered from ``reproduction.json`` by :mod:`hwsim.render.reproduction` (named here so that
 #: ``--force`` removes it with the rest).
-MARKDOWN_FILE = "REPRODUCTION.md"
-SWEEPS_DIR = "sweeps"
+MARKDOWN_FILE = REPRODUCTION_MARKDOWN
+SWEEPS_DIR = REPRODUCTION_SWEEPS_DIR
 AGREES = "agrees"
 DISAGREES = "does not agree"
 OVERLAP = "inconclusive (spread overlaps)"

@@ -44,6 +44,7 @@ from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import append_jsonl, claim_out_dir, jsonable, read_jsonl, write_atomic
+from hwsim.core.outputs import SWEEP_SUMMARY_FILE
 from hwsim.core.rules import parse_rule, rule_dirname
 from hwsim.core.stats import describe, finite, mean_std
 from models.config import TrainConfig
@@ -99,7 +100,7 @@ DEFAULT_BASE = TrainConfig(dataset="mnist5k", depth=6, width=256, epochs=5, snap
 
 SPEC_FILE = "sweep-spec.json"
 POINTS_FILE = "points.jsonl"
-SUMMARY_FILE = "sweep.json"
+SUMMARY_FILE = SWEEP_SUMMARY_FILE
 RUNS_DIR = "runs"
 SURROGATES_DIR = "surrogates"
 #: Metrics aggregated over seeds, with what they are (copied into ``sweep.json``).

@@ -29,18 +29,18 @@ from matplotlib.ticker import MaxNLocator
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import read_json, write_atomic
+from hwsim.core.outputs import ANALYSIS_DIR
 from hwsim.render.style import draw_png
 
 __all__ = ["ANALYSIS_FIGURES", "analysis_figure_path", "analysis_png", "write_analysis_figure"]
 
 #: Where a run directory keeps analysis results (the same folder the analyses write into).
-_ANALYSIS_DIR = "analysis"
 _EXPECTED = "an analysis result written by `hwsim analyze` (docs/analyses.md)"
 
 
 def analysis_figure_path(run_dir: str | Path, what: str) -> Path:
     """Where the figure of analysis ``what`` goes: ``RUN_DIR/analysis/<what>.png``."""
-    return Path(run_dir) / _ANALYSIS_DIR / f"{what}.png"
+    return Path(run_dir) / ANALYSIS_DIR / f"{what}.png"
 
 
 def analysis_png(result: dict[str, Any]) -> bytes:
@@ -67,7 +67,7 @@ def write_analysis_figure(run_dir: str | Path, what: str) -> Path:
     """
     if what not in ANALYSIS_FIGURES:
         raise InputError(f"unknown analysis {what!r}: choose from {', '.join(ANALYSIS_FIGURES)}")
-    json_path = Path(run_dir) / _ANALYSIS_DIR / f"{what}.json"
+    json_path = Path(run_dir) / ANALYSIS_DIR / f"{what}.json"
     result = read_json(json_path, _EXPECTED)
     found = result.get("analysis") if isinstance(result, dict) else None
     if found != what:

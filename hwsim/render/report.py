@@ -28,9 +28,9 @@ from matplotlib.ticker import MaxNLocator
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import read_json, read_jsonl, read_text, write_atomic
+from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
 from hwsim.core.rules import rule_dirname
 from hwsim.core.stats import finite, mean_std
-from hwsim.core.summary import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
 from hwsim.core.units import MISSING, column_scale, format_si, format_sig, si_prefix
 from hwsim.render.style import FIGURE_STYLE, png_bytes, rule_colors
 from hwsim.sim.dataflow import DIRECTIONS

@@ -17,7 +17,8 @@ from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import read_json, write_atomic
-from hwsim.core.units import MISSING, format_number, format_sig
+from hwsim.core.outputs import REPRODUCTION_FILE, REPRODUCTION_MARKDOWN, REPRODUCTION_SWEEPS_DIR
+from hwsim.core.units import FLOAT_BITS, MISSING, format_number, format_sig
 
 __all__ = [
     "DOCUMENT_FILE",
@@ -30,11 +31,9 @@ __all__ = [
 ]
 
 #: The saved reproduction (the one input here) and the report drawn from it, in ``OUT``.
-DOCUMENT_FILE = "reproduction.json"
-MARKDOWN_FILE = "REPRODUCTION.md"
-SWEEPS_DIR = "sweeps"
-#: Weight and activation bits that mean float (TrainConfig, docs/learning.md).
-_FLOAT_BITS = 32
+DOCUMENT_FILE = REPRODUCTION_FILE
+MARKDOWN_FILE = REPRODUCTION_MARKDOWN
+SWEEPS_DIR = REPRODUCTION_SWEEPS_DIR
 #: Keys of ``reproduction.json`` the report reads.
 _REQUIRED = ("plan", "verdict_rule", "verdicts", "claims", "base_values", "sweeps", "timing")
 
@@ -122,7 +121,7 @@ def _sweep_table(summary: dict[str, Any], metrics: list[tuple[str, str]]) -> lis
 def _describe_base(plan: dict[str, Any]) -> str:
     """One line on the base network and data of a plan (``plan`` in ``reproduction.json``)."""
     b = plan["base"]
-    quantized = b["weight_bits"] != _FLOAT_BITS or b["act_bits"] != _FLOAT_BITS
+    quantized = b["weight_bits"] != FLOAT_BITS or b["act_bits"] != FLOAT_BITS
     bits = f"{b['weight_bits']}-bit weights, {b['act_bits']}-bit acts" if quantized else "float"
     return (
         f"dataset `{b['dataset']}`, MLP depth {b['depth']} width {b['width']} ({bits}), "

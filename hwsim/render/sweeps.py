@@ -27,6 +27,7 @@ from matplotlib.ticker import MaxNLocator
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import read_json, write_atomic
+from hwsim.core.outputs import SWEEP_SUMMARY_FILE
 from hwsim.core.stats import finite
 from hwsim.core.units import MISSING
 from hwsim.render.style import draw_png, rule_colors
@@ -34,7 +35,7 @@ from hwsim.render.style import draw_png, rule_colors
 __all__ = ["LOG_METRICS", "SUMMARY_FILE", "sweep_figure", "write_sweep_figure"]
 
 #: The aggregates of a sweep directory, the one input of its figure.
-SUMMARY_FILE = "sweep.json"
+SUMMARY_FILE = SWEEP_SUMMARY_FILE
 #: Curvature spans orders of magnitude across rules and angles: plotted on a log axis.
 LOG_METRICS = ("hessian_trace", "top_eigenvalue")
 _KINDS = ("angle", "depth", "data", "init", "rules")

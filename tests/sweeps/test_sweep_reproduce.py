@@ -13,7 +13,6 @@ import pytest
 from click.testing import CliRunner
 
 from hwsim.cli import main
-from hwsim.cli.sweep import torch_threads
 from hwsim.core.errors import InputError
 from hwsim.experiments.reproduce import (
     AGREES,
@@ -29,6 +28,7 @@ from hwsim.experiments.reproduce import (
 from hwsim.experiments.sweeps import CurvatureSettings, RobustnessSettings
 from hwsim.render.reproduction import render_report, row_numbers, write_reproduction
 from models.config import TrainConfig
+from models.training import torch_threads
 
 TINY_PLAN = ReproducePlan(
     scale="test",
