@@ -4,6 +4,7 @@ Errors (:mod:`~hwsim.core.errors`), rule specs (:mod:`~hwsim.core.rules`), atomi
 JSON lines (:mod:`~hwsim.core.files`), the one statistics convention (:mod:`~hwsim.core.stats`),
 numbers with units (:mod:`~hwsim.core.units`), YAML with line numbers
 (:mod:`~hwsim.core.yaml_lines`), the workload contract between training and the simulator
-(:mod:`~hwsim.core.workload`) and the files shipped inside the package
+(:mod:`~hwsim.core.workload`), the names of the files between experiments and rendering
+(:mod:`~hwsim.core.outputs`) and the files shipped inside the package
 (:mod:`~hwsim.core.resources`).
 """

@@ -15,7 +15,7 @@ import base64
 import html
 import math
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,8 @@ class RunData:
 
     def rule_summary(self, chip: str, rule: str) -> dict[str, Any]:
         """The ``RULE`` block of summary.json for ``rule`` on ``chip``."""
-        return self.summary["chips"][chip]["rules"][rule]
+        block: dict[str, Any] = self.summary["chips"][chip]["rules"][rule]
+        return block
 
 
 def _inside(run_dir: Path, relative: str, what: str) -> Path:
@@ -202,7 +203,9 @@ def _safe_name(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-") or "x"
 
 
-def _per_epoch(runs: Sequence[SeedRun], value) -> dict[int, list[float]]:
+def _per_epoch(
+    runs: Sequence[SeedRun], value: Callable[[dict[str, Any]], Any]
+) -> dict[int, list[float]]:
     """Epoch → values over the seeds that had not diverged at that epoch."""
     out: dict[int, list[float]] = {}
     for run in runs:
@@ -211,6 +214,13 @@ def _per_epoch(runs: Sequence[SeedRun], value) -> dict[int, list[float]]:
             if not row.get("diverged") and finite(v):
                 out.setdefault(int(row["epoch"]), []).append(float(v))
     return dict(sorted(out.items()))
+
+
+def _mean_and_std(values: list[float]) -> tuple[float, float | None]:
+    mean, std = mean_std(values)
+    if mean is None:
+        raise ValueError("no finite value to average")
+    return mean, std
 
 
 def learning_curves_figure(data: RunData) -> Figure:
@@ -224,7 +234,8 @@ def learning_curves_figure(data: RunData) -> Figure:
         if not per_epoch:
             continue
         epochs = list(per_epoch)
-        stats = [mean_std(v) for v in per_epoch.values()]
+        # every epoch here has at least one finite value, so every mean exists
+        stats = [_mean_and_std(v) for v in per_epoch.values()]
         means = [100 * m for m, _ in stats]
         ax.plot(epochs, means, marker="o", ms=3, color=colors[rule], label=rule)
         if len(runs) > 1:
@@ -277,9 +288,13 @@ def alignment_figure(data: RunData) -> Figure:
                     if layer not in layers:
                         layers.append(layer)
         for layer in layers:
-            per_epoch = _per_epoch(runs, lambda r, k=layer: (r.get("alignment_deg") or {}).get(k))
+
+            def layer_angle(row: dict[str, Any], layer: str = layer) -> Any:
+                return (row.get("alignment_deg") or {}).get(layer)
+
+            per_epoch = _per_epoch(runs, layer_angle)
             if per_epoch:
-                means = [mean_std(v)[0] for v in per_epoch.values()]
+                means = [_mean_and_std(v)[0] for v in per_epoch.values()]
                 ax.plot(list(per_epoch), means, color=colors[rule], lw=0.7, alpha=0.45)
 
         def layer_mean(row: dict[str, Any]) -> float | None:
@@ -288,7 +303,7 @@ def alignment_figure(data: RunData) -> Figure:
 
         per_epoch = _per_epoch(runs, layer_mean)
         if per_epoch:
-            means = [mean_std(v)[0] for v in per_epoch.values()]
+            means = [_mean_and_std(v)[0] for v in per_epoch.values()]
             ax.plot(list(per_epoch), means, color=colors[rule], lw=2.2, label=f"{rule} (mean)")
     ax.set_xlabel("epoch (0 = before training)")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -313,23 +328,21 @@ def energy_figure(data: RunData, chip: str) -> Figure:
     levels = _levels_in_order(
         data, chip, (lv for e in energies.values() for lv in e.get("memory_by_level", {}))
     )
-    parts = [
-        (f"memory: {lv}", lambda e, lv=lv: e.get("memory_by_level", {}).get(lv, 0.0))
-        for lv in levels
-    ]
-    parts += [
-        (p.replace("_", " "), lambda e, p=p: e["breakdown"].get(p, 0.0)) for p in NON_MEMORY_PARTS
-    ]
+    # (label, section of the energy block, key): memory by level, then the other parts
+    parts = [(f"memory: {lv}", "memory_by_level", lv) for lv in levels]
+    parts += [(p.replace("_", " "), "breakdown", p) for p in NON_MEMORY_PARTS]
     scale, prefix = column_scale(e["total"] * 1e-12 for e in energies.values())
     blues = plt.get_cmap("Blues")
     others = ["#DD8452", "#55A868", "#8172B3", "#937860"]
-    colors = [blues(0.35 + 0.6 * i / max(1, len(levels) - 1)) for i in range(len(levels))]
+    colors: list[Any] = [
+        blues(0.35 + 0.6 * i / max(1, len(levels) - 1)) for i in range(len(levels))
+    ]
     colors += others
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(data.rules) + 3), 4))
     x = range(len(data.rules))
     bottom = [0.0] * len(data.rules)
-    for (label, get), color in zip(parts, colors, strict=True):
-        heights = [get(energies[r]) * 1e-12 / scale for r in data.rules]
+    for (label, section, key), color in zip(parts, colors, strict=True):
+        heights = [energies[r].get(section, {}).get(key, 0.0) * 1e-12 / scale for r in data.rules]
         if not any(heights):
             continue
         ax.bar(x, heights, bottom=bottom, color=color, label=label, width=0.6)
@@ -539,7 +552,9 @@ def summary_table(data: RunData) -> Table:
     blocks = [(c, r, data.rule_summary(c, r)) for c in data.chips for r in data.rules]
 
     def run_j(b: dict[str, Any]) -> float:
-        return (b.get("run_totals") or {}).get("energy_pj", {}).get("total", math.nan) * 1e-12
+        return (
+            float((b.get("run_totals") or {}).get("energy_pj", {}).get("total", math.nan)) * 1e-12
+        )
 
     e_scale, e_prefix = column_scale(b["energy_pj"]["total"] * 1e-12 for *_, b in blocks)
     r_scale, r_prefix = column_scale(v for *_, b in blocks if finite(v := run_j(b)))

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt
 
 FIGURE_DPI = 110
 #: Fixed style so the figures don't depend on a user's matplotlibrc.
-FIGURE_STYLE = {
+FIGURE_STYLE: dict[Any, Any] = {
     "figure.dpi": FIGURE_DPI,
     "savefig.dpi": FIGURE_DPI,
     "font.size": 9,

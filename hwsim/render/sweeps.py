@@ -133,8 +133,10 @@ def _angle_figure(summary: dict[str, Any]) -> Any:
     if robust:
         ax = axes[4]
         sources = (("true", "#C44E52"), ("feedback", "#DD8452"), ("transfer", "#8172B3"))
-        for source, color in sources:
-            _errorbar(ax, thetas, groups, f"pgd_{source}_accuracy", color=color, label=source)
+        for source, source_color in sources:
+            _errorbar(
+                ax, thetas, groups, f"pgd_{source}_accuracy", color=source_color, label=source
+            )
         ax.set(xlabel="initial angle θ (deg)", ylabel="accuracy", title="PGD (mean over ε > 0)")
         ax.legend(fontsize=7)
         ax = axes[5]
