@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 import hwsim.core.files
-import hwsim.render.report
+import hwsim.render.compare_figures
 from hwsim.cli import main
 from hwsim.core.errors import InputError
 from hwsim.render.report import write_report
@@ -79,7 +79,7 @@ def test_failing_figure_leaves_the_previous_report_intact(run_copy: Path, monkey
     def broken(*args, **kwargs):
         raise RuntimeError("figure failed")
 
-    monkeypatch.setattr(hwsim.render.report, "timeline_figure", broken)
+    monkeypatch.setattr(hwsim.render.compare_figures, "timeline_figure", broken)
     (run_copy / "runs" / "bp-seed0" / "metrics.jsonl").write_text(
         (run_copy / "runs" / "bp-seed1" / "metrics.jsonl").read_text()
     )  # the new report would differ, so an overwrite would show
