@@ -17,6 +17,7 @@ from hwsim.core.files import read_json, read_jsonl, read_text
 from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION
 from hwsim.core.rules import rule_dirname
 
+
 @dataclass(frozen=True)
 class SeedRun:
     """The metrics rows of one training run (one rule, one seed)."""
