@@ -68,9 +68,12 @@ def test_every_analysis_runs_on_a_default_run(default_compare):
     assert result.exit_code == 0, result.output
     results = json.loads(result.output)
     assert set(results) == {"hessian", "landscape", "alignment", "robustness"}
-    # IFA starts aligned: every layer that sends an error down begins at 0°.
-    initial = {layer: angles[0] for layer, angles in results["alignment"]["alignment_deg"].items()}
-    assert all(abs(angle) < 1e-3 for angle in initial.values())
+    # IFA starts aligned: B = W₀, stored at 8 bits. Per-tensor 8-bit rounding of a Gaussian
+    # layer (max |w| ≈ 4σ over ~65k weights) has step 8σ/255 and RMS error step/√12 ≈ 0.009σ,
+    # so each layer starts at about atan(0.009) ≈ 0.5°, and certainly below 1°.
+    alignment = results["alignment"]["alignment_deg"]
+    initial = {layer: angles[0] for layer, angles in alignment.items()}
+    assert all(0 < angle < 1.0 for angle in initial.values()), initial
     for name in ("hessian", "landscape", "alignment", "robustness"):
         assert (run_dir / "analysis" / f"{name}.json").is_file()
         assert (run_dir / "analysis" / f"{name}.png").is_file()
