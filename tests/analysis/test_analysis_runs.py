@@ -266,6 +266,7 @@ def test_robustness_skips_corruptions_for_non_images(tmp_path):
 
 
 def test_dispatch_and_input_errors(runs, tmp_path):
+    # wiring: the dispatcher calls the analysis it names (its numbers are checked above)
     assert analyze(runs["bp"], "alignment") == analyze_alignment(runs["bp"])
     with pytest.raises(InputError, match="hessian, landscape, alignment, robustness, all"):
         analyze(runs["bp"], "curvatures")

@@ -253,7 +253,12 @@ def test_energy_is_priced_from_counts():
     assert e.breakdown_pj["compute"] == 172 * 0.25
     # leakage: 1 mW (wmem) over the step
     assert e.breakdown_pj["leakage"] == pytest.approx(r.latency_cycles / 1e6 * 1e9)
-    assert sum(e.memory_by_level_pj.values()) == pytest.approx(e.breakdown_pj["memory"])
+    # memory by level, from the chip file: reads and transports of a level at its read energy
+    by_level: dict[str, float] = {}
+    for (level, _, _, direction), c in r.step.counts.accesses.items():
+        key = "write_energy_pj" if direction == "write" else "read_energy_pj"
+        by_level[level] = by_level.get(level, 0.0) + c.accesses * levels[level][key]
+    assert e.memory_by_level_pj == pytest.approx(by_level)
 
 
 def test_spilling_happens_exactly_when_a_tensor_outgrows_its_level():
