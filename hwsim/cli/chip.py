@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import re
 import shlex
-from pathlib import Path
 
 import click
 from rich.table import Table
 
 from hwsim.cli import main
 from hwsim.cli.common import InputError, console, err_console
-
-#: The chip ``hwsim chip init`` copies when no ``--from`` is given.
-DEFAULT_TEMPLATE = "edge_sram"
-#: A top-level ``name:`` line with a one-line value, and any comment after it.
-_NAME_LINE = re.compile(r"^name:[ \t]*(?P<value>[^#\s][^#]*?)?(?P<comment>[ \t]+#.*)?$")
 
 
 @main.group()
@@ -41,58 +34,12 @@ def list_chips() -> None:
     )
 
 
-def init_target(name: str) -> tuple[Path, str]:
-    """The file ``hwsim chip init NAME`` writes and the chip name it gets.
-
-    ``mine`` → ``./mine.yaml``; a NAME ending in ``.yaml`` (or ``.yml``) or holding a directory
-    is the file as given. The chip is named after the file, without the YAML suffix.
-    """
-    path = Path(name)
-    if not name.strip() or not path.name or path.name in (".", ".."):
-        raise InputError(f"chip init: {name!r} is no file name")
-    if path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
-        path = Path(f"{name}.yaml")
-    chip_name = path.name[: -len(path.suffix)] if path.suffix in (".yaml", ".yml") else path.name
-    if not chip_name:
-        raise InputError(f"chip init: {name!r} gives the chip no name")
-    return path, chip_name
-
-
-def renamed_chip_text(text: str, new_name: str, file: str | Path) -> str:
-    """``text`` (a chip YAML file) with its top-level ``name:`` value set to ``new_name``.
-
-    Only that line changes: every comment, ``source:`` note and the layout stay as they are.
-    The result is parsed back and must equal the original document but for the name.
-    """
-    import yaml
-
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        original = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{file}: invalid YAML: {exc}") from None
-    keys = root.value if isinstance(root, yaml.MappingNode) else []
-    line_no = next((k.start_mark.line for k, _ in keys if k.value == "name"), None)
-    rows = text.splitlines(keepends=True)
-    match = _NAME_LINE.match(rows[line_no].rstrip("\r\n")) if line_no is not None else None
-    if line_no is None or match is None or match.group("value") is None:
-        raise InputError(f"{file}: no one-line top-level 'name:' to rename")
-    # safe_dump quotes the name where YAML needs it (a colon, a leading '-', 'yes', a number...)
-    line = yaml.safe_dump({"name": new_name}, allow_unicode=True, width=10**6).rstrip("\n")
-    ending = rows[line_no][len(rows[line_no].rstrip("\r\n")) :]
-    rows[line_no] = f"{line}{match.group('comment') or ''}{ending}"
-    new_text = "".join(rows)
-    if yaml.safe_load(new_text) != {**original, "name": new_name}:
-        raise InputError(f"{file}: renaming the chip to {new_name!r} would change more")
-    return new_text
-
-
 @chip.command()
 @click.argument("name")
 @click.option(
     "--from",
     "template",
-    default=DEFAULT_TEMPLATE,
+    default="edge_sram",
     show_default=True,
     help="The shipped chip to copy (hwsim chip list).",
 )
@@ -103,29 +50,10 @@ def init(name: str, template: str, force: bool) -> None:
     The copy keeps every comment and source note; only its name: becomes NAME. Edit the copy,
     never the installed chip, then use it with --chip NAME.yaml.
     """
-    import yaml
+    from hwsim.sim.chip_copy import copy_shipped_chip
 
-    from hwsim.core.files import read_text, write_atomic
-    from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
-    from hwsim.sim.chip import chip_from_dict
-
-    shipped = shipped_chip_names()
+    target, chip_name = copy_shipped_chip(name, template=template, force=force)
     stem = template.removesuffix(".yaml")
-    if stem not in shipped:
-        raise InputError(
-            f"--from {template}: no shipped chip of that name (shipped chips: {', '.join(shipped)})"
-        )
-    source = CHIPS_DIR / f"{stem}.yaml"
-    target, chip_name = init_target(name)
-    if target.is_dir():
-        raise InputError(f"{target} is a directory; name a file for the new chip")
-    if target.exists() and target.resolve() == source.resolve():
-        raise InputError(f"{target} is the installed {stem} chip itself; copy it elsewhere")
-    if target.exists() and not force:
-        raise InputError(f"{target} already exists; pass --force to overwrite it")
-    text = renamed_chip_text(read_text(source, "a shipped chip YAML file"), chip_name, source)
-    chip_from_dict(yaml.safe_load(text), target)  # the copy validates before it is written
-    write_atomic(target, text)
     console.print(f"[green]wrote[/] {target} (chip {chip_name!r}, from {stem})", highlight=False)
     quoted = shlex.quote(str(target))
     err_console.print(

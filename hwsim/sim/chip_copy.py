@@ -1,0 +1,96 @@
+"""Copy a shipped chip into a file of the user's, to edit it (``hwsim chip init``).
+
+Users edit chip YAML; they should never edit the installed copy. The copy keeps every comment
+and ``source:`` note: only its top-level ``name:`` changes, and it is validated before it is
+written (atomically).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import yaml
+
+from hwsim.core.errors import InputError
+from hwsim.core.files import read_text, write_atomic
+from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
+from hwsim.sim.chip import chip_from_dict
+
+#: The chip copied when no template is named.
+DEFAULT_TEMPLATE = "edge_sram"
+#: A top-level ``name:`` line with a one-line value, and any comment after it.
+_NAME_LINE = re.compile(r"^name:[ \t]*(?P<value>[^#\s][^#]*?)?(?P<comment>[ \t]+#.*)?$")
+
+
+def init_target(name: str) -> tuple[Path, str]:
+    """The file ``hwsim chip init NAME`` writes and the chip name it gets.
+
+    ``mine`` → ``./mine.yaml``; a NAME ending in ``.yaml`` (or ``.yml``) or holding a directory
+    is the file as given. The chip is named after the file, without the YAML suffix.
+    """
+    path = Path(name)
+    if not name.strip() or not path.name or path.name in (".", ".."):
+        raise InputError(f"chip init: {name!r} is no file name")
+    if path.suffix not in (".yaml", ".yml") and len(path.parts) == 1:
+        path = Path(f"{name}.yaml")
+    chip_name = path.name[: -len(path.suffix)] if path.suffix in (".yaml", ".yml") else path.name
+    if not chip_name:
+        raise InputError(f"chip init: {name!r} gives the chip no name")
+    return path, chip_name
+
+
+def renamed_chip_text(text: str, new_name: str, file: str | Path) -> str:
+    """``text`` (a chip YAML file) with its top-level ``name:`` value set to ``new_name``.
+
+    Only that line changes: every comment, ``source:`` note and the layout stay as they are.
+    The result is parsed back and must equal the original document but for the name.
+    """
+    try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
+        original = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InputError(f"{file}: invalid YAML: {exc}") from None
+    keys = root.value if isinstance(root, yaml.MappingNode) else []
+    line_no = next((k.start_mark.line for k, _ in keys if k.value == "name"), None)
+    rows = text.splitlines(keepends=True)
+    match = _NAME_LINE.match(rows[line_no].rstrip("\r\n")) if line_no is not None else None
+    if line_no is None or match is None or match.group("value") is None:
+        raise InputError(f"{file}: no one-line top-level 'name:' to rename")
+    # safe_dump quotes the name where YAML needs it (a colon, a leading '-', 'yes', a number...)
+    line = yaml.safe_dump({"name": new_name}, allow_unicode=True, width=10**6).rstrip("\n")
+    ending = rows[line_no][len(rows[line_no].rstrip("\r\n")) :]
+    rows[line_no] = f"{line}{match.group('comment') or ''}{ending}"
+    new_text = "".join(rows)
+    if yaml.safe_load(new_text) != {**original, "name": new_name}:
+        raise InputError(f"{file}: renaming the chip to {new_name!r} would change more")
+    return new_text
+
+
+def copy_shipped_chip(
+    name: str, *, template: str = DEFAULT_TEMPLATE, force: bool = False
+) -> tuple[Path, str]:
+    """Write the shipped chip ``template`` to the file :func:`init_target` names for ``name``,
+    renamed to ``name``; return the file and the chip's name.
+
+    Refuses (:class:`InputError`) an unknown template, a directory, the installed file itself,
+    and an existing file unless ``force``.
+    """
+    shipped = shipped_chip_names()
+    stem = template.removesuffix(".yaml")
+    if stem not in shipped:
+        raise InputError(
+            f"--from {template}: no shipped chip of that name (shipped chips: {', '.join(shipped)})"
+        )
+    source = CHIPS_DIR / f"{stem}.yaml"
+    target, chip_name = init_target(name)
+    if target.is_dir():
+        raise InputError(f"{target} is a directory; name a file for the new chip")
+    if target.exists() and target.resolve() == source.resolve():
+        raise InputError(f"{target} is the installed {stem} chip itself; copy it elsewhere")
+    if target.exists() and not force:
+        raise InputError(f"{target} already exists; pass --force to overwrite it")
+    text = renamed_chip_text(read_text(source, "a shipped chip YAML file"), chip_name, source)
+    chip_from_dict(yaml.safe_load(text), target)  # the copy validates before it is written
+    write_atomic(target, text)
+    return target, chip_name
