@@ -245,7 +245,8 @@ class _ClosedForm:
             self.repeated("gradients", i, "gradient", "read", gbits, g - 1)
             self.repeated("gradients", i, "gradient", "write", gbits, g)
             self.tally.macs[("gradient", self.bits("gradient", i))] += n * layer.macs_per_sample
-            # update: W += f(ΔW, state); BP mirror mode re-synchronizes its copy
+            # update: W += f(ΔW, state); BP mirror mode re-synchronizes its copy (layers ≥ 1:
+            # layer 0 sends no error down, so it has no mirror)
             wbits_all = params * layer.weight_bits
             sbits = params * state * chip.optimizer_state_bits
             self.repeated("gradients", i, "update", "read", gbits, 1)
@@ -253,7 +254,7 @@ class _ClosedForm:
             self.repeated("weights", i, "update", "write", wbits_all, 1)
             self.repeated("optimizer_state", i, "update", "read", sbits, 1)
             self.repeated("optimizer_state", i, "update", "write", sbits, 1)
-            if source == "mirror":
+            if source == "mirror" and i > 0:
                 wbits = layer.weight_elements * layer.weight_bits
                 self.repeated("weight_mirror", i, "update", "write", wbits, 1, link_bits=wbits)
             self.tally.macs[("update", self.bits("update", i))] += params * (1 + state)
@@ -262,7 +263,8 @@ class _ClosedForm:
     def init(self) -> Counts:
         kind, storage = self.plan.rule.kind, self.chip.feedback_storage
         source = self.plan.error_weight_source
-        for i, layer in enumerate(self.workload.layers):
+        # Layer 0 sends no error down: no mirror, no B, nothing to initialize for it.
+        for i, layer in enumerate(self.workload.layers[1:], start=1):
             n = layer.weight_elements
             wbits, fbits = n * layer.weight_bits, n * layer.feedback_bits
             if kind == "bp" and source == "mirror":

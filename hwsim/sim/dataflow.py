@@ -51,7 +51,11 @@ class Plan:
 def stored_bits(
     workload: Workload, chip: Chip, rule: Rule, batch_size: int
 ) -> list[dict[str, Any]]:
-    """Bits each stored tensor of each layer needs, in allocation order (most pinned first)."""
+    """Bits each stored tensor of each layer needs, in allocation order (most pinned first).
+
+    Layer 0 sends no error down (the input needs none), so it has neither a BP mirror nor a
+    feedback matrix B: nothing to store, synchronize or initialize for it.
+    """
     uses_b = rule.uses_feedback_weights
     mirror = not uses_b and chip.bp_weight_access == "mirror"
     rows: list[dict[str, Any]] = []
@@ -67,12 +71,15 @@ def stored_bits(
     ):
         for i, layer in enumerate(layers):
             params = layer.weight_elements + layer.bias_elements
+            sends_error = i > 0
             bits = {
                 "weights": params * layer.weight_bits,
-                "weight_mirror": layer.weight_elements * layer.weight_bits if mirror else 0,
+                "weight_mirror": (
+                    layer.weight_elements * layer.weight_bits if mirror and sends_error else 0
+                ),
                 "feedback_weights": (
                     layer.weight_elements * layer.feedback_bits
-                    if uses_b and chip.feedback_storage != "prng"
+                    if uses_b and chip.feedback_storage != "prng" and sends_error
                     else 0
                 ),
                 "optimizer_state": params
@@ -332,7 +339,7 @@ class _Lowerer:
             sbits = [params * state * self.chip.optimizer_state_bits]
             loads.append(self.transfer("optimizer_state", i, "read", sbits))
             stores.append(self.transfer("optimizer_state", i, "write", sbits))
-        if self.plan.error_weight_source == "mirror":
+        if self.plan.error_weight_source == "mirror" and i > 0:  # layer 0 has no mirror
             wb = [layer.weight_elements * layer.weight_bits]
             stores.append(self.transfer("weight_mirror", i, "write", wb, link=True))
         bits = mac_operand_bits(self.w, self.chip, self.plan, "update", i)
@@ -341,7 +348,12 @@ class _Lowerer:
         )
 
     def init(self, i: int, layer: Layer) -> Task | None:
-        """The one-time set-up a rule needs beyond the common random init of W."""
+        """The one-time set-up a rule needs beyond the common random init of W.
+
+        Layer 0 needs none: it sends no error down, so it has no mirror and no B.
+        """
+        if i == 0:
+            return None
         n = layer.weight_elements
         wb, fb = [n * layer.weight_bits], [n * layer.feedback_bits]
         kind, source = self.plan.rule.kind, self.plan.error_weight_source

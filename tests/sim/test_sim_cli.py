@@ -41,7 +41,8 @@ def test_simulate_json_document():
     assert doc["format"] == "hwsim-simulation" and doc["chip"]["name"] == "toy"
     assert list(doc["rules"]) == ["bp", "fa", "ifa:30"]
     bp, fa = doc["rules"]["bp"], doc["rules"]["fa"]
-    assert bp["sync_write_bits"] == 144 and bp["weight_transport_bits"] == 0  # toy: mirror
+    # toy: mirror mode; layer 1's 6 weights × 8 bits re-synchronized (layer 0 has no mirror)
+    assert bp["sync_write_bits"] == 48 and bp["weight_transport_bits"] == 0
     assert fa["feedback_read_bits"] == 96 and fa["sync_write_bits"] == 0
     assert fa["counts"]["fbmem"]["feedback_weights"]["backward"]["read"] == {
         "bits": 96,

@@ -4,6 +4,10 @@ Toy network: MLP 4-3-2 with biases, 8-bit everything, batch 3, SGD+momentum (1 s
 Toy chip (data/toy_chip.yaml): 2 samples per weight fetch, so fetch groups are 2 + 1 samples.
 Layer 0: 12 weights + 3 biases, layer 1: 6 weights + 2 biases. Word widths: wmem/fbmem/rom 16,
 buf 32, dram 64 with bursts of 2 words.
+
+Layer 0 sends no error down (the input needs none), so only layer 1 has a mirror or a feedback
+matrix: 6 weights × 8 bits = 48 bits = 3 words of 16 bits in wmem/fbmem/rom. Nothing is stored,
+synchronized or initialized for layer 0.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import pytest
 import yaml
 
 from hwsim.core.errors import InputError
+from hwsim.core.resources import CHIPS_DIR
 from hwsim.core.rules import parse_rule
 from hwsim.core.workload import workload_from_dict
 from hwsim.sim.api import simulate
@@ -81,15 +86,16 @@ CASES = {
         {"bp_weight_access": "mirror"},
         {
             ("fbmem", "weight_mirror", "backward", "read"): A(96, 6, 6),
-            ("fbmem", "weight_mirror", "update", "write"): A(144, 9, 9),  # sync: 96 + 48 bits
+            # sync after the update: layer 1's 48 bits (3 words); layer 0 has no mirror
+            ("fbmem", "weight_mirror", "update", "write"): A(48, 3, 3),
         },
-        {("weight_mirror", "update"): 144},
+        {("weight_mirror", "update"): 48},
         {},
-        {
-            ("wmem", "weights", "init", "read"): A(144, 9, 9),
-            ("fbmem", "weight_mirror", "init", "write"): A(144, 9, 9),
+        {  # the first copy of layer 1's W into the mirror
+            ("wmem", "weights", "init", "read"): A(48, 3, 3),
+            ("fbmem", "weight_mirror", "init", "write"): A(48, 3, 3),
         },
-        {("weight_mirror", "init"): 144},
+        {("weight_mirror", "init"): 48},
         {},
     ),
     "fa-sram": (
@@ -98,7 +104,7 @@ CASES = {
         {("fbmem", "feedback_weights", "backward", "read"): A(96, 6, 6)},
         {},
         {},
-        {("fbmem", "feedback_weights", "init", "write"): A(144, 9, 9)},
+        {("fbmem", "feedback_weights", "init", "write"): A(48, 3, 3)},  # layer 1's B only
         {},
         {},
     ),
@@ -108,11 +114,11 @@ CASES = {
         {("fbmem", "feedback_weights", "backward", "read"): A(96, 6, 6)},
         {},
         {},
-        {
-            ("wmem", "weights", "init", "read"): A(144, 9, 9),
-            ("fbmem", "feedback_weights", "init", "write"): A(144, 9, 9),
+        {  # B = W₀ for layer 1: read its 48 bits, carry them, write them
+            ("wmem", "weights", "init", "read"): A(48, 3, 3),
+            ("fbmem", "feedback_weights", "init", "write"): A(48, 3, 3),
         },
-        {("feedback_weights", "init"): 144},
+        {("feedback_weights", "init"): 48},
         {},
     ),
     "fa-rom": (
@@ -131,11 +137,11 @@ CASES = {
         {("rom", "feedback_weights", "backward", "read"): A(96, 6, 6)},
         {},
         {},
-        {
-            ("rom", "feedback_weights", "init", "read"): A(144, 9, 9),
-            ("wmem", "weights", "init", "write"): A(144, 9, 9),
+        {  # W₀ = B for layer 1, read from ROM; layer 0 keeps its random init
+            ("rom", "feedback_weights", "init", "read"): A(48, 3, 3),
+            ("wmem", "weights", "init", "write"): A(48, 3, 3),
         },
-        {("weights", "init"): 144},
+        {("weights", "init"): 48},
         {},
     ),
     "fa-dram": (
@@ -145,8 +151,8 @@ CASES = {
         {("dram", "feedback_weights", "backward", "read"): A(96, 2, 2)},
         {},
         {},
-        # 96 bits → 2 words → 1 burst; 48 bits → 1 word → 1 burst
-        {("dram", "feedback_weights", "init", "write"): A(144, 3, 2)},
+        # layer 1's 48 bits → 1 word of 64 → 1 burst
+        {("dram", "feedback_weights", "init", "write"): A(48, 1, 1)},
         {},
         {},
     ),
@@ -166,9 +172,10 @@ CASES = {
         {},
         {},
         {"backward": 12},
-        {("wmem", "weights", "init", "write"): A(144, 9, 9)},
-        {("weights", "init"): 144},
-        {"init": 18},
+        # W₀ = B for layer 1: its 6 values generated once, written as 48 bits
+        {("wmem", "weights", "init", "write"): A(48, 3, 3)},
+        {("weights", "init"): 48},
+        {"init": 6},
     ),
 }
 
@@ -211,7 +218,7 @@ def test_transport_sync_and_feedback_reads_by_rule(case):
     elif changes["bp_weight_access"] == "transport":
         assert (r.weight_transport_bits, r.sync_write_bits) == (96, 0)
     else:
-        assert (r.weight_transport_bits, r.sync_write_bits) == (0, 144)
+        assert (r.weight_transport_bits, r.sync_write_bits) == (0, 48)
     stored = spec != "bp" and changes.get("feedback_storage") != "prng"
     assert r.feedback_read_bits == (96 if stored else 0)
 
@@ -244,11 +251,11 @@ def test_energy_is_priced_from_counts():
         for (level, _, _, direction), c in r.step.counts.accesses.items()
     )
     leakage_pj = r.latency_cycles / 1e6 * 1e-3 * 1e12  # 1 mW for cycles / 1 MHz seconds
-    assert e.total_pj == pytest.approx(memory_pj + 144 * 0.5 + 172 * 0.25 + leakage_pj)
+    assert e.total_pj == pytest.approx(memory_pj + 48 * 0.5 + 172 * 0.25 + leakage_pj)
     # memory: Σ accesses × per-access energy, read priced at read energy, write at write
     assert e.by_access_pj[("wmem", "weights", "forward", "read")] == 24 * 2.0
-    assert e.by_access_pj[("fbmem", "weight_mirror", "update", "write")] == 9 * 3.0
-    assert e.breakdown_pj["interconnect"] == 144 * 0.5
+    assert e.by_access_pj[("fbmem", "weight_mirror", "update", "write")] == 3 * 3.0
+    assert e.breakdown_pj["interconnect"] == 48 * 0.5
     # all MACs have 8-bit operands (0.25 pJ) except the update, priced at 8-bit state/grads too
     assert e.breakdown_pj["compute"] == 172 * 0.25
     # leakage: 1 mW (wmem) over the step
@@ -311,3 +318,31 @@ def test_run_totals_price_the_partial_batch():
     expected = 2 * (4 * full.energy.total_pj + last.energy.total_pj) + r.init.energy.total_pj
     assert rt.energy.total_pj == pytest.approx(expected)
     assert last.counts.macs_by_phase()["forward"] == 18  # one sample
+
+
+def test_layer0_has_no_mirror_and_no_feedback_matrix():
+    """MLP 784-256-256-10 at 8 bits, batch 32, on dfa_prng (BP in mirror mode).
+
+    Only layers 1 and 2 send errors down, so BP re-synchronizes (256·256 + 10·256) weights ×
+    8 bits = 544,768 bits per step, not the 2,150,400 that would include layer 0's 784·256; and
+    IFA's one-time B = W₀ copy moves the same 544,768 bits.
+    """
+    result = simulate(
+        workload_from_dict(build_workload("mlp:784-256-256-10", batch_size=32)),
+        load_chip(CHIPS_DIR / "dfa_prng.yaml"),
+        "bp,ifa",
+    )
+    bp, ifa = result.rules["bp"], result.rules["ifa"]
+    assert bp.sync_write_bits == (256 * 256 + 10 * 256) * 8 == 544_768
+    assert bp.init.counts.total_interconnect_bits == 544_768
+    assert "layers.0" not in bp.placement["weight_mirror"]
+    assert ifa.init.counts.total_interconnect_bits == 544_768
+
+
+def test_freed_room_keeps_the_mirror_on_chip():
+    """MLP 784-1024-1024-10 on dfa_prng: the 1 MB mirror SRAM holds layer 1's 1024·1024 bytes
+    exactly; with no layer-0 mirror taking 784·1024 bytes of it first, layer 1's mirror stays
+    on chip (only layer 2's small one moves outward)."""
+    bp = simulate("mlp:784-1024-1024-10", load_chip(CHIPS_DIR / "dfa_prng.yaml"), "bp").rules["bp"]
+    assert bp.placement["weight_mirror"]["layers.1"] == "mirror_sram"
+    assert bp.placement["weight_mirror"]["layers.2"] != "dram"
