@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from rich.table import Table
@@ -28,7 +29,31 @@ from hwsim.cli.common import InputError, console
     help="workload.json of a training run.",
 )
 @click.option("--model", default=None, help="Model spec instead: mlp:784-256-256-10 or resnet18.")
-@click.option("--batch-size", type=int, default=None, help="Batch size with --model (default 64).")
+@click.option("--batch-size", type=int, default=None, help="Batch size with --model [default: 64].")
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "momentum", "adam"]),
+    default=None,
+    help="Optimizer with --model (0, 1, 2 state tensors per weight) [default: momentum].",
+)
+@click.option(
+    "--weight-bits", type=click.IntRange(1, 64), default=None, help="With --model [default: 8]."
+)
+@click.option(
+    "--act-bits", type=click.IntRange(1, 64), default=None, help="With --model [default: 8]."
+)
+@click.option(
+    "--feedback-bits",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="B's width with --model [default: 8].",
+)
+@click.option(
+    "--error-bits",
+    type=click.IntRange(1, 64),
+    default=None,
+    help="Errors' width with --model [default: 8; training runs record 32, float].",
+)
 @click.option("--timeline", is_flag=True, help="Include the event timeline in --json output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
 def simulate(
@@ -37,10 +62,20 @@ def simulate(
     workload_file: str | None,
     model: str | None,
     batch_size: int | None,
+    optimizer: str | None,
+    weight_bits: int | None,
+    act_bits: int | None,
+    feedback_bits: int | None,
+    error_bits: int | None,
     timeline: bool,
     as_json: bool,
 ) -> None:
-    """Count, time and price every memory access of on-chip training, per rule."""
+    """Count, time and price every memory access of on-chip training, per rule.
+
+    The workload is a training run's workload.json (--workload), or a model spec (--model) with
+    the assumptions given by the options: batch 64, 8-bit weights, activations, feedback and
+    errors, SGD with momentum, unless set; the table's caption states them.
+    """
     from hwsim.core.resources import DEFAULT_CHIP
     from hwsim.core.workload import workload_from_dict
     from hwsim.sim.api import simulate as run_simulation
@@ -48,14 +83,23 @@ def simulate(
 
     if (workload_file is None) == (model is None):
         raise InputError("give exactly one of --workload FILE or --model SPEC")
+    spec_options = {
+        "batch_size": batch_size,
+        "optimizer": optimizer,
+        "weight_bits": weight_bits,
+        "activation_bits": act_bits,
+        "feedback_bits": feedback_bits,
+        "error_bits": error_bits,
+    }
+    given = {k: v for k, v in spec_options.items() if v is not None}
     if workload_file is not None:
-        if batch_size is not None:
-            raise InputError("--batch-size only goes with --model (a workload has its own)")
+        if given:
+            options = ", ".join("--" + k.replace("_", "-") for k in given)
+            raise InputError(f"{options}: only with --model (a workload file has its own)")
         workload = workload_file
     else:
-        workload = workload_from_dict(
-            build_workload(model, batch_size=64 if batch_size is None else batch_size), model
-        )
+        assert model is not None
+        workload = workload_from_dict(build_workload(model, **given), model)
     result = run_simulation(workload, chip_file or DEFAULT_CHIP, algo, timeline=timeline)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
@@ -84,6 +128,7 @@ def simulate(
             f"{r.macs:,}",
         )
     console.print(table)
+    console.print(_assumptions(result.workload), highlight=False)
     for spec, r in result.rules.items():
         if r.run_totals is not None:
             rt = r.run_totals
@@ -92,3 +137,17 @@ def simulate(
                 f"{rt.energy.total_pj / 1e12:,.4f} J, {rt.latency_s:,.3f} s",
                 highlight=False,
             )
+
+
+def _assumptions(workload: dict[str, Any]) -> str:
+    """One line stating the workload the numbers are for (bit widths, optimizer, batch)."""
+
+    def bits(field: str) -> str:
+        return "/".join(map(str, workload[field])) + "-bit"
+
+    return (
+        f"workload: {workload['model'] or 'from file'}, batch {workload['batch_size']}, "
+        f"{bits('weight_bits')} weights, {bits('activation_bits')} activations, "
+        f"{bits('feedback_bits')} feedback, {bits('error_bits')} errors, "
+        f"{workload['optimizer_state_per_weight']} optimizer state tensor(s) per weight"
+    )

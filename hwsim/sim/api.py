@@ -262,11 +262,21 @@ def simulate(
 
 
 def workload_summary(work: Workload) -> dict[str, Any]:
-    """The few workload facts a report needs."""
+    """The few workload facts a report needs, its assumptions included (bit widths as the
+    distinct widths over the layers, optimizer state tensors per weight)."""
+
+    def widths(field: str) -> list[int]:
+        return sorted({getattr(la, field) for la in work.layers})
+
     return {
         "model": work.model,
         "layers": len(work.layers),
         "weights": sum(la.weight_elements + la.bias_elements for la in work.layers),
+        "weight_bits": widths("weight_bits"),
+        "activation_bits": widths("activation_bits"),
+        "feedback_bits": widths("feedback_bits"),
+        "error_bits": widths("error_bits"),
+        "optimizer_state_per_weight": work.optimizer_state_per_weight,
         "batch_size": work.batch_size,
         "batches": [{"batch_size": b, "count": c} for b, c in work.batches],
         "epochs": work.epochs,

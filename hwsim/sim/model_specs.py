@@ -12,6 +12,9 @@ from typing import Any
 from hwsim.core.errors import InputError
 from hwsim.core.workload import workload_document
 
+#: Optimizer → state tensors kept per weight element (SGD none, momentum its velocity, Adam m, v).
+OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "adam": 2}
+
 
 def build_workload(
     spec: str,
@@ -21,15 +24,20 @@ def build_workload(
     activation_bits: int = 8,
     feedback_bits: int = 8,
     error_bits: int = 8,
-    optimizer_state_per_weight: int = 1,
+    optimizer: str = "momentum",
 ) -> dict[str, Any]:
     """Build a workload document (docs/workload.md) from ``mlp:784-256-10`` or ``resnet18``.
 
     The document describes one step of the given batch size and no epochs (``epochs`` null).
-    Defaults: 8-bit weights, activations, feedback and errors; SGD with momentum (1 state tensor).
+    Defaults: 8-bit weights, activations, feedback and errors; SGD with momentum (``optimizer``:
+    ``sgd``, ``momentum`` or ``adam``, keeping 0, 1 or 2 state tensors per weight).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch size must be a positive integer, got {batch_size!r}")
+    if optimizer not in OPTIMIZER_STATE:
+        raise InputError(
+            f"unknown optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZER_STATE)}"
+        )
     text = spec.strip().lower()
     bits = {
         "weight_bits": weight_bits,
@@ -51,7 +59,7 @@ def build_workload(
         source={"kind": "model-spec", "model": spec, "dataset": None, "rule": None},
         input_shape=input_shape,
         batch_size=batch_size,
-        optimizer={"name": "sgd", "state_tensors_per_weight": optimizer_state_per_weight},
+        optimizer={"name": optimizer, "state_tensors_per_weight": OPTIMIZER_STATE[optimizer]},
         layers=layers,
     )
 

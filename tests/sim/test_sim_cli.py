@@ -126,3 +126,46 @@ def test_simulator_core_does_not_import_torch():
     code = "import sys, hwsim.sim.api, hwsim.cli.simulate; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_simulate_model_options_and_stated_assumptions():
+    """mlp:4-3-2 has 12 + 3 + 6 + 2 = 23 parameters; the toy chip keeps 8-bit optimizer state.
+    Per step the update reads and writes every state tensor once: 23 × 8 = 184 bits per tensor."""
+
+    def state_traffic(*options: str) -> dict:
+        result = _run(
+            "simulate",
+            "--chip",
+            str(TOY),
+            "--model",
+            "mlp:4-3-2",
+            "--algo",
+            "fa",
+            "--batch-size",
+            "3",
+            "--json",
+            *options,
+        )
+        assert result.exit_code == 0, result.output
+        doc = json.loads(result.output)
+        counts = doc["rules"]["fa"]["counts"]["buf"].get("optimizer_state", {})
+        return {d: c["bits"] for d, c in counts.get("update", {}).items()}, doc["workload"]
+
+    assert state_traffic("--optimizer", "sgd")[0] == {}
+    assert state_traffic()[0] == {"read": 184, "write": 184}  # momentum by default
+    traffic, workload = state_traffic("--optimizer", "adam", "--error-bits", "32")
+    assert traffic == {"read": 368, "write": 368}  # m and v
+    assert workload["optimizer_state_per_weight"] == 2 and workload["error_bits"] == [32]
+    table = _run("simulate", "--chip", str(TOY), "--model", "mlp:4-3-2", "--weight-bits", "4")
+    assert table.exit_code == 0, table.output
+    assert "workload: mlp:4-3-2, batch 64, 4-bit weights, 8-bit activations" in table.output
+    assert "1 optimizer state tensor(s) per weight" in table.output
+
+
+def test_model_options_need_a_model(tmp_path):
+    doc = build_workload("mlp:4-3-2", batch_size=3)
+    path = tmp_path / "workload.json"
+    path.write_text(json.dumps(doc))
+    result = _run("simulate", "--chip", str(TOY), "--workload", str(path), "--optimizer", "adam")
+    assert result.exit_code == 2
+    assert "--optimizer: only with --model" in result.output

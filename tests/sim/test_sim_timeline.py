@@ -18,7 +18,7 @@ CHIP = Path(__file__).parent / "data" / "timing_chip.yaml"
 
 
 def _run(rule: str):
-    doc = build_workload("mlp:2-2-2", batch_size=2, optimizer_state_per_weight=0)
+    doc = build_workload("mlp:2-2-2", batch_size=2, optimizer="sgd")
     for layer in doc["layers"]:
         layer["bias"] = False
     return simulate(doc, CHIP, rule, timeline=True).rules[rule]
