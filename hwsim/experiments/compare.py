@@ -74,6 +74,7 @@ def run_compare(
     """
     from hwsim.sim.api import simulate
     from hwsim.sim.chip import load_chip
+    from hwsim.sim.explain import gaps_to_bp
     from models.training import load_data, train
 
     out = Path(out_dir)
@@ -103,16 +104,23 @@ def run_compare(
     simulations: dict[str, dict[str, dict[str, Any]]] = {}
     for chip in chips:
         simulations[chip.name] = {}
+        results = {}
         for rule in experiment.rules:
             workload = runs[rule][0].out_dir / "workload.json"
-            result = simulate(workload, chip, [rule], timeline=True).rules[rule].to_dict()
-            write_atomic(
-                out / "simulation" / chip.name / f"{rule_dirname(rule)}.json",
-                json.dumps(result) + "\n",
-            )
-            simulations[chip.name][rule] = result
+            results[rule] = simulate(workload, chip, [rule], timeline=True).rules[rule]
             if on_simulated:
                 on_simulated(chip.name, rule)
+        # Each rule simulates its own run's workload; BP's gap to each is explained across them.
+        gaps = gaps_to_bp(results, chip)
+        for rule, result in results.items():
+            sim = result.to_dict()
+            if rule in gaps:
+                sim["gap_to_bp"] = gaps[rule].to_dict()
+            write_atomic(
+                out / "simulation" / chip.name / f"{rule_dirname(rule)}.json",
+                json.dumps(sim) + "\n",
+            )
+            simulations[chip.name][rule] = sim
 
     summary = build_summary(experiment, data, runs, chips, simulations)
     write_atomic(out / "accesses.csv", accesses_csv(summary))
@@ -176,7 +184,12 @@ SIMULATION_FIELDS = (
     "latency_s",
     "init",
     "run_totals",
+    "floor_pj",
+    "energy_over_floor",
 )
+#: Copied when the simulation has them: ``gap_to_bp`` exists for every rule but BP, when BP is
+#: compared.
+OPTIONAL_SIMULATION_FIELDS = ("gap_to_bp",)
 
 
 def build_summary(
@@ -198,6 +211,7 @@ def build_summary(
             block["weight_reads_bits"] = _weight_bits_by_level(sim["counts"], ("read", "transport"))
             block["weight_writes_bits"] = _weight_bits_by_level(sim["counts"], ("write",))
             block.update({key: sim[key] for key in SIMULATION_FIELDS})
+            block.update({key: sim[key] for key in OPTIONAL_SIMULATION_FIELDS if key in sim})
             rules[rule] = block
         if "bp" in rules:
             bp = rules["bp"]

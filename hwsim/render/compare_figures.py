@@ -1,7 +1,8 @@
 """The figures of a compare report, drawn from a :class:`~hwsim.render.compare_run.RunData`.
 
-Learning curves, alignment, energy per rule, weight accesses per level and the timeline of one
-step; each is a :class:`Figure` with its PNG bytes, drawn in the one figure style.
+Learning curves, alignment, energy per rule, BP's energy gap by cause (a waterfall), weight
+accesses per level and the timeline of one step; each is a :class:`Figure` with its PNG bytes,
+drawn in the one figure style.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from hwsim.core.units import column_scale, format_si, format_sig, si_prefix
 from hwsim.render.compare_run import RunData, SeedRun
 from hwsim.render.style import FIGURE_STYLE, png_bytes, rule_colors
 from hwsim.sim.dataflow import DIRECTIONS
+from hwsim.sim.explain import CAUSE_LABELS, CAUSES
 from hwsim.sim.pricing import ENERGY_PARTS
 
 PHASE_COLORS = {
@@ -209,6 +211,79 @@ def energy_figure(data: RunData, chip: str) -> Figure:
     )
 
 
+def gap_waterfall_figure(data: RunData, chip: str) -> Figure | None:
+    """Waterfall of BP − rule energy per step, one panel per non-BP rule: each cause steps up
+    (BP pays more) or down (the rule pays more) from 0, the last bar is the difference.
+
+    Causes below 1e-9 of BP's step energy (floating-point noise) and zero causes are left out.
+    ``None`` when no rule has a ``gap_to_bp`` (BP not compared).
+    """
+    gaps = {
+        r: g
+        for r in data.rules
+        if r != "bp" and isinstance(g := data.rule_summary(chip, r).get("gap_to_bp"), dict)
+    }
+    if not gaps:
+        return None
+    panels = []
+    for rule, gap in gaps.items():
+        energy = gap["energy_pj"]
+        noise = 1e-9 * abs(float(energy["bp"]))
+        steps = [
+            (CAUSE_LABELS[c], float(energy["causes"][c]))
+            for c in CAUSES
+            if abs(float(energy["causes"][c])) >= noise and float(energy["causes"][c]) != 0
+        ]
+        panels.append((rule, steps, float(energy["difference"])))
+    running_max = [0.0]
+    for _, steps, total in panels:
+        level = 0.0
+        for _, v in steps:
+            level += v
+            running_max.append(abs(level))
+        running_max += [abs(v) for _, v in steps] + [abs(total)]
+    scale, prefix = si_prefix(max(running_max) * 1e-12)
+    width = max(6.0, 1.1 * max(len(s) + 1 for _, s, _ in panels) + 2)
+    fig, axes = plt.subplots(
+        len(panels), 1, figsize=(width, 2.8 * len(panels) + 0.4), squeeze=False
+    )
+    for ax, (rule, steps, total) in zip(axes[:, 0], panels, strict=True):
+        level = 0.0
+        labels = []
+        for i, (label, value) in enumerate(steps):
+            v = value * 1e-12 / scale
+            ax.bar(i, v, bottom=level, color="#C44E52" if v > 0 else "#55A868", width=0.6)
+            top = max(level, level + v)
+            ax.text(i, top, format_sig(v, 3), ha="center", va="bottom", fontsize=7)
+            level += v
+            labels.append(label)
+        t = total * 1e-12 / scale
+        ax.bar(len(steps), t, color="#4C72B0", width=0.6)
+        ax.text(len(steps), max(t, 0.0), format_sig(t, 3), ha="center", va="bottom", fontsize=7)
+        labels.append(f"BP − {rule}")
+        levels = [0.0, t]  # every bar's ends: 0, the total, the running sum after each cause
+        running = 0.0
+        for _, value in steps:
+            running += value * 1e-12 / scale
+            levels.append(running)
+        low, high = min(levels), max(levels)
+        pad = 0.18 * ((high - low) or 1.0)
+        ax.set_ylim(low - (pad if low < 0 else 0.0), high + pad)
+        ax.axhline(0, color="black", lw=0.6)
+        ax.set_xticks(range(len(labels)), labels, fontsize=8, rotation=15)
+        ax.set_ylabel(f"{prefix}J per step")
+        ax.set_title(
+            f"BP − {rule}: red = BP pays more, green = {rule} pays more", fontsize=9, loc="left"
+        )
+    fig.suptitle(f"Where BP's extra energy goes, chip {chip}", fontsize=10)
+    fig.tight_layout()
+    return Figure(
+        f"gap_{figure_stem(chip)}.png",
+        f"Waterfall of BP's extra energy per step by cause, chip {chip}",
+        png_bytes(fig),
+    )
+
+
 def weight_access_bits(rule_block: dict[str, Any]) -> dict[tuple[str, str, str], int]:
     """(level, tensor, direction) → bits per step of the weight, mirror and feedback tensors."""
     out: dict[tuple[str, str, str], int] = {}
@@ -368,6 +443,10 @@ def render_figures(data: RunData) -> list[Figure]:
     with matplotlib.rc_context(FIGURE_STYLE):
         figures = [learning_curves_figure(data), alignment_figure(data)]
         for chip in data.chips:
-            figures += [energy_figure(data, chip), accesses_figure(data, chip)]
+            figures.append(energy_figure(data, chip))
+            gap = gap_waterfall_figure(data, chip)
+            if gap is not None:
+                figures.append(gap)
+            figures.append(accesses_figure(data, chip))
             figures.append(timeline_figure(data, chip))
     return figures

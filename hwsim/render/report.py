@@ -22,6 +22,8 @@ from hwsim.core.units import MISSING, column_scale, format_si, format_sig
 from hwsim.render.compare_figures import Figure, figure_stem, render_figures
 from hwsim.render.compare_run import RunData, load_run
 from hwsim.render.markup import Block, Table, render_html, render_markdown
+from hwsim.sim.dataflow import PHASES
+from hwsim.sim.explain import CAUSE_LABELS, CAUSES
 
 __all__ = ["write_report"]
 
@@ -98,6 +100,156 @@ def summary_table(data: RunData) -> Table:
             ]
         rows.append(row)
     return Table(headers, rows)
+
+
+#: A cause smaller than this fraction of BP's step energy is floating-point noise: shown as 0.
+NOISE = 1e-9
+
+
+def _gaps(data: RunData, chip: str) -> dict[str, dict[str, Any]]:
+    """Rule → its ``gap_to_bp`` block on ``chip`` (rules without one, BP included, left out)."""
+    out = {}
+    for rule in data.rules:
+        gap = data.rule_summary(chip, rule).get("gap_to_bp")
+        if rule != "bp" and isinstance(gap, dict):
+            out[rule] = gap
+    return out
+
+
+def _cleaned(energy: dict[str, Any]) -> dict[str, float]:
+    """The causes of an energy gap, with floating-point noise (|x| < NOISE × BP) set to 0."""
+    floor = NOISE * abs(float(energy["bp"]))
+    return {k: (v if abs(v := float(energy["causes"][k])) >= floor else 0.0) for k in CAUSES}
+
+
+def _signed_j(pj: float) -> str:
+    """Picojoules as signed joules with an SI prefix (``+4.87 µJ``, ``−37.4 µJ``, ``0 J``)."""
+    if pj == 0:
+        return "0 J"
+    text = format_si(abs(pj) * 1e-12, "J")
+    return ("+" if pj > 0 else "−") + text
+
+
+def _share(value: float, total: float) -> str:
+    """``value`` as a signed percentage of ``total`` (``−`` as the minus sign)."""
+    if not total:
+        return MISSING
+    text = f"{100 * value / total:+.1f} %"
+    return "0.0 %" if text in ("+0.0 %", "-0.0 %") else text.replace("-", "−")
+
+
+def _signed_int(value: Any) -> str:
+    """A signed integer with thousands separators (``+46,053``, ``−2,396``, ``0``)."""
+    v = int(value)
+    return f"{v:+,}".replace("-", "−") if v else "0"
+
+
+def _leading(energy: dict[str, Any]) -> tuple[str, float]:
+    """The leading cause of an energy gap and its value in pJ (a net cause included)."""
+    lead = str(energy.get("leading_cause", ""))
+    causes = _cleaned(energy)
+    if lead in causes:
+        return lead, causes[lead]
+    # a net cause: the error unit's weight operand, BP's minus the rule's
+    return lead, float((energy.get("net_causes") or {}).get(lead, math.nan))
+
+
+def gap_table(data: RunData, chip: str) -> Table | None:
+    """ "Where BP's extra energy goes": BP − rule per step by cause, with its share of the gap.
+
+    A cause column is shown when it is non-zero for some rule (``other`` always); the one-time
+    init difference stands apart, after the per-step causes. ``None`` without BP.
+    """
+    gaps = _gaps(data, chip)
+    if not gaps:
+        return None
+    causes = {rule: _cleaned(g["energy_pj"]) for rule, g in gaps.items()}
+    shown = [c for c in CAUSES if c == "other" or any(v[c] for v in causes.values())]
+    headers = ["rule", "BP − rule / step"]
+    headers += [f"{CAUSE_LABELS[c]} (share)" for c in shown]
+    headers += ["leading cause", "init, one-time (BP − rule)"]
+    rows = []
+    for rule, gap in gaps.items():
+        energy = gap["energy_pj"]
+        total = float(energy["difference"])
+        row = [rule, _signed_j(total)]
+        row += [f"{_signed_j(causes[rule][c])} ({_share(causes[rule][c], total)})" for c in shown]
+        lead, value = _leading(energy)
+        row += [
+            f"{CAUSE_LABELS.get(lead, MISSING)} ({_signed_j(value)}, {_share(value, total)})",
+            _signed_j(float(energy["init_difference"])),
+        ]
+        rows.append(row)
+    return Table(headers, rows)
+
+
+def latency_gap_table(data: RunData, chip: str) -> Table | None:
+    """BP − rule latency per step, per phase, and in the error unit's stalls (cycles)."""
+    gaps = _gaps(data, chip)
+    if not gaps:
+        return None
+    headers = ["rule", "BP − rule / step (cycles)"]
+    headers += [f"{p} phase (cycles)" for p in PHASES]
+    headers += ["error-unit stalls (cycles)"]
+    rows = []
+    for rule, gap in gaps.items():
+        lat = gap["latency_cycles"]
+        row = [rule, _signed_int(lat["difference"])]
+        row += [_signed_int(lat["by_phase"].get(p, 0)) for p in PHASES]
+        row += [_signed_int(lat["error_stall_difference"])]
+        rows.append(row)
+    return Table(headers, rows)
+
+
+def floor_table(data: RunData) -> Table | None:
+    """Energy per step against each rule's compulsory floor, one row per chip and rule."""
+    blocks = [(c, r, data.rule_summary(c, r)) for c in data.chips for r in data.rules]
+    if not all(isinstance(b.get("floor_pj"), dict) for *_, b in blocks):
+        return None
+    headers = [
+        "chip",
+        "rule",
+        "energy / step",
+        "floor / step",
+        "floor: memory",
+        "floor: compute",
+        "energy ÷ floor (×)",
+    ]
+    rows = []
+    for chip, rule, b in blocks:
+        floor = b["floor_pj"]
+        ratio = b.get("energy_over_floor")
+        rows.append(
+            [
+                chip,
+                rule,
+                format_si(b["energy_pj"]["total"] * 1e-12, "J"),
+                format_si(floor["total"] * 1e-12, "J"),
+                format_si(floor["memory"] * 1e-12, "J"),
+                format_si(floor["compute"] * 1e-12, "J"),
+                f"{ratio:.3f}" if finite(ratio) else MISSING,
+            ]
+        )
+    return Table(headers, rows)
+
+
+def gap_findings(data: RunData, chip: str) -> list[str]:
+    """One sentence per non-BP rule: BP − rule per step, its leading cause, every other cause."""
+    out = []
+    for rule, gap in _gaps(data, chip).items():
+        energy = gap["energy_pj"]
+        total = float(energy["difference"])
+        causes = _cleaned(energy)
+        lead, lead_value = _leading(energy)
+        named = ", ".join(f"{CAUSE_LABELS[c]} {_signed_j(v)}" for c, v in causes.items() if v)
+        out.append(
+            f"Chip {chip}: BP − {rule} = {_signed_j(total)} of energy per step; leading cause: "
+            f"{CAUSE_LABELS.get(lead, lead)} ({_signed_j(lead_value)}, "
+            f"{_share(lead_value, total)} of the gap)"
+            + (f"; by cause: {named}" if named else "")
+            + "."
+        )
+    return out
 
 
 def _mean_alignment(block: dict[str, Any]) -> float | None:
@@ -179,6 +331,14 @@ def findings(data: RunData) -> list[str]:
             if ratios:
                 text += " Relative to bp: " + "; ".join(ratios) + "."
         out.append(text)
+        out += gap_findings(data, chip)
+        ratios = [
+            f"{r} {v:.2f}×"
+            for r in data.rules
+            if finite(v := data.rule_summary(chip, r).get("energy_over_floor"))
+        ]
+        if ratios:
+            out.append(f"Chip {chip}: energy per step ÷ its compulsory floor: {', '.join(ratios)}.")
     return out
 
 
@@ -194,7 +354,14 @@ HOW_TO_READ = (
     "no synchronization; IFA starts with B = W₀, FA with an independent random B. Per-step "
     "numbers are for one step of the nominal batch; run numbers cover every epoch plus one-time "
     "initialization. Ratios are this rule ÷ BP on the same chip; below 1 means cheaper (or, for "
-    "accuracy, worse)."
+    "accuracy, worse). **Where BP's extra energy goes** splits BP − rule per step into causes "
+    "computed from the priced counts (docs/simulator.md): the wire and the memory reads of "
+    "weight transport, mirror synchronization and mirror reads, the rule's feedback reads and "
+    "PRNG generation (negative: the rule pays them), MAC width, leakage, and the residual "
+    "(placement differences), which sum exactly to the difference. BP's transport reads and the "
+    "rule's feedback reads cancel when W and B are equally large and equally priced; the "
+    "leading cause is judged with them netted. **Energy ÷ floor** compares a step with its "
+    "compulsory energy: every stored tensor touched once where it lives, plus the MACs."
 )
 
 
@@ -250,6 +417,19 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
     blocks.append(("list", findings(data)))
     blocks.append(("h2", "Summary"))
     blocks.append(("table", summary_table(data)))
+    floors = floor_table(data)
+    if floors is not None:
+        blocks.append(("h2", "Energy against the floor"))
+        blocks.append(
+            (
+                "p",
+                "Floor = each stored tensor of each layer touched once at the level it lives in "
+                "(read once; written once if the step produces or updates it) plus the step's "
+                "MACs; no interconnect, PRNG or leakage. Energy ÷ floor shows how far a rule is "
+                "from what its stored tensors and arithmetic cost at least.",
+            )
+        )
+        blocks.append(("table", floors))
     blocks.append(("h2", "Learning curves"))
     blocks.append(("figure", by_name["learning_curves.png"]))
     blocks.append(("h2", "Alignment angle over training"))
@@ -266,6 +446,30 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
         name = figure_stem(chip)
         blocks.append(("h2", f"Energy breakdown per rule{suffix}"))
         blocks.append(("figure", by_name[f"energy_{name}.png"]))
+        gaps = gap_table(data, chip)
+        latency = latency_gap_table(data, chip)
+        if gaps is not None and latency is not None:
+            blocks.append(("h2", f"Where BP's extra energy goes{suffix}"))
+            blocks.append(
+                (
+                    "p",
+                    "BP − rule, energy of one step by cause (share of the difference; the "
+                    "causes sum to it exactly, `other / placement` being the residual). Init "
+                    "is one-time and not part of the per-step difference.",
+                )
+            )
+            blocks.append(("table", gaps))
+            if f"gap_{name}.png" in by_name:
+                blocks.append(("figure", by_name[f"gap_{name}.png"]))
+            blocks.append(
+                (
+                    "p",
+                    "BP − rule latency of one step, per phase, and the error unit's extra stall "
+                    "cycles (waiting for the weight memory or link). Phases overlap, so the "
+                    "phase differences need not sum to the step difference.",
+                )
+            )
+            blocks.append(("table", latency))
         blocks.append(("h2", f"Weight accesses per memory level{suffix}"))
         blocks.append(
             (

@@ -7,7 +7,7 @@ partial batch differs); the closed-form counts are checked against the simulatio
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +18,7 @@ from hwsim.core.workload import Workload, load_workload, workload_from_dict
 from hwsim.sim.chip import Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step
 from hwsim.sim.dataflow import PHASES, make_plan
+from hwsim.sim.explain import Floor, GapToBP, energy_floor, gaps_to_bp
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
 from hwsim.sim.simulation import TimelineEvent, simulate_init, simulate_step
@@ -77,6 +78,15 @@ class RuleResult:
     steps_by_batch_size: dict[int, StepResult]
     init: InitResult
     run_totals: RunTotals | None
+    #: the compulsory energy of a nominal step (hwsim.sim.explain.energy_floor)
+    floor: Floor | None = None
+
+    @property
+    def energy_over_floor(self) -> float | None:
+        """Energy of one step ÷ its floor (``None`` without a floor or with a zero floor)."""
+        if self.floor is None or not self.floor.total_pj:
+            return None
+        return self.step.energy.total_pj / self.floor.total_pj
 
     @property
     def weight_transport_bits(self) -> int:
@@ -144,6 +154,8 @@ class RuleResult:
                 "latency_cycles": self.init.latency_cycles,
             },
             "run_totals": None,
+            "floor_pj": None if self.floor is None else self.floor.to_dict(),
+            "energy_over_floor": self.energy_over_floor,
         }
         if step.timeline is not None:
             out["timeline"] = [
@@ -181,15 +193,21 @@ class SimulationResult:
     clock_hz: float
     workload: dict[str, Any]
     rules: dict[str, RuleResult]
+    #: BP − rule for every other rule (hwsim.sim.explain); empty when BP was not simulated
+    gaps_to_bp: dict[str, GapToBP] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        """One JSON-ready document; ``rules`` is keyed by canonical rule spec."""
+        """One JSON-ready document; ``rules`` is keyed by canonical rule spec. Each rule but
+        ``bp`` carries ``gap_to_bp`` when BP is among the rules."""
+        rules = {spec: r.to_dict() for spec, r in self.rules.items()}
+        for spec, gap in self.gaps_to_bp.items():
+            rules[spec]["gap_to_bp"] = gap.to_dict()
         return {
             "format": "hwsim-simulation",
             "version": 1,
             "chip": {"name": self.chip, "path": self.chip_path, "clock_hz": self.clock_hz},
             "workload": self.workload,
-            "rules": {spec: r.to_dict() for spec, r in self.rules.items()},
+            "rules": rules,
         }
 
 
@@ -258,6 +276,7 @@ def simulate(
         clock_hz=the_chip.clock_hz,
         workload=workload_summary(work),
         rules=results,
+        gaps_to_bp=gaps_to_bp(results, the_chip),
     )
 
 
@@ -324,6 +343,7 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
         steps_by_batch_size=steps,
         init=init,
         run_totals=_run_totals(work, chip, steps, init) if work.epochs else None,
+        floor=energy_floor(work, chip, nominal_plan, steps[nominal].counts),
     )
 
 

@@ -8,7 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from hwsim.cli import main
+from hwsim.core.rules import rule_dirname
 from hwsim.sim import simulate
+from hwsim.sim.chip import load_chip
+from hwsim.sim.explain import explain_gap
 
 TINY_EXPERIMENT = """\
 version: 1
@@ -72,6 +75,36 @@ def test_summary_schema_and_invariants(tiny):
     assert rules["bp"]["macs"] == rules["fa"]["macs"]
     assert "feedback_sram" in rules["fa"]["weight_reads_bits"]
     assert "feedback_sram" not in rules["bp"]["weight_reads_bits"]
+
+
+def test_summary_carries_the_gap_to_bp_and_the_floor(tiny):
+    """Wiring: each rule's own workload is simulated; BP's gap to it is explained across the two
+    runs (hwsim.sim.explain, derived by hand in tests/sim/test_sim_explain.py)."""
+    _, out, summary = tiny
+    rules = summary["rules"]
+    chip = load_chip(out / "chips" / "edge_sram.yaml")
+
+    def simulated(spec):
+        workload = out / rules[spec]["run_dirs"][0] / "workload.json"
+        return simulate(workload, chip, spec).rules[spec]
+
+    bp = simulated("bp")
+    assert "gap_to_bp" not in rules["bp"]
+    for spec, block in rules.items():
+        result = bp if spec == "bp" else simulated(spec)
+        assert block["floor_pj"] == result.floor.to_dict()
+        assert block["energy_over_floor"] == result.energy_over_floor >= 1.0
+        sim_file = out / "simulation" / "edge_sram" / f"{rule_dirname(spec)}.json"
+        sim = json.loads(sim_file.read_text())
+        assert sim["floor_pj"] == block["floor_pj"]
+        if spec == "bp":
+            continue
+        assert block["gap_to_bp"] == explain_gap(bp, result, chip).to_dict() == sim["gap_to_bp"]
+        energy = block["gap_to_bp"]["energy_pj"]
+        assert energy["difference"] == pytest.approx(
+            rules["bp"]["energy_pj"]["total"] - block["energy_pj"]["total"], rel=1e-12
+        )
+        assert sum(energy["causes"].values()) == pytest.approx(energy["difference"], rel=1e-9)
 
 
 def test_accesses_csv_sums_equal_summary(tiny):

@@ -54,8 +54,8 @@ def test_every_file_is_written_and_linked(compare_run: Path) -> None:
     assert figures == sorted(
         p.relative_to(compare_run).as_posix() for p in (compare_run / "figures").glob("*.png")
     )
-    # 2 run-wide figures + energy, accesses and timeline for each of the two chips
-    assert len(figures) == 2 + 3 * 2
+    # 2 run-wide figures + energy, BP's gap waterfall, accesses and timeline for each chip
+    assert len(figures) == 2 + 4 * 2
     markdown = (compare_run / "report.md").read_text()
     assert sorted(re.findall(r"\]\((figures/[^)]+\.png)\)", markdown)) == figures
     assert not list(compare_run.rglob("*.tmp"))

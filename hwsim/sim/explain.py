@@ -1,0 +1,314 @@
+"""Explaining the simulated numbers: BP's gap to every other rule, by cause, and each rule's floor.
+
+Torch-free. Everything here is computed from counts and energies the simulator already priced;
+nothing is estimated. Definitions (docs/simulator.md, "Explaining the gap, and the floor"):
+
+* :func:`explain_gap` splits ``E(BP) − E(rule)`` of one step into causes: the wire and the
+  memory reads of BP's weight transport, BP-mirror's synchronization writes (with their wire)
+  and backward reads, the rule's feedback-weight reads (negative), PRNG generation, the MAC
+  price difference, the leakage difference (from the latency difference), and ``other`` = the
+  residual (placement differences: tensors spilled to another level because B or a mirror took
+  the room), so that the causes sum to the difference exactly. The one-time init difference is
+  reported apart. Latency: per-phase differences and the stall differences of each unit.
+* :func:`energy_floor` is a rule's compulsory energy of one step: every stored tensor of every
+  layer touched once at its home level (each stored bit read once; those the step produces or
+  updates also written once) plus the step's MACs at their price; no interconnect, no PRNG, no
+  leakage.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from hwsim.core.workload import Workload
+from hwsim.sim.chip import Chip
+from hwsim.sim.counting import CountKey, Counts
+from hwsim.sim.dataflow import INIT_PHASE, PHASES, Plan, stored_bits
+from hwsim.sim.pricing import Energy
+
+if TYPE_CHECKING:  # api imports this module; the annotation alone needs RuleResult
+    from hwsim.sim.api import RuleResult
+
+#: Causes of BP − rule energy per step, in report order; ``other`` is the residual.
+CAUSES = (
+    "transport_wire",
+    "transport_reads",
+    "mirror_sync",
+    "mirror_reads",
+    "feedback_reads",
+    "prng_generation",
+    "mac_width",
+    "leakage",
+    "other",
+)
+#: Short human labels of :data:`CAUSES`.
+CAUSE_LABELS = {
+    "transport_wire": "transport wire",
+    "transport_reads": "transport reads",
+    "mirror_sync": "mirror sync",
+    "mirror_reads": "mirror reads",
+    "feedback_reads": "feedback reads",
+    "prng_generation": "PRNG generation",
+    "mac_width": "MAC width",
+    "leakage": "leakage",
+    "other": "other / placement",
+}
+#: The causes netted for the leading cause: the error unit's weight operand (BP's W read for
+#: transport or its mirror read, against the rule's B read or regenerated). Equal sizes read
+#: from equally priced memories cancel, which is why they are judged together.
+OPERAND_CAUSES = ("transport_reads", "mirror_reads", "feedback_reads", "prng_generation")
+#: Keys of :attr:`EnergyGap.net_causes_pj`, in report order.
+NET_CAUSES = ("transport_wire", "mirror_sync", "operand_net", "mac_width", "leakage", "other")
+CAUSE_LABELS["operand_net"] = "error-weight operand, net"
+#: Units whose stall cycles are compared; ``error`` waits for the weight memory under BP.
+UNITS = ("forward", "error", "update")
+#: Stored tensors the step produces or updates (written once in the floor); B is only read.
+WRITTEN_TENSORS = (
+    "weights",
+    "weight_mirror",
+    "optimizer_state",
+    "gradients",
+    "activations",
+    "errors",
+)
+
+
+@dataclass(frozen=True)
+class EnergyGap:
+    """``bp_pj − rule_pj`` of one step, split into :data:`CAUSES` (they sum to it exactly)."""
+
+    bp_pj: float
+    rule_pj: float
+    difference_pj: float
+    causes_pj: dict[str, float]
+    #: one-time init energy, BP − rule (not part of the per-step difference)
+    init_difference_pj: float
+
+    @property
+    def shares(self) -> dict[str, float | None]:
+        """Each cause ÷ the difference (``None`` when the difference is 0)."""
+        d = self.difference_pj
+        return {k: (v / d if d else None) for k, v in self.causes_pj.items()}
+
+    @property
+    def net_causes_pj(self) -> dict[str, float]:
+        """:data:`CAUSES` with the four operand causes summed into ``operand_net``."""
+        out = {k: v for k, v in self.causes_pj.items() if k not in OPERAND_CAUSES}
+        out["operand_net"] = math.fsum(self.causes_pj[k] for k in OPERAND_CAUSES)
+        return {k: out[k] for k in NET_CAUSES}
+
+    @property
+    def leading_cause(self) -> str:
+        """The key of :attr:`net_causes_pj` of largest magnitude (the first in
+        :data:`NET_CAUSES` order on a tie)."""
+        net = self.net_causes_pj
+        return max(NET_CAUSES, key=lambda k: (abs(net[k]), -NET_CAUSES.index(k)))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (docs/simulator.md)."""
+        return {
+            "bp": self.bp_pj,
+            "rule": self.rule_pj,
+            "difference": self.difference_pj,
+            "causes": dict(self.causes_pj),
+            "shares": self.shares,
+            "net_causes": self.net_causes_pj,
+            "leading_cause": self.leading_cause,
+            "init_difference": self.init_difference_pj,
+        }
+
+
+@dataclass(frozen=True)
+class LatencyGap:
+    """``bp − rule`` cycles of one step, per phase and in each unit's stalls.
+
+    Phases overlap (the units are pipelined), so the per-phase differences need not sum to the
+    step difference; they say where time moved, not a partition of it.
+    """
+
+    bp_cycles: int
+    rule_cycles: int
+    difference_cycles: int
+    by_phase_cycles: dict[str, int]
+    stall_difference_cycles: dict[str, int]
+
+    @property
+    def error_stall_difference_cycles(self) -> int:
+        """Extra cycles BP's error unit waited (for the weight memory, under transport)."""
+        return self.stall_difference_cycles.get("error", 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form (docs/simulator.md)."""
+        return {
+            "bp": self.bp_cycles,
+            "rule": self.rule_cycles,
+            "difference": self.difference_cycles,
+            "by_phase": dict(self.by_phase_cycles),
+            "stall_difference": dict(self.stall_difference_cycles),
+            "error_stall_difference": self.error_stall_difference_cycles,
+        }
+
+
+@dataclass(frozen=True)
+class GapToBP:
+    """BP minus one other rule on the same chip: energy by cause, latency by phase and stall."""
+
+    rule: str
+    energy: EnergyGap
+    latency: LatencyGap
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"rule", "energy_pj": {...}, "latency_cycles": {...}}``."""
+        return {
+            "rule": self.rule,
+            "energy_pj": self.energy.to_dict(),
+            "latency_cycles": self.latency.to_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Floor:
+    """A rule's compulsory energy of one step (see the module docstring), in picojoules."""
+
+    total_pj: float
+    memory_pj: float
+    compute_pj: float
+    memory_by_level_pj: dict[str, float]
+    memory_by_tensor_pj: dict[str, float]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form: ``{"total", "memory", "compute", "memory_by_level", "memory_by_tensor"}``."""
+        return {
+            "total": self.total_pj,
+            "memory": self.memory_pj,
+            "compute": self.compute_pj,
+            "memory_by_level": dict(self.memory_by_level_pj),
+            "memory_by_tensor": dict(self.memory_by_tensor_pj),
+        }
+
+
+def _access_pj(energy: Energy, keep: Callable[[CountKey], bool]) -> float:
+    return math.fsum(v for k, v in energy.by_access_pj.items() if keep(k))
+
+
+def _wire_pj(counts: Counts, tensor: str, phase: str, pj_per_bit: float) -> float:
+    return counts.interconnect_bits.get((tensor, phase), 0) * pj_per_bit
+
+
+def _cause_of(energy: Energy, counts: Counts, cause: str, pj_per_bit: float) -> float:
+    """One rule's energy attributed to one named cause (everything but ``other``)."""
+    if cause == "transport_wire":
+        return _wire_pj(counts, "weights", "backward", pj_per_bit)
+    if cause == "transport_reads":
+        return _access_pj(energy, lambda k: k[3] == "transport")
+    if cause == "mirror_sync":
+        writes = _access_pj(
+            energy, lambda k: k[1] == "weight_mirror" and k[2] == "update" and k[3] == "write"
+        )
+        return writes + _wire_pj(counts, "weight_mirror", "update", pj_per_bit)
+    if cause == "mirror_reads":
+        return _access_pj(
+            energy, lambda k: k[1] == "weight_mirror" and k[2] == "backward" and k[3] == "read"
+        )
+    if cause == "feedback_reads":
+        return _access_pj(
+            energy,
+            lambda k: k[1] == "feedback_weights" and k[2] != INIT_PHASE and k[3] == "read",
+        )
+    part = {"prng_generation": "feedback_generation", "mac_width": "compute", "leakage": "leakage"}
+    return energy.breakdown_pj[part[cause]]
+
+
+def explain_gap(bp: RuleResult, rule: RuleResult, chip: Chip) -> GapToBP:
+    """BP − ``rule`` on ``chip`` for one step: energy by cause (exact), latency by phase/stall.
+
+    Each named cause is BP's energy of that kind minus the rule's (so the rule's feedback
+    reads and PRNG generation come out negative); ``other`` is the residual.
+    """
+    pj_bit = chip.interconnect.energy_per_bit_pj
+    b, r = bp.step, rule.step
+    difference = b.energy.total_pj - r.energy.total_pj
+    causes: dict[str, float] = {}
+    for cause in CAUSES[:-1]:
+        causes[cause] = _cause_of(b.energy, b.counts, cause, pj_bit) - _cause_of(
+            r.energy, r.counts, cause, pj_bit
+        )
+    causes["other"] = difference - math.fsum(causes.values())
+    energy = EnergyGap(
+        bp_pj=b.energy.total_pj,
+        rule_pj=r.energy.total_pj,
+        difference_pj=difference,
+        causes_pj=causes,
+        init_difference_pj=bp.init.energy.total_pj - rule.init.energy.total_pj,
+    )
+    latency = LatencyGap(
+        bp_cycles=b.latency_cycles,
+        rule_cycles=r.latency_cycles,
+        difference_cycles=b.latency_cycles - r.latency_cycles,
+        by_phase_cycles={
+            p: b.phase_latency_cycles.get(p, 0) - r.phase_latency_cycles.get(p, 0) for p in PHASES
+        },
+        stall_difference_cycles={
+            u: b.stall_cycles.get(u, 0) - r.stall_cycles.get(u, 0) for u in UNITS
+        },
+    )
+    return GapToBP(rule=rule.rule, energy=energy, latency=latency)
+
+
+def gaps_to_bp(rules: Mapping[str, RuleResult], chip: Chip) -> dict[str, GapToBP]:
+    """:func:`explain_gap` for every rule but ``bp``; empty when ``bp`` is not among them."""
+    if "bp" not in rules:
+        return {}
+    return {spec: explain_gap(rules["bp"], r, chip) for spec, r in rules.items() if spec != "bp"}
+
+
+def _accesses(bits: int, word_bits: int, burst_words: int) -> int:
+    return math.ceil(math.ceil(bits / word_bits) / burst_words)
+
+
+def written_bits(workload: Workload, tensor: str, layer: int, bits: int, batch_size: int) -> int:
+    """Bits of a stored (tensor, layer) the step writes once in the floor.
+
+    Feedback weights B are only read. Layer 0's activations are the input batch, already in
+    memory: only the logits are written there, when layer 0 is also the last layer.
+    """
+    if tensor not in WRITTEN_TENSORS:
+        return 0
+    if tensor == "activations" and layer == 0:
+        last = workload.layers[-1]
+        single = len(workload.layers) == 1
+        return batch_size * last.output_elements * last.activation_bits if single else 0
+    return bits
+
+
+def energy_floor(workload: Workload, chip: Chip, plan: Plan, counts: Counts) -> Floor:
+    """The compulsory energy of one step of ``plan`` (its batch, its rule's stored tensors).
+
+    Memory: for every (tensor, layer) the plan stores, its bits read once at the level the plan
+    placed it in, ``⌈⌈bits / word_bits⌉ / burst_words⌉`` accesses × read energy, plus, for the
+    tensors the step produces or updates (:func:`written_bits`), written once likewise at the
+    write energy. Compute: ``counts``' MACs at their price. No interconnect, PRNG or leakage.
+    """
+    by_level: dict[str, float] = {}
+    by_tensor: dict[str, float] = {}
+    for row in stored_bits(workload, chip, plan.rule, plan.batch_size):
+        tensor, layer, bits = row["tensor"], row["layer"], row["bits"]
+        level = chip.memory(plan.placement[(tensor, layer)])
+        pj = _accesses(bits, level.word_bits, level.burst_words) * level.read_energy_pj
+        wbits = written_bits(workload, tensor, layer, bits, plan.batch_size)
+        if wbits:
+            pj += _accesses(wbits, level.word_bits, level.burst_words) * level.write_energy_pj
+        by_level[level.name] = by_level.get(level.name, 0.0) + pj
+        by_tensor[tensor] = by_tensor.get(tensor, 0.0) + pj
+    compute = math.fsum(macs * chip.mac_energy_for(bits) for (_, bits), macs in counts.macs.items())
+    memory = math.fsum(by_level.values())
+    return Floor(
+        total_pj=memory + compute,
+        memory_pj=memory,
+        compute_pj=compute,
+        memory_by_level_pj=by_level,
+        memory_by_tensor_pj=by_tensor,
+    )
