@@ -128,4 +128,19 @@ def show(file: str) -> None:
         f"optimizer state {c.optimizer_state_bits} bit",
         highlight=False,
     )
+    # Each source: note once, after the numbers it covers (key paths relative to its mapping).
+    console.print("sources (each number, then the source: note that covers it):", highlight=False)
+    groups: dict[str, list[str]] = {}
+    notes: dict[str, str] = {}
+    for key, sourced in c.sources.items():
+        relative = key.removeprefix(f"{sourced.at}.") if sourced.at else key
+        groups.setdefault(sourced.at, []).append(f"{relative} {sourced.value}")
+        notes[sourced.at] = sourced.source
+    for at, numbers in groups.items():
+        console.print(
+            f"  {at or 'chip'}: {', '.join(numbers)}", highlight=False, markup=False, soft_wrap=True
+        )
+        console.print(f"    source: {notes[at]}", highlight=False, markup=False, soft_wrap=True)
+    if not groups:
+        console.print("  (no source: notes)", highlight=False)
     err_console.print(f"from {file}", highlight=False)

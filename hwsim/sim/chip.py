@@ -75,8 +75,26 @@ class Interconnect:
 
 
 @dataclass(frozen=True)
+class SourcedNumber:
+    """A number of a chip file and the ``source:`` note that covers it.
+
+    ``at`` is the dotted key path of the mapping whose ``source:`` it is: the number's own
+    mapping or, when that has none, the nearest enclosing one (``""`` for the document).
+    """
+
+    value: int | float
+    source: str
+    at: str
+
+
+@dataclass(frozen=True)
 class Chip:
-    """A validated chip config. ``memories`` run from innermost to outermost."""
+    """A validated chip config. ``memories`` run from innermost to outermost.
+
+    ``sources`` maps the dotted key path of every number that a ``source:`` note covers
+    (``memories.rf.read_energy_pj``, ``compute.mac_energy_pj.8``) to that number and its note,
+    in file order; numbers no note covers are absent.
+    """
 
     name: str
     clock_hz: float
@@ -95,6 +113,7 @@ class Chip:
     description: str = ""
     version: int = SCHEMA_VERSION
     path: str | None = field(default=None, compare=False)
+    sources: dict[str, SourcedNumber] = field(default_factory=dict)
 
     def memory(self, name: str) -> MemoryLevel:
         """The memory level called ``name``."""
@@ -270,8 +289,34 @@ def chip_from_dict(
         mac_energy_pj=mac_energy,
         placement=placement,
         path=str(path),
+        sources=_sources(top),
         **training,
     )
+
+
+def _sources(document: dict[str, Any]) -> dict[str, SourcedNumber]:
+    """Every number of a validated document that a ``source:`` note covers, by key path.
+
+    A mapping's ``source:`` covers its numbers and those of nested mappings without their own
+    note. The schema ``version`` is no sourced quantity and is left out.
+    """
+    found: dict[str, SourcedNumber] = {}
+
+    def walk(mapping: dict[Any, Any], path: tuple[str, ...], note: tuple[str, str] | None) -> None:
+        own = mapping.get("source")
+        if isinstance(own, str):
+            note = (own, ".".join(path))
+        for key, value in mapping.items():
+            if key == "source" or (not path and key == "version"):
+                continue
+            child = (*path, str(key))
+            if isinstance(value, dict):
+                walk(value, child, note)
+            elif isinstance(value, (int, float)) and not isinstance(value, bool) and note:
+                found[".".join(child)] = SourcedNumber(value=value, source=note[0], at=note[1])
+
+    walk(document, (), None)
+    return found
 
 
 _MEMORY_REQUIRED = ("kind", "size_bytes", "word_bits", "read_energy_pj")
