@@ -130,6 +130,9 @@ def simulate(
     console.print(table)
     console.print(_assumptions(result.workload), highlight=False)
     for spec, r in result.rules.items():
+        if r.spills:
+            console.print(_spills_line(spec, r.spills), highlight=False, soft_wrap=True)
+    for spec, r in result.rules.items():
         if r.run_totals is not None:
             rt = r.run_totals
             console.print(
@@ -151,3 +154,15 @@ def _assumptions(workload: dict[str, Any]) -> str:
         f"{bits('feedback_bits')} feedback, {bits('error_bits')} errors, "
         f"{workload['optimizer_state_per_weight']} optimizer state tensor(s) per weight"
     )
+
+
+def _spills_line(spec: str, spills: Any) -> str:
+    """Where a rule's tensors did not get their class's level, grouped by (tensor, from, to)."""
+    groups: dict[tuple[str, str, str], list[str]] = {}
+    for s in spills:
+        groups.setdefault((s.tensor, s.preferred, s.placed), []).append(s.layer)
+    parts = [
+        f"{tensor} of layers {', '.join(layers)}: {preferred} full → {placed}"
+        for (tensor, preferred, placed), layers in groups.items()
+    ]
+    return f"{spec}: spilled (levels go to the most accessed bits first): " + "; ".join(parts)

@@ -68,6 +68,27 @@ class RunTotals:
 
 
 @dataclass(frozen=True)
+class Spill:
+    """A (tensor, layer) placed outward of its class's level, because that level was full."""
+
+    tensor: str
+    layer: str
+    preferred: str
+    placed: str
+    accesses_per_bit: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``spills`` in docs/simulator.md)."""
+        return {
+            "tensor": self.tensor,
+            "layer": self.layer,
+            "preferred": self.preferred,
+            "placed": self.placed,
+            "accesses_per_bit": self.accesses_per_bit,
+        }
+
+
+@dataclass(frozen=True)
 class RuleResult:
     """Everything simulated for one learning rule; ``step`` is a step of the nominal batch."""
 
@@ -80,6 +101,10 @@ class RuleResult:
     run_totals: RunTotals | None
     #: the compulsory energy of a nominal step (hwsim.sim.explain.energy_floor)
     floor: Floor | None = None
+    #: tensor → layer → bits moved per step ÷ bits stored (the order of allocation)
+    accesses_per_bit: dict[str, dict[str, float]] = field(default_factory=dict)
+    #: stored tensors that did not get their class's level (it was full), innermost-first order
+    spills: tuple[Spill, ...] = ()
 
     @property
     def energy_over_floor(self) -> float | None:
@@ -131,6 +156,8 @@ class RuleResult:
             "batch_size": step.batch_size,
             "samples_per_weight_fetch": self.samples_per_weight_fetch,
             "placement": self.placement,
+            "accesses_per_bit": self.accesses_per_bit,
+            "spills": [s.to_dict() for s in self.spills],
             "counts": counts_to_dict(step.counts, step.energy),
             "interconnect_bits": step.counts.total_interconnect_bits,
             "weight_transport_bits": self.weight_transport_bits,
@@ -333,8 +360,15 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
         init_counts, price(init_counts, chip, init_sim.latency_cycles), init_sim.latency_cycles
     )
     placement: dict[str, dict[str, str]] = {}
+    intensity: dict[str, dict[str, float]] = {}
+    spills: list[Spill] = []
     for (tensor, i), level in nominal_plan.placement.items():
-        placement.setdefault(tensor, {})[work.layers[i].name] = level
+        name = work.layers[i].name
+        placement.setdefault(tensor, {})[name] = level
+        per_bit = nominal_plan.accesses_per_bit.get((tensor, i), 0.0)
+        intensity.setdefault(tensor, {})[name] = per_bit
+        if level != chip.placement[tensor]:
+            spills.append(Spill(tensor, name, chip.placement[tensor], level, per_bit))
     return RuleResult(
         rule=rule.spec,
         samples_per_weight_fetch=nominal_plan.samples_per_fetch,
@@ -344,6 +378,8 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
         init=init,
         run_totals=_run_totals(work, chip, steps, init) if work.epochs else None,
         floor=energy_floor(work, chip, nominal_plan, steps[nominal].counts),
+        accesses_per_bit=intensity,
+        spills=tuple(spills),
     )
 
 

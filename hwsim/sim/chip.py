@@ -110,6 +110,8 @@ class Chip:
     samples_per_weight_fetch: int | None
     gradient_bits: int
     optimizer_state_bits: int
+    #: Tensor classes allocated first, in this order, whatever their traffic (``training.pinned``).
+    pinned: tuple[str, ...] = ()
     description: str = ""
     version: int = SCHEMA_VERSION
     path: str | None = field(default=None, compare=False)
@@ -415,6 +417,7 @@ _TRAINING_DEFAULTS: dict[str, Any] = {
     "samples_per_weight_fetch": "auto",
     "gradient_bits": 32,
     "optimizer_state_bits": 32,
+    "pinned": [],
 }
 
 
@@ -442,7 +445,21 @@ def _training(p: _Problems, value: Any) -> dict[str, Any]:
         "samples_per_weight_fetch": None if reuse == "auto" else reuse,
         "gradient_bits": p.integer(v["gradient_bits"], (*at, "gradient_bits")),
         "optimizer_state_bits": p.integer(v["optimizer_state_bits"], (*at, "optimizer_state_bits")),
+        "pinned": _pinned(p, v["pinned"], (*at, "pinned")),
     }
+
+
+def _pinned(p: _Problems, value: Any, at: KeyPath) -> tuple[str, ...]:
+    """``training.pinned``: tensor classes placed before any other, whatever their traffic."""
+    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
+        p.add(at, f"must be a list of tensor classes ({', '.join(TENSORS)}), got {value!r}")
+        return ()
+    unknown = [t for t in value if t not in TENSORS]
+    if unknown:
+        p.add(at, f"unknown tensor class(es) {', '.join(unknown)} (expected {', '.join(TENSORS)})")
+    if len(set(value)) != len(value):
+        p.add(at, "lists a tensor class twice")
+    return tuple(t for t in value if t in TENSORS)
 
 
 def _placement(

@@ -1,7 +1,9 @@
 """On-chip dataflow per learning rule: where each tensor lives, and the operations of a step.
 
-A :class:`Plan` fixes the placement of every (tensor, layer) — spilling outward when a level is
-full — and how many samples share one weight fetch. :func:`lower_step` turns a plan into
+A :class:`Plan` fixes the placement of every (tensor, layer) — each at its class's preferred
+level, spilling outward when the level is full; where tensors compete for a level, the most
+accessed per stored bit win (:func:`make_plan`) — and how many samples share one weight fetch.
+:func:`lower_step` turns a plan into
 :class:`Task` s (one unit, one phase, one layer, one chunk of sample groups), each a list of
 memory transfers plus MACs; the SimPy simulation executes them. The closed-form counts in
 ``hwsim.sim.counting`` are derived independently from the same plan.
@@ -10,7 +12,7 @@ memory transfers plus MACs; the SimPy simulation executes them. The closed-form 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hwsim.core.errors import InputError
@@ -36,6 +38,8 @@ class Plan:
     placement: dict[tuple[str, int], str]
     #: ``transport`` / ``mirror`` (BP), ``feedback`` (stored B) or ``prng`` (regenerated B).
     error_weight_source: str
+    #: (tensor, layer) → bits moved per step ÷ bits stored: the order of allocation.
+    accesses_per_bit: dict[tuple[str, int], float] = field(default_factory=dict)
 
     @property
     def fetch_groups(self) -> int:
@@ -96,11 +100,13 @@ def stored_bits(
     return rows
 
 
-def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Plan:
-    """Place every tensor (spilling outward when a level is full) and fix the weight reuse."""
+def _allocate(
+    workload: Workload, chip: Chip, rows: list[dict[str, Any]]
+) -> dict[tuple[str, int], str]:
+    """Place ``rows`` in the order given: each at its class's level, else the next outward."""
     free = {m.name: m.size_bits for m in chip.memories}
     placement: dict[tuple[str, int], str] = {}
-    for row in stored_bits(workload, chip, rule, batch_size):
+    for row in rows:
         tensor, layer, bits = row["tensor"], row["layer"], row["bits"]
         for level in chip.spill_order(tensor):
             if free[level.name] >= bits:
@@ -112,17 +118,55 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
                 f"chip {chip.name!r}: {tensor} of layer {workload.layers[layer].name!r} "
                 f"({bits} bits) fit in neither {chip.placement[tensor]!r} nor any level outward"
             )
+    return placement
+
+
+def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Plan:
+    """Place every tensor and fix the weight reuse.
+
+    Each (tensor, layer) goes to its class's level in the chip's ``placement`` if it still has
+    room, else to the next level outward. The order of allocation decides who gets a contested
+    level: first the chip's ``training.pinned`` classes (in that order), then everything else by
+    traffic, the most bits moved per step per bit stored first (ties: the class order of
+    :func:`stored_bits`). Traffic does not depend on where a tensor lives, so it is measured on
+    the step lowered with a provisional placement (the class order alone).
+    """
+    rows = stored_bits(workload, chip, rule, batch_size)
     if rule.uses_feedback_weights:
         source = "prng" if chip.feedback_storage == "prng" else "feedback"
     else:
         source = chip.bp_weight_access
-    return Plan(
+    provisional = Plan(
         rule=rule,
         batch_size=batch_size,
         samples_per_fetch=samples_per_fetch(workload, chip, batch_size),
-        placement=placement,
+        placement=_allocate(workload, chip, rows),
         error_weight_source=source,
     )
+    moved = step_traffic_bits(workload, chip, provisional)
+    intensity = {
+        (r["tensor"], r["layer"]): moved.get((r["tensor"], r["layer"]), 0) / r["bits"] for r in rows
+    }
+    pinned = [r for t in chip.pinned for r in rows if r["tensor"] == t]
+    others = [r for r in rows if r["tensor"] not in chip.pinned]
+    others.sort(key=lambda r: -intensity[(r["tensor"], r["layer"])])  # stable: ties keep order
+    return replace(
+        provisional,
+        placement=_allocate(workload, chip, pinned + others),
+        accesses_per_bit=intensity,
+    )
+
+
+def step_traffic_bits(workload: Workload, chip: Chip, plan: Plan) -> dict[tuple[str, int], int]:
+    """Bits moved per step (reads, writes, transport) of every stored (tensor, layer)."""
+    moved: dict[tuple[str, int], int] = {}
+    for tasks in lower_step(workload, chip, plan):
+        for task in tasks:
+            for transfer in (*task.loads, *task.stores):
+                if transfer.level is not None:
+                    key = (transfer.tensor, transfer.layer)
+                    moved[key] = moved.get(key, 0) + transfer.bits
+    return moved
 
 
 def samples_per_fetch(workload: Workload, chip: Chip, batch_size: int) -> int:
@@ -158,6 +202,8 @@ class Transfer:
     fetches: int
     link_bits: int = 0
     generated_values: int = 0
+    #: the layer whose tensor this is (-1: generated, stored nowhere)
+    layer: int = -1
 
 
 @dataclass(frozen=True)
@@ -224,6 +270,7 @@ class _Lowerer:
             accesses=sum(math.ceil(w / level.burst_words) for w in words),
             fetches=len(bits_per_fetch),
             link_bits=(sum(bits_per_fetch) if link_bits is None else link_bits) if link else 0,
+            layer=layer,
         )
 
     def chunks(self) -> list[list[int]]:

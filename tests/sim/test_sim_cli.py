@@ -169,3 +169,36 @@ def test_model_options_need_a_model(tmp_path):
     result = _run("simulate", "--chip", str(TOY), "--workload", str(path), "--optimizer", "adam")
     assert result.exit_code == 2
     assert "--optimizer: only with --model" in result.output
+
+
+def test_simulate_shows_what_spilled_and_why(tmp_path):
+    """edge_sram with the default MLP under Adam (2 state tensors, 32-bit errors): the global
+    buffer cannot hold every layer's ΔW and both state tensors; ΔW (moved 2 × fetch groups + 1
+    times per step) keeps it and the state (read and written once) spills to dram."""
+    args = ["simulate", "--model", "mlp:784-256-256-256-256-256-10", "--optimizer", "adam"]
+    args += ["--error-bits", "32", "--algo", "fa"]
+    doc = json.loads(_run(*args, "--json").output)
+    fa = doc["rules"]["fa"]
+    spilled = {(s["tensor"], s["placed"]) for s in fa["spills"]}
+    assert ("optimizer_state", "dram") in spilled
+    assert all(level == "global_buffer" for level in fa["placement"]["gradients"].values())
+    state = fa["accesses_per_bit"]["optimizer_state"]
+    grads = fa["accesses_per_bit"]["gradients"]
+    assert min(grads.values()) > max(state.values()) == 2.0
+    table = _run(*args)
+    assert "fa: spilled (levels go to the most accessed bits first)" in table.output
+    assert (
+        "optimizer_state of layers" in table.output and "global_buffer full → dram" in table.output
+    )
+
+
+def test_pinned_must_name_tensor_classes(tmp_path):
+    text = TOY.read_text().replace("training:\n", "training:\n  pinned: [gradients, ducks]\n", 1)
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    result = _run("chip", "validate", str(bad))
+    assert result.exit_code == 2
+    assert "training.pinned" in result.output and "ducks" in result.output
+    good = tmp_path / "good.yaml"
+    good.write_text(text.replace("ducks", "optimizer_state"))
+    assert _run("chip", "validate", str(good)).exit_code == 0
