@@ -160,7 +160,8 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
 def step_traffic_bits(workload: Workload, chip: Chip, plan: Plan) -> dict[tuple[str, int], int]:
     """Bits moved per step (reads, writes, transport) of every stored (tensor, layer)."""
     moved: dict[tuple[str, int], int] = {}
-    for tasks in lower_step(workload, chip, plan):
+    # One pipeline chunk: the same transfers (bits are per fetch group), far fewer tasks.
+    for tasks in lower_step(workload, chip, plan, max_chunks=1):
         for task in tasks:
             for transfer in (*task.loads, *task.stores):
                 if transfer.level is not None:
@@ -273,10 +274,10 @@ class _Lowerer:
             layer=layer,
         )
 
-    def chunks(self) -> list[list[int]]:
-        """Fetch-group sizes cut into at most MAX_PIPELINE_CHUNKS consecutive chunks."""
+    def chunks(self, max_chunks: int = MAX_PIPELINE_CHUNKS) -> list[list[int]]:
+        """Fetch-group sizes cut into at most ``max_chunks`` consecutive chunks."""
         sizes = self.plan.group_sizes()
-        k = min(len(sizes), MAX_PIPELINE_CHUNKS)
+        k = min(len(sizes), max_chunks)
         bounds = [round(j * len(sizes) / k) for j in range(k + 1)]
         return [sizes[bounds[j] : bounds[j + 1]] for j in range(k)]
 
@@ -430,7 +431,9 @@ class _Lowerer:
         return Task("init", INIT_PHASE, i, 0, tuple(loads), 0, tuple(stores))
 
 
-def lower_step(workload: Workload, chip: Chip, plan: Plan) -> list[list[Task]]:
+def lower_step(
+    workload: Workload, chip: Chip, plan: Plan, *, max_chunks: int = MAX_PIPELINE_CHUNKS
+) -> list[list[Task]]:
     """The tasks of one training step, per pipeline chunk (``update`` tasks in the last list).
 
     Chunk ``c`` holds, in order: forward tasks (layer 0 up), the loss error, backward tasks
@@ -440,7 +443,7 @@ def lower_step(workload: Workload, chip: Chip, plan: Plan) -> list[list[Task]]:
     layers = workload.layers
     out: list[list[Task]] = []
     first_group = 0
-    for c, groups in enumerate(low.chunks()):
+    for c, groups in enumerate(low.chunks(max_chunks)):
         tasks = [low.forward(c, groups, i, layer) for i, layer in enumerate(layers)]
         tasks.append(low.loss(c, groups))
         tasks += [low.backward(c, groups, i, layers[i]) for i in range(len(layers) - 1, 0, -1)]
