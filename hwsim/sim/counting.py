@@ -146,6 +146,8 @@ class _ClosedForm:
     def __init__(self, workload: Workload, chip: Chip, plan: Plan):
         self.workload, self.chip, self.plan = workload, chip, plan
         self.tally = Tally()
+        #: bits moved per stored (tensor, layer), whatever the level (placement's traffic)
+        self.moved: defaultdict[tuple[str, int], int] = defaultdict(int)
         n, r = plan.batch_size, plan.samples_per_fetch
         self.g = math.ceil(n / r)
         self.full, self.last = r, n - r * (self.g - 1)
@@ -166,7 +168,9 @@ class _ClosedForm:
         level_layer: int | None = None,
     ) -> None:
         """A transfer of every fetch group's samples: (g−1) full groups and the last one."""
-        level = self.level(tensor, layer if level_layer is None else level_layer)
+        owner = layer if level_layer is None else level_layer
+        level = self.level(tensor, owner)
+        self.moved[(tensor, owner)] += self.plan.batch_size * bits_per_sample
         w, b = level.word_bits, level.burst_words
         words_full = math.ceil(self.full * bits_per_sample / w)
         words_last = math.ceil(self.last * bits_per_sample / w)
@@ -189,6 +193,7 @@ class _ClosedForm:
         """The same ``bits`` moved ``times`` times (one fetch each)."""
         if times == 0 or bits == 0:
             return
+        self.moved[(tensor, layer)] += bits * times
         level = self.level(tensor, layer)
         words = math.ceil(bits / level.word_bits)
         self.tally.accesses[(level.name, tensor, phase, direction)] += AccessCount(
@@ -292,3 +297,14 @@ def count_step(workload: Workload, chip: Chip, plan: Plan) -> Counts:
 def count_init(workload: Workload, chip: Chip, plan: Plan) -> Counts:
     """Closed-form counts of a rule's one-time init (IFA's B = W₀, BP's first mirror copy…)."""
     return _ClosedForm(workload, chip, plan).init()
+
+
+def step_traffic_bits(workload: Workload, chip: Chip, plan: Plan) -> dict[tuple[str, int], int]:
+    """Bits moved in one step (reads, writes, transport) of every stored (tensor, layer).
+
+    The same closed form as :func:`count_step`, summed per tensor and layer instead of per
+    level: it does not depend on where the tensors live, only on the rule and the reuse.
+    """
+    closed = _ClosedForm(workload, chip, plan)
+    closed.step()
+    return dict(closed.moved)

@@ -128,8 +128,9 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
     room, else to the next level outward. The order of allocation decides who gets a contested
     level: first the chip's ``training.pinned`` classes (in that order), then everything else by
     traffic, the most bits moved per step per bit stored first (ties: the class order of
-    :func:`stored_bits`). Traffic does not depend on where a tensor lives, so it is measured on
-    the step lowered with a provisional placement (the class order alone).
+    :func:`stored_bits`). Traffic does not depend on where a tensor lives, so it is counted in
+    closed form (:func:`hwsim.sim.counting.step_traffic_bits`) on a provisional placement in
+    the class order alone.
     """
     rows = stored_bits(workload, chip, rule, batch_size)
     if rule.uses_feedback_weights:
@@ -143,6 +144,8 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
         placement=_allocate(workload, chip, rows),
         error_weight_source=source,
     )
+    from hwsim.sim.counting import step_traffic_bits  # counting builds on this module
+
     moved = step_traffic_bits(workload, chip, provisional)
     intensity = {
         (r["tensor"], r["layer"]): moved.get((r["tensor"], r["layer"]), 0) / r["bits"] for r in rows
@@ -155,19 +158,6 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
         placement=_allocate(workload, chip, pinned + others),
         accesses_per_bit=intensity,
     )
-
-
-def step_traffic_bits(workload: Workload, chip: Chip, plan: Plan) -> dict[tuple[str, int], int]:
-    """Bits moved per step (reads, writes, transport) of every stored (tensor, layer)."""
-    moved: dict[tuple[str, int], int] = {}
-    # One pipeline chunk: the same transfers (bits are per fetch group), far fewer tasks.
-    for tasks in lower_step(workload, chip, plan, max_chunks=1):
-        for task in tasks:
-            for transfer in (*task.loads, *task.stores):
-                if transfer.level is not None:
-                    key = (transfer.tensor, transfer.layer)
-                    moved[key] = moved.get(key, 0) + transfer.bits
-    return moved
 
 
 def samples_per_fetch(workload: Workload, chip: Chip, batch_size: int) -> int:
@@ -203,8 +193,6 @@ class Transfer:
     fetches: int
     link_bits: int = 0
     generated_values: int = 0
-    #: the layer whose tensor this is (-1: generated, stored nowhere)
-    layer: int = -1
 
 
 @dataclass(frozen=True)
@@ -271,13 +259,12 @@ class _Lowerer:
             accesses=sum(math.ceil(w / level.burst_words) for w in words),
             fetches=len(bits_per_fetch),
             link_bits=(sum(bits_per_fetch) if link_bits is None else link_bits) if link else 0,
-            layer=layer,
         )
 
-    def chunks(self, max_chunks: int = MAX_PIPELINE_CHUNKS) -> list[list[int]]:
-        """Fetch-group sizes cut into at most ``max_chunks`` consecutive chunks."""
+    def chunks(self) -> list[list[int]]:
+        """Fetch-group sizes cut into at most MAX_PIPELINE_CHUNKS consecutive chunks."""
         sizes = self.plan.group_sizes()
-        k = min(len(sizes), max_chunks)
+        k = min(len(sizes), MAX_PIPELINE_CHUNKS)
         bounds = [round(j * len(sizes) / k) for j in range(k + 1)]
         return [sizes[bounds[j] : bounds[j + 1]] for j in range(k)]
 
@@ -431,9 +418,7 @@ class _Lowerer:
         return Task("init", INIT_PHASE, i, 0, tuple(loads), 0, tuple(stores))
 
 
-def lower_step(
-    workload: Workload, chip: Chip, plan: Plan, *, max_chunks: int = MAX_PIPELINE_CHUNKS
-) -> list[list[Task]]:
+def lower_step(workload: Workload, chip: Chip, plan: Plan) -> list[list[Task]]:
     """The tasks of one training step, per pipeline chunk (``update`` tasks in the last list).
 
     Chunk ``c`` holds, in order: forward tasks (layer 0 up), the loss error, backward tasks
@@ -443,7 +428,7 @@ def lower_step(
     layers = workload.layers
     out: list[list[Task]] = []
     first_group = 0
-    for c, groups in enumerate(low.chunks(max_chunks)):
+    for c, groups in enumerate(low.chunks()):
         tasks = [low.forward(c, groups, i, layer) for i, layer in enumerate(layers)]
         tasks.append(low.loss(c, groups))
         tasks += [low.backward(c, groups, i, layers[i]) for i in range(len(layers) - 1, 0, -1)]
