@@ -153,11 +153,13 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
     pinned = [r for t in chip.pinned for r in rows if r["tensor"] == t]
     others = [r for r in rows if r["tensor"] not in chip.pinned]
     others.sort(key=lambda r: -intensity[(r["tensor"], r["layer"])])  # stable: ties keep order
-    return replace(
-        provisional,
-        placement=_allocate(workload, chip, pinned + others),
-        accesses_per_bit=intensity,
-    )
+    try:
+        placement = _allocate(workload, chip, pinned + others)
+    except InputError:
+        # A tight chip may fit in the class order but not in the traffic order (packing): it
+        # is still a chip that trains, so keep the placement that fits.
+        placement = provisional.placement
+    return replace(provisional, placement=placement, accesses_per_bit=intensity)
 
 
 def samples_per_fetch(workload: Workload, chip: Chip, batch_size: int) -> int:

@@ -404,3 +404,18 @@ def test_more_capacity_never_raises_a_rules_energy():
                         level.name,
                         spec,
                     )
+
+
+def test_a_chip_that_fits_only_in_the_class_order_keeps_that_placement():
+    """buf 248 bits, then big 456 bits, nothing outward; buf's tensors need exactly 704 bits.
+    The class order packs them (state 120 + 64 and ΔW of layer 1 in buf; the rest in big); the
+    traffic order puts ΔW (120, 64) and layer 1's errors (48) in buf, leaving 16 bits there and,
+    after layer 1's activations and the state, 56 bits in big: layer 0's errors (72) fit
+    nowhere. The chip still trains, so the placement that fits is kept."""
+    buf = dataclasses.replace(TOY.memory("buf"), size_bytes=31)
+    big = dataclasses.replace(TOY.memory("buf"), name="big", size_bytes=57)
+    tight = dataclasses.replace(TOY, memories=(TOY.memory("wmem"), TOY.memory("fbmem"), buf, big))
+    plan = make_plan(toy_workload(), tight, parse_rule("fa"), 3)
+    in_buf = {key for key, level in plan.placement.items() if level == "buf"}
+    assert in_buf == {("optimizer_state", 0), ("optimizer_state", 1), ("gradients", 1)}
+    assert plan.placement[("errors", 0)] == "big"
