@@ -12,7 +12,6 @@ import csv
 import io
 import json
 import shutil
-import statistics
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -147,10 +146,9 @@ def _training_block(rule: str, results: list[Any], out: Path) -> dict[str, Any]:
             "best_std": best_std,
             "per_seed_final": [r.final_test_accuracy for r in results],
         },
-        "train_accuracy_final": statistics.fmean(row["train_accuracy"] for row in last_rows),
+        "train_accuracy_final": mean_std(row["train_accuracy"] for row in last_rows)[0],
         "final_alignment_deg": {
-            layer: statistics.fmean(row["alignment_deg"][layer] for row in last_rows)
-            for layer in layers
+            layer: mean_std(row["alignment_deg"][layer] for row in last_rows)[0] for layer in layers
         },
         "epochs_completed": min(r.epochs_completed for r in results),
         "run_dirs": [str(r.out_dir.relative_to(out)) for r in results],

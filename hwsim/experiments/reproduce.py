@@ -23,7 +23,6 @@ inconclusive.
 from __future__ import annotations
 
 import json
-import math
 import os
 import statistics
 import time
@@ -254,9 +253,9 @@ def verdict(
     """
     if region not in ("positive", "negative", "within"):
         raise ValueError(f"unknown region {region!r}")
-    if difference is None or not math.isfinite(difference):
+    if not finite(difference):
         return NO_DATA
-    if spread is None or not math.isfinite(spread):
+    if not finite(spread):
         return NO_SPREAD
     low, high = difference - spread, difference + spread
     if region == "positive":
