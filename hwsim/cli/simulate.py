@@ -130,6 +130,7 @@ def simulate(
     console.print(table)
     console.print(_assumptions(result.workload), highlight=False)
     for spec, r in result.rules.items():
+        console.print(_orders_line(spec, r), highlight=False, soft_wrap=True)
         if r.spills:
             console.print(_spills_line(spec, r.spills), highlight=False, soft_wrap=True)
     for spec, r in result.rules.items():
@@ -154,6 +155,20 @@ def _assumptions(workload: dict[str, Any]) -> str:
         f"{bits('feedback_bits')} feedback, {bits('error_bits')} errors, "
         f"{workload['optimizer_state_per_weight']} optimizer state tensor(s) per weight"
     )
+
+
+def _orders_line(spec: str, rule: Any) -> str:
+    """How many layers took each loop order, per phase (``--json`` has every layer's)."""
+    parts = []
+    for phase in ("forward", "backward", "gradient"):
+        taken: dict[str, int] = {}
+        for orders in rule.loop_orders.values():
+            if phase in orders:
+                name = orders[phase].split(":")[0]
+                taken[name] = taken.get(name, 0) + 1
+        parts.append(f"{phase} " + ", ".join(f"{n} in {c} layer(s)" for n, c in taken.items()))
+    update = "fused per sample" if rule.update == "fused" else "accumulated over the batch"
+    return f"{spec}: loop orders: {'; '.join(parts)}; update {update}"
 
 
 def _spills_line(spec: str, spills: Any) -> str:

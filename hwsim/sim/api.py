@@ -93,7 +93,10 @@ class RuleResult:
     """Everything simulated for one learning rule; ``step`` is a step of the nominal batch."""
 
     rule: str
-    samples_per_weight_fetch: int
+    #: layer name → phase → the loop order chosen for it (``hwsim.sim.loops.Walk.describe``)
+    loop_orders: dict[str, dict[str, str]]
+    #: ``accumulate`` or ``fused`` (the chip's ``training.update``)
+    update: str
     placement: dict[str, dict[str, str]]
     step: StepResult
     steps_by_batch_size: dict[int, StepResult]
@@ -154,7 +157,8 @@ class RuleResult:
         out: dict[str, Any] = {
             "rule": self.rule,
             "batch_size": step.batch_size,
-            "samples_per_weight_fetch": self.samples_per_weight_fetch,
+            "update": self.update,
+            "loop_orders": self.loop_orders,
             "placement": self.placement,
             "accesses_per_bit": self.accesses_per_bit,
             "spills": [s.to_dict() for s in self.spills],
@@ -369,9 +373,13 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
         intensity.setdefault(tensor, {})[name] = per_bit
         if level != chip.placement[tensor]:
             spills.append(Spill(tensor, name, chip.placement[tensor], level, per_bit))
+    loop_orders: dict[str, dict[str, str]] = {}
+    for (phase, i), walk in sorted(nominal_plan.walks.items(), key=lambda kv: kv[0][1]):
+        loop_orders.setdefault(work.layers[i].name, {})[phase] = walk.describe()
     return RuleResult(
         rule=rule.spec,
-        samples_per_weight_fetch=nominal_plan.samples_per_fetch,
+        loop_orders=loop_orders,
+        update=nominal_plan.update,
         placement=placement,
         step=steps[nominal],
         steps_by_batch_size=steps,

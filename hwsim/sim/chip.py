@@ -32,6 +32,10 @@ TENSORS = (
 UNITS = ("forward", "error", "update")
 BP_WEIGHT_ACCESS = ("transport", "mirror")
 FEEDBACK_STORAGE = ("sram", "rom", "dram", "prng")
+#: ``training.loop_order``: let the planner pick per layer and phase, or force one order.
+LOOP_ORDERS = ("auto", "batch_outer", "weight_outer")
+#: ``training.update``: ΔW accumulated over the batch, or each sample's update applied at once.
+UPDATE_MODES = ("accumulate", "fused")
 #: Which memory kinds each stored feedback option may name.
 _STORAGE_KINDS = {
     "sram": ("register_file", "sram", "global_buffer"),
@@ -112,6 +116,12 @@ class Chip:
     optimizer_state_bits: int
     #: Tensor classes allocated first, in this order, whatever their traffic (``training.pinned``).
     pinned: tuple[str, ...] = ()
+    #: ``auto`` (cheapest per layer and phase), ``batch_outer`` or ``weight_outer``.
+    loop_order: str = "auto"
+    #: ``accumulate`` (ΔW over the batch, one update per step) or ``fused`` (per sample, no ΔW).
+    update: str = "accumulate"
+    #: BP mirror mode: the memory level every synchronization passes through (None: direct).
+    mirror_sync_via: str | None = None
     description: str = ""
     version: int = SCHEMA_VERSION
     path: str | None = field(default=None, compare=False)
@@ -418,6 +428,9 @@ _TRAINING_DEFAULTS: dict[str, Any] = {
     "gradient_bits": 32,
     "optimizer_state_bits": 32,
     "pinned": [],
+    "loop_order": "auto",
+    "update": "accumulate",
+    "mirror_sync_via": None,
 }
 
 
@@ -446,6 +459,9 @@ def _training(p: _Problems, value: Any) -> dict[str, Any]:
         "gradient_bits": p.integer(v["gradient_bits"], (*at, "gradient_bits")),
         "optimizer_state_bits": p.integer(v["optimizer_state_bits"], (*at, "optimizer_state_bits")),
         "pinned": _pinned(p, v["pinned"], (*at, "pinned")),
+        "loop_order": p.choice(v["loop_order"], (*at, "loop_order"), LOOP_ORDERS),
+        "update": p.choice(v["update"], (*at, "update"), UPDATE_MODES),
+        "mirror_sync_via": v["mirror_sync_via"],
     }
 
 
@@ -498,6 +514,14 @@ def _placement(
                 )
         elif kinds[level] == "rom":
             p.add(key, f"{tensor} are written during training and cannot live in ROM {level!r}")
+    via = training["mirror_sync_via"]
+    if via is not None and via not in kinds:
+        p.add(
+            ("training", "mirror_sync_via"),
+            f"names no memory level (have: {', '.join(kinds) or 'none'}), got {via!r}",
+        )
+    elif via is not None and kinds[via] == "rom":
+        p.add(("training", "mirror_sync_via"), f"{via!r} is a ROM: nothing can be written there")
     # (a weight_mirror placement may stay in a transport chip, so users can flip the mode)
     if mirror and placement.get("weight_mirror") == placement.get("weights") is not None:
         p.add((*at, "weight_mirror"), "a mirror must live in a different memory than weights")

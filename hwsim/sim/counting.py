@@ -12,8 +12,18 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from hwsim.core.workload import Workload
-from hwsim.sim.chip import Chip, MemoryLevel
-from hwsim.sim.dataflow import INIT_PHASE, Plan, mac_operand_bits, next_activation_bits
+from hwsim.sim.chip import Chip
+from hwsim.sim.dataflow import (
+    INIT_PHASE,
+    Move,
+    Plan,
+    fetch_moves,
+    init_moves,
+    loss_moves,
+    mac_operand_bits,
+    update_moves,
+)
+from hwsim.sim.loops import Walk
 
 #: (level, tensor, phase, direction)
 CountKey = tuple[str, str, str, str]
@@ -138,154 +148,55 @@ class Tally:
         )
 
 
-def _access(words: int, burst_words: int) -> int:
-    return math.ceil(words / burst_words)
-
-
 class _ClosedForm:
+    """Counts as sums over runs of identical fetches: each fetch's moves × the run's length."""
+
     def __init__(self, workload: Workload, chip: Chip, plan: Plan):
         self.workload, self.chip, self.plan = workload, chip, plan
         self.tally = Tally()
         #: bits moved per stored (tensor, layer), whatever the level (placement's traffic)
         self.moved: defaultdict[tuple[str, int], int] = defaultdict(int)
-        n, r = plan.batch_size, plan.samples_per_fetch
-        self.g = math.ceil(n / r)
-        self.full, self.last = r, n - r * (self.g - 1)
 
-    def bits(self, phase: str, layer: int) -> int:
-        return mac_operand_bits(self.workload, self.chip, self.plan, phase, layer)
+    def add(self, moves: list[Move], phase: str, times: int) -> None:
+        """``moves`` of one fetch, happening ``times`` times, into the tally."""
+        for m in moves:
+            if m.owner is not None:
+                self.moved[m.owner] += m.bits * times
+            if m.level is None:
+                self.tally.generated_values[phase] += m.generated_values * times
+            else:
+                level = self.chip.memory(m.level)
+                words = math.ceil(m.bits / level.word_bits)
+                accesses = math.ceil(words / level.burst_words)
+                key = (level.name, m.tensor, phase, m.direction)
+                self.tally.accesses[key] += AccessCount(m.bits, words, accesses).scaled(times)
+            if m.link_bits:
+                self.tally.interconnect_bits[(m.tensor, phase)] += m.link_bits * times
 
-    def level(self, tensor: str, layer: int) -> MemoryLevel:
-        return self.chip.memory(self.plan.placement[(tensor, layer)])
-
-    def per_sample(
-        self,
-        tensor: str,
-        layer: int,
-        phase: str,
-        direction: str,
-        bits_per_sample: int,
-        level_layer: int | None = None,
-    ) -> None:
-        """A transfer of every fetch group's samples: (g−1) full groups and the last one."""
-        owner = layer if level_layer is None else level_layer
-        level = self.level(tensor, owner)
-        self.moved[(tensor, owner)] += self.plan.batch_size * bits_per_sample
-        w, b = level.word_bits, level.burst_words
-        words_full = math.ceil(self.full * bits_per_sample / w)
-        words_last = math.ceil(self.last * bits_per_sample / w)
-        self.tally.accesses[(level.name, tensor, phase, direction)] += AccessCount(
-            self.plan.batch_size * bits_per_sample,
-            (self.g - 1) * words_full + words_last,
-            (self.g - 1) * _access(words_full, b) + _access(words_last, b),
-        )
-
-    def repeated(
-        self,
-        tensor: str,
-        layer: int,
-        phase: str,
-        direction: str,
-        bits: int,
-        times: int,
-        link_bits: int = 0,
-    ) -> None:
-        """The same ``bits`` moved ``times`` times (one fetch each)."""
-        if times == 0 or bits == 0:
-            return
-        self.moved[(tensor, layer)] += bits * times
-        level = self.level(tensor, layer)
-        words = math.ceil(bits / level.word_bits)
-        self.tally.accesses[(level.name, tensor, phase, direction)] += AccessCount(
-            bits * times, words * times, _access(words, level.burst_words) * times
-        )
-        if link_bits:
-            self.tally.interconnect_bits[(tensor, phase)] += link_bits * times
+    def walk(self, phase: str, i: int, walk: Walk) -> None:
+        """Every fetch of one (phase, layer) walk, and its MACs."""
+        bits = mac_operand_bits(self.workload, self.chip, self.plan, phase, i)
+        for run in walk.runs():
+            moves, macs = fetch_moves(self.workload, self.chip, self.plan, phase, i, run)
+            self.add(moves, phase, run.count)
+            self.tally.macs[(phase, bits)] += macs * run.count
 
     def step(self) -> Counts:
-        layers, chip, g = self.workload.layers, self.chip, self.g
-        n, source = self.plan.batch_size, self.plan.error_weight_source
-        state = self.workload.optimizer_state_per_weight
-        top = len(layers) - 1
-        for i, layer in enumerate(layers):
-            params = layer.weight_elements + layer.bias_elements
-            ab, eb = layer.activation_bits, layer.error_bits
-            # forward: W once per fetch group; x in, y out for every sample
-            self.repeated("weights", i, "forward", "read", params * layer.weight_bits, g)
-            self.per_sample("activations", i, "forward", "read", layer.input_elements * ab)
-            out_bits = layer.output_elements * next_activation_bits(self.workload, i)
-            self.per_sample(
-                "activations", i, "forward", "write", out_bits, level_layer=min(i + 1, top)
-            )
-            self.tally.macs[("forward", self.bits("forward", i))] += n * layer.macs_per_sample
-            # backward: the loss writes the top error; no error goes below layer 0
-            if i == top:
-                self.per_sample("errors", i, "backward", "write", layer.output_elements * eb)
-            if i > 0:
-                self.per_sample("errors", i, "backward", "read", layer.output_elements * eb)
-                below = layers[i - 1].error_bits
-                self.per_sample(
-                    "errors",
-                    i,
-                    "backward",
-                    "write",
-                    layer.input_elements * below,
-                    level_layer=i - 1,
-                )
-                wbits = layer.weight_elements * layer.weight_bits
-                if source == "transport":
-                    self.repeated("weights", i, "backward", "transport", wbits, g, link_bits=wbits)
-                elif source == "mirror":
-                    self.repeated("weight_mirror", i, "backward", "read", wbits, g)
-                elif source == "feedback":
-                    fbits = layer.weight_elements * layer.feedback_bits
-                    self.repeated("feedback_weights", i, "backward", "read", fbits, g)
-                else:
-                    self.tally.generated_values["backward"] += layer.weight_elements * g
-                self.tally.macs[("backward", self.bits("backward", i))] += n * layer.macs_per_sample
-            # gradient: ΔW accumulated in memory once per fetch group
-            gbits = params * chip.gradient_bits
-            self.per_sample("activations", i, "gradient", "read", layer.input_elements * ab)
-            self.per_sample("errors", i, "gradient", "read", layer.output_elements * eb)
-            self.repeated("gradients", i, "gradient", "read", gbits, g - 1)
-            self.repeated("gradients", i, "gradient", "write", gbits, g)
-            self.tally.macs[("gradient", self.bits("gradient", i))] += n * layer.macs_per_sample
-            # update: W += f(ΔW, state); BP mirror mode re-synchronizes its copy (layers ≥ 1:
-            # layer 0 sends no error down, so it has no mirror)
-            wbits_all = params * layer.weight_bits
-            sbits = params * state * chip.optimizer_state_bits
-            self.repeated("gradients", i, "update", "read", gbits, 1)
-            self.repeated("weights", i, "update", "read", wbits_all, 1)
-            self.repeated("weights", i, "update", "write", wbits_all, 1)
-            self.repeated("optimizer_state", i, "update", "read", sbits, 1)
-            self.repeated("optimizer_state", i, "update", "write", sbits, 1)
-            if source == "mirror" and i > 0:
-                wbits = layer.weight_elements * layer.weight_bits
-                self.repeated("weight_mirror", i, "update", "write", wbits, 1, link_bits=wbits)
-            self.tally.macs[("update", self.bits("update", i))] += params * (1 + state)
+        plan, w = self.plan, self.workload
+        for (phase, i), walk in plan.walks.items():
+            self.walk(phase, i, walk)
+        for run in plan.loss_walk.runs():
+            self.add(loss_moves(w, plan, run), "backward", run.count)
+        for i in range(len(w.layers)):
+            moves, macs = update_moves(w, self.chip, plan, i)
+            self.add(moves, "update", plan.update_times)
+            bits = mac_operand_bits(w, self.chip, plan, "update", i)
+            self.tally.macs[("update", bits)] += macs * plan.update_times
         return self.tally.freeze()
 
     def init(self) -> Counts:
-        kind, storage = self.plan.rule.kind, self.chip.feedback_storage
-        source = self.plan.error_weight_source
-        # Layer 0 sends no error down: no mirror, no B, nothing to initialize for it.
-        for i, layer in enumerate(self.workload.layers[1:], start=1):
-            n = layer.weight_elements
-            wbits, fbits = n * layer.weight_bits, n * layer.feedback_bits
-            if kind == "bp" and source == "mirror":
-                self.repeated("weights", i, INIT_PHASE, "read", wbits, 1)
-                self.repeated("weight_mirror", i, INIT_PHASE, "write", wbits, 1, link_bits=wbits)
-            elif kind == "fa" and storage in ("sram", "dram"):
-                self.repeated("feedback_weights", i, INIT_PHASE, "write", fbits, 1)
-            elif kind == "ifa" and storage in ("sram", "dram"):
-                self.repeated("weights", i, INIT_PHASE, "read", wbits, 1)
-                self.repeated("feedback_weights", i, INIT_PHASE, "write", fbits, 1, fbits)
-            elif kind == "ifa":
-                if storage == "rom":
-                    self.repeated("feedback_weights", i, INIT_PHASE, "read", fbits, 1)
-                else:
-                    self.tally.generated_values[INIT_PHASE] += n
-                self.repeated("weights", i, INIT_PHASE, "write", wbits, 1, link_bits=fbits)
+        for i in range(len(self.workload.layers)):
+            self.add(init_moves(self.workload, self.chip, self.plan, i), INIT_PHASE, 1)
         return self.tally.freeze()
 
 
@@ -299,11 +210,20 @@ def count_init(workload: Workload, chip: Chip, plan: Plan) -> Counts:
     return _ClosedForm(workload, chip, plan).init()
 
 
+def walk_counts(
+    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, walk: Walk
+) -> Counts:
+    """Counts of one (phase, layer) taking loop order ``walk`` (what the planner compares)."""
+    closed = _ClosedForm(workload, chip, plan)
+    closed.walk(phase, i, walk)
+    return closed.tally.freeze()
+
+
 def step_traffic_bits(workload: Workload, chip: Chip, plan: Plan) -> dict[tuple[str, int], int]:
     """Bits moved in one step (reads, writes, transport) of every stored (tensor, layer).
 
     The same closed form as :func:`count_step`, summed per tensor and layer instead of per
-    level: it does not depend on where the tensors live, only on the rule and the reuse.
+    level: it does not depend on where the tensors live, only on the rule and the loop orders.
     """
     closed = _ClosedForm(workload, chip, plan)
     closed.step()

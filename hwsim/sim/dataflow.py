@@ -2,11 +2,13 @@
 
 A :class:`Plan` fixes the placement of every (tensor, layer) — each at its class's preferred
 level, spilling outward when the level is full; where tensors compete for a level, the most
-accessed per stored bit win (:func:`make_plan`) — and how many samples share one weight fetch.
-:func:`lower_step` turns a plan into
-:class:`Task` s (one unit, one phase, one layer, one chunk of sample groups), each a list of
-memory transfers plus MACs; the SimPy simulation executes them. The closed-form counts in
-``hwsim.sim.counting`` are derived independently from the same plan.
+accessed per stored bit win (:func:`make_plan`) — and the loop order (:class:`Walk`) of every
+layer and batch phase, the cheapest of the canonical ones (:mod:`hwsim.sim.loops`).
+
+:func:`fetch_moves` is the one definition of what a single fetch moves; the closed-form counts
+(``hwsim.sim.counting``) multiply it by run lengths, :func:`lower_step` aggregates it into
+:class:`Task` s (one unit, one phase, one layer, one pipeline piece) that the SimPy simulation
+executes.
 """
 
 from __future__ import annotations
@@ -19,12 +21,25 @@ from hwsim.core.errors import InputError
 from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
 from hwsim.sim.chip import Chip
+from hwsim.sim.loops import (
+    Run,
+    Tile,
+    Walk,
+    batch_outer,
+    per_col,
+    per_row,
+    shape,
+    tileable,
+    weight_outer,
+)
 
 PHASES = ("forward", "backward", "gradient", "update")
 INIT_PHASE = "init"
 DIRECTIONS = ("read", "write", "transport")
-#: The most pipeline chunks a step is cut into (bounds SimPy events, keeps overlap visible).
+#: The most pipeline pieces a step is cut into (bounds SimPy events, keeps overlap visible).
 MAX_PIPELINE_CHUNKS = 16
+#: (phase, layer index)
+WalkKey = tuple[str, int]
 
 
 @dataclass(frozen=True)
@@ -33,23 +48,33 @@ class Plan:
 
     rule: Rule
     batch_size: int
-    samples_per_fetch: int
     #: (tensor, layer index) → memory level name; absent tensors are not stored.
     placement: dict[tuple[str, int], str]
     #: ``transport`` / ``mirror`` (BP), ``feedback`` (stored B) or ``prng`` (regenerated B).
     error_weight_source: str
+    #: (phase, layer) → its loop order, for forward, backward (layers ≥ 1) and gradient
+    walks: dict[WalkKey, Walk] = field(default_factory=dict)
+    #: ``accumulate`` (one update per step) or ``fused`` (every sample updates at once)
+    update: str = "accumulate"
     #: (tensor, layer) → bits moved per step ÷ bits stored: the order of allocation.
     accesses_per_bit: dict[tuple[str, int], float] = field(default_factory=dict)
 
     @property
-    def fetch_groups(self) -> int:
-        """Weight fetches per layer and phase: ⌈batch / samples per fetch⌉."""
-        return math.ceil(self.batch_size / self.samples_per_fetch)
+    def pieces(self) -> int:
+        """Pipeline pieces of a step: at most MAX_PIPELINE_CHUNKS, at most one per sample."""
+        return min(MAX_PIPELINE_CHUNKS, self.batch_size)
 
-    def group_sizes(self) -> list[int]:
-        """Samples in each fetch group; only the last can be smaller."""
-        g, r = self.fetch_groups, self.samples_per_fetch
-        return [r] * (g - 1) + [self.batch_size - r * (g - 1)]
+    @property
+    def loss_walk(self) -> Walk:
+        """The loss writes the top error for the groups of samples the top forward walk forms."""
+        top = max(i for _, i in self.walks)
+        groups = self.walks[("forward", top)].groups
+        return Walk("batch_outer", groups, ((Tile(1, 1, False), 1),))
+
+    @property
+    def update_times(self) -> int:
+        """How often each layer's weights are updated in a step (1, or every sample if fused)."""
+        return self.batch_size if self.update == "fused" else 1
 
 
 def stored_bits(
@@ -58,7 +83,8 @@ def stored_bits(
     """Bits each stored tensor of each layer needs, in allocation order (most pinned first).
 
     Layer 0 sends no error down (the input needs none), so it has neither a BP mirror nor a
-    feedback matrix B: nothing to store, synchronize or initialize for it.
+    feedback matrix B: nothing to store, synchronize or initialize for it. A fused update keeps
+    no ΔW.
     """
     uses_b = rule.uses_feedback_weights
     mirror = not uses_b and chip.bp_weight_access == "mirror"
@@ -89,7 +115,7 @@ def stored_bits(
                 "optimizer_state": params
                 * workload.optimizer_state_per_weight
                 * chip.optimizer_state_bits,
-                "gradients": params * chip.gradient_bits,
+                "gradients": params * chip.gradient_bits if chip.update == "accumulate" else 0,
                 "activations": batch_size * layer.input_elements * layer.activation_bits
                 + (batch_size * layer.output_elements * layer.activation_bits)
                 * (i == len(layers) - 1),  # the last layer also keeps the logits
@@ -122,15 +148,16 @@ def _allocate(
 
 
 def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Plan:
-    """Place every tensor and fix the weight reuse.
+    """Place every tensor and choose every loop order.
 
     Each (tensor, layer) goes to its class's level in the chip's ``placement`` if it still has
     room, else to the next level outward. The order of allocation decides who gets a contested
     level: first the chip's ``training.pinned`` classes (in that order), then everything else by
     traffic, the most bits moved per step per bit stored first (ties: the class order of
-    :func:`stored_bits`). Traffic does not depend on where a tensor lives, so it is counted in
-    closed form (:func:`hwsim.sim.counting.step_traffic_bits`) on a provisional placement in
-    the class order alone.
+    :func:`stored_bits`). Traffic depends on the loop orders, and the cheapest loop order on
+    where the tensors live, so: a provisional placement in the class order alone; the loop
+    orders cheapest there; their traffic (:func:`hwsim.sim.counting.step_traffic_bits`) orders
+    the final placement; and the loop orders are chosen once more for it.
     """
     rows = stored_bits(workload, chip, rule, batch_size)
     if rule.uses_feedback_weights:
@@ -140,10 +167,11 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
     provisional = Plan(
         rule=rule,
         batch_size=batch_size,
-        samples_per_fetch=samples_per_fetch(workload, chip, batch_size),
         placement=_allocate(workload, chip, rows),
         error_weight_source=source,
+        update=chip.update,
     )
+    provisional = replace(provisional, walks=choose_walks(workload, chip, provisional))
     from hwsim.sim.counting import step_traffic_bits  # counting builds on this module
 
     moved = step_traffic_bits(workload, chip, provisional)
@@ -159,23 +187,281 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
         # A tight chip may fit in the class order but not in the traffic order (packing): it
         # is still a chip that trains, so keep the placement that fits.
         placement = provisional.placement
-    return replace(provisional, placement=placement, accesses_per_bit=intensity)
+    plan = replace(provisional, placement=placement, accesses_per_bit=intensity)
+    return replace(plan, walks=choose_walks(workload, chip, plan))
 
 
-def samples_per_fetch(workload: Workload, chip: Chip, batch_size: int) -> int:
-    """Samples sharing one fetch of a weight tile.
+# ---------------------------------------------------------------------------------------------
+# loop orders
+
+
+def samples_per_fetch(workload: Workload, chip: Chip, batch_size: int, phase: str, i: int) -> int:
+    """Samples sharing one fetch of the stationary tensor in a ``batch_outer`` walk.
 
     ``training.samples_per_weight_fetch: auto`` lets buffer capacity decide: the most samples
-    whose input and output activations, for every layer, fit in the innermost memory level.
+    whose two streamed tensors of this phase and layer fit in the innermost memory level.
     """
     if chip.samples_per_weight_fetch is not None:
         return min(chip.samples_per_weight_fetch, batch_size)
+    layer = workload.layers[i]
+    ins, outs = layer.input_elements, layer.output_elements
+    per_sample = {
+        "forward": ins * layer.activation_bits + outs * next_activation_bits(workload, i),
+        "backward": outs * layer.error_bits
+        + ins * (workload.layers[i - 1].error_bits if i else layer.error_bits),
+        "gradient": ins * layer.activation_bits + outs * layer.error_bits,
+    }[phase]
+    return max(1, min(batch_size, chip.memories[0].size_bits // per_sample))
+
+
+def candidate_walks(
+    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int
+) -> list[Walk]:
+    """The loop orders a (phase, layer) may take on this chip, ``batch_outer`` first."""
+    layer, n = workload.layers[i], plan.batch_size
+    if plan.update == "fused":  # the weights change after every sample: nothing to share
+        return [batch_outer(n, 1, layer, "per_sample")]
+    walks = [batch_outer(n, samples_per_fetch(workload, chip, n, phase, i), layer)]
+    if chip.loop_order == "batch_outer" or not tileable(layer):
+        return walks
     capacity = chip.memories[0].size_bits
-    per_sample = max(
-        (layer.input_elements + layer.output_elements) * layer.activation_bits
-        for layer in workload.layers
+    if phase == "forward":
+        tiled = [weight_outer(n, layer, layer.weight_bits, capacity, "row", bias=True)]
+    elif phase == "backward":
+        uses_b = plan.error_weight_source in ("feedback", "prng")
+        bits = layer.feedback_bits if uses_b else layer.weight_bits
+        tiled = [weight_outer(n, layer, bits, capacity, "column", bias=False)]
+    else:
+        tiled = [
+            weight_outer(n, layer, chip.gradient_bits, capacity, by, bias=True)
+            for by in ("row", "column")
+        ]
+    allowed = [
+        w for w in tiled if w is not None and (phase == "gradient" or w.tiled_by != "both")
+    ]
+    if chip.loop_order == "weight_outer" and allowed:
+        return allowed
+    return walks + allowed
+
+
+def choose_walks(workload: Workload, chip: Chip, plan: Plan) -> dict[WalkKey, Walk]:
+    """Per (phase, layer), the cheapest candidate loop order in energy at ``plan.placement``.
+
+    The cost is the energy of the phase's memory accesses, interconnect bits and regenerated
+    feedback values; MACs are the same in every order. Ties keep ``batch_outer``.
+    """
+    from hwsim.sim.counting import walk_counts  # counting builds on this module
+    from hwsim.sim.pricing import price
+
+    walks: dict[WalkKey, Walk] = {}
+    for i in range(len(workload.layers)):
+        for phase in ("forward", "backward", "gradient"):
+            if phase == "backward" and i == 0:
+                continue
+            candidates = candidate_walks(workload, chip, plan, phase, i)
+            if len(candidates) == 1:
+                walks[(phase, i)] = candidates[0]
+                continue
+            costs = [
+                price(walk_counts(workload, chip, plan, phase, i, w), chip, 0).total_pj
+                for w in candidates
+            ]
+            walks[(phase, i)] = candidates[costs.index(min(costs))]
+    return walks
+
+
+# ---------------------------------------------------------------------------------------------
+# what one fetch moves
+
+
+@dataclass(frozen=True)
+class Move:
+    """Bits of one tensor moved at one level by one fetch (``level`` None: generated)."""
+
+    level: str | None
+    tensor: str
+    #: the (tensor, layer) whose storage this is (None: data passing through, not stored)
+    owner: tuple[str, int] | None
+    direction: str
+    bits: int
+    link_bits: int = 0
+    generated_values: int = 0
+
+
+def next_activation_bits(workload: Workload, i: int) -> int:
+    """Bits of layer i's output activations: the next layer's input width (or its own)."""
+    layers = workload.layers
+    return layers[i + 1].activation_bits if i + 1 < len(layers) else layers[i].activation_bits
+
+
+def mac_operand_bits(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> int:
+    """Width of the widest operand of a MAC of ``phase`` on layer ``i`` (prices the MAC)."""
+    layer = workload.layers[i]
+    if phase == "forward":
+        return max(layer.weight_bits, layer.activation_bits)
+    if phase == "backward":
+        uses_b = plan.error_weight_source in ("feedback", "prng")
+        return max(layer.feedback_bits if uses_b else layer.weight_bits, layer.error_bits)
+    if phase == "gradient":
+        return max(layer.activation_bits, layer.error_bits)
+    state_bits = chip.optimizer_state_bits if workload.optimizer_state_per_weight else 0
+    return max(layer.weight_bits, chip.gradient_bits, state_bits)
+
+
+def _tile_extent(layer: Layer, tile: Tile) -> tuple[int, int, int, int]:
+    """(weight elements, row-side elements, column-side elements, MACs) of a tile, per sample.
+
+    A whole-tensor tile takes the layer's own totals, so layers that cannot be tiled (grouped
+    convolutions) are counted exactly too.
+    """
+    rows, cols, taps = shape(layer)
+    if (tile.rows, tile.cols) == (rows, cols):
+        return (
+            layer.weight_elements,
+            layer.output_elements,
+            layer.input_elements,
+            layer.macs_per_sample,
+        )
+    return (
+        tile.rows * tile.cols * taps,
+        tile.rows * per_row(layer),
+        tile.cols * per_col(layer),
+        tile.rows * tile.cols * taps * per_row(layer),
     )
-    return max(1, min(batch_size, capacity // per_sample))
+
+
+def fetch_moves(
+    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, run: Run
+) -> tuple[list[Move], int]:
+    """What one fetch of ``run`` in (phase, layer i) moves, and its MACs.
+
+    Forward: the W tile is read, the group's inputs for the tile's columns read, its outputs
+    for the tile's rows written. Backward: the error-side weights of the tile (W carried over
+    the interconnect, BP's mirror, B, or B regenerated), the incoming errors for its rows read,
+    the errors sent down for its columns written. Gradient: inputs and errors read; ΔW of the
+    tile written, and read back first unless this is the tile's first group (``accumulate``;
+    a fused update stores no ΔW).
+    """
+    layer, place = workload.layers[i], plan.placement
+    n, tile = run.samples, run.tile
+    weights, row_side, col_side, macs = _tile_extent(layer, tile)
+    bias = tile.rows if tile.bias and layer.bias else 0
+    top = len(workload.layers) - 1
+    moves: list[Move] = []
+
+    def stored(tensor: str, owner: int, direction: str, bits: int, link: bool = False) -> None:
+        key = (tensor, owner)
+        moves.append(Move(place[key], tensor, key, direction, bits, bits if link else 0))
+
+    if phase == "forward":
+        stored("weights", i, "read", (weights + bias) * layer.weight_bits)
+        stored("activations", i, "read", n * col_side * layer.activation_bits)
+        out = n * row_side * next_activation_bits(workload, i)
+        stored("activations", min(i + 1, top), "write", out)
+    elif phase == "backward":
+        stored("errors", i, "read", n * row_side * layer.error_bits)
+        source = plan.error_weight_source
+        if source == "transport":
+            stored("weights", i, "transport", weights * layer.weight_bits, link=True)
+        elif source == "mirror":
+            stored("weight_mirror", i, "read", weights * layer.weight_bits)
+        elif source == "feedback":
+            stored("feedback_weights", i, "read", weights * layer.feedback_bits)
+        else:
+            moves.append(Move(None, "feedback_weights", None, "generate", 0, 0, weights))
+        stored("errors", i - 1, "write", n * col_side * workload.layers[i - 1].error_bits)
+    else:
+        stored("activations", i, "read", n * col_side * layer.activation_bits)
+        stored("errors", i, "read", n * row_side * layer.error_bits)
+        if plan.update == "accumulate":
+            gbits = (weights + bias) * chip.gradient_bits
+            if not run.first:
+                stored("gradients", i, "read", gbits)
+            stored("gradients", i, "write", gbits)
+    return moves, n * macs
+
+
+def loss_moves(workload: Workload, plan: Plan, run: Run) -> list[Move]:
+    """The loss writes the top layer's output errors of a group of samples."""
+    top = len(workload.layers) - 1
+    layer = workload.layers[top]
+    key = ("errors", top)
+    bits = run.samples * layer.output_elements * layer.error_bits
+    return [Move(plan.placement[key], "errors", key, "write", bits)]
+
+
+def update_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> tuple[list[Move], int]:
+    """One update of layer i: W += f(ΔW, state); BP's mirror (layers ≥ 1) re-synchronized.
+
+    With ``accumulate`` ΔW is read from its store; ``fused`` computes it on the spot (the
+    gradient phase's MACs) and stores none. A mirror synchronized through a level
+    (``training.mirror_sync_via``) is written there and read back before the mirror is written;
+    each leg crosses the interconnect.
+    """
+    layer, place = workload.layers[i], plan.placement
+    params = layer.weight_elements + layer.bias_elements
+    state = workload.optimizer_state_per_weight
+    moves: list[Move] = []
+    if plan.update == "accumulate":
+        key = ("gradients", i)
+        moves.append(Move(place[key], "gradients", key, "read", params * chip.gradient_bits))
+    w = ("weights", i)
+    for direction in ("read", "write"):
+        moves.append(Move(place[w], "weights", w, direction, params * layer.weight_bits))
+    if state:
+        s = ("optimizer_state", i)
+        sbits = params * state * chip.optimizer_state_bits
+        moves += [Move(place[s], "optimizer_state", s, d, sbits) for d in ("read", "write")]
+    if plan.error_weight_source == "mirror" and i > 0:  # layer 0 has no mirror
+        moves += mirror_copy_moves(layer, chip, plan, i)
+    return moves, params * (1 + state)
+
+
+def mirror_copy_moves(layer: Layer, chip: Chip, plan: Plan, i: int) -> list[Move]:
+    """Writing layer i's W into BP's mirror: directly, or through ``mirror_sync_via``."""
+    key = ("weight_mirror", i)
+    wbits = layer.weight_elements * layer.weight_bits
+    via = chip.mirror_sync_via
+    if via is None:
+        return [Move(plan.placement[key], "weight_mirror", key, "write", wbits, wbits)]
+    return [
+        Move(via, "weight_mirror", None, "write", wbits, wbits),
+        Move(via, "weight_mirror", None, "read", wbits),
+        Move(plan.placement[key], "weight_mirror", key, "write", wbits, wbits),
+    ]
+
+
+def init_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Move]:
+    """The one-time set-up a rule needs on layer i beyond the common random init of W.
+
+    Layer 0 needs none: it sends no error down, so it has no mirror and no B. BP (mirror mode)
+    copies W into its mirror; FA writes B; IFA writes B = W₀ (read W, carry it), or — with B in
+    ROM or regenerated — derives W₀ from B instead.
+    """
+    if i == 0:
+        return []
+    layer, place = workload.layers[i], plan.placement
+    n = layer.weight_elements
+    wbits, fbits = n * layer.weight_bits, n * layer.feedback_bits
+    kind, source, storage = plan.rule.kind, plan.error_weight_source, chip.feedback_storage
+    w, b = ("weights", i), ("feedback_weights", i)
+    if kind == "bp" and source == "mirror":
+        return [Move(place[w], "weights", w, "read", wbits), *mirror_copy_moves(layer, chip, plan, i)]
+    if kind == "fa" and storage in ("sram", "dram"):
+        return [Move(place[b], "feedback_weights", b, "write", fbits)]
+    if kind == "ifa" and storage in ("sram", "dram"):
+        return [
+            Move(place[w], "weights", w, "read", wbits),
+            Move(place[b], "feedback_weights", b, "write", fbits, fbits),
+        ]
+    if kind == "ifa":
+        load = (
+            Move(place[b], "feedback_weights", b, "read", fbits)
+            if storage == "rom"
+            else Move(None, "feedback_weights", None, "generate", 0, 0, n)
+        )
+        return [load, Move(place[w], "weights", w, "write", wbits, fbits)]
+    return []
 
 
 # ---------------------------------------------------------------------------------------------
@@ -199,7 +485,7 @@ class Transfer:
 
 @dataclass(frozen=True)
 class Task:
-    """One unit's work on one layer in one phase for one chunk: load, compute, store."""
+    """One unit's work on one layer in one phase for one pipeline piece: load, compute, store."""
 
     unit: str
     phase: str
@@ -212,240 +498,111 @@ class Task:
     operand_bits: int = 0
 
 
-def next_activation_bits(workload: Workload, i: int) -> int:
-    """Bits of layer i's output activations: the next layer's input width (or its own)."""
-    layers = workload.layers
-    return layers[i + 1].activation_bits if i + 1 < len(layers) else layers[i].activation_bits
+def aggregate(chip: Chip, moves: list[tuple[Move, int]]) -> list[Transfer]:
+    """(move, times) pairs summed into one transfer per (level, tensor, direction, link).
 
-
-def mac_operand_bits(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> int:
-    """Width of the widest operand of a MAC of ``phase`` on layer ``i`` (prices the MAC)."""
-    layer = workload.layers[i]
-    if phase == "forward":
-        return max(layer.weight_bits, layer.activation_bits)
-    if phase == "backward":
-        uses_b = plan.error_weight_source in ("feedback", "prng")
-        return max(layer.feedback_bits if uses_b else layer.weight_bits, layer.error_bits)
-    if phase == "gradient":
-        return max(layer.activation_bits, layer.error_bits)
-    state_bits = chip.optimizer_state_bits if workload.optimizer_state_per_weight else 0
-    return max(layer.weight_bits, chip.gradient_bits, state_bits)
-
-
-class _Lowerer:
-    def __init__(self, workload: Workload, chip: Chip, plan: Plan):
-        self.w, self.chip, self.plan = workload, chip, plan
-
-    def transfer(
-        self,
-        tensor: str,
-        layer: int,
-        direction: str,
-        bits_per_fetch: list[int],
-        link: bool = False,
-        link_bits: int | None = None,
-    ) -> Transfer:
-        """A transfer of several fetches; words and accesses round up per fetch.
-
-        ``link`` sends the data over the interconnect too (``link_bits`` when the moved width
-        differs from the stored one).
-        """
-        level = self.chip.memory(self.plan.placement[(tensor, layer)])
-        words = [math.ceil(b / level.word_bits) for b in bits_per_fetch]
-        return Transfer(
-            level=level.name,
-            tensor=tensor,
-            direction=direction,
-            bits=sum(bits_per_fetch),
-            words=sum(words),
-            accesses=sum(math.ceil(w / level.burst_words) for w in words),
-            fetches=len(bits_per_fetch),
-            link_bits=(sum(bits_per_fetch) if link_bits is None else link_bits) if link else 0,
-        )
-
-    def chunks(self) -> list[list[int]]:
-        """Fetch-group sizes cut into at most MAX_PIPELINE_CHUNKS consecutive chunks."""
-        sizes = self.plan.group_sizes()
-        k = min(len(sizes), MAX_PIPELINE_CHUNKS)
-        bounds = [round(j * len(sizes) / k) for j in range(k + 1)]
-        return [sizes[bounds[j] : bounds[j + 1]] for j in range(k)]
-
-    def forward(self, c: int, groups: list[int], i: int, layer: Layer) -> Task:
-        wbits = (layer.weight_elements + layer.bias_elements) * layer.weight_bits
-        out_bits = layer.output_elements * next_activation_bits(self.w, i)
-        out_layer = min(i + 1, len(self.w.layers) - 1)
-        return Task(
-            "forward",
-            "forward",
-            i,
-            c,
-            (
-                self.transfer("weights", i, "read", [wbits] * len(groups)),
-                self.transfer(
-                    "activations",
-                    i,
-                    "read",
-                    [n * layer.input_elements * layer.activation_bits for n in groups],
-                ),
-            ),
-            sum(groups) * layer.macs_per_sample,
-            (self.transfer("activations", out_layer, "write", [n * out_bits for n in groups]),),
-            mac_operand_bits(self.w, self.chip, self.plan, "forward", i),
-        )
-
-    def loss(self, c: int, groups: list[int]) -> Task:
-        i = len(self.w.layers) - 1
-        layer = self.w.layers[i]
-        bits = [n * layer.output_elements * layer.error_bits for n in groups]
-        return Task("error", "backward", i, c, (), 0, (self.transfer("errors", i, "write", bits),))
-
-    def backward(self, c: int, groups: list[int], i: int, layer: Layer) -> Task:
-        g = len(groups)
-        source = self.plan.error_weight_source
-        if source == "transport":
-            wb = layer.weight_elements * layer.weight_bits
-            operand = self.transfer("weights", i, "transport", [wb] * g, link=True)
-        elif source == "mirror":
-            wb = layer.weight_elements * layer.weight_bits
-            operand = self.transfer("weight_mirror", i, "read", [wb] * g)
-        elif source == "feedback":
-            fb = layer.weight_elements * layer.feedback_bits
-            operand = self.transfer("feedback_weights", i, "read", [fb] * g)
-        else:
-            operand = Transfer(
-                None,
-                "feedback_weights",
-                "generate",
-                0,
-                0,
-                0,
-                g,
-                generated_values=layer.weight_elements * g,
-            )
-        err_in = [n * layer.output_elements * layer.error_bits for n in groups]
-        below = self.w.layers[i - 1]
-        err_out = [n * layer.input_elements * below.error_bits for n in groups]
-        return Task(
-            "error",
-            "backward",
-            i,
-            c,
-            (self.transfer("errors", i, "read", err_in), operand),
-            sum(groups) * layer.macs_per_sample,
-            (self.transfer("errors", i - 1, "write", err_out),),
-            mac_operand_bits(self.w, self.chip, self.plan, "backward", i),
-        )
-
-    def gradient(self, c: int, first_group: int, groups: list[int], i: int, layer: Layer) -> Task:
-        gbits = (layer.weight_elements + layer.bias_elements) * self.chip.gradient_bits
-        # Each fetch group adds its share into ΔW in memory: the first group only writes.
-        reads = [gbits] * (len(groups) - (first_group == 0))
-        loads = [
-            self.transfer(
-                "activations",
-                i,
-                "read",
-                [n * layer.input_elements * layer.activation_bits for n in groups],
-            ),
-            self.transfer(
-                "errors", i, "read", [n * layer.output_elements * layer.error_bits for n in groups]
-            ),
-        ]
-        if reads:
-            loads.append(self.transfer("gradients", i, "read", reads))
-        return Task(
-            "update",
-            "gradient",
-            i,
-            c,
-            tuple(loads),
-            sum(groups) * layer.macs_per_sample,
-            (self.transfer("gradients", i, "write", [gbits] * len(groups)),),
-            mac_operand_bits(self.w, self.chip, self.plan, "gradient", i),
-        )
-
-    def update(self, i: int, layer: Layer) -> Task:
-        params = layer.weight_elements + layer.bias_elements
-        state = self.w.optimizer_state_per_weight
-        loads = [
-            self.transfer("gradients", i, "read", [params * self.chip.gradient_bits]),
-            self.transfer("weights", i, "read", [params * layer.weight_bits]),
-        ]
-        stores = [self.transfer("weights", i, "write", [params * layer.weight_bits])]
-        if state:
-            sbits = [params * state * self.chip.optimizer_state_bits]
-            loads.append(self.transfer("optimizer_state", i, "read", sbits))
-            stores.append(self.transfer("optimizer_state", i, "write", sbits))
-        if self.plan.error_weight_source == "mirror" and i > 0:  # layer 0 has no mirror
-            wb = [layer.weight_elements * layer.weight_bits]
-            stores.append(self.transfer("weight_mirror", i, "write", wb, link=True))
-        bits = mac_operand_bits(self.w, self.chip, self.plan, "update", i)
-        return Task(
-            "update", "update", i, 0, tuple(loads), params * (1 + state), tuple(stores), bits
-        )
-
-    def init(self, i: int, layer: Layer) -> Task | None:
-        """The one-time set-up a rule needs beyond the common random init of W.
-
-        Layer 0 needs none: it sends no error down, so it has no mirror and no B.
-        """
-        if i == 0:
-            return None
-        n = layer.weight_elements
-        wb, fb = [n * layer.weight_bits], [n * layer.feedback_bits]
-        kind, source = self.plan.rule.kind, self.plan.error_weight_source
-        storage = self.chip.feedback_storage
-        loads: list[Transfer] = []
-        stores: list[Transfer] = []
-        if kind == "bp" and source == "mirror":
-            loads.append(self.transfer("weights", i, "read", wb))
-            stores.append(self.transfer("weight_mirror", i, "write", wb, link=True))
-        elif kind == "fa" and storage in ("sram", "dram"):
-            stores.append(self.transfer("feedback_weights", i, "write", fb))
-        elif kind == "ifa" and storage in ("sram", "dram"):
-            # B = W₀: read the initial forward weights, carry them to the feedback store.
-            loads.append(self.transfer("weights", i, "read", wb))
-            stores.append(self.transfer("feedback_weights", i, "write", fb, link=True))
-        elif kind == "ifa":
-            # B is fixed (ROM) or regenerated (PRNG): derive W₀ from it instead.
-            if storage == "rom":
-                loads.append(self.transfer("feedback_weights", i, "read", fb))
-            else:
-                loads.append(
-                    Transfer(None, "feedback_weights", "generate", 0, 0, 0, 1, generated_values=n)
-                )
-            stores.append(self.transfer("weights", i, "write", wb, link=True, link_bits=fb[0]))
-        if not loads and not stores:
-            return None
-        return Task("init", INIT_PHASE, i, 0, tuple(loads), 0, tuple(stores))
-
-
-def lower_step(workload: Workload, chip: Chip, plan: Plan) -> list[list[Task]]:
-    """The tasks of one training step, per pipeline chunk (``update`` tasks in the last list).
-
-    Chunk ``c`` holds, in order: forward tasks (layer 0 up), the loss error, backward tasks
-    (top layer down to layer 1), gradient tasks (top down). The final list holds the updates.
+    Words and accesses round up per fetch: a move of b bits is ⌈b / word⌉ words, in
+    ⌈words / burst⌉ accesses, every time it happens.
     """
-    low = _Lowerer(workload, chip, plan)
-    layers = workload.layers
-    out: list[list[Task]] = []
-    first_group = 0
-    for c, groups in enumerate(low.chunks()):
-        tasks = [low.forward(c, groups, i, layer) for i, layer in enumerate(layers)]
-        tasks.append(low.loss(c, groups))
-        tasks += [low.backward(c, groups, i, layers[i]) for i in range(len(layers) - 1, 0, -1)]
-        tasks += [
-            low.gradient(c, first_group, groups, i, layers[i])
-            for i in range(len(layers) - 1, -1, -1)
-        ]
-        first_group += len(groups)
-        out.append(tasks)
-    out.append([low.update(i, layers[i]) for i in range(len(layers) - 1, -1, -1)])
-    return out
+    merged: dict[tuple[Any, ...], list[int]] = {}
+    for move, times in moves:
+        key = (move.level, move.tensor, move.direction, bool(move.link_bits))
+        words = accesses = 0
+        if move.level is not None:
+            level = chip.memory(move.level)
+            words = math.ceil(move.bits / level.word_bits)
+            accesses = math.ceil(words / level.burst_words)
+        tally = merged.setdefault(key, [0, 0, 0, 0, 0, 0])
+        for j, v in enumerate(
+            (move.bits, words, accesses, 1, move.link_bits, move.generated_values)
+        ):
+            tally[j] += v * times
+    return [
+        Transfer(level, tensor, direction, *values)
+        for (level, tensor, direction, _), values in merged.items()
+    ]
+
+
+def _task(
+    chip: Chip, unit: str, phase: str, i: int, c: int, moves: list[tuple[Move, int]],
+    macs: int, bits: int,
+) -> Task:
+    # data passing through a level (a mirror synchronized via DRAM) moves after the compute
+    late = [m for m in moves if m[0].direction == "write" or (m[0].owner is None and m[0].level)]
+    loads = [m for m in moves if not any(m is x for x in late)]
+    stores = late
+    return Task(
+        unit, phase, i, c, tuple(aggregate(chip, loads)), macs, tuple(aggregate(chip, stores)), bits
+    )
+
+
+@dataclass(frozen=True)
+class Lowered:
+    """A step's tasks: per pipeline piece (in unit order), and the final accumulated updates."""
+
+    pieces: list[list[Task]]
+    updates: list[Task]
+
+
+def lower_step(workload: Workload, chip: Chip, plan: Plan) -> Lowered:
+    """The tasks of one training step, cut into the plan's pipeline pieces.
+
+    Piece ``c`` holds, in order: forward tasks (layer 0 up), the loss error, backward tasks
+    (top layer down to layer 1), gradient tasks (top down), and with a fused update the
+    updates of its samples (top down). An accumulated update runs once, after every piece.
+    Each (phase, layer)'s fetches are cut into the pieces in loop order; a piece where a phase
+    has no fetch has no task for it.
+    """
+    layers, k = workload.layers, plan.pieces
+    top = len(layers) - 1
+    pieces: list[list[Task]] = [[] for _ in range(k)]
+
+    def add(unit: str, phase: str, i: int, walk: Walk) -> None:
+        for c, runs in enumerate(walk.pieces(k)):
+            moves: list[tuple[Move, int]] = []
+            macs = 0
+            for run in runs:
+                fetch, fetch_macs = fetch_moves(workload, chip, plan, phase, i, run)
+                moves += [(m, run.count) for m in fetch]
+                macs += fetch_macs * run.count
+            if moves:
+                bits = mac_operand_bits(workload, chip, plan, phase, i)
+                pieces[c].append(_task(chip, unit, phase, i, c, moves, macs, bits))
+
+    for i in range(top + 1):
+        add("forward", "forward", i, plan.walks[("forward", i)])
+    for c, runs in enumerate(plan.loss_walk.pieces(k)):
+        moves = [(m, r.count) for r in runs for m in loss_moves(workload, plan, r)]
+        if moves:
+            pieces[c].append(_task(chip, "error", "backward", top, c, moves, 0, 0))
+    for i in range(top, 0, -1):
+        add("error", "backward", i, plan.walks[("backward", i)])
+    for i in range(top, -1, -1):
+        add("update", "gradient", i, plan.walks[("gradient", i)])
+    updates: list[Task] = []
+    if plan.update == "fused":
+        loss_sizes = [sum(r.samples * r.count for r in runs) for runs in plan.loss_walk.pieces(k)]
+        for c, samples in enumerate(loss_sizes):
+            for i in range(top, -1, -1):
+                moves, macs = update_moves(workload, chip, plan, i)
+                bits = mac_operand_bits(workload, chip, plan, "update", i)
+                pieces[c].append(
+                    _task(chip, "update", "update", i, c, [(m, samples) for m in moves],
+                          macs * samples, bits)
+                )
+    else:
+        for i in range(top, -1, -1):
+            moves, macs = update_moves(workload, chip, plan, i)
+            bits = mac_operand_bits(workload, chip, plan, "update", i)
+            updates.append(_task(chip, "update", "update", i, 0, [(m, 1) for m in moves], macs, bits))
+    return Lowered(pieces, updates)
 
 
 def lower_init(workload: Workload, chip: Chip, plan: Plan) -> list[Task]:
     """The one-time init tasks of a rule (IFA's alignment, BP's first mirror copy, FA's B)."""
-    low = _Lowerer(workload, chip, plan)
-    tasks = [low.init(i, layer) for i, layer in enumerate(workload.layers)]
-    return [t for t in tasks if t is not None]
+    tasks = []
+    for i in range(len(workload.layers)):
+        moves = init_moves(workload, chip, plan, i)
+        if moves:
+            tasks.append(_task(chip, "init", INIT_PHASE, i, 0, [(m, 1) for m in moves], 0, 0))
+    return tasks

@@ -3,9 +3,9 @@
 Memories are ``simpy.Resource`` s with one slot per port; the interconnect and the feedback PRNG
 are one-slot resources. A transfer holds a port for ``fetches × latency_cycles +
 ⌈bits / bandwidth_bits_per_cycle⌉`` cycles. Three units run as processes: ``forward``,
-``error`` and ``update`` (gradient and update). Work is pipelined by chunks of fetch groups: the
-error unit starts on chunk c once the forward unit has finished it, so BP's error unit competes
-with the forward unit for the weight memory while FA/IFA's reads its own feedback store.
+``error`` and ``update`` (gradient and update). Work is pipelined in pieces of each phase's fetches
+(:func:`simulate_step` says who waits for whom), so BP's error unit competes with the forward
+unit for the weight memory while FA/IFA's reads its own feedback store.
 
 The simulation tallies every transfer it executes; those tallies must equal the closed form
 (``hwsim.sim.counting``) exactly. Events are per task and transfer (tile granularity), never
@@ -171,43 +171,77 @@ class _Machine:
         )
 
 
+def _first_piece(done: list[int], need: int) -> int:
+    """The first piece after which ``done`` (samples finished, rising) reaches ``need``."""
+    return next(p for p, d in enumerate(done) if d >= need)
+
+
 def simulate_step(
     workload: Workload, chip: Chip, plan: Plan, *, timeline: bool = False
 ) -> SimOutcome:
-    """Simulate one training step; return its counts, latency, utilization and stalls."""
+    """Simulate one training step; return its counts, latency, utilization and stalls.
+
+    Units wait on samples, not on piece numbers: the error unit starts piece c once the forward
+    unit has finished, in every layer, every sample that piece touches; a gradient task waits
+    until the errors of its samples have arrived. A ``weight_outer`` walk finishes no sample
+    before its last tile, so whatever depends on it waits for all of it. With a fused update
+    the forward unit starts piece c only after piece c − 1's updates.
+    """
     machine = _Machine(chip, timeline)
     env = machine.env
-    chunks = lower_step(workload, chip, plan)
-    updates, chunks = chunks[-1], chunks[:-1]
-    top = len(workload.layers) - 1
-    forward_done = [env.event() for _ in chunks]
-    error_ready = {(c, i): env.event() for c in range(len(chunks)) for i in range(top + 1)}
+    lowered = lower_step(workload, chip, plan)
+    k, top = plan.pieces, len(workload.layers) - 1
+    walks, loss = plan.walks, plan.loss_walk
+    cover = {key: walk.coverage(k) for key, walk in walks.items()}
+    loss_cover = loss.coverage(k)
+    forward_finished = [min(cover[("forward", i)][c][1] for i in range(top + 1)) for c in range(k)]
+    # samples of layer i's errors (written by the loss or by layer i + 1) done after piece c
+    errors_finished = {
+        i: [d for _, d in (loss_cover if i == top else cover[("backward", i + 1)])]
+        for i in range(top + 1)
+    }
+    forward_done = [env.event() for _ in range(k)]
+    updates_done = [env.event() for _ in range(k)]
+    error_ready = {(c, i): env.event() for c in range(k) for i in range(top + 1)}
     speed = chip.macs_per_cycle
+    fused = plan.update == "fused"
 
     def forward_unit() -> _Process:
-        for c, tasks in enumerate(chunks):
+        for c, tasks in enumerate(lowered.pieces):
+            if fused and c:
+                yield updates_done[c - 1]
             for task in tasks:
                 if task.unit == "forward":
                     yield from machine.run(task, speed["forward"])
             forward_done[c].succeed()
 
     def error_unit() -> _Process:
-        for c, tasks in enumerate(chunks):
-            yield forward_done[c]
+        for c, tasks in enumerate(lowered.pieces):
+            need = max(
+                [loss_cover[c][0]] + [cover[("backward", i)][c][0] for i in range(1, top + 1)]
+            )
+            yield forward_done[_first_piece(forward_finished, need)]
             for task in tasks:
                 if task.unit == "error":
                     yield from machine.run(task, speed["error"])
                     # the loss (no loads) writes the top error; layer i sends one to layer i−1
                     produced = task.layer if not task.loads else task.layer - 1
                     error_ready[(c, produced)].succeed()
+            for i in range(top + 1):  # layers whose errors saw no work in this piece
+                if not error_ready[(c, i)].triggered:
+                    error_ready[(c, i)].succeed()
 
     def update_unit() -> _Process:
-        for c, tasks in enumerate(chunks):
+        for c, tasks in enumerate(lowered.pieces):
             for task in tasks:
                 if task.unit == "update":
-                    yield error_ready[(c, task.layer)]
+                    if task.phase == "gradient":
+                        need = cover[("gradient", task.layer)][c][0]
+                        ready = _first_piece(errors_finished[task.layer], need)
+                        yield error_ready[(ready, task.layer)]
                     yield from machine.run(task, speed["update"])
-        for task in updates:
+            updates_done[c].succeed()
+        for task in lowered.updates:
             yield from machine.run(task, speed["update"])
 
     env.process(forward_unit())

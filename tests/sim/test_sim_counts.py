@@ -193,7 +193,9 @@ def test_counts_match_hand_computation_and_simulation(case):
     the_chip = _prng_placement(dict(changes))
     work = toy_workload()
     plan = make_plan(work, the_chip, parse_rule(spec), 3)
-    assert plan.fetch_groups == 2 and plan.group_sizes() == [2, 1]
+    # every phase walks groups of 2 + 1 samples, each with the whole tensor
+    assert {w.groups for w in plan.walks.values()} == {((2, 1), (1, 1))}
+    assert {w.tile_count for w in plan.walks.values()} == {1}
     closed = count_step(work, the_chip, plan)
     assert closed.accesses == dict(sorted({**COMMON, **extra}.items()))
     assert closed.interconnect_bits == link
@@ -296,10 +298,15 @@ def test_spilling_skips_rom_and_fails_when_nothing_fits():
         make_plan(toy_workload(weight_bits=200), tight, parse_rule("fa"), 3)
 
 
-def test_auto_reuse_is_set_by_the_innermost_level():
+def test_auto_reuse_is_set_by_the_innermost_level_per_layer_and_phase():
     auto = dataclasses.replace(TOY, samples_per_weight_fetch=None)
-    # rf holds 128 bits; the widest layer needs (4 + 3) × 8 = 56 bits per sample → 2 samples
-    assert make_plan(toy_workload(batch_size=5), auto, parse_rule("bp"), 5).samples_per_fetch == 2
+    plan = make_plan(toy_workload(batch_size=5), auto, parse_rule("bp"), 5)
+    # rf holds 128 bits. Layer 0 streams (4 in + 3 out) × 8 = 56 bits per sample → 2 samples
+    # per fetch: groups 2 + 2 + 1. Layer 1 streams (3 + 2) × 8 = 40 bits → 3 samples: 3 + 2.
+    for phase in ("forward", "gradient"):
+        assert plan.walks[(phase, 0)].groups == ((2, 2), (1, 1))
+        assert plan.walks[(phase, 1)].groups == ((3, 1), (2, 1))
+    assert plan.walks[("backward", 1)].groups == ((3, 1), (2, 1))  # e_out 2 + e_in 3, × 8
 
 
 def test_run_totals_price_the_partial_batch():
