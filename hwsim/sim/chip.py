@@ -7,6 +7,7 @@ Validation runs before anything else and reports every problem at once, one line
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,12 +128,13 @@ class Chip:
     path: str | None = field(default=None, compare=False)
     sources: dict[str, SourcedNumber] = field(default_factory=dict)
 
+    @functools.cached_property
+    def _levels(self) -> dict[str, MemoryLevel]:
+        return {level.name: level for level in self.memories}
+
     def memory(self, name: str) -> MemoryLevel:
-        """The memory level called ``name``."""
-        for level in self.memories:
-            if level.name == name:
-                return level
-        raise KeyError(name)
+        """The memory level called ``name`` (KeyError if there is none)."""
+        return self._levels[name]
 
     def spill_order(self, tensor: str) -> list[MemoryLevel]:
         """Levels a tensor may live in: its placed level, then every level outward of it.

@@ -188,6 +188,8 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
         # is still a chip that trains, so keep the placement that fits.
         placement = provisional.placement
     plan = replace(provisional, placement=placement, accesses_per_bit=intensity)
+    if placement == provisional.placement:
+        return plan
     return replace(plan, walks=choose_walks(workload, chip, plan))
 
 
@@ -214,9 +216,7 @@ def samples_per_fetch(workload: Workload, chip: Chip, batch_size: int, phase: st
     return max(1, min(batch_size, chip.memories[0].size_bits // per_sample))
 
 
-def candidate_walks(
-    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int
-) -> list[Walk]:
+def candidate_walks(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> list[Walk]:
     """The loop orders a (phase, layer) may take on this chip, ``batch_outer`` first."""
     layer, n = workload.layers[i], plan.batch_size
     if plan.update == "fused":  # the weights change after every sample: nothing to share
@@ -236,9 +236,7 @@ def candidate_walks(
             weight_outer(n, layer, chip.gradient_bits, capacity, by, bias=True)
             for by in ("row", "column")
         ]
-    allowed = [
-        w for w in tiled if w is not None and (phase == "gradient" or w.tiled_by != "both")
-    ]
+    allowed = [w for w in tiled if w is not None and (phase == "gradient" or w.tiled_by != "both")]
     if chip.loop_order == "weight_outer" and allowed:
         return allowed
     return walks + allowed
@@ -250,9 +248,6 @@ def choose_walks(workload: Workload, chip: Chip, plan: Plan) -> dict[WalkKey, Wa
     The cost is the energy of the phase's memory accesses, interconnect bits and regenerated
     feedback values; MACs are the same in every order. Ties keep ``batch_outer``.
     """
-    from hwsim.sim.counting import walk_counts  # counting builds on this module
-    from hwsim.sim.pricing import price
-
     walks: dict[WalkKey, Walk] = {}
     for i in range(len(workload.layers)):
         for phase in ("forward", "backward", "gradient"):
@@ -262,12 +257,34 @@ def choose_walks(workload: Workload, chip: Chip, plan: Plan) -> dict[WalkKey, Wa
             if len(candidates) == 1:
                 walks[(phase, i)] = candidates[0]
                 continue
-            costs = [
-                price(walk_counts(workload, chip, plan, phase, i, w), chip, 0).total_pj
-                for w in candidates
-            ]
+            costs = [walk_energy_pj(workload, chip, plan, phase, i, w) for w in candidates]
             walks[(phase, i)] = candidates[costs.index(min(costs))]
     return walks
+
+
+def walk_energy_pj(
+    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, walk: Walk
+) -> float:
+    """Energy of the memory accesses, interconnect bits and regenerated values of one walk.
+
+    The same prices as :func:`hwsim.sim.pricing.price` (MACs and leakage left out: a loop
+    order changes neither the MACs nor, to first order, the time).
+    """
+    total = 0.0
+    for run in walk.runs():
+        moves, _ = fetch_moves(workload, chip, plan, phase, i, run)
+        pj = 0.0
+        for m in moves:
+            if m.level is not None:
+                level = chip.memory(m.level)
+                words = math.ceil(m.bits / level.word_bits)
+                accesses = math.ceil(words / level.burst_words)
+                per = level.write_energy_pj if m.direction == "write" else level.read_energy_pj
+                pj += accesses * per
+            pj += m.link_bits * chip.interconnect.energy_per_bit_pj
+            pj += m.generated_values * chip.prng_energy_per_value_pj
+        total += pj * run.count
+    return total
 
 
 # ---------------------------------------------------------------------------------------------
@@ -446,7 +463,10 @@ def init_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Move]
     kind, source, storage = plan.rule.kind, plan.error_weight_source, chip.feedback_storage
     w, b = ("weights", i), ("feedback_weights", i)
     if kind == "bp" and source == "mirror":
-        return [Move(place[w], "weights", w, "read", wbits), *mirror_copy_moves(layer, chip, plan, i)]
+        return [
+            Move(place[w], "weights", w, "read", wbits),
+            *mirror_copy_moves(layer, chip, plan, i),
+        ]
     if kind == "fa" and storage in ("sram", "dram"):
         return [Move(place[b], "feedback_weights", b, "write", fbits)]
     if kind == "ifa" and storage in ("sram", "dram"):
@@ -512,11 +532,15 @@ def aggregate(chip: Chip, moves: list[tuple[Move, int]]) -> list[Transfer]:
             level = chip.memory(move.level)
             words = math.ceil(move.bits / level.word_bits)
             accesses = math.ceil(words / level.burst_words)
-        tally = merged.setdefault(key, [0, 0, 0, 0, 0, 0])
-        for j, v in enumerate(
-            (move.bits, words, accesses, 1, move.link_bits, move.generated_values)
-        ):
-            tally[j] += v * times
+        tally = merged.get(key)
+        if tally is None:
+            tally = merged[key] = [0, 0, 0, 0, 0, 0]
+        tally[0] += move.bits * times
+        tally[1] += words * times
+        tally[2] += accesses * times
+        tally[3] += times
+        tally[4] += move.link_bits * times
+        tally[5] += move.generated_values * times
     return [
         Transfer(level, tensor, direction, *values)
         for (level, tensor, direction, _), values in merged.items()
@@ -524,8 +548,14 @@ def aggregate(chip: Chip, moves: list[tuple[Move, int]]) -> list[Transfer]:
 
 
 def _task(
-    chip: Chip, unit: str, phase: str, i: int, c: int, moves: list[tuple[Move, int]],
-    macs: int, bits: int,
+    chip: Chip,
+    unit: str,
+    phase: str,
+    i: int,
+    c: int,
+    moves: list[tuple[Move, int]],
+    macs: int,
+    bits: int,
 ) -> Task:
     # data passing through a level (a mirror synchronized via DRAM) moves after the compute
     late = [m for m in moves if m[0].direction == "write" or (m[0].owner is None and m[0].level)]
@@ -558,11 +588,15 @@ def lower_step(workload: Workload, chip: Chip, plan: Plan) -> Lowered:
     pieces: list[list[Task]] = [[] for _ in range(k)]
 
     def add(unit: str, phase: str, i: int, walk: Walk) -> None:
+        fetches: dict[tuple[int, Tile, bool], tuple[list[Move], int]] = {}
         for c, runs in enumerate(walk.pieces(k)):
             moves: list[tuple[Move, int]] = []
             macs = 0
             for run in runs:
-                fetch, fetch_macs = fetch_moves(workload, chip, plan, phase, i, run)
+                key = (run.samples, run.tile, run.first)
+                if key not in fetches:
+                    fetches[key] = fetch_moves(workload, chip, plan, phase, i, run)
+                fetch, fetch_macs = fetches[key]
                 moves += [(m, run.count) for m in fetch]
                 macs += fetch_macs * run.count
             if moves:
@@ -584,18 +618,17 @@ def lower_step(workload: Workload, chip: Chip, plan: Plan) -> Lowered:
         loss_sizes = [sum(r.samples * r.count for r in runs) for runs in plan.loss_walk.pieces(k)]
         for c, samples in enumerate(loss_sizes):
             for i in range(top, -1, -1):
-                moves, macs = update_moves(workload, chip, plan, i)
-                bits = mac_operand_bits(workload, chip, plan, "update", i)
-                pieces[c].append(
-                    _task(chip, "update", "update", i, c, [(m, samples) for m in moves],
-                          macs * samples, bits)
-                )
+                pieces[c].append(_update_task(workload, chip, plan, i, c, samples))
     else:
-        for i in range(top, -1, -1):
-            moves, macs = update_moves(workload, chip, plan, i)
-            bits = mac_operand_bits(workload, chip, plan, "update", i)
-            updates.append(_task(chip, "update", "update", i, 0, [(m, 1) for m in moves], macs, bits))
+        updates = [_update_task(workload, chip, plan, i, 0, 1) for i in range(top, -1, -1)]
     return Lowered(pieces, updates)
+
+
+def _update_task(workload: Workload, chip: Chip, plan: Plan, i: int, c: int, times: int) -> Task:
+    """``times`` updates of layer i (one per sample of piece ``c`` if fused, else one)."""
+    moves, macs = update_moves(workload, chip, plan, i)
+    bits = mac_operand_bits(workload, chip, plan, "update", i)
+    return _task(chip, "update", "update", i, c, [(m, times) for m in moves], macs * times, bits)
 
 
 def lower_init(workload: Workload, chip: Chip, plan: Plan) -> list[Task]:

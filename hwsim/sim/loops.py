@@ -3,13 +3,13 @@
 Each batch phase of a layer multiplies a *stationary* tensor of R rows × C columns × K kernel
 taps (``weight_shape`` = [R, C, taps…]) with two tensors *streamed* per sample:
 
-=========  ====================================  =========================  =========================
-phase      stationary (home level)               row side (R: out features)  column side (C: inputs)
-=========  ====================================  =========================  =========================
-forward    W (read)                              y, written                 x, read
-backward   W transported, BP's mirror, B or PRNG e_out, read                 e_in, written
-gradient   ΔW (written; read back to accumulate) e, read                    x, read
-=========  ====================================  =========================  =========================
+=========  =====================================  ==================  ====================
+phase      stationary tensor                      row side (R: out)   column side (C: in)
+=========  =====================================  ==================  ====================
+forward    W, read                                y, written          x, read
+backward   W carried, BP's mirror, B or PRNG B    e_out, read         e_in, written
+gradient   ΔW, written (read back to accumulate)  e, read             x, read
+=========  =====================================  ==================  ====================
 
 A :class:`Walk` is the loop nest: the batch cut into *groups* of samples and the stationary
 tensor cut into *tiles*. Every (group, tile) pair is one *fetch*: the tile's bits move once, and
@@ -165,8 +165,8 @@ class Walk:
         if self.order == "weight_outer":
             side = f", {self.tiled_by} side re-read per tile" if self.tiled_by else ""
             return f"weight_outer: {self.tile_count} tile(s), whole batch inside{side}"
-        size = self.groups[0][0]
-        return f"{self.order}: {self.group_count} group(s) of ≤{size} sample(s), whole tensor inside"
+        size, groups = self.groups[0][0], self.group_count
+        return f"{self.order}: {groups} group(s) of ≤{size} sample(s), whole tensor inside"
 
 
 def run_lengths(total: int, size: int) -> tuple[tuple[int, int], ...]:
