@@ -19,7 +19,12 @@ def chip() -> None:
 @chip.command("list")
 def list_chips() -> None:
     """The shipped chips, one line each: name and description."""
-    from hwsim.core.resources import CHIPS_DIR, DEFAULT_CHIP, shipped_chip_names
+    from hwsim.core.resources import (
+        CHIPS_DIR,
+        DEFAULT_CHIP,
+        DEFAULT_COMPARE_CHIP,
+        shipped_chip_names,
+    )
     from hwsim.sim.chip import load_chip
 
     names = shipped_chip_names()
@@ -27,7 +32,10 @@ def list_chips() -> None:
     for name in names:
         c = load_chip(CHIPS_DIR / f"{name}.yaml")
         first = c.description.strip().splitlines()[0] if c.description.strip() else ""
-        default = " (default)" if name == DEFAULT_CHIP.stem else ""
+        default = {
+            DEFAULT_CHIP.stem: " (default of simulate)",
+            DEFAULT_COMPARE_CHIP.stem: " (default of compare)",
+        }.get(name, "")
         console.print(f"{name:<{width}}  {first}{default}", highlight=False, markup=False)
     err_console.print(
         "copy one to edit it: hwsim chip init NAME --from CHIP", highlight=False, markup=False

@@ -18,6 +18,9 @@ CHIPS_DIR = CONFIGS_DIR / "chips"
 EXPERIMENTS_DIR = CONFIGS_DIR / "experiments"
 #: The chip used when none is named.
 DEFAULT_CHIP = CHIPS_DIR / "edge_sram.yaml"
+#: The chip of an experiment that names none (the default experiment names it too): the IFA
+#: paper's Fig. 1c scenario, where BP synchronizes its copy of W through DRAM.
+DEFAULT_COMPARE_CHIP = CHIPS_DIR / "split_cores.yaml"
 #: The experiment ``hwsim compare`` runs when none is named.
 DEFAULT_EXPERIMENT = EXPERIMENTS_DIR / "default.yaml"
 

@@ -122,9 +122,73 @@ def run_compare(
             simulations[chip.name][rule] = sim
 
     summary = build_summary(experiment, data, runs, chips, simulations)
+    summary["chip_survey"] = chip_survey(experiment, runs, chips, simulations)
     write_atomic(out / "accesses.csv", accesses_csv(summary))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
+
+
+def chip_survey(
+    experiment: Experiment,
+    runs: dict[str, list[Any]],
+    chips: list[Any],
+    simulations: dict[str, dict[str, dict[str, Any]]],
+) -> list[dict[str, Any]]:
+    """Every rule's workload on every shipped chip (and the experiment's): does BP's cost change?
+
+    One entry per chip, the experiment's chips first: name, description, whether the report
+    covers it in full, and per rule its energy and latency per step, its ratios to BP and the
+    leading cause of BP's energy gap. The other shipped chips are simulated here without a
+    timeline; nothing else of them is written.
+    """
+    from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
+    from hwsim.sim.api import simulate
+    from hwsim.sim.chip import load_chip
+    from hwsim.sim.explain import gaps_to_bp
+
+    entries = []
+    for chip in chips:
+        entries.append(_survey_entry(chip, simulations[chip.name], in_report=True))
+    covered = {c.name for c in chips}
+    for name in shipped_chip_names():
+        chip = load_chip(CHIPS_DIR / f"{name}.yaml")
+        if chip.name in covered:
+            continue
+        results = {
+            rule: simulate(runs[rule][0].out_dir / "workload.json", chip, [rule]).rules[rule]
+            for rule in experiment.rules
+        }
+        gaps = gaps_to_bp(results, chip)
+        sims = {}
+        for rule, result in results.items():
+            sims[rule] = result.to_dict()
+            if rule in gaps:
+                sims[rule]["gap_to_bp"] = gaps[rule].to_dict()
+        entries.append(_survey_entry(chip, sims, in_report=False))
+    return entries
+
+
+def _survey_entry(chip: Any, sims: dict[str, dict[str, Any]], in_report: bool) -> dict[str, Any]:
+    bp = sims.get("bp")
+    rules = {}
+    for rule, sim in sims.items():
+        energy, latency = sim["energy_pj"]["total"], sim["latency_cycles"]
+        gap = sim.get("gap_to_bp")
+        rules[rule] = {
+            "energy_pj": energy,
+            "latency_cycles": latency,
+            "latency_s": sim["latency_s"],
+            "energy_over_floor": sim.get("energy_over_floor"),
+            "energy_vs_bp": _ratio(energy, bp["energy_pj"]["total"]) if bp else None,
+            "latency_vs_bp": _ratio(latency, bp["latency_cycles"]) if bp else None,
+            "gap_leading_cause": gap["energy_pj"]["leading_cause"] if gap else None,
+        }
+    return {
+        "chip": chip.name,
+        "description": chip.description,
+        "in_report": in_report,
+        "rules": rules,
+    }
 
 
 def _training_block(rule: str, results: list[Any], out: Path) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from hwsim.core.errors import InputError
-from hwsim.core.resources import DEFAULT_EXPERIMENT
+from hwsim.core.resources import DEFAULT_COMPARE_CHIP, DEFAULT_EXPERIMENT
 from hwsim.core.rules import parse_rules
 from hwsim.core.yaml_lines import KeyPath, load_yaml_with_lines
 from hwsim.sim.chip import resolve_chip
@@ -171,7 +171,7 @@ def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:
         rules = tuple(r.spec for r in parse_rules([str(r) for r in rules_raw]))
     except InputError as exc:
         problem(("rules",), str(exc))
-    chips_raw = data.get("chips", ["edge_sram"])
+    chips_raw = data.get("chips", [DEFAULT_COMPARE_CHIP.stem])
     chips: list[Path] = []
     if not isinstance(chips_raw, list) or not chips_raw:
         problem(("chips",), f"expected a non-empty list of chip files, got {chips_raw!r}")

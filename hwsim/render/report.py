@@ -252,6 +252,59 @@ def gap_findings(data: RunData, chip: str) -> list[str]:
     return out
 
 
+def survey_table(data: RunData) -> Table | None:
+    """BP against each other rule on every shipped chip, same workloads (``chip_survey``)."""
+    survey = data.summary.get("chip_survey") or []
+    others = [r for r in data.rules if r != "bp"]
+    if not survey or "bp" not in data.rules or not others:
+        return None
+    headers = ["chip", "in this report", "bp energy / step (µJ)", "bp latency / step (ms)"]
+    for rule in others:
+        headers += [f"{rule} energy ÷ bp (×)", f"{rule} latency ÷ bp (×)"]
+    headers.append("leading cause of bp's extra energy")
+    rows = []
+    for entry in survey:
+        rules = entry["rules"]
+        bp = rules["bp"]
+        row = [
+            entry["chip"],
+            "yes" if entry.get("in_report") else "no",
+            format_sig(bp["energy_pj"] * 1e-6),
+            format_sig(bp["latency_s"] * 1e3),
+        ]
+        for rule in others:
+            r = rules.get(rule, {})
+            row += [
+                f"{r['energy_vs_bp']:.3f}" if finite(r.get("energy_vs_bp")) else MISSING,
+                f"{r['latency_vs_bp']:.3f}" if finite(r.get("latency_vs_bp")) else MISSING,
+            ]
+        causes = {rules[r].get("gap_leading_cause") for r in others if r in rules} - {None}
+        row.append(", ".join(CAUSE_LABELS.get(c, c) for c in sorted(causes)) or MISSING)
+        rows.append(row)
+    return Table(headers, rows)
+
+
+def survey_findings(data: RunData) -> list[str]:
+    """How BP's extra energy over each rule ranges across the shipped chips."""
+    survey = data.summary.get("chip_survey") or []
+    out = []
+    for rule in (r for r in data.rules if r != "bp"):
+        gaps = [
+            (1 - e["rules"][rule]["energy_vs_bp"], e["chip"])
+            for e in survey
+            if rule in e["rules"] and finite(e["rules"][rule].get("energy_vs_bp"))
+        ]
+        if len(gaps) < 2:
+            continue
+        low, high = min(gaps), max(gaps)
+        out.append(
+            f"Across {len(gaps)} chips, {rule} saves {100 * low[0]:.2f} % ({low[1]}) to "
+            f"{100 * high[0]:.2f} % ({high[1]}) of bp's energy per step on the same workload: "
+            "how much weight transport costs depends on how the chip gets W to its error unit."
+        )
+    return out
+
+
 def _mean_alignment(block: dict[str, Any]) -> float | None:
     angles = [v for v in (block.get("final_alignment_deg") or {}).values() if finite(v)]
     return sum(angles) / len(angles) if angles else None
@@ -339,7 +392,7 @@ def findings(data: RunData) -> list[str]:
         ]
         if ratios:
             out.append(f"Chip {chip}: energy per step ÷ its compulsory floor: {', '.join(ratios)}.")
-    return out
+    return out + survey_findings(data)
 
 
 HOW_TO_READ = (
@@ -430,6 +483,20 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
             )
         )
         blocks.append(("table", floors))
+    survey = survey_table(data)
+    if survey is not None:
+        blocks.append(("h2", "The same workloads on every shipped chip"))
+        blocks.append(
+            (
+                "p",
+                "Each rule's own workload simulated on every shipped chip (ratios below 1: "
+                "cheaper or faster than bp). The chips differ in how the error unit gets its "
+                "weights: carried over the interconnect, kept in a mirror synchronized on chip "
+                "or through DRAM, or replaced by a stored or regenerated B. `hwsim chip list` "
+                "describes each.",
+            )
+        )
+        blocks.append(("table", survey))
     blocks.append(("h2", "Learning curves"))
     blocks.append(("figure", by_name["learning_curves.png"]))
     blocks.append(("h2", "Alignment angle over training"))

@@ -64,7 +64,8 @@ class Counts:
 
     @property
     def sync_write_bits(self) -> int:
-        """Bits written into BP's mirror of W after updates (synchronization)."""
+        """Bits BP's synchronization writes after updates: into the mirror, and into the level
+        it passes through (``training.mirror_sync_via``)."""
         return sum(
             c.bits
             for (_, tensor, phase, direction), c in self.accesses.items()

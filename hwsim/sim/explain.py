@@ -4,7 +4,8 @@ Torch-free. Everything here is computed from counts and energies the simulator a
 nothing is estimated. Definitions (docs/simulator.md, "Explaining the gap, and the floor"):
 
 * :func:`explain_gap` splits ``E(BP) − E(rule)`` of one step into causes: the wire and the
-  memory reads of BP's weight transport, BP-mirror's synchronization writes (with their wire)
+  memory reads of BP's weight transport, BP-mirror's synchronization traffic (the mirror's writes,
+  the staging write and read of a sync through DRAM, and their wire)
   and backward reads, the rule's feedback-weight reads (negative), PRNG generation, the MAC
   price difference, the leakage difference (from the latency difference), and ``other`` = the
   residual (placement differences: tensors spilled to another level because B or a mirror took
@@ -205,10 +206,9 @@ def _cause_of(energy: Energy, counts: Counts, cause: str, pj_per_bit: float) -> 
     if cause == "transport_reads":
         return _access_pj(energy, lambda k: k[3] == "transport")
     if cause == "mirror_sync":
-        writes = _access_pj(
-            energy, lambda k: k[1] == "weight_mirror" and k[2] == "update" and k[3] == "write"
-        )
-        return writes + _wire_pj(counts, "weight_mirror", "update", pj_per_bit)
+        # the mirror's writes, and the staging write and read of a sync through another level
+        accesses = _access_pj(energy, lambda k: k[1] == "weight_mirror" and k[2] == "update")
+        return accesses + _wire_pj(counts, "weight_mirror", "update", pj_per_bit)
     if cause == "mirror_reads":
         return _access_pj(
             energy, lambda k: k[1] == "weight_mirror" and k[2] == "backward" and k[3] == "read"

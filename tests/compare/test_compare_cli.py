@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from hwsim.cli import main
+from hwsim.core.resources import shipped_chip_names
 from hwsim.core.rules import rule_dirname
 from hwsim.sim import simulate
 from hwsim.sim.chip import load_chip
@@ -276,14 +277,28 @@ def test_interrupt_keeps_finished_rules_and_resumes(tiny, tmp_path, monkeypatch)
 
 
 def test_default_compare_end_to_end(tmp_path):
-    """The built-in default (mnist5k, quantized MLP, edge_sram), shortened to one epoch."""
+    """The built-in default (mnist5k, quantized MLP, split_cores), shortened to one epoch."""
     out = tmp_path / "default"
     result = _invoke("--epochs", "1", "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
-    assert summary["data"]["dataset"] == "mnist5k" and summary["chip_order"] == ["edge_sram"]
+    assert summary["data"]["dataset"] == "mnist5k" and summary["chip_order"] == ["split_cores"]
     assert summary["rule_order"] == ["bp", "fa", "ifa"]
     rules = summary["rules"]
-    assert rules["bp"]["weight_transport_bits"] > 0 == rules["ifa"]["weight_transport_bits"]
+    # BP keeps a mirror of layers 1-5 in the error core (4 × 256 × 256 + 10 × 256 = 264,704
+    # weights × 8 bits = 2,117,632 bits) and syncs it after the update through DRAM: written
+    # there, then into the mirror. FA and IFA never write their B after init.
+    assert rules["bp"]["sync_write_bits"] == 2 * 2_117_632
+    assert rules["fa"]["sync_write_bits"] == rules["ifa"]["sync_write_bits"] == 0
+    assert rules["bp"]["weight_transport_bits"] == 0
+    assert rules["bp"]["energy_pj"]["total"] > rules["ifa"]["energy_pj"]["total"]
+    # every shipped chip is surveyed with the same workloads, the report's chip first
+    survey = summary["chip_survey"]
+    assert survey[0]["chip"] == "split_cores" and survey[0]["in_report"]
+    assert sorted(e["chip"] for e in survey) == sorted(shipped_chip_names())
+    for entry in survey:
+        assert entry["rules"]["bp"]["energy_vs_bp"] == 1.0
+        assert set(entry["rules"]) == {"bp", "fa", "ifa"}
+    assert "The same workloads on every shipped chip" in (out / "report.md").read_text()
     assert rules["ifa"]["test_accuracy"]["final"] > 0.5
     assert (out / "report.html").is_file()
