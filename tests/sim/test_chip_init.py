@@ -151,4 +151,5 @@ def test_list_shows_every_shipped_chip_with_description():
         name = line.split()[0]
         description = load_chip(CHIPS_DIR / f"{name}.yaml").description.splitlines()[0]
         assert description in line
-    assert any(line.startswith("edge_sram") and "(default)" in line for line in lines)
+    assert any(line.startswith("edge_sram") and "(default of simulate)" in line for line in lines)
+    assert any(line.startswith("split_cores") and "(default of compare)" in line for line in lines)

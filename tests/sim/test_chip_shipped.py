@@ -16,34 +16,38 @@ CHIPS = CHIPS_DIR
 DEFAULT_MODEL = "mlp:784-256-256-256-256-256-10"
 
 # rule → (energy per step pJ, latency cycles, transport bits, sync bits, feedback read bits,
-#         init interconnect bits). Regenerated when every shipped number was re-derived from a
-#         cited source: SRAM energies and leakage from one CACTI 7.0 45 nm itrs-lstp run (leakage
-#         is now non-zero), the interconnect from the CACTI 8 KB read (0.22 pJ/bit), DRAM at
-#         Horowitz's 1.3 nJ per 64 bits on edge_sram/dfa_prng (dfa_prng's DRAM-resident gradients
-#         and optimizer state make it 2.4x dearer), and the 256 KB buffer's 2.77 ns access taking
-#         2 cycles at 500 MHz on dram_accel/dram_prng (+8 to +11 cycles). Transport, sync,
-#         feedback and init bits are unchanged: layers 1–5 only, 4 × 256 × 256 + 10 × 256 =
-#         264,704 weights × 8 bits = 2,117,632 bits.
+#         init interconnect bits). Regenerated with loop orders (issue 9, item 3): every phase now
+#         takes the cheaper of batch_outer and weight_outer per layer; on this MLP that is
+#         weight_outer everywhere, so W, B and BP's transport move once per step instead of once
+#         per fetch group (transport 21.2 → 2.1 Mbit on edge_sram) and ΔW is accumulated on chip
+#         and written once. Whole-batch walks cannot pipeline with the next unit, so some
+#         latencies grew (dfa_prng BP 1,020,844 → 1,170,947 cycles). split_cores is new: BP's
+#         sync goes through DRAM (written there and into the mirror: 2 × 2,117,632 bits).
 STORED = {
-    "edge_sram": {
-        "bp": (389984415.893, 1525682, 21176320, 0, 0, 0),
-        "fa": (385144337.8585, 1479629, 0, 0, 21176320, 0),
-        "ifa": (385144337.8585, 1479629, 0, 0, 21176320, 2117632),
+    "dfa_prng": {
+        "bp": (684279053.6905, 1170947, 0, 2117632, 0, 2117632),
+        "fa": (674413672.4255, 1102677, 0, 0, 0, 0),
+        "ifa": (674413672.4255, 1102677, 0, 0, 0, 2117632),
     },
     "dram_accel": {
-        "bp": (1467830806.2324002, 926262, 8470528, 0, 0, 0),
-        "fa": (1465967554.4422, 928661, 0, 0, 8470528, 0),
-        "ifa": (1465967554.4422, 928661, 0, 0, 8470528, 2117632),
+        "bp": (618218674.1484, 524442, 2117632, 0, 0, 0),
+        "fa": (617751881.5504, 516152, 0, 0, 2117632, 0),
+        "ifa": (617751881.5504, 516152, 0, 0, 2117632, 2117632),
     },
     "dram_prng": {
-        "bp": (1467830806.2324002, 926262, 8470528, 0, 0, 0),
-        "fa": (1398231129.3752, 892676, 0, 0, 0, 0),
-        "ifa": (1398231129.3752, 892676, 0, 0, 0, 2117632),
+        "bp": (618218674.1484, 524442, 2117632, 0, 0, 0),
+        "fa": (600426004.0606002, 521753, 0, 0, 0, 0),
+        "ifa": (600426004.0606002, 521753, 0, 0, 0, 2117632),
     },
-    "dfa_prng": {
-        "bp": (3474657152.0659995, 1020844, 0, 2117632, 0, 2117632),
-        "fa": (3436300847.3124995, 1004375, 0, 0, 0, 0),
-        "ifa": (3436300847.3124995, 1004375, 0, 0, 0, 2117632),
+    "edge_sram": {
+        "bp": (121588519.18450002, 1121793, 2117632, 0, 0, 0),
+        "fa": (121122006.368, 1121632, 0, 0, 2117632, 0),
+        "ifa": (121122006.368, 1121632, 0, 0, 2117632, 2117632),
+    },
+    "split_cores": {
+        "bp": (211074454.98000002, 1154600, 0, 4235264, 0, 4235264),
+        "fa": (121122006.368, 1121632, 0, 0, 2117632, 0),
+        "ifa": (121122006.368, 1121632, 0, 0, 2117632, 2117632),
     },
 }
 
@@ -93,3 +97,21 @@ def test_prng_chip_removes_feedback_storage_and_memory_traffic():
     assert r.step.energy.breakdown_pj["feedback_generation"] == pytest.approx(
         r.step.counts.total_generated_values * 0.03
     )
+
+
+def test_split_cores_bp_pays_its_sync_through_dram():
+    """BP − FA on split_cores is the synchronization through DRAM, worked out by hand.
+
+    Mirrored weights: layers 1-4 256 × 256 × 8 = 524,288 bits (8,192 words of 64 bits, 2,048
+    DRAM bursts of 4 words) and layer 5 10 × 256 × 8 = 20,480 bits (320 words, 80 bursts).
+    Per step: DRAM write + read of 4 × 2,048 + 80 = 8,272 bursts each at 5,200 pJ =
+    86,028,800 pJ; mirror writes 4 × 8,192 + 320 = 33,088 words at 86.5 pJ = 2,862,112 pJ; both
+    legs over the interconnect 2 × 2,117,632 bits × 0.22 pJ = 931,758.08 pJ. Total
+    89,822,670.08 pJ. BP's mirror reads and FA's B reads are the same bits from equal SRAMs.
+    """
+    result = simulate(DEFAULT_MODEL, CHIPS / "split_cores.yaml", "bp,fa")
+    gap = result.gaps_to_bp["fa"].energy
+    assert gap.causes_pj["mirror_sync"] == pytest.approx(89_822_670.08, rel=1e-12)
+    assert gap.causes_pj["mirror_reads"] == -gap.causes_pj["feedback_reads"]
+    assert gap.leading_cause == "mirror_sync"
+    assert result.rules["bp"].sync_write_bits == 2 * 2_117_632
