@@ -252,6 +252,28 @@ def gap_findings(data: RunData, chip: str) -> list[str]:
     return out
 
 
+def loop_order_finding(data: RunData, chip: str) -> str | None:
+    """Which loop orders the simulator chose on ``chip``, counted over layers, per phase."""
+    described: dict[str, list[str]] = {}
+    for rule in data.rules:
+        orders = data.simulations[chip][rule].get("loop_orders") or {}
+        parts = []
+        for phase in ("forward", "backward", "gradient"):
+            taken: dict[str, int] = {}
+            for by_phase in orders.values():
+                if phase in by_phase:
+                    name = str(by_phase[phase]).split(":")[0]
+                    taken[name] = taken.get(name, 0) + 1
+            if taken:
+                parts.append(f"{phase} " + ", ".join(f"{n} ×{c}" for n, c in taken.items()))
+        if parts:
+            described.setdefault("; ".join(parts), []).append(rule)
+    if not described:
+        return None
+    text = " | ".join(f"{', '.join(rules)}: {parts}" for parts, rules in described.items())
+    return f"Chip {chip}, loop orders chosen (layers per order): {text}."
+
+
 def survey_table(data: RunData) -> Table | None:
     """BP against each other rule on every shipped chip, same workloads (``chip_survey``)."""
     survey = data.summary.get("chip_survey") or []
@@ -385,6 +407,9 @@ def findings(data: RunData) -> list[str]:
                 text += " Relative to bp: " + "; ".join(ratios) + "."
         out.append(text)
         out += gap_findings(data, chip)
+        orders = loop_order_finding(data, chip)
+        if orders:
+            out.append(orders)
         ratios = [
             f"{r} {v:.2f}×"
             for r in data.rules

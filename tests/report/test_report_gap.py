@@ -170,3 +170,23 @@ def test_an_older_run_without_the_new_fields_still_renders(run_copy: Path) -> No
     assert "## Where BP's extra energy goes" not in markdown
     assert "## Energy against the floor" not in markdown
     assert not (run_copy / "figures" / "gap_edge_sram.png").exists()
+
+
+def test_survey_table_and_loop_orders_match_the_run(compare_run: Path) -> None:
+    summary = json.loads((compare_run / "summary.json").read_text())
+    markdown = (compare_run / "report.md").read_text()
+    headers, rows = table(section(markdown, "The same workloads on every shipped chip"))
+    assert [r[0] for r in rows] == [e["chip"] for e in summary["chip_survey"]]
+    for row, entry in zip(rows, summary["chip_survey"], strict=True):
+        cell = dict(zip(headers, row, strict=True))
+        assert cell["in this report"] == ("yes" if entry["in_report"] else "no")
+        for spec in ("fa", "ifa"):
+            ratio = entry["rules"][spec]["energy_vs_bp"]
+            assert float(cell[f"{spec} energy ÷ bp (×)"]) == pytest.approx(ratio, abs=5e-4)
+    findings = section(markdown, "Findings")
+    for chip in summary["chip_order"]:
+        orders = json.loads((compare_run / "simulation" / chip / "bp.json").read_text())
+        forward = [o["forward"].split(":")[0] for o in orders["loop_orders"].values()]
+        counted = ", ".join(f"{n} ×{forward.count(n)}" for n in dict.fromkeys(forward))
+        line = findings.split(f"Chip {chip}, loop orders chosen", 1)[1].split("\n", 1)[0]
+        assert f"forward {counted};" in line
