@@ -130,10 +130,12 @@ def show(file: str) -> None:
     console.print(f"placement: {placement}", highlight=False)
     reuse = c.samples_per_weight_fetch or "auto"
     prng = f" ({c.prng_energy_per_value_pj:g} pJ/value)" if c.feedback_storage == "prng" else ""
+    via = f" (synchronized via {c.mirror_sync_via})" if c.mirror_sync_via else ""
     console.print(
-        f"training: BP weight access {c.bp_weight_access}, feedback {c.feedback_storage}{prng}, "
-        f"samples per weight fetch {reuse}, gradients {c.gradient_bits} bit, "
-        f"optimizer state {c.optimizer_state_bits} bit",
+        f"training: BP weight access {c.bp_weight_access}{via}, feedback {c.feedback_storage}"
+        f"{prng}, loop order {c.loop_order}, samples per weight fetch {reuse}, update "
+        f"{c.update}, gradients {c.gradient_bits} bit, optimizer state "
+        f"{c.optimizer_state_bits} bit",
         highlight=False,
     )
     # Each source: note once, after the numbers it covers (key paths relative to its mapping).

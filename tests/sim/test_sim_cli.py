@@ -106,6 +106,24 @@ def test_chip_show_and_validate():
     assert ok.exit_code == 0 and ok.output.count("ok ") == len(files) >= 4
     by_name = _run("chip", "show", "dram_prng")  # a shipped chip by its bare name
     assert by_name.exit_code == 0 and "prng" in by_name.output
+    split = _run("chip", "show", "split_cores")
+    assert "BP weight access mirror (synchronized via dram)" in split.output
+    assert "loop order auto" in split.output and "update accumulate" in split.output
+
+
+def test_chip_training_options_are_validated(tmp_path):
+    text = (
+        TOY.read_text()
+        .replace("training:\n", "training:\n  update: sometimes\n  mirror_sync_via: attic\n", 1)
+        .replace("loop_order: batch_outer", "loop_order: sideways")
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(text)
+    result = _run("chip", "validate", str(bad))
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert "training.update: must be one of accumulate, fused, got 'sometimes'" in result.output
+    assert "training.loop_order: must be one of auto, batch_outer, weight_outer" in result.output
+    assert "training.mirror_sync_via: names no memory level" in result.output
 
 
 def test_resnet18_workload_shapes():
