@@ -116,16 +116,23 @@ def show(file: str) -> None:
         highlight=False,
     )
     units = ", ".join(f"{u} {n} MAC/cycle" for u, n in c.macs_per_cycle.items())
-    macs = ", ".join(f"≤{bits} bit {pj:g} pJ" for bits, pj in c.mac_energy_pj)
-    console.print(f"compute: {units}; MAC energy: {macs}", highlight=False)
+    console.print(f"compute: {units}", highlight=False)
+    # The MAC table by number format: a MAC in a format the chip lacks runs on the narrowest
+    # wider format of its family (docs/simulator.md, "Number formats").
+    macs = Table()
+    macs.add_column("MAC format")
+    macs.add_column("pJ per MAC", justify="right")
+    for name, pj in c.mac_energy_pj.items():
+        macs.add_row(name, f"{pj:g}")
+    console.print(macs)
     placement = ", ".join(f"{t} → {level}" for t, level in c.placement.items())
     console.print(f"placement: {placement}", highlight=False)
     reuse = c.samples_per_weight_fetch or "auto"
     prng = f" ({c.prng_energy_per_value_pj:g} pJ/value)" if c.feedback_storage == "prng" else ""
     console.print(
         f"training: BP weight access {c.bp_weight_access}, feedback {c.feedback_storage}{prng}, "
-        f"samples per weight fetch {reuse}, gradients {c.gradient_bits} bit, "
-        f"optimizer state {c.optimizer_state_bits} bit",
+        f"samples per weight fetch {reuse}, gradients {c.gradient_format}, "
+        f"optimizer state {c.optimizer_state_format}",
         highlight=False,
     )
     # Each source: note once, after the numbers it covers (key paths relative to its mapping).

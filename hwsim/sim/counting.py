@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 
 from hwsim.core.workload import Workload
 from hwsim.sim.chip import Chip, MemoryLevel
-from hwsim.sim.dataflow import INIT_PHASE, Plan, mac_operand_bits, next_activation_bits
+from hwsim.sim.dataflow import INIT_PHASE, Plan, mac_format, next_activation_bits
 
 #: (level, tensor, phase, direction)
 CountKey = tuple[str, str, str, str]
@@ -43,8 +43,8 @@ class Counts:
 
     accesses: dict[CountKey, AccessCount]
     interconnect_bits: dict[tuple[str, str], int]
-    #: (phase, widest operand bits) → MACs
-    macs: dict[tuple[str, int], int]
+    #: (phase, MAC number format) → MACs
+    macs: dict[tuple[str, str], int]
     generated_values: dict[str, int]
 
     @property
@@ -76,7 +76,7 @@ class Counts:
         return sum(self.macs.values())
 
     def macs_by_phase(self) -> dict[str, int]:
-        """MACs per phase, all operand widths together."""
+        """MACs per phase, all number formats together."""
         out: dict[str, int] = defaultdict(int)
         for (phase, _), m in self.macs.items():
             out[phase] += m
@@ -125,7 +125,7 @@ class Tally:
     interconnect_bits: defaultdict[tuple[str, str], int] = field(
         default_factory=lambda: defaultdict(int)
     )
-    macs: defaultdict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+    macs: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     generated_values: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def freeze(self) -> Counts:
@@ -152,8 +152,8 @@ class _ClosedForm:
         self.g = math.ceil(n / r)
         self.full, self.last = r, n - r * (self.g - 1)
 
-    def bits(self, phase: str, layer: int) -> int:
-        return mac_operand_bits(self.workload, self.chip, self.plan, phase, layer)
+    def fmt(self, phase: str, layer: int) -> str:
+        return mac_format(self.workload, self.chip, self.plan, phase, layer)
 
     def level(self, tensor: str, layer: int) -> MemoryLevel:
         return self.chip.memory(self.plan.placement[(tensor, layer)])
@@ -217,7 +217,7 @@ class _ClosedForm:
             self.per_sample(
                 "activations", i, "forward", "write", out_bits, level_layer=min(i + 1, top)
             )
-            self.tally.macs[("forward", self.bits("forward", i))] += n * layer.macs_per_sample
+            self.tally.macs[("forward", self.fmt("forward", i))] += n * layer.macs_per_sample
             # backward: the loss writes the top error; no error goes below layer 0
             if i == top:
                 self.per_sample("errors", i, "backward", "write", layer.output_elements * eb)
@@ -242,14 +242,14 @@ class _ClosedForm:
                     self.repeated("feedback_weights", i, "backward", "read", fbits, g)
                 else:
                     self.tally.generated_values["backward"] += layer.weight_elements * g
-                self.tally.macs[("backward", self.bits("backward", i))] += n * layer.macs_per_sample
+                self.tally.macs[("backward", self.fmt("backward", i))] += n * layer.macs_per_sample
             # gradient: ΔW accumulated in memory once per fetch group
             gbits = params * chip.gradient_bits
             self.per_sample("activations", i, "gradient", "read", layer.input_elements * ab)
             self.per_sample("errors", i, "gradient", "read", layer.output_elements * eb)
             self.repeated("gradients", i, "gradient", "read", gbits, g - 1)
             self.repeated("gradients", i, "gradient", "write", gbits, g)
-            self.tally.macs[("gradient", self.bits("gradient", i))] += n * layer.macs_per_sample
+            self.tally.macs[("gradient", self.fmt("gradient", i))] += n * layer.macs_per_sample
             # update: W += f(ΔW, state); BP mirror mode re-synchronizes its copy (layers ≥ 1:
             # layer 0 sends no error down, so it has no mirror)
             wbits_all = params * layer.weight_bits
@@ -262,7 +262,7 @@ class _ClosedForm:
             if source == "mirror" and i > 0:
                 wbits = layer.weight_elements * layer.weight_bits
                 self.repeated("weight_mirror", i, "update", "write", wbits, 1, link_bits=wbits)
-            self.tally.macs[("update", self.bits("update", i))] += params * (1 + state)
+            self.tally.macs[("update", self.fmt("update", i))] += params * (1 + state)
         return self.tally.freeze()
 
     def init(self) -> Counts:

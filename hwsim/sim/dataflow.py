@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hwsim.core.errors import InputError
+from hwsim.core.formats import promote
 from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
 from hwsim.sim.chip import Chip
@@ -208,8 +209,8 @@ class Task:
     loads: tuple[Transfer, ...]
     macs: int
     stores: tuple[Transfer, ...]
-    #: width of the widest MAC operand (prices the MACs)
-    operand_bits: int = 0
+    #: number format the MACs run in, promoted from their operands' (prices the MACs)
+    operand_format: str = ""
 
 
 def next_activation_bits(workload: Workload, i: int) -> int:
@@ -218,18 +219,19 @@ def next_activation_bits(workload: Workload, i: int) -> int:
     return layers[i + 1].activation_bits if i + 1 < len(layers) else layers[i].activation_bits
 
 
-def mac_operand_bits(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> int:
-    """Width of the widest operand of a MAC of ``phase`` on layer ``i`` (prices the MAC)."""
+def mac_format(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> str:
+    """Number format of a MAC of ``phase`` on layer ``i``: its operands' formats promoted
+    (:func:`hwsim.core.formats.promote`); it prices the MAC."""
     layer = workload.layers[i]
     if phase == "forward":
-        return max(layer.weight_bits, layer.activation_bits)
+        return promote(layer.weight_format, layer.activation_format)
     if phase == "backward":
         uses_b = plan.error_weight_source in ("feedback", "prng")
-        return max(layer.feedback_bits if uses_b else layer.weight_bits, layer.error_bits)
+        return promote(layer.feedback_format if uses_b else layer.weight_format, layer.error_format)
     if phase == "gradient":
-        return max(layer.activation_bits, layer.error_bits)
-    state_bits = chip.optimizer_state_bits if workload.optimizer_state_per_weight else 0
-    return max(layer.weight_bits, chip.gradient_bits, state_bits)
+        return promote(layer.activation_format, layer.error_format)
+    state = (chip.optimizer_state_format,) if workload.optimizer_state_per_weight else ()
+    return promote(layer.weight_format, chip.gradient_format, *state)
 
 
 class _Lowerer:
@@ -290,7 +292,7 @@ class _Lowerer:
             ),
             sum(groups) * layer.macs_per_sample,
             (self.transfer("activations", out_layer, "write", [n * out_bits for n in groups]),),
-            mac_operand_bits(self.w, self.chip, self.plan, "forward", i),
+            mac_format(self.w, self.chip, self.plan, "forward", i),
         )
 
     def loss(self, c: int, groups: list[int]) -> Task:
@@ -333,7 +335,7 @@ class _Lowerer:
             (self.transfer("errors", i, "read", err_in), operand),
             sum(groups) * layer.macs_per_sample,
             (self.transfer("errors", i - 1, "write", err_out),),
-            mac_operand_bits(self.w, self.chip, self.plan, "backward", i),
+            mac_format(self.w, self.chip, self.plan, "backward", i),
         )
 
     def gradient(self, c: int, first_group: int, groups: list[int], i: int, layer: Layer) -> Task:
@@ -361,7 +363,7 @@ class _Lowerer:
             tuple(loads),
             sum(groups) * layer.macs_per_sample,
             (self.transfer("gradients", i, "write", [gbits] * len(groups)),),
-            mac_operand_bits(self.w, self.chip, self.plan, "gradient", i),
+            mac_format(self.w, self.chip, self.plan, "gradient", i),
         )
 
     def update(self, i: int, layer: Layer) -> Task:
@@ -379,9 +381,9 @@ class _Lowerer:
         if self.plan.error_weight_source == "mirror" and i > 0:  # layer 0 has no mirror
             wb = [layer.weight_elements * layer.weight_bits]
             stores.append(self.transfer("weight_mirror", i, "write", wb, link=True))
-        bits = mac_operand_bits(self.w, self.chip, self.plan, "update", i)
+        fmt = mac_format(self.w, self.chip, self.plan, "update", i)
         return Task(
-            "update", "update", i, 0, tuple(loads), params * (1 + state), tuple(stores), bits
+            "update", "update", i, 0, tuple(loads), params * (1 + state), tuple(stores), fmt
         )
 
     def init(self, i: int, layer: Layer) -> Task | None:
