@@ -166,6 +166,7 @@ class RuleResult:
             "feedback_generated_values": step.counts.total_generated_values,
             "macs": self.macs,
             "macs_by_phase": step.counts.macs_by_phase(),
+            "macs_by_format": _macs_by_format(step.counts),
             "energy_pj": energy_to_dict(step.energy),
             "latency_cycles": step.latency_cycles,
             "latency_s": step.latency_s,
@@ -249,6 +250,14 @@ def counts_to_dict(counts: Counts, energy: Energy) -> dict[str, Any]:
             "accesses": c.accesses,
             "energy_pj": energy.by_access_pj.get(key, 0.0),
         }
+    return out
+
+
+def _macs_by_format(counts: Counts) -> dict[str, dict[str, int]]:
+    """MACs per phase and number format: ``{phase: {format: MACs}}``."""
+    out: dict[str, dict[str, int]] = {}
+    for (phase, name), macs in counts.macs.items():
+        out.setdefault(phase, {})[name] = macs
     return out
 
 

@@ -13,6 +13,7 @@ MACs of one step, by hand:
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -286,6 +287,14 @@ def test_error_format_and_error_bits_on_the_command_line():
     by_format, by_bits = run("--error-format", "fp32"), run("--error-bits", "32")
     assert by_format.exit_code == by_bits.exit_code == 0, by_format.output
     assert by_format.output == by_bits.output  # 32 bits alone mean fp32
+    fa = json.loads(by_format.output)["rules"]["fa"]
+    assert fa["macs_by_format"] == {
+        "forward": {"int8": 64 * 18},  # batch 64 × (12 + 6)
+        "backward": {"fp32": 64 * 6},
+        "gradient": {"fp32": 64 * 18},
+        "update": {"int8": 46},
+    }
+    assert json.loads(by_format.output)["workload"]["error_format"] == ["fp32"]
     both = run("--error-bits", "32", "--error-format", "fp32")
     assert both.exit_code == 0 and both.output == by_format.output
     contradiction = run("--error-bits", "16", "--error-format", "fp32")
