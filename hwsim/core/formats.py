@@ -1,8 +1,8 @@
 """Number formats of MAC operands and the one promotion rule (docs/simulator.md, "Number formats").
 
 A format is a name: ``int<N>`` (integers of N bits, any N ≥ 1; the usual ones are ``int4``,
-``int8``, ``int16``, ``int32``) or one of the floats ``fp8``,
-``fp16``, ``bf16``, ``fp32``. Torch-free, used by the workload contract and the simulator.
+``int8``, ``int16``, ``int32``) or one of the floats ``fp8``, ``fp16``, ``bf16``, ``fp32``.
+Torch-free, used by the workload contract and the simulator.
 
 Promotion (:func:`promote`), the format a MAC runs in given its operands' formats:
 
@@ -24,12 +24,13 @@ from hwsim.core.errors import InputError
 FLOAT_FORMATS = ("fp8", "fp16", "bf16", "fp32")
 #: The integer formats hwsim names in its chips and docs (any ``int<N>``, N ≥ 1, parses).
 INT_FORMATS = ("int4", "int8", "int16", "int32")
-#: Every named format, in this order (``hwsim chip show`` lists a chip's table in it).
+#: Every named format; this order breaks ties between formats of equal width (a chip's table is
+#: kept narrowest first, ties in this order).
 FORMATS = (*INT_FORMATS, *FLOAT_FORMATS)
 _FLOAT_BITS = {"fp8": 8, "fp16": 16, "bf16": 16, "fp32": 32}
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class NumberFormat:
     """A parsed format: its ``family`` (``int`` or ``float``), width in bits and name."""
 
@@ -51,7 +52,8 @@ def parse_format(text: object, where: str = "format") -> NumberFormat:
         if name in _FLOAT_BITS:
             return NumberFormat("float", _FLOAT_BITS[name], name)
         digits = name.removeprefix("int")
-        if name.startswith("int") and digits.isdigit() and not digits.startswith("0"):
+        plain = digits.isascii() and digits.isdigit() and not digits.startswith("0")
+        if name.startswith("int") and plain:
             return NumberFormat("int", int(digits), f"int{int(digits)}")
     raise InputError(
         f"{where}: unknown number format {text!r} (expected int<N> with N ≥ 1, e.g. "
@@ -62,11 +64,6 @@ def parse_format(text: object, where: str = "format") -> NumberFormat:
 def int_format(bits: int) -> str:
     """The integer format of ``bits`` bits (``8`` → ``int8``)."""
     return parse_format(f"int{bits}").name
-
-
-def format_bits(name: str) -> int:
-    """Width in bits of the format called ``name``."""
-    return parse_format(name).bits
 
 
 def promote(*names: str) -> str:
