@@ -15,6 +15,17 @@ from models.feedback import FLOAT_BITS
 
 #: Errors (gradients) are not quantized by the training side: they travel as float32.
 ERROR_BITS = FLOAT_BITS
+ERROR_FORMAT = "fp32"
+
+
+def operand_format(bits: int) -> str:
+    """The number format training uses for an operand of ``bits`` (``config.*_bits``).
+
+    32 means float: brevitas is not used and the tensor stays float32 (``fp32``). Any other
+    width is a brevitas integer quantizer (``models/quant.py``: weights symmetric signed int,
+    activations unsigned int, ``B`` on a symmetric integer grid or sign for 1 bit): ``int<bits>``.
+    """
+    return "fp32" if bits == FLOAT_BITS else f"int{bits}"
 
 
 def batch_schedule(train_samples: int, batch_size: int) -> list[dict[str, int]]:
@@ -86,6 +97,10 @@ def record_workload(
             "activation_bits": config.act_bits,
             "feedback_bits": config.effective_feedback_bits,
             "error_bits": ERROR_BITS,
+            "weight_format": operand_format(config.weight_bits),
+            "activation_format": operand_format(config.act_bits),
+            "feedback_format": operand_format(config.effective_feedback_bits),
+            "error_format": ERROR_FORMAT,
             "activation_sparsity": round(shapes["sparsity"], 6),
         }
         if is_conv:

@@ -58,6 +58,11 @@ def test_what_training_records_the_simulator_reads(run):
         assert layer.weight_shape == tuple(module.weight.shape)
         assert layer.bias == (module.bias is not None)
         assert layer.weight_bits == config.weight_bits
+        # what training does: brevitas int quantizers, or float32 where a width is 32 (no
+        # quantizer); errors are never quantized, float32 (see models/quant.py)
+        quantized = "fp32" if config.weight_bits == 32 else f"int{config.weight_bits}"
+        assert (layer.weight_format, layer.activation_format) == (quantized, quantized)
+        assert layer.feedback_format == quantized and layer.error_format == "fp32"
     # 300 samples in batches of 64: four full batches and one of 44, every epoch.
     assert work.batches == ((64, 4), (44, 1)) and work.steps_per_epoch == 5
     assert work.epochs == config.epochs and work.batch_size == 64
@@ -83,6 +88,11 @@ def test_simulated_macs_are_what_the_recorded_network_computes(run):
     assert by_phase["forward"] == batch * sum(per_sample)
     assert by_phase["backward"] == batch * sum(per_sample[1:])
     assert by_phase["gradient"] == batch * sum(per_sample)
+    # float32 errors make every backward and gradient MAC an fp32 MAC; forward MACs run in
+    # the weights' format (int8 × int8, or fp32 × fp32 for the float network)
+    forward = "fp32" if config.weight_bits == 32 else f"int{config.weight_bits}"
+    formats = {phase: fmt for phase, fmt in result.step.counts.macs if phase != "update"}
+    assert formats == {"forward": forward, "backward": "fp32", "gradient": "fp32"}
 
 
 def test_reader_refuses_what_the_writer_would_not_write(run):

@@ -124,8 +124,15 @@ def show(file: str) -> None:
         highlight=False,
     )
     units = ", ".join(f"{u} {n} MAC/cycle" for u, n in c.macs_per_cycle.items())
-    macs = ", ".join(f"≤{bits} bit {pj:g} pJ" for bits, pj in c.mac_energy_pj)
-    console.print(f"compute: {units}; MAC energy: {macs}", highlight=False)
+    console.print(f"compute: {units}", highlight=False)
+    # The MAC table by number format: a MAC in a format the chip lacks runs on the narrowest
+    # wider format of its family (docs/simulator.md, "Number formats").
+    macs = Table()
+    macs.add_column("MAC format")
+    macs.add_column("pJ per MAC", justify="right")
+    for name, pj in c.mac_energy_pj.items():
+        macs.add_row(name, f"{pj:g}")
+    console.print(macs)
     placement = ", ".join(f"{t} → {level}" for t, level in c.placement.items())
     console.print(f"placement: {placement}", highlight=False)
     reuse = c.samples_per_weight_fetch or "auto"
@@ -134,8 +141,8 @@ def show(file: str) -> None:
     console.print(
         f"training: BP weight access {c.bp_weight_access}{via}, feedback {c.feedback_storage}"
         f"{prng}, loop order {c.loop_order}, samples per weight fetch {reuse}, update "
-        f"{c.update}, gradients {c.gradient_bits} bit, optimizer state "
-        f"{c.optimizer_state_bits} bit",
+        f"{c.update}, gradients {c.gradient_format}, optimizer state "
+        f"{c.optimizer_state_format}",
         highlight=False,
     )
     # Each source: note once, after the numbers it covers (key paths relative to its mapping).

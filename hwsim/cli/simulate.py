@@ -52,7 +52,14 @@ from hwsim.cli.common import InputError, console
     "--error-bits",
     type=click.IntRange(1, 64),
     default=None,
-    help="Errors' width with --model [default: 8; training runs record 32, float].",
+    help="Errors' width with --model [default: 8; 32 alone means fp32, as training records].",
+)
+@click.option(
+    "--error-format",
+    default=None,
+    metavar="FORMAT",
+    help="Errors' number format with --model: int8, int16, fp16, bf16, fp32… (sets the width; "
+    "with --error-bits both must agree) [default: int8].",
 )
 @click.option("--timeline", is_flag=True, help="Include the event timeline in --json output.")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
@@ -67,15 +74,17 @@ def simulate(
     act_bits: int | None,
     feedback_bits: int | None,
     error_bits: int | None,
+    error_format: str | None,
     timeline: bool,
     as_json: bool,
 ) -> None:
     """Count, time and price every memory access of on-chip training, per rule.
 
     The workload is a training run's workload.json (--workload), or a model spec (--model) with
-    the assumptions given by the options: batch 64, 8-bit weights, activations, feedback and
-    errors, SGD with momentum, unless set; the table's caption states them.
+    the assumptions given by the options: batch 64, int8 weights, activations, feedback and
+    errors, SGD with momentum, unless set; the line under the table states them.
     """
+    from hwsim.core.formats import parse_format
     from hwsim.core.resources import DEFAULT_CHIP
     from hwsim.core.workload import workload_from_dict
     from hwsim.sim.api import simulate as run_simulation
@@ -90,6 +99,7 @@ def simulate(
         "activation_bits": act_bits,
         "feedback_bits": feedback_bits,
         "error_bits": error_bits,
+        "error_format": error_format,
     }
     given = {k: v for k, v in spec_options.items() if v is not None}
     if workload_file is not None:
@@ -99,6 +109,13 @@ def simulate(
         workload = workload_file
     else:
         assert model is not None
+        if error_format is not None:
+            fmt = parse_format(error_format, "--error-format")
+            if error_bits is not None and error_bits != fmt.bits:
+                raise InputError(
+                    f"--error-bits {error_bits} contradicts --error-format {fmt.name} "
+                    f"({fmt.bits} bits): give one, or both agreeing"
+                )
         workload = workload_from_dict(build_workload(model, **given), model)
     result = run_simulation(workload, chip_file or DEFAULT_CHIP, algo, timeline=timeline)
     if as_json:
@@ -144,15 +161,15 @@ def simulate(
 
 
 def _assumptions(workload: dict[str, Any]) -> str:
-    """One line stating the workload the numbers are for (bit widths, optimizer, batch)."""
+    """One line stating the workload the numbers are for (number formats, optimizer, batch)."""
 
-    def bits(field: str) -> str:
-        return "/".join(map(str, workload[field])) + "-bit"
+    def formats(field: str) -> str:
+        return "/".join(workload[field])
 
     return (
         f"workload: {workload['model'] or 'from file'}, batch {workload['batch_size']}, "
-        f"{bits('weight_bits')} weights, {bits('activation_bits')} activations, "
-        f"{bits('feedback_bits')} feedback, {bits('error_bits')} errors, "
+        f"{formats('weight_format')} weights, {formats('activation_format')} activations, "
+        f"{formats('feedback_format')} feedback, {formats('error_format')} errors, "
         f"{workload['optimizer_state_per_weight']} optimizer state tensor(s) per weight"
     )
 

@@ -15,14 +15,36 @@ from pathlib import Path
 from typing import Any
 
 from hwsim.core.errors import InputError
+from hwsim.core.formats import parse_format
 
 WORKLOAD_FORMAT = "hwsim-workload"
-WORKLOAD_VERSION = 1
+WORKLOAD_VERSION = 2
+#: Versions this reader accepts: 1 (bit widths only, formats inferred) and 2.
+READABLE_VERSIONS = (1, 2)
+#: The operands of a layer: each has ``<role>_bits`` and (version 2) ``<role>_format``.
+OPERANDS = ("weight", "activation", "feedback", "error")
+#: Width at which a version-1 error means float32 (training always recorded float32 errors).
+FLOAT_ERROR_BITS = 32
+
+
+def inferred_format(operand: str, bits: int) -> str:
+    """The format of an operand known only by its width (version-1 documents, bits-only knobs).
+
+    Weights, activations and feedback: ``int<bits>``; errors: ``fp32`` at 32 bits (what
+    training recorded: float32 errors), else ``int<bits>``.
+    """
+    if operand == "error" and bits == FLOAT_ERROR_BITS:
+        return "fp32"
+    return f"int{bits}"
 
 
 @dataclass(frozen=True)
 class Layer:
-    """One weight layer with its shapes (per sample) and bit widths."""
+    """One weight layer with its shapes (per sample), bit widths and number formats.
+
+    ``*_bits`` are stored widths (traffic); ``*_format`` are the number formats of the same
+    operands (:mod:`hwsim.core.formats`, they price the MACs), each as wide as its bits.
+    """
 
     name: str
     kind: str
@@ -35,6 +57,10 @@ class Layer:
     activation_bits: int
     feedback_bits: int
     error_bits: int
+    weight_format: str
+    activation_format: str
+    feedback_format: str
+    error_format: str
 
     @property
     def weight_elements(self) -> int:
@@ -87,10 +113,19 @@ def load_workload(path: str | Path) -> Workload:
 
 
 def workload_from_dict(data: Any, where: str = "<workload>") -> Workload:
-    """Validate a parsed workload document (format version 1)."""
+    """Validate a parsed workload document (format version 2, or 1 with inferred formats)."""
 
     def fail(key: str, message: str) -> InputError:
         return InputError(f"{where}: {key}: {message}")
+
+    def operand_format(raw: dict[str, Any], operand: str, bits: int, version: int, at: str) -> str:
+        key = f"{at}.{operand}_format"
+        if version < 2:
+            return inferred_format(operand, bits)
+        fmt = parse_format(raw[f"{operand}_format"], f"{where}: {key}")
+        if fmt.bits != bits:
+            raise fail(key, f"{fmt.name} has {fmt.bits} bits but {operand}_bits is {bits}")
+        return fmt.name
 
     def positive(value: Any, key: str, minimum: int = 1) -> int:
         if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
@@ -106,8 +141,13 @@ def workload_from_dict(data: Any, where: str = "<workload>") -> Workload:
         raise InputError(f"{where}: must be a JSON object")
     if data.get("format") != WORKLOAD_FORMAT:
         raise fail("format", f"must be {WORKLOAD_FORMAT!r}, got {data.get('format')!r}")
-    if data.get("version") != WORKLOAD_VERSION:
-        raise fail("version", f"unsupported workload version {data.get('version')!r} (this is 1)")
+    version = data.get("version")
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
+        raise fail(
+            "version",
+            f"unsupported workload version {version!r} (this reader knows "
+            f"{', '.join(map(str, READABLE_VERSIONS))})",
+        )
     for key in ("batch_size", "layers", "optimizer"):
         if key not in data:
             raise fail(key, "missing required key")
@@ -144,22 +184,24 @@ def workload_from_dict(data: Any, where: str = "<workload>") -> Workload:
         at = f"layers[{i}]"
         if not isinstance(raw, dict):
             raise fail(at, "must be an object")
-        for key in (
+        required = [
             "name",
             "kind",
             "weight_shape",
             "input_shape",
             "output_shape",
             "macs_per_sample",
-            "weight_bits",
-            "activation_bits",
-            "feedback_bits",
-            "error_bits",
-        ):
+            *(f"{operand}_bits" for operand in OPERANDS),
+        ]
+        if version >= 2:
+            required += [f"{operand}_format" for operand in OPERANDS]
+        for key in required:
             if key not in raw:
                 raise fail(f"{at}.{key}", "missing required key")
         if raw["kind"] not in ("linear", "conv2d"):
             raise fail(f"{at}.kind", f"must be linear or conv2d, got {raw['kind']!r}")
+        widths = {o: positive(raw[f"{o}_bits"], f"{at}.{o}_bits") for o in OPERANDS}
+        formats = {o: operand_format(raw, o, widths[o], version, at) for o in OPERANDS}
         layers.append(
             Layer(
                 name=str(raw["name"]),
@@ -169,10 +211,14 @@ def workload_from_dict(data: Any, where: str = "<workload>") -> Workload:
                 input_shape=shape(raw["input_shape"], f"{at}.input_shape"),
                 output_shape=shape(raw["output_shape"], f"{at}.output_shape"),
                 macs_per_sample=positive(raw["macs_per_sample"], f"{at}.macs_per_sample"),
-                weight_bits=positive(raw["weight_bits"], f"{at}.weight_bits"),
-                activation_bits=positive(raw["activation_bits"], f"{at}.activation_bits"),
-                feedback_bits=positive(raw["feedback_bits"], f"{at}.feedback_bits"),
-                error_bits=positive(raw["error_bits"], f"{at}.error_bits"),
+                weight_bits=widths["weight"],
+                activation_bits=widths["activation"],
+                feedback_bits=widths["feedback"],
+                error_bits=widths["error"],
+                weight_format=formats["weight"],
+                activation_format=formats["activation"],
+                feedback_format=formats["feedback"],
+                error_format=formats["error"],
             )
         )
     raw_source = data.get("source")
@@ -203,7 +249,8 @@ def workload_document(
 
     ``batches`` is one epoch's ``[{batch_size, count}, ...]`` (empty: a single step, no run);
     ``optimizer`` is ``{name, state_tensors_per_weight}``; each layer has the keys of
-    :class:`Layer` (``activation_sparsity``, ``stride``, ``padding``, ``groups`` optional).
+    :class:`Layer` (``activation_sparsity``, ``stride``, ``padding``, ``groups`` optional), the
+    four ``*_format`` keys included.
     """
     batches = batches or []
     document = {

@@ -17,7 +17,7 @@ from hwsim.core.rules import Rule, parse_rules
 from hwsim.core.workload import Workload, load_workload, workload_from_dict
 from hwsim.sim.chip import Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step
-from hwsim.sim.dataflow import PHASES, make_plan
+from hwsim.sim.dataflow import PHASES, Plan, mac_format, make_plan
 from hwsim.sim.explain import Floor, GapToBP, energy_floor, gaps_to_bp
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
@@ -170,6 +170,7 @@ class RuleResult:
             "feedback_generated_values": step.counts.total_generated_values,
             "macs": self.macs,
             "macs_by_phase": step.counts.macs_by_phase(),
+            "macs_by_format": _macs_by_format(step.counts),
             "energy_pj": energy_to_dict(step.energy),
             "latency_cycles": step.latency_cycles,
             "latency_s": step.latency_s,
@@ -256,6 +257,14 @@ def counts_to_dict(counts: Counts, energy: Energy) -> dict[str, Any]:
     return out
 
 
+def _macs_by_format(counts: Counts) -> dict[str, dict[str, int]]:
+    """MACs per phase and number format: ``{phase: {format: MACs}}``."""
+    out: dict[str, dict[str, int]] = {}
+    for (phase, name), macs in counts.macs.items():
+        out.setdefault(phase, {})[name] = macs
+    return out
+
+
 def energy_to_dict(energy: Energy) -> dict[str, Any]:
     """``total`` plus the ``breakdown`` it is the sum of, and the splits by level and phase."""
     return {
@@ -312,10 +321,10 @@ def simulate(
 
 
 def workload_summary(work: Workload) -> dict[str, Any]:
-    """The few workload facts a report needs, its assumptions included (bit widths as the
-    distinct widths over the layers, optimizer state tensors per weight)."""
+    """The few workload facts a report needs, its assumptions included (bit widths and number
+    formats as the distinct ones over the layers, optimizer state tensors per weight)."""
 
-    def widths(field: str) -> list[int]:
+    def widths(field: str) -> list[Any]:
         return sorted({getattr(la, field) for la in work.layers})
 
     return {
@@ -326,6 +335,10 @@ def workload_summary(work: Workload) -> dict[str, Any]:
         "activation_bits": widths("activation_bits"),
         "feedback_bits": widths("feedback_bits"),
         "error_bits": widths("error_bits"),
+        "weight_format": widths("weight_format"),
+        "activation_format": widths("activation_format"),
+        "feedback_format": widths("feedback_format"),
+        "error_format": widths("error_format"),
         "optimizer_state_per_weight": work.optimizer_state_per_weight,
         "batch_size": work.batch_size,
         "batches": [{"batch_size": b, "count": c} for b, c in work.batches],
@@ -340,6 +353,8 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
     steps: dict[int, StepResult] = {}
     for size in sizes:
         plan = make_plan(work, chip, rule, size)
+        if not steps:
+            _check_mac_formats(work, chip, plan)
         closed = count_step(work, chip, plan)
         sim = simulate_step(work, chip, plan, timeline=timeline and size == nominal)
         _check_agree(closed, sim.counts, rule, size)
@@ -389,6 +404,17 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
         accesses_per_bit=intensity,
         spills=tuple(spills),
     )
+
+
+def _check_mac_formats(work: Workload, chip: Chip, plan: Plan) -> None:
+    """Refuse, before simulating, a MAC whose number format no unit of the chip runs; the
+    :class:`InputError` names the phase, the layer and the rule (``Chip.mac_unit_for``)."""
+    for phase in PHASES:
+        for i, layer in enumerate(work.layers):
+            if phase == "backward" and i == 0:
+                continue  # layer 0 sends no error down
+            what = f"{phase} MACs of layer {layer.name!r} ({plan.rule.spec})"
+            chip.mac_unit_for(mac_format(work, chip, plan, phase, i), what)
 
 
 def _check_agree(closed: Counts, simulated: Counts, rule: Rule, size: int) -> None:

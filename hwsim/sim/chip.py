@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, cast
 
 from hwsim.core.errors import InputError
+from hwsim.core.formats import FORMATS, int_format, parse_format, unit_for
 from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
 from hwsim.core.yaml_lines import KeyPath, load_yaml_with_lines
 
@@ -97,8 +98,11 @@ class Chip:
     """A validated chip config. ``memories`` run from innermost to outermost.
 
     ``sources`` maps the dotted key path of every number that a ``source:`` note covers
-    (``memories.rf.read_energy_pj``, ``compute.mac_energy_pj.8``) to that number and its note,
-    in file order; numbers no note covers are absent.
+    (``memories.rf.read_energy_pj``, ``compute.mac_energy_pj.int8``) to that number and its
+    note, in file order; numbers no note covers are absent.
+
+    ``mac_energy_pj`` maps each number format the chip's MAC units support (``int8``,
+    ``fp32``…, :mod:`hwsim.core.formats`) to the energy of one MAC in it, narrowest first.
     """
 
     name: str
@@ -106,7 +110,7 @@ class Chip:
     memories: tuple[MemoryLevel, ...]
     interconnect: Interconnect
     macs_per_cycle: dict[str, int]
-    mac_energy_pj: tuple[tuple[int, float], ...]
+    mac_energy_pj: dict[str, float]
     placement: dict[str, str]
     bp_weight_access: str
     feedback_storage: str
@@ -115,6 +119,9 @@ class Chip:
     samples_per_weight_fetch: int | None
     gradient_bits: int
     optimizer_state_bits: int
+    #: number formats of stored ΔW and optimizer state (``training.gradient_format`` …)
+    gradient_format: str
+    optimizer_state_format: str
     #: Tensor classes allocated first, in this order, whatever their traffic (``training.pinned``).
     pinned: tuple[str, ...] = ()
     #: ``auto`` (cheapest per layer and phase), ``batch_outer`` or ``weight_outer``.
@@ -149,16 +156,26 @@ class Chip:
             or (tensor == "feedback_weights" and m.name == self.placement[tensor])
         ]
 
-    def mac_energy_for(self, operand_bits: int) -> float:
-        """Energy of one MAC whose widest operand has ``operand_bits``: the smallest entry ≥ it."""
-        for bits, energy in self.mac_energy_pj:
-            if operand_bits <= bits:
-                return energy
-        widest = self.mac_energy_pj[-1][0]
-        raise InputError(
-            f"chip {self.name!r}: compute.mac_energy_pj has no entry for {operand_bits}-bit "
-            f"operands (widest is {widest} bits)"
-        )
+    def mac_unit_for(self, mac_format: str, what: str = "") -> str:
+        """The supported format that runs MACs of ``mac_format``: itself, else the narrowest
+        supported format of the same family that holds it (``int8`` on an ``int16`` unit).
+
+        Raises :class:`InputError` naming the chip file, the key, the format needed (for
+        ``what``, e.g. ``"backward MACs of layer 'layers.1'"``) and the formats supported.
+        """
+        unit = unit_for(mac_format, tuple(self.mac_energy_pj))
+        if unit is None:
+            for_what = f" for the {what}" if what else ""
+            raise InputError(
+                f"{self.path or self.name}: compute.mac_energy_pj: no MAC unit runs "
+                f"{mac_format}{for_what} (supported: {', '.join(self.mac_energy_pj)}); add an "
+                f"entry {mac_format}: <pJ per MAC> (or a wider format of the same family)"
+            )
+        return unit
+
+    def mac_energy_for(self, mac_format: str, what: str = "") -> float:
+        """Energy of one MAC in ``mac_format``, on the unit :meth:`mac_unit_for` picks."""
+        return self.mac_energy_pj[self.mac_unit_for(mac_format, what)]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -287,7 +304,7 @@ def chip_from_dict(
     clock_hz = p.number(top["clock_hz"], ("clock_hz",), positive=True) if "clock_hz" in top else 1.0
     memories = _memories(p, top.get("memories")) if "memories" in top else ()
     interconnect = _interconnect(p, top.get("interconnect")) if "interconnect" in top else None
-    macs_per_cycle, mac_energy = _compute(p, top["compute"]) if "compute" in top else ({}, ())
+    macs_per_cycle, mac_energy = _compute(p, top["compute"]) if "compute" in top else ({}, {})
     training = _training(p, top.get("training", {}))
     placement = _placement(p, top["placement"], memories, training) if "placement" in top else {}
     if p.messages:
@@ -398,7 +415,7 @@ def _interconnect(p: _Problems, value: Any) -> Interconnect:
     )
 
 
-def _compute(p: _Problems, value: Any) -> tuple[dict[str, int], tuple[tuple[int, float], ...]]:
+def _compute(p: _Problems, value: Any) -> tuple[dict[str, int], dict[str, float]]:
     at = ("compute",)
     m = p.mapping(value, at, (*UNITS, "mac_energy_pj"), ())
     macs = {}
@@ -407,18 +424,47 @@ def _compute(p: _Problems, value: Any) -> tuple[dict[str, int], tuple[tuple[int,
             u = p.mapping(m[unit], (*at, unit), ("macs_per_cycle",), ())
             if "macs_per_cycle" in u:
                 macs[unit] = p.integer(u["macs_per_cycle"], (*at, unit, "macs_per_cycle"))
-    table: list[tuple[int, float]] = []
+    table: dict[str, float] = {}
     energies = m.get("mac_energy_pj")
     if "mac_energy_pj" in m:
         if not isinstance(energies, dict) or not energies:
-            p.add((*at, "mac_energy_pj"), "must map operand bit width → pJ per MAC, e.g. {8: 0.23}")
+            p.add(
+                (*at, "mac_energy_pj"),
+                "must map number format → pJ per MAC, e.g. {int8: 0.23, fp32: 4.6}",
+            )
         else:
-            for bits, energy in energies.items():
-                if bits == "source":
+            for key, energy in energies.items():
+                if key == "source":
                     continue
-                key = (*at, "mac_energy_pj", bits)
-                table.append((p.integer(bits, key), p.number(energy, key)))
-    return macs, tuple(sorted(table))
+                path = (*at, "mac_energy_pj", key)
+                name = _mac_format(p, key, path)
+                if name is None:
+                    continue
+                if name in table:
+                    p.add(path, f"{name} is given twice (an integer key b means int<b>)")
+                table[name] = p.number(energy, path)
+    return macs, dict(sorted(table.items(), key=lambda kv: _format_rank(kv[0])))
+
+
+def _mac_format(p: _Problems, key: Any, path: KeyPath) -> str | None:
+    """A ``compute.mac_energy_pj`` key as a format name; a bare integer ``b`` (schema 1's
+    keys, still read) means ``int<b>``."""
+    if isinstance(key, int) and not isinstance(key, bool):
+        key = f"int{key}"
+    try:
+        return parse_format(key, ".".join(map(str, path))).name
+    except InputError:
+        p.add(
+            path,
+            f"unknown number format {key!r} (expected {', '.join(FORMATS)}, int<N>, or a bare "
+            "bit width b meaning int<b>)",
+        )
+        return None
+
+
+def _format_rank(name: str) -> tuple[int, int]:
+    fmt = parse_format(name)
+    return (fmt.bits, FORMATS.index(name) if name in FORMATS else -1)
 
 
 _TRAINING_DEFAULTS: dict[str, Any] = {
@@ -429,6 +475,8 @@ _TRAINING_DEFAULTS: dict[str, Any] = {
     "samples_per_weight_fetch": "auto",
     "gradient_bits": 32,
     "optimizer_state_bits": 32,
+    "gradient_format": None,
+    "optimizer_state_format": None,
     "pinned": [],
     "loop_order": "auto",
     "update": "accumulate",
@@ -458,13 +506,46 @@ def _training(p: _Problems, value: Any) -> dict[str, Any]:
             v["prng_values_per_cycle"], (*at, "prng_values_per_cycle")
         ),
         "samples_per_weight_fetch": None if reuse == "auto" else reuse,
-        "gradient_bits": p.integer(v["gradient_bits"], (*at, "gradient_bits")),
-        "optimizer_state_bits": p.integer(v["optimizer_state_bits"], (*at, "optimizer_state_bits")),
+        **_stored_format(p, m, "gradient"),
+        **_stored_format(p, m, "optimizer_state"),
         "pinned": _pinned(p, v["pinned"], (*at, "pinned")),
         "loop_order": p.choice(v["loop_order"], (*at, "loop_order"), LOOP_ORDERS),
         "update": p.choice(v["update"], (*at, "update"), UPDATE_MODES),
         "mirror_sync_via": v["mirror_sync_via"],
     }
+
+
+def _stored_format(p: _Problems, m: dict[str, Any], tensor: str) -> dict[str, Any]:
+    """``training.<tensor>_bits`` and its companion ``training.<tensor>_format``.
+
+    Either may be given alone: bits alone mean ``int<bits>``, a format alone sets the bits;
+    both must agree; neither means 32-bit ``int32``.
+    """
+    at = ("training",)
+    bits_key, format_key = f"{tensor}_bits", f"{tensor}_format"
+    bits = p.integer(m[bits_key], (*at, bits_key)) if bits_key in m else None
+    name: str | None = None
+    if m.get(format_key) is not None:
+        try:
+            fmt = parse_format(m[format_key], f"training.{format_key}")
+        except InputError:
+            p.add(
+                (*at, format_key),
+                f"unknown number format {m[format_key]!r} (expected {', '.join(FORMATS)} or "
+                "int<N>)",
+            )
+        else:
+            name = fmt.name
+            if bits is not None and bits != fmt.bits:
+                p.add(
+                    (*at, format_key),
+                    f"{name} has {fmt.bits} bits but {bits_key} is {bits}: give one, or both "
+                    "agreeing",
+                )
+            bits = fmt.bits
+    if bits is None:
+        bits = _TRAINING_DEFAULTS[bits_key]
+    return {bits_key: bits, format_key: name or int_format(bits)}
 
 
 def _pinned(p: _Problems, value: Any, at: KeyPath) -> tuple[str, ...]:

@@ -20,7 +20,7 @@ from hwsim.sim.dataflow import (
     fetch_moves,
     init_moves,
     loss_moves,
-    mac_operand_bits,
+    mac_format,
     update_moves,
 )
 from hwsim.sim.loops import Walk
@@ -53,8 +53,8 @@ class Counts:
 
     accesses: dict[CountKey, AccessCount]
     interconnect_bits: dict[tuple[str, str], int]
-    #: (phase, widest operand bits) → MACs
-    macs: dict[tuple[str, int], int]
+    #: (phase, MAC number format) → MACs
+    macs: dict[tuple[str, str], int]
     generated_values: dict[str, int]
 
     @property
@@ -87,7 +87,7 @@ class Counts:
         return sum(self.macs.values())
 
     def macs_by_phase(self) -> dict[str, int]:
-        """MACs per phase, all operand widths together."""
+        """MACs per phase, all number formats together."""
         out: dict[str, int] = defaultdict(int)
         for (phase, _), m in self.macs.items():
             out[phase] += m
@@ -136,7 +136,7 @@ class Tally:
     interconnect_bits: defaultdict[tuple[str, str], int] = field(
         default_factory=lambda: defaultdict(int)
     )
-    macs: defaultdict[tuple[str, int], int] = field(default_factory=lambda: defaultdict(int))
+    macs: defaultdict[tuple[str, str], int] = field(default_factory=lambda: defaultdict(int))
     generated_values: defaultdict[str, int] = field(default_factory=lambda: defaultdict(int))
 
     def freeze(self) -> Counts:
@@ -176,11 +176,11 @@ class _ClosedForm:
 
     def walk(self, phase: str, i: int, walk: Walk) -> None:
         """Every fetch of one (phase, layer) walk, and its MACs."""
-        bits = mac_operand_bits(self.workload, self.chip, self.plan, phase, i)
+        fmt = mac_format(self.workload, self.chip, self.plan, phase, i)
         for run in walk.runs():
             moves, macs = fetch_moves(self.workload, self.chip, self.plan, phase, i, run)
             self.add(moves, phase, run.count)
-            self.tally.macs[(phase, bits)] += macs * run.count
+            self.tally.macs[(phase, fmt)] += macs * run.count
 
     def step(self) -> Counts:
         plan, w = self.plan, self.workload
@@ -191,8 +191,8 @@ class _ClosedForm:
         for i in range(len(w.layers)):
             moves, macs = update_moves(w, self.chip, plan, i)
             self.add(moves, "update", plan.update_times)
-            bits = mac_operand_bits(w, self.chip, plan, "update", i)
-            self.tally.macs[("update", bits)] += macs * plan.update_times
+            fmt = mac_format(w, self.chip, plan, "update", i)
+            self.tally.macs[("update", fmt)] += macs * plan.update_times
         return self.tally.freeze()
 
     def init(self) -> Counts:

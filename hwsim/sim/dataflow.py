@@ -18,6 +18,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from hwsim.core.errors import InputError
+from hwsim.core.formats import promote
 from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
 from hwsim.sim.chip import Chip
@@ -311,18 +312,19 @@ def next_activation_bits(workload: Workload, i: int) -> int:
     return layers[i + 1].activation_bits if i + 1 < len(layers) else layers[i].activation_bits
 
 
-def mac_operand_bits(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> int:
-    """Width of the widest operand of a MAC of ``phase`` on layer ``i`` (prices the MAC)."""
+def mac_format(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> str:
+    """Number format of a MAC of ``phase`` on layer ``i``: its operands' formats promoted
+    (:func:`hwsim.core.formats.promote`); it prices the MAC."""
     layer = workload.layers[i]
     if phase == "forward":
-        return max(layer.weight_bits, layer.activation_bits)
+        return promote(layer.weight_format, layer.activation_format)
     if phase == "backward":
         uses_b = plan.error_weight_source in ("feedback", "prng")
-        return max(layer.feedback_bits if uses_b else layer.weight_bits, layer.error_bits)
+        return promote(layer.feedback_format if uses_b else layer.weight_format, layer.error_format)
     if phase == "gradient":
-        return max(layer.activation_bits, layer.error_bits)
-    state_bits = chip.optimizer_state_bits if workload.optimizer_state_per_weight else 0
-    return max(layer.weight_bits, chip.gradient_bits, state_bits)
+        return promote(layer.activation_format, layer.error_format)
+    state = (chip.optimizer_state_format,) if workload.optimizer_state_per_weight else ()
+    return promote(layer.weight_format, chip.gradient_format, *state)
 
 
 def _tile_extent(layer: Layer, tile: Tile) -> tuple[int, int, int, int]:
@@ -514,8 +516,8 @@ class Task:
     loads: tuple[Transfer, ...]
     macs: int
     stores: tuple[Transfer, ...]
-    #: width of the widest MAC operand (prices the MACs)
-    operand_bits: int = 0
+    #: number format the MACs run in, promoted from their operands' (prices the MACs)
+    operand_format: str = ""
 
 
 def aggregate(chip: Chip, moves: list[tuple[Move, int]]) -> list[Transfer]:
@@ -555,14 +557,14 @@ def _task(
     c: int,
     moves: list[tuple[Move, int]],
     macs: int,
-    bits: int,
+    fmt: str,
 ) -> Task:
     # data passing through a level (a mirror synchronized via DRAM) moves after the compute
     late = [m for m in moves if m[0].direction == "write" or (m[0].owner is None and m[0].level)]
     loads = [m for m in moves if not any(m is x for x in late)]
     stores = late
     return Task(
-        unit, phase, i, c, tuple(aggregate(chip, loads)), macs, tuple(aggregate(chip, stores)), bits
+        unit, phase, i, c, tuple(aggregate(chip, loads)), macs, tuple(aggregate(chip, stores)), fmt
     )
 
 
@@ -600,15 +602,15 @@ def lower_step(workload: Workload, chip: Chip, plan: Plan) -> Lowered:
                 moves += [(m, run.count) for m in fetch]
                 macs += fetch_macs * run.count
             if moves:
-                bits = mac_operand_bits(workload, chip, plan, phase, i)
-                pieces[c].append(_task(chip, unit, phase, i, c, moves, macs, bits))
+                fmt = mac_format(workload, chip, plan, phase, i)
+                pieces[c].append(_task(chip, unit, phase, i, c, moves, macs, fmt))
 
     for i in range(top + 1):
         add("forward", "forward", i, plan.walks[("forward", i)])
     for c, runs in enumerate(plan.loss_walk.pieces(k)):
         moves = [(m, r.count) for r in runs for m in loss_moves(workload, plan, r)]
         if moves:
-            pieces[c].append(_task(chip, "error", "backward", top, c, moves, 0, 0))
+            pieces[c].append(_task(chip, "error", "backward", top, c, moves, 0, ""))
     for i in range(top, 0, -1):
         add("error", "backward", i, plan.walks[("backward", i)])
     for i in range(top, -1, -1):
@@ -627,8 +629,8 @@ def lower_step(workload: Workload, chip: Chip, plan: Plan) -> Lowered:
 def _update_task(workload: Workload, chip: Chip, plan: Plan, i: int, c: int, times: int) -> Task:
     """``times`` updates of layer i (one per sample of piece ``c`` if fused, else one)."""
     moves, macs = update_moves(workload, chip, plan, i)
-    bits = mac_operand_bits(workload, chip, plan, "update", i)
-    return _task(chip, "update", "update", i, c, [(m, times) for m in moves], macs * times, bits)
+    fmt = mac_format(workload, chip, plan, "update", i)
+    return _task(chip, "update", "update", i, c, [(m, times) for m in moves], macs * times, fmt)
 
 
 def lower_init(workload: Workload, chip: Chip, plan: Plan) -> list[Task]:
@@ -637,5 +639,5 @@ def lower_init(workload: Workload, chip: Chip, plan: Plan) -> list[Task]:
     for i in range(len(workload.layers)):
         moves = init_moves(workload, chip, plan, i)
         if moves:
-            tasks.append(_task(chip, "init", INIT_PHASE, i, 0, [(m, 1) for m in moves], 0, 0))
+            tasks.append(_task(chip, "init", INIT_PHASE, i, 0, [(m, 1) for m in moves], 0, ""))
     return tasks

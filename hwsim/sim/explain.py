@@ -303,7 +303,10 @@ def energy_floor(workload: Workload, chip: Chip, plan: Plan, counts: Counts) -> 
             pj += _accesses(wbits, level.word_bits, level.burst_words) * level.write_energy_pj
         by_level[level.name] = by_level.get(level.name, 0.0) + pj
         by_tensor[tensor] = by_tensor.get(tensor, 0.0) + pj
-    compute = math.fsum(macs * chip.mac_energy_for(bits) for (_, bits), macs in counts.macs.items())
+    compute = math.fsum(
+        macs * chip.mac_energy_for(mac_format, f"{phase} MACs")
+        for (phase, mac_format), macs in counts.macs.items()
+    )
     memory = math.fsum(by_level.values())
     return Floor(
         total_pj=memory + compute,

@@ -10,7 +10,8 @@ import itertools
 from typing import Any
 
 from hwsim.core.errors import InputError
-from hwsim.core.workload import workload_document
+from hwsim.core.formats import parse_format
+from hwsim.core.workload import inferred_format, workload_document
 
 #: Optimizer → state tensors kept per weight element (SGD none, momentum its velocity, Adam m, v).
 OPTIMIZER_STATE = {"sgd": 0, "momentum": 1, "adam": 2}
@@ -20,17 +21,22 @@ def build_workload(
     spec: str,
     *,
     batch_size: int = 64,
-    weight_bits: int = 8,
-    activation_bits: int = 8,
-    feedback_bits: int = 8,
-    error_bits: int = 8,
+    weight_bits: int | None = None,
+    activation_bits: int | None = None,
+    feedback_bits: int | None = None,
+    error_bits: int | None = None,
     optimizer: str = "momentum",
+    weight_format: str | None = None,
+    activation_format: str | None = None,
+    feedback_format: str | None = None,
+    error_format: str | None = None,
 ) -> dict[str, Any]:
     """Build a workload document (docs/workload.md) from ``mlp:784-256-10`` or ``resnet18``.
 
     The document describes one step of the given batch size and no epochs (``epochs`` null).
-    Defaults: 8-bit weights, activations, feedback and errors; SGD with momentum (``optimizer``:
-    ``sgd``, ``momentum`` or ``adam``, keeping 0, 1 or 2 state tensors per weight).
+    Defaults: ``int8`` weights, activations, feedback and errors; SGD with momentum
+    (``optimizer``: ``sgd``, ``momentum`` or ``adam``, keeping 0, 1 or 2 state tensors per
+    weight). Each operand takes a width, a format, or both (:func:`operand_width_and_format`).
     """
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
         raise InputError(f"batch size must be a positive integer, got {batch_size!r}")
@@ -39,13 +45,17 @@ def build_workload(
             f"unknown optimizer {optimizer!r}: expected one of {', '.join(OPTIMIZER_STATE)}"
         )
     text = spec.strip().lower()
-    bits = {
-        "weight_bits": weight_bits,
-        "activation_bits": activation_bits,
-        "feedback_bits": feedback_bits,
-        "error_bits": error_bits,
-        "activation_sparsity": None,
+    given = {
+        "weight": (weight_bits, weight_format),
+        "activation": (activation_bits, activation_format),
+        "feedback": (feedback_bits, feedback_format),
+        "error": (error_bits, error_format),
     }
+    bits: dict[str, Any] = {"activation_sparsity": None}
+    for operand, (width, name) in given.items():
+        width, name = operand_width_and_format(operand, width, name)
+        bits[f"{operand}_bits"] = width
+        bits[f"{operand}_format"] = name
     if text.startswith("mlp:"):
         layers, input_shape = _mlp_layers(spec, text[4:], bits)
     elif text == "resnet18":
@@ -62,6 +72,31 @@ def build_workload(
         optimizer={"name": optimizer, "state_tensors_per_weight": OPTIMIZER_STATE[optimizer]},
         layers=layers,
     )
+
+
+def operand_width_and_format(
+    operand: str, bits: int | None, name: str | None, default_bits: int = 8
+) -> tuple[int, str]:
+    """An operand's stored width and number format from what was given.
+
+    Neither: ``default_bits`` and its inferred format (``int8``). A width alone: its format is
+    inferred as for version-1 workloads (:func:`hwsim.core.workload.inferred_format`: errors of
+    32 bits are ``fp32``, everything else ``int<bits>``). A format alone: its width. Both: they
+    must agree, else :class:`InputError`.
+    """
+    flag = f"{operand}_format"
+    if name is None:
+        width = default_bits if bits is None else bits
+        if isinstance(width, bool) or not isinstance(width, int) or width < 1:
+            raise InputError(f"{operand}_bits must be a positive integer, got {width!r}")
+        return width, parse_format(inferred_format(operand, width), f"{operand}_bits").name
+    fmt = parse_format(name, flag)
+    if bits is not None and bits != fmt.bits:
+        raise InputError(
+            f"{operand}_bits {bits} contradicts {flag} {fmt.name} ({fmt.bits} bits): give one, "
+            "or both agreeing"
+        )
+    return fmt.bits, fmt.name
 
 
 def _mlp_layers(

@@ -1,7 +1,7 @@
 """Pricing: turn counts (and a latency) into energy with a chip's numbers.
 
 Energy = Σ accesses × energy per access (read for reads and transport, write for writes)
-+ interconnect bits × energy per bit + MACs × energy per MAC (by operand width)
++ interconnect bits × energy per bit + MACs × energy per MAC (by number format)
 + generated feedback values × PRNG energy per value + leakage power × time.
 Counting never depends on anything here.
 """
@@ -86,8 +86,8 @@ def price(counts: Counts, chip: Chip, latency_cycles: int) -> Energy:
         interconnect += energy
         by_phase[phase] += energy
     compute = 0.0
-    for (phase, bits), macs in counts.macs.items():
-        energy = macs * chip.mac_energy_for(bits)
+    for (phase, mac_format), macs in counts.macs.items():
+        energy = macs * chip.mac_energy_for(mac_format, f"{phase} MACs")
         compute += energy
         by_phase[phase] += energy
     generation = 0.0

@@ -152,7 +152,7 @@ class _Machine:
             yield self.env.timeout(math.ceil(task.macs / macs_per_cycle))
             self._mark(unit, task, "macs", start, self._now())
             self.capacity.setdefault(unit, 1)
-            self.tally.macs[(task.phase, task.operand_bits)] += task.macs
+            self.tally.macs[(task.phase, task.operand_format)] += task.macs
         yield from self._all(unit, task, task.stores)
 
     def outcome(self) -> SimOutcome:

@@ -38,7 +38,7 @@ def test_workload_record(tmp_path):
     config = TrainConfig(algo="fa", weight_bits=8, act_bits=6, feedback_bits=4, **TINY)
     train(config, tmp_path / "run")
     w = json.loads((tmp_path / "run" / "workload.json").read_text())
-    assert (w["format"], w["version"]) == ("hwsim-workload", 1)
+    assert (w["format"], w["version"]) == ("hwsim-workload", 2)
     # 500 samples, batch 50: 10 full batches, no partial one.
     assert w["batches"] == [{"batch_size": 50, "count": 10}] and w["steps_per_epoch"] == 10
     assert w["epochs"] == 2 and w["train_samples"] == 500 and w["input_shape"] == [1, 8, 8]
@@ -47,8 +47,30 @@ def test_workload_record(tmp_path):
     first = w["layers"][0]
     assert (first["weight_bits"], first["activation_bits"], first["feedback_bits"]) == (8, 6, 4)
     assert first["error_bits"] == 32 and first["input_shape"] == [64]
+    # brevitas integer quantizers for W and activations, B on an integer grid; errors float32
+    formats = ("weight_format", "activation_format", "feedback_format", "error_format")
+    expected = ("int8", "int6", "int4", "fp32")
+    assert all(tuple(layer[k] for k in formats) == expected for layer in w["layers"])
     assert all(0 <= layer["activation_sparsity"] <= 1 for layer in w["layers"])
     assert w["optimizer"] == {"name": "adam", "state_tensors_per_weight": 2}
+
+
+def test_errors_flow_as_float32_through_a_quantized_network():
+    """What the record's ``error_format: fp32`` says: brevitas quantizes W and activations, B
+    sits on an integer grid, and the errors each weight layer receives are float32 tensors."""
+    from models.convert import convert, weight_layers
+    from models.networks import build_network
+
+    model = build_network("mlp", (12,), 5, depth=3, width=16, weight_bits=4, act_bits=4)
+    convert(model, "fa", feedback_bits=4)
+    seen: dict[str, torch.dtype] = {}
+    for name, layer in weight_layers(model):
+        layer.register_full_backward_hook(
+            lambda _m, _gi, grad_out, name=name: seen.__setitem__(name, grad_out[0].dtype)
+        )
+    model(torch.rand(8, 12)).square().sum().backward()
+    assert len(seen) == len(weight_layers(model)) == 3
+    assert set(seen.values()) == {torch.float32}
 
 
 def test_workload_partial_batch_and_conv(tmp_path):

@@ -66,15 +66,15 @@ def test_nearest_note_covers_a_number_and_a_mapping_note_wins():
     data = yaml.safe_load((CHIPS_DIR / "edge_sram.yaml").read_text(encoding="utf-8"))
     data["source"] = "top note"
     del data["compute"]["source"]
-    data["compute"]["mac_energy_pj"]["source"] = "table note"
+    data["compute"]["mac_energy_pj"]["source"] = "table note"  # replaces the shipped one
     del data["training"]["source"]
     sources = chip_from_dict(data).sources
     assert "version" not in sources
     assert sources["clock_hz"].source == "top note" and sources["clock_hz"].at == ""
     # compute lost its own note: its unit widths fall back to the document's
     assert sources["compute.forward.macs_per_cycle"].source == "top note"
-    assert sources["compute.mac_energy_pj.8"].source == "table note"
-    assert sources["compute.mac_energy_pj.8"].at == "compute.mac_energy_pj"
+    assert sources["compute.mac_energy_pj.int8"].source == "table note"
+    assert sources["compute.mac_energy_pj.int8"].at == "compute.mac_energy_pj"
     assert sources["training.gradient_bits"].at == ""
     rf = sources["memories.rf.read_energy_pj"]
     assert rf.at == "memories.rf" and rf.value == 7.07 and "CACTI" in rf.source

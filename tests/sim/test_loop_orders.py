@@ -152,8 +152,11 @@ def _two_conv_workload(batch_size: int) -> dict:
     """conv 1→2 channels, 3×3, padding 1 on a 4×4 image, then conv 2→2 likewise; no biases."""
     doc = build_workload("mlp:16-32-32", batch_size=batch_size)
 
+    base = doc["layers"][0]  # bit widths and number formats of the model-spec default (8-bit)
+
     def conv(name: str, cin: int) -> dict:
         return {
+            **base,
             "name": name,
             "kind": "conv2d",
             "weight_shape": [2, cin, 3, 3],
@@ -164,11 +167,6 @@ def _two_conv_workload(batch_size: int) -> dict:
             "padding": [1, 1],
             "groups": 1,
             "macs_per_sample": 2 * 16 * cin * 9,
-            "weight_bits": 8,
-            "activation_bits": 8,
-            "feedback_bits": 8,
-            "error_bits": 8,
-            "activation_sparsity": None,
         }
 
     doc["layers"] = [conv("conv1", 1), conv("conv2", 2)]

@@ -174,9 +174,10 @@ def test_simulate_model_options_and_stated_assumptions():
     traffic, workload = state_traffic("--optimizer", "adam", "--error-bits", "32")
     assert traffic == {"read": 368, "write": 368}  # m and v
     assert workload["optimizer_state_per_weight"] == 2 and workload["error_bits"] == [32]
+    assert workload["error_format"] == ["fp32"]  # 32-bit errors alone: float32, as training
     table = _run("simulate", "--chip", str(TOY), "--model", "mlp:4-3-2", "--weight-bits", "4")
     assert table.exit_code == 0, table.output
-    assert "workload: mlp:4-3-2, batch 64, 4-bit weights, 8-bit activations" in table.output
+    assert "workload: mlp:4-3-2, batch 64, int4 weights, int8 activations" in table.output
     assert "1 optimizer state tensor(s) per weight" in table.output
 
 
