@@ -559,10 +559,13 @@ def _task(
     macs: int,
     fmt: str,
 ) -> Task:
-    # data passing through a level (a mirror synchronized via DRAM) moves after the compute
-    late = [m for m in moves if m[0].direction == "write" or (m[0].owner is None and m[0].level)]
-    loads = [m for m in moves if not any(m is x for x in late)]
-    stores = late
+    loads: list[tuple[Move, int]] = []
+    stores: list[tuple[Move, int]] = []
+    for pair in moves:
+        move = pair[0]
+        # data passing through a level (a mirror synchronized via DRAM) moves after the compute
+        late = move.direction == "write" or (move.owner is None and move.level is not None)
+        (stores if late else loads).append(pair)
     return Task(
         unit, phase, i, c, tuple(aggregate(chip, loads)), macs, tuple(aggregate(chip, stores)), fmt
     )
