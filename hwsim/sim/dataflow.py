@@ -59,6 +59,11 @@ class Plan:
     update: str = "accumulate"
     #: (tensor, layer) → bits moved per step ÷ bits stored: the order of allocation.
     accesses_per_bit: dict[tuple[str, int], float] = field(default_factory=dict)
+    #: what one fetch moves, by (phase, layer, samples, tile, first): the placement, the
+    #: workload and the chip of this plan fix it; fresh in every ``replace``d copy
+    fetch_cache: dict[tuple[Any, ...], tuple[list[Move], int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     @property
     def pieces(self) -> int:
@@ -172,7 +177,8 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
         error_weight_source=source,
         update=chip.update,
     )
-    provisional = replace(provisional, walks=choose_walks(workload, chip, provisional))
+    chosen: dict[tuple[Any, ...], Walk] = {}  # the second choice reuses what did not move
+    provisional = replace(provisional, walks=choose_walks(workload, chip, provisional, chosen))
     from hwsim.sim.counting import step_traffic_bits  # counting builds on this module
 
     moved = step_traffic_bits(workload, chip, provisional)
@@ -191,7 +197,7 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
     plan = replace(provisional, placement=placement, accesses_per_bit=intensity)
     if placement == provisional.placement:
         return plan
-    return replace(plan, walks=choose_walks(workload, chip, plan))
+    return replace(plan, walks=choose_walks(workload, chip, plan, chosen))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -243,23 +249,50 @@ def candidate_walks(workload: Workload, chip: Chip, plan: Plan, phase: str, i: i
     return walks + allowed
 
 
-def choose_walks(workload: Workload, chip: Chip, plan: Plan) -> dict[WalkKey, Walk]:
+#: The stored tensors a phase of layer i may move, as (tensor, layer offset): what its cost
+#: depends on besides the loop order.
+_PHASE_TENSORS = (
+    ("weights", 0),
+    ("weight_mirror", 0),
+    ("feedback_weights", 0),
+    ("gradients", 0),
+    ("activations", 0),
+    ("activations", 1),
+    ("errors", 0),
+    ("errors", -1),
+)
+
+
+def choose_walks(
+    workload: Workload,
+    chip: Chip,
+    plan: Plan,
+    chosen: dict[tuple[Any, ...], Walk] | None = None,
+) -> dict[WalkKey, Walk]:
     """Per (phase, layer), the cheapest candidate loop order in energy at ``plan.placement``.
 
     The cost is the energy of the phase's memory accesses, interconnect bits and regenerated
-    feedback values; MACs are the same in every order. Ties keep ``batch_outer``.
+    feedback values; MACs are the same in every order. Ties keep ``batch_outer``. ``chosen``
+    remembers choices by (phase, layer, where its tensors live) across calls of one plan.
     """
+    chosen = {} if chosen is None else chosen
     walks: dict[WalkKey, Walk] = {}
     for i in range(len(workload.layers)):
         for phase in ("forward", "backward", "gradient"):
             if phase == "backward" and i == 0:
                 continue
-            candidates = candidate_walks(workload, chip, plan, phase, i)
-            if len(candidates) == 1:
-                walks[(phase, i)] = candidates[0]
-                continue
-            costs = [walk_energy_pj(workload, chip, plan, phase, i, w) for w in candidates]
-            walks[(phase, i)] = candidates[costs.index(min(costs))]
+            homes = tuple(plan.placement.get((t, i + d)) for t, d in _PHASE_TENSORS)
+            key = (phase, i, homes)
+            if key not in chosen:
+                candidates = candidate_walks(workload, chip, plan, phase, i)
+                costs = [
+                    walk_energy_pj(workload, chip, plan, phase, i, w)
+                    if len(candidates) > 1
+                    else 0.0
+                    for w in candidates
+                ]
+                chosen[key] = candidates[costs.index(min(costs))]
+            walks[(phase, i)] = chosen[key]
     return walks
 
 
@@ -352,7 +385,7 @@ def _tile_extent(layer: Layer, tile: Tile) -> tuple[int, int, int, int]:
 def fetch_moves(
     workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, run: Run
 ) -> tuple[list[Move], int]:
-    """What one fetch of ``run`` in (phase, layer i) moves, and its MACs.
+    """What one fetch of ``run`` in (phase, layer i) moves, and its MACs (computed once per plan).
 
     Forward: the W tile is read, the group's inputs for the tile's columns read, its outputs
     for the tile's rows written. Backward: the error-side weights of the tile (W carried over
@@ -361,6 +394,16 @@ def fetch_moves(
     tile written, and read back first unless this is the tile's first group (``accumulate``;
     a fused update stores no ΔW).
     """
+    key = (phase, i, run.samples, run.tile, run.first)
+    found = plan.fetch_cache.get(key)
+    if found is None:
+        found = plan.fetch_cache[key] = _fetch_moves(workload, chip, plan, phase, i, run)
+    return found
+
+
+def _fetch_moves(
+    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, run: Run
+) -> tuple[list[Move], int]:
     layer, place = workload.layers[i], plan.placement
     n, tile = run.samples, run.tile
     weights, row_side, col_side, macs = _tile_extent(layer, tile)
