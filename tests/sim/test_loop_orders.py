@@ -234,3 +234,42 @@ def test_more_buffer_never_makes_a_step_dearer_in_memory_traffic():
                 )
             )
         assert energies == sorted(energies, reverse=True), (rule, energies)
+
+
+def test_weight_outer_backward_tiles_columns_for_a_full_and_a_partial_batch():
+    # MLP 4-3-3-2 (three weight layers), FA with B in fbmem (16-bit words), rf 64 bits, forced
+    # weight_outer; batches of 2 samples and a last one of 1. The backward pass tiles B by whole
+    # columns (a column of layer 1's B: 3 rows × 8 bits = 24 bits → 2 columns per tile, tiles of
+    # 2 + 1 columns; layer 2's: 2 × 8 = 16 bits → all 3 columns in one tile). Each tile reads
+    # the incoming error e_out of every sample (all rows) and writes the error sent down for its
+    # own columns. Per batch of n samples (buf: 32-bit words):
+    #   layer 1: B tiles 48 + 24 bits (3 + 2 words); e_out n·3·8 bits per tile, twice;
+    #            e_in n·2·8 then n·1·8 bits
+    #   layer 2: B 48 bits (3 words); e_out n·2·8 bits; e_in n·3·8 bits
+    #   the loss writes the top error n·2·8 bits (one group: the top forward walk is whole-batch)
+    doc = build_workload("mlp:4-3-3-2", batch_size=2)
+    doc["batches"] = [{"batch_size": 2, "count": 2}, {"batch_size": 1, "count": 1}]
+    doc["epochs"] = 1
+    chip = with_rf(64, loop_order="weight_outer")
+    r = simulate(doc, chip, "fa").rules["fa"]
+    expected = {
+        # n = 2: e_out 48 + 48 (2 + 2 words) + 32 (1); e_in 32 (1) + 16 (1) + 48 (2); loss 32 (1)
+        2: {"b": A(120, 8, 8), "e_read": A(128, 5, 5), "e_write": A(128, 5, 5)},
+        # n = 1: e_out 24 + 24 (1 + 1) + 16 (1); e_in 16 (1) + 8 (1) + 24 (1); loss 16 (1)
+        1: {"b": A(120, 8, 8), "e_read": A(64, 3, 3), "e_write": A(64, 4, 4)},
+    }
+    for n, want in expected.items():
+        c = r.steps_by_batch_size[n].counts.accesses
+        assert c[("fbmem", "feedback_weights", "backward", "read")] == want["b"], n
+        assert c[("buf", "errors", "backward", "read")] == want["e_read"], n
+        assert c[("buf", "errors", "backward", "write")] == want["e_write"], n
+    plan = make_plan(workload_from_dict(doc), chip, parse_rule("fa"), 2)
+    walk = plan.walks[("backward", 1)]
+    assert (walk.tiled_by, [t.cols for t, count in walk.tiles for _ in range(count)]) == (
+        "row",
+        [2, 1],
+    )
+    # the run's totals: two full steps and the partial one (and FA's B written once at init)
+    steps = r.run_totals
+    assert steps is not None and steps.steps == 3
+    assert steps.feedback_read_bits == 3 * 120
