@@ -38,10 +38,6 @@ from dataclasses import dataclass
 
 from hwsim.core.workload import Layer
 
-#: Phases that walk the batch (the update walks the weights once, or once per sample if fused).
-BATCH_PHASES = ("forward", "backward", "gradient")
-ORDERS = ("batch_outer", "weight_outer", "per_sample")
-
 
 @dataclass(frozen=True)
 class Tile:
@@ -77,7 +73,8 @@ class Walk:
     groups: tuple[tuple[int, int], ...]
     #: (tile, how many such tiles), in loop order
     tiles: tuple[tuple[Tile, int], ...]
-    #: which streamed side a ``weight_outer`` walk re-reads per tile (``row`` / ``column``)
+    #: the streamed side a ``weight_outer`` walk re-reads per tile: ``row``, ``column``, or
+    #: ``both`` when rows are cut into pieces
     tiled_by: str = ""
 
     @property
@@ -95,33 +92,24 @@ class Walk:
         """(group, tile) pairs: fetches of a tile of the stationary tensor."""
         return self.group_count * self.tile_count
 
-    @property
-    def samples(self) -> int:
-        """Samples of the batch this walk covers."""
-        return sum(n * count for n, count in self.groups)
-
     def runs(self) -> list[Run]:
-        """The fetches in loop order, as runs of identical ones."""
+        """The fetches in loop order, as runs of identical ones.
+
+        A ``weight_outer`` walk has one group (the whole batch), so every fetch is its tile's
+        first; the other orders have one tile (the whole tensor), fetched first by group 0.
+        """
+        if self.order == "weight_outer":
+            ((n, _),) = self.groups
+            return [Run(n, tile, True, count) for tile, count in self.tiles]
+        ((tile, _),) = self.tiles
         out: list[Run] = []
-        if self.order == "weight_outer":  # tiles outside, groups inside
-            for tile, tiles in self.tiles:
-                for _ in range(tiles if self.group_count > 1 else 1):
-                    first = True
-                    for n, count in self.groups:
-                        out.append(Run(n, tile, first, 1))
-                        if count > 1:
-                            out.append(Run(n, tile, False, count - 1))
-                        first = False
-                if self.group_count == 1:  # one group: the tiles form a single run
-                    out[-1] = Run(out[-1].samples, tile, True, tiles)
-            return out
-        first = True
         for n, count in self.groups:
-            for g in range(min(count, 2)):  # the first group, then the others
-                for tile, tiles in self.tiles:
-                    out.append(Run(n, tile, first, tiles * (count - 1 if g else 1)))
-                first = False
-        return [r for r in out if r.count]
+            if not out:
+                out.append(Run(n, tile, True, 1))
+                count -= 1
+            if count:
+                out.append(Run(n, tile, False, count))
+        return out
 
     def pieces(self, k: int) -> list[list[Run]]:
         """The runs cut into ``k`` consecutive pieces of about equal fetch counts."""
@@ -148,22 +136,23 @@ class Walk:
         A sample is finished in this phase when every tile has been fetched for its group.
         """
         sizes = [n for n, count in self.groups for _ in range(count)]
-        tiles, groups = self.tile_count, len(sizes)
         out = []
         for _, stop in cut(self.fetches, k):
-            if self.order == "weight_outer":  # fetch f = tile f // groups, group f % groups
-                touched = sum(sizes[: min(stop, groups)])
-                done = max(0, stop - (tiles - 1) * groups)
-            else:  # fetch f = group f // tiles, tile f % tiles
-                touched = sum(sizes[: -(-stop // tiles)])
-                done = stop // tiles
-            out.append((touched, sum(sizes[:done])))
+            if self.order == "weight_outer":  # one group: touched at once, done at the end
+                batch = sizes[0]
+                out.append((batch if stop else 0, batch if stop == self.fetches else 0))
+            else:  # one tile: fetch f is group f
+                done = sum(sizes[:stop])
+                out.append((done, done))
         return out
 
     def describe(self) -> str:
         """One line for people: the order, its groups and tiles."""
         if self.order == "weight_outer":
-            side = f", {self.tiled_by} side re-read per tile" if self.tiled_by else ""
+            side = {"row": ", row side", "column": ", column side", "both": ", both sides"}.get(
+                self.tiled_by, ""
+            )
+            side += " re-read per tile" if side else ""
             return f"weight_outer: {self.tile_count} tile(s), whole batch inside{side}"
         size, groups = self.groups[0][0], self.group_count
         return f"{self.order}: {groups} group(s) of ≤{size} sample(s), whole tensor inside"
