@@ -35,7 +35,7 @@ import yaml
 from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
-from hwsim.core.files import claim_out_dir, read_jsonl, write_atomic
+from hwsim.core.files import claim_out_dir, read_json, read_jsonl, write_atomic
 from models.config import TrainConfig
 from models.convert import alignment_angles, convert, update_angles
 from models.data import Dataset, SyntheticSpec, load_dataset
@@ -56,10 +56,16 @@ def snapshot_path(run_dir: str | Path, epoch: int) -> Path:
 
 
 def kept_epochs(run_dir: str | Path) -> list[int]:
-    """Epochs whose weights a run kept in ``snapshots/``, ascending (empty with snapshots off)."""
-    return sorted(
-        int(p.stem.split("-")[1]) for p in (Path(run_dir) / SNAPSHOT_DIR).glob("epoch-*.pt")
-    )
+    """Epochs whose weights a run kept in ``snapshots/``, ascending (empty with snapshots off).
+
+    Files whose name is not ``epoch-NNNN.pt`` (a stray copy, a temporary file) are ignored.
+    """
+    epochs = []
+    for path in (Path(run_dir) / SNAPSHOT_DIR).glob("epoch-*.pt"):
+        number = path.stem.split("-", 1)[1]
+        if number.isdigit():
+            epochs.append(int(number))
+    return sorted(epochs)
 
 
 def _save_snapshot(config: TrainConfig, out: Path, epoch: int, model: nn.Module) -> None:
@@ -220,9 +226,35 @@ def _metrics_row(
 METRICS_EXPECTED = "one JSON object per epoch (docs/learning.md)"
 
 
-def read_metrics(run_dir: str | Path, *, missing_ok: bool = False) -> list[dict[str, Any]]:
-    """The rows of a run's ``metrics.jsonl``, one per epoch (epoch 0 = before training)."""
-    return read_jsonl(Path(run_dir) / "metrics.jsonl", METRICS_EXPECTED, missing_ok=missing_ok)
+def read_metrics(
+    run_dir: str | Path, *, missing_ok: bool = False, drop_torn_tail: bool = False
+) -> list[dict[str, Any]]:
+    """The rows of a run's ``metrics.jsonl``, one per epoch (epoch 0 = before training).
+
+    Each row is checked to hold what the run's results are made of: an integer ``epoch``
+    (0, 1, 2, ... in order), a numeric ``test_accuracy`` and a boolean ``diverged`` (when present);
+    anything else is an :class:`InputError` naming ``metrics.jsonl`` and the row. With
+    ``drop_torn_tail``, a last line cut off by a crash is dropped (see :func:`read_jsonl`).
+    """
+    path = Path(run_dir) / "metrics.jsonl"
+    rows = read_jsonl(path, METRICS_EXPECTED, missing_ok=missing_ok, drop_torn_tail=drop_torn_tail)
+    for number, row in enumerate(rows):
+        where = f"{path}: row {number + 1}"
+        epoch = row.get("epoch")
+        if isinstance(epoch, bool) or not isinstance(epoch, int):
+            raise InputError(
+                f"{where}: 'epoch' = {epoch!r}: expected an integer; {METRICS_EXPECTED}"
+            )
+        if epoch != number:
+            raise InputError(
+                f"{where}: 'epoch' = {epoch}: expected {number} (one row per epoch, in order)"
+            )
+        accuracy = row.get("test_accuracy")
+        if isinstance(accuracy, bool) or not isinstance(accuracy, int | float):
+            raise InputError(f"{where}: 'test_accuracy' = {accuracy!r}: expected a number")
+        if not isinstance(row.get("diverged", False), bool):
+            raise InputError(f"{where}: 'diverged' = {row['diverged']!r}: expected true or false")
+    return rows
 
 
 def load_checkpoint(path: str | Path) -> Any:
@@ -258,11 +290,39 @@ def _result(out: Path, status: str, rows: list[dict[str, Any]]) -> RunResult:
     )
 
 
-def _load_config(text: str) -> TrainConfig:
-    return TrainConfig.from_dict(yaml.safe_load(text), source="config.yaml")
+def _load_config(text: str, source: str = "config.yaml") -> TrainConfig:
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{source}: invalid YAML ({first})") from None
+    return TrainConfig.from_dict(raw, source=source)
+
+
+def _recover_hint(path: Path, deleting: str) -> str:
+    """How to get past a damaged file of a run directory, appended to its error."""
+    return (
+        f"delete {path.name} to {deleting}, or pass --force to start the run over "
+        f"(removes the run's files in {path.parent})"
+    )
 
 
 def _check_existing(out: Path, config: TrainConfig, force: bool) -> None:
+    config_path = out / "config.yaml"
+    if not force and config_path.is_file():
+        try:
+            text = config_path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise InputError(
+                f"{config_path}: cannot read ({exc}); pass --force to start the run over"
+            ) from None
+        try:
+            _load_config(text, str(config_path))
+        except InputError as exc:
+            raise InputError(
+                f"{exc}; it is the config of the training run in {out}: fix it, or pass --force "
+                "to start the run over (removes the run's files)"
+            ) from None
     claim_out_dir(
         out,
         what="training run",
@@ -292,8 +352,13 @@ def train(
     _check_existing(out, config, force)
     result_path = out / "result.json"
     if result_path.exists():
-        status = json.loads(result_path.read_text())["status"]
-        return _result(out, status, read_metrics(out))
+        status, last_epoch = _read_result(result_path)
+        rows = read_metrics(out, drop_torn_tail=True)
+        if rows and rows[-1]["epoch"] >= last_epoch:
+            return _result(out, status, rows[: last_epoch + 1])
+        # metrics.jsonl lost its last row(s) (a torn tail): finish the run again from its
+        # checkpoint; result.json is written again from the rows.
+        result_path.unlink()
 
     data = load_data(config)
     torch.manual_seed(config.seed)
@@ -302,15 +367,24 @@ def train(
     out.mkdir(parents=True, exist_ok=True)
     metrics_path, ckpt_path = out / "metrics.jsonl", out / "checkpoint.pt"
 
-    rows = read_metrics(out, missing_ok=True)
     start_epoch = 0
     if ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        torch.set_rng_state(ckpt["torch_rng"])
-        start_epoch = ckpt["epoch"]
-        rows = [r for r in rows if r["epoch"] <= start_epoch]  # drop rows past the checkpoint
+        start_epoch = _resume(ckpt_path, config, model, optimizer)
+        rows = read_metrics(out, missing_ok=True, drop_torn_tail=True)
+        rows = rows[: start_epoch + 1]  # drop rows past the checkpoint
+        if len(rows) == start_epoch and start_epoch > 0:
+            # The checkpoint's epoch lost its row (a torn tail): measure it again on the
+            # checkpoint's weights, leaving the random stream where the checkpoint left it.
+            rng = torch.get_rng_state()
+            lr = learning_rate(config.schedule, config.lr, start_epoch - 1, config.epochs)
+            rows.append(_metrics_row(config, model, data, start_epoch, lr, diverged=False))
+            torch.set_rng_state(rng)
+        if len(rows) != start_epoch + 1:
+            raise InputError(
+                f"{metrics_path}: holds epochs 0..{len(rows) - 1} but {ckpt_path.name} is at "
+                f"epoch {start_epoch}: the metrics of epochs {len(rows)}..{start_epoch - 1} "
+                "are lost; pass --force to start the run over"
+            )
     else:
         write_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
         rows = [
@@ -380,6 +454,56 @@ def train(
     }
     write_atomic(result_path, json.dumps(summary, indent=2) + "\n")
     return result
+
+
+def _read_result(path: Path) -> tuple[str, int]:
+    """``(status, last epoch with a metrics row)`` of a run's ``result.json``, checked."""
+    hint = _recover_hint(path, "finish the run again from its checkpoint")
+    try:
+        raw = read_json(path, "the result of a finished training run")
+    except InputError as exc:
+        raise InputError(f"{exc}; {hint}") from None
+    status = raw.get("status") if isinstance(raw, dict) else None
+    epochs = raw.get("epochs_completed") if isinstance(raw, dict) else None
+    if status not in ("completed", "diverged"):
+        raise InputError(f"{path}: 'status' = {status!r}: expected completed or diverged; {hint}")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
+        raise InputError(
+            f"{path}: 'epochs_completed' = {epochs!r}: expected a non-negative integer; {hint}"
+        )
+    return status, epochs + (status == "diverged")
+
+
+def _resume(
+    path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer
+) -> int:
+    """Load a run's checkpoint into ``model``, ``optimizer`` and torch's random stream; returns
+    its epoch. A damaged checkpoint is an :class:`InputError` naming it and how to go on."""
+    hint = _recover_hint(path, "train this run again from the start")
+    try:
+        ckpt = load_checkpoint(path)
+    except InputError as exc:
+        raise InputError(f"{exc}; {hint}") from None
+    keys = ("version", "config", "epoch", "model", "optimizer", "torch_rng")
+    if not isinstance(ckpt, dict) or any(k not in ckpt for k in keys):
+        raise InputError(f"{path}: not a checkpoint of `hwsim train` (expected {keys}); {hint}")
+    if ckpt["version"] != CHECKPOINT_VERSION:
+        raise InputError(
+            f"{path}: checkpoint version {ckpt['version']!r}, expected {CHECKPOINT_VERSION}; {hint}"
+        )
+    epoch = ckpt["epoch"]
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or not 0 < epoch <= config.epochs:
+        raise InputError(f"{path}: 'epoch' = {epoch!r}: expected 1..{config.epochs}; {hint}")
+    if ckpt["config"] != config.to_dict():
+        raise InputError(f"{path}: holds another run's config than config.yaml; {hint}")
+    try:
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        torch.set_rng_state(ckpt["torch_rng"])
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{path}: does not fit the run's network ({first}); {hint}") from None
+    return epoch
 
 
 #: Brevitas' runtime-statistics activation scale is left out of a state dict until the first

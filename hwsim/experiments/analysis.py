@@ -461,6 +461,20 @@ def analyze_landscape(
 # --------------------------------------------------------------------------- alignment
 
 
+def _check_angles(row: dict[str, Any], key: str, required: bool, where: str) -> None:
+    """``row[key]`` is ``{layer: degrees or null}`` (or absent / null where not ``required``)."""
+    value = row.get(key)
+    if value is None and not required:
+        return
+    if not isinstance(value, dict) or not all(
+        v is None or (isinstance(v, int | float) and not isinstance(v, bool))
+        for v in value.values()
+    ):
+        raise InputError(
+            f"{where}: {key!r} = {value!r}: expected {{layer: degrees}} (docs/learning.md)"
+        )
+
+
 def analyze_alignment(run_dir: str | Path) -> dict[str, Any]:
     """Alignment angles over training, from ``metrics.jsonl``; writes ``alignment.json``.
 
@@ -478,8 +492,11 @@ def analyze_alignment(run_dir: str | Path) -> dict[str, Any]:
         raise InputError(f"{config_path}: invalid YAML ({e})") from None
     config = TrainConfig.from_dict(raw, source=str(config_path))
     rows = read_metrics(run)
-    if not rows or any("epoch" not in r or "alignment_deg" not in r for r in rows):
+    if not rows:
         raise InputError(f"{metrics_path}: expected one JSON row per epoch with alignment_deg")
+    for number, row in enumerate(rows, start=1):
+        for key in ("alignment_deg", "update_angle_deg"):
+            _check_angles(row, key, key == "alignment_deg", f"{metrics_path}: row {number}")
     layers = list(rows[0]["alignment_deg"])
     alignment = {layer: [r["alignment_deg"].get(layer) for r in rows] for layer in layers}
     update = {
