@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from hwsim.core.errors import InputError
 from hwsim.core.files import read_json, read_jsonl, read_text
 from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION
 from hwsim.core.rules import rule_dirname
+from hwsim.sim.explain import CAUSES
 
 
 @dataclass(frozen=True)
@@ -66,9 +68,202 @@ def _read_metrics(path: Path) -> list[dict[str, Any]]:
     for number, row in enumerate(rows, start=1):
         for key in ("epoch", "test_accuracy"):
             _require(row, key, f"{path} row {number}", expected)
+        check_shape(row, _METRICS_ROW, path, f"row {number}")
     if not rows:
         raise InputError(f"{path}: empty; expected {expected}")
     return rows
+
+
+# --------------------------------------------------------------------------- shapes the report uses
+#
+# A shape is "num" (a finite number), "int", "str", "bool", a tuple ("map", SHAPE) (an object
+# whose values all have SHAPE), ("list", SHAPE), ("row", SHAPE, ...) (a list of exactly those),
+# or a dict {key: SHAPE} (an object with those keys). A shape or key ending in "?" may also be
+# null; such a key may be absent too.
+Shape = Any
+
+_ENERGY: Shape = {
+    "total": "num",
+    "breakdown": ("map", "num"),
+    "memory_by_level": ("map", "num"),
+    "by_phase?": ("map", "num"),
+}
+_COUNT: Shape = {"bits": "num", "words?": "num", "accesses?": "num", "energy_pj": "num"}
+_RULE: Shape = {
+    "status": "str",
+    "test_accuracy": {
+        "final": "num?",
+        "final_std": "num?",
+        "best": "num?",
+        "best_std": "num?",
+        "per_seed_final": ("list", "num?"),
+    },
+    "train_accuracy_final?": "num",
+    "final_alignment_deg?": ("map", "num?"),
+    "epochs_completed?": "int",
+    "run_dirs": ("list", "str"),
+    "weight_reads_bits": ("map", "num"),
+    "weight_writes_bits": ("map", "num"),
+    "counts": ("map", ("map", ("map", ("map", _COUNT)))),
+    "weight_transport_bits": "num",
+    "sync_write_bits": "num",
+    "feedback_read_bits": "num",
+    "feedback_generated_values?": "num",
+    "macs?": "num",
+    "energy_pj": _ENERGY,
+    "latency_cycles": "num",
+    "latency_s": "num",
+    "init?": {"energy_pj?": _ENERGY, "latency_cycles?": "num"},
+    "run_totals": {"energy_pj": _ENERGY, "latency_cycles?": "num", "latency_s?": "num"},
+    "floor_pj?": {
+        "total": "num",
+        "memory": "num",
+        "compute": "num",
+        "memory_by_level?": ("map", "num"),
+        "memory_by_tensor?": ("map", "num"),
+    },
+    "energy_over_floor?": "num",
+    "gap_to_bp?": {
+        "rule": "str",
+        "energy_pj": {
+            "bp": "num",
+            "rule": "num",
+            "difference": "num",
+            "causes": {cause: "num" for cause in CAUSES},
+            "shares?": ("map", "num?"),
+            "net_causes?": ("map", "num"),
+            "leading_cause?": "str",
+            "init_difference?": "num",
+        },
+        "latency_cycles": {
+            "bp": "num",
+            "rule": "num",
+            "difference": "num",
+            "by_phase": ("map", "num"),
+            "stall_difference?": ("map", "num"),
+            "error_stall_difference?": "num",
+        },
+    },
+    "ratios_to_bp?": ("map", "num?"),
+}
+_SURVEY_RULE: Shape = {
+    "energy_pj": "num",
+    "latency_cycles": "num",
+    "latency_s?": "num",
+    "energy_over_floor?": "num",
+    "energy_vs_bp?": "num",
+    "latency_vs_bp?": "num",
+    "gap_leading_cause?": "str",
+}
+_SUMMARY: Shape = {
+    "hwsim_version?": "str",
+    "experiment": ("map", "any"),
+    "data": {"dataset?": "str", "train_samples": "int", "test_samples": "int"},
+    "seeds": ("list", "int"),
+    "chip_survey?": (
+        "list",
+        {
+            "chip": "str",
+            "description?": "str",
+            "in_report?": "bool",
+            "rules": ("map", _SURVEY_RULE),
+        },
+    ),
+}
+#: One event of a simulation timeline: resource, phase, tensor, layer, start and stop cycle.
+_TIMELINE_EVENT: Shape = ("row", "str", "str", "str?", "any", "num", "num")
+_METRICS_ROW: Shape = {
+    "epoch": "int",
+    "test_accuracy": "num?",
+    "train_accuracy?": "num",
+    "alignment_deg?": ("map", "num?"),
+    "diverged?": "bool",
+}
+_EXPERIMENT_SECTIONS = ("network", "quantization", "training", "dataset")
+
+
+def _kind(value: Any, shape: str) -> bool:
+    if shape == "any":
+        return True
+    if shape == "num":
+        return (
+            isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+        )
+    if shape == "int":
+        return isinstance(value, int) and not isinstance(value, bool)
+    return isinstance(value, {"str": str, "bool": bool}[shape])
+
+
+_WORDS = {
+    "num": "a number",
+    "int": "an integer",
+    "str": "a string",
+    "bool": "true or false",
+    "any": "anything",
+}
+
+
+def _describe(shape: Shape) -> str:
+    if isinstance(shape, str):
+        return _WORDS[shape.rstrip("?")] + (" or null" if shape.endswith("?") else "")
+    if isinstance(shape, dict):
+        return "an object with " + ", ".join(k.rstrip("?") for k in shape)
+    if shape[0] == "row":
+        return f"a list of {len(shape) - 1} values"
+    return f"{'an object' if shape[0] == 'map' else 'a list'} of {_describe(shape[1])}"
+
+
+def check_shape(value: Any, shape: Shape, file: Path | str, key: str) -> None:
+    """``value`` has ``shape`` (above), or an :class:`InputError` naming ``file`` and ``key``."""
+    if isinstance(shape, str):
+        if shape.endswith("?") and value is None:
+            return
+        if _kind(value, shape.rstrip("?")):
+            return
+    elif isinstance(shape, dict):
+        if isinstance(value, dict):
+            for name, inner in shape.items():
+                optional = name.endswith("?")
+                name = name.rstrip("?")
+                if name not in value or (optional and value[name] is None):
+                    if optional:
+                        continue
+                    raise InputError(f"{file}: {key}: missing key {name!r}")
+                check_shape(value[name], inner, file, f"{key}.{name}" if key else name)
+            return
+    elif shape[0] == "row":
+        if isinstance(value, list) and len(value) == len(shape) - 1:
+            for index, (item, inner) in enumerate(zip(value, shape[1:], strict=True)):
+                check_shape(item, inner, file, f"{key}[{index}]")
+            return
+    elif shape[0] == "map":
+        if isinstance(value, dict):
+            for name, item in value.items():
+                check_shape(item, shape[1], file, f"{key}.{name}")
+            return
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            check_shape(item, shape[1], file, f"{key}[{index}]")
+        return
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    raise InputError(f"{file}: {key} = {shown}: expected {_describe(shape)}")
+
+
+def _check_summary(summary: dict[str, Any], path: Path, rules: list[str], chips: list[str]) -> None:
+    """The parts of summary.json the report reads have the types it draws from."""
+    check_shape(summary, _SUMMARY, path, "")
+    for section in _EXPERIMENT_SECTIONS:
+        part = summary["experiment"].get(section)
+        if part is not None:
+            check_shape(part, ("map", "any"), path, f"experiment.{section}")
+    for name in ("rule_order", "chip_order"):
+        check_shape(summary[name], ("list", "str"), path, name)
+    for chip in chips:
+        block = summary["chips"][chip]
+        check_shape(block, {"copy?": "str", "clock_hz?": "num"}, path, f"chips.{chip}")
+        for rule in rules:
+            check_shape(block["rules"][rule], _RULE, path, f"chips.{chip}.rules.{rule}")
 
 
 def load_run(run_dir: str | Path) -> RunData:
@@ -86,8 +281,10 @@ def load_run(run_dir: str | Path) -> RunData:
         raise InputError(
             f"{where}: unsupported version {summary.get('version')!r}; expected {SUMMARY_VERSION}"
         )
-    rules = list(_require(summary, "rule_order", where, "a list of rule specs"))
-    chips = list(_require(summary, "chip_order", where, "a list of chip names"))
+    rules = _require(summary, "rule_order", where, "a list of rule specs")
+    chips = _require(summary, "chip_order", where, "a list of chip names")
+    check_shape(rules, ("list", "str"), summary_path, "rule_order")
+    check_shape(chips, ("list", "str"), summary_path, "chip_order")
     chip_blocks = _require(summary, "chips", where, "one block per chip")
     for key in ("data", "seeds", "experiment"):
         _require(summary, key, where, "see docs/compare.md")
@@ -98,6 +295,7 @@ def load_run(run_dir: str | Path) -> RunData:
         rule_blocks = _require(block, "rules", f"{where}: chips.{chip}", "a block per rule")
         for rule in rules:
             _require(rule_blocks, rule, f"{where}: chips.{chip}.rules", "a block per rule")
+    _check_summary(summary, summary_path, rules, chips)
 
     first_chip = chips[0]
     seed_runs: dict[str, list[SeedRun]] = {}
@@ -126,6 +324,7 @@ def load_run(run_dir: str | Path) -> RunData:
             if isinstance(sim, dict) and "rules" in sim:  # a whole `hwsim simulate --json`
                 sim = _require(sim["rules"], rule, str(path), f"rule {rule}")
             _require(sim, "timeline", str(path), "a simulation with timeline=True")
+            check_shape(sim["timeline"], ("list", _TIMELINE_EVENT), path, "timeline")
             simulations[chip][rule] = sim
         copy = chip_blocks[chip].get("copy", f"chips/{chip}.yaml")
         chip_path = _inside(run_dir, copy, "chip copy")
