@@ -534,7 +534,9 @@ def load_run(
     if not ckpt_path.exists():
         raise InputError(f"{run} holds no checkpoint.pt: not a finished training run directory")
     ckpt = load_checkpoint(ckpt_path)
-    config = TrainConfig.from_dict(ckpt["config"], source=str(ckpt_path))
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
+        raise InputError(f"{ckpt_path}: not a checkpoint of `hwsim train` (no 'config', 'model')")
+    config = TrainConfig.from_dict(ckpt.get("config"), source=f"{ckpt_path}: 'config'")
     state, source = ckpt["model"], ckpt_path
     if epoch is not None:
         path = snapshot_path(run, epoch)
@@ -545,6 +547,12 @@ def load_run(
                 + (", ".join(map(str, kept)) or "none (trained with snapshots off)")
             )
         state, source = load_checkpoint(path), path
+        if not isinstance(state, dict):
+            raise InputError(f"{path}: not a snapshot of `hwsim train` (expected a state dict)")
     data = load_data(config)
-    model = load_weights(build_model(config, data), state, source)
+    try:
+        model = load_weights(build_model(config, data), state, source)
+    except (RuntimeError, ValueError, TypeError, AttributeError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(f"{source}: does not fit the run's network ({first})") from None
     return config, model, data

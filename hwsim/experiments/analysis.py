@@ -154,7 +154,17 @@ def _open_run(run_dir: str | Path) -> _Run:
             config, model, data = load_run(run)
         except InputError:
             raise
-        except (OSError, RuntimeError, EOFError, KeyError, ValueError, pickle.UnpicklingError) as e:
+        except (
+            OSError,
+            RuntimeError,
+            EOFError,
+            KeyError,
+            ValueError,
+            TypeError,
+            IndexError,
+            AttributeError,
+            pickle.UnpicklingError,
+        ) as e:
             raise InputError(f"{ckpt_path}: cannot read the checkpoint ({e})") from None
     model.eval()
     return _Run(path=run, config=config, data=data, model=model, epoch=epoch)
@@ -164,10 +174,17 @@ def _model_at(run: _Run, epoch: int) -> nn.Module:
     """The model after ``epoch`` (eval mode): the final model, or rebuilt from its snapshot."""
     if epoch == run.epoch:
         return run.model
-    state = load_checkpoint(snapshot_path(run.path, epoch))
+    path = snapshot_path(run.path, epoch)
+    state = load_checkpoint(path)
+    if not isinstance(state, dict):
+        raise InputError(f"{path}: not a snapshot of `hwsim train` (expected a state dict)")
     with torch.random.fork_rng(devices=[]):
         model = build_model(run.config, run.data)
-    load_weights(model, state, snapshot_path(run.path, epoch))
+    try:
+        load_weights(model, state, path)
+    except (RuntimeError, ValueError, TypeError, AttributeError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise InputError(f"{path}: does not fit the run's network ({first})") from None
     return model.eval()
 
 

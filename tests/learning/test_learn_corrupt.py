@@ -274,3 +274,39 @@ def test_broken_result_json_names_the_file_and_deleting_it_finishes(run, referen
     path.unlink()
     assert train(run).exit_code == 0
     same_as_reference(run, reference)
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param([1, 2], id="a-list"),
+        pytest.param({"epoch": 2}, id="no-model"),
+        pytest.param("wrong-model", id="wrong-state-dict"),
+        pytest.param("bad-config", id="bad-config"),
+    ],
+)
+def test_analyze_checkpoint_with_wrong_content(run, content):
+    ckpt = run / "checkpoint.pt"
+    if content in ("wrong-model", "bad-config"):
+        state = torch.load(ckpt, weights_only=True)
+        if content == "wrong-model":
+            state["model"] = {"layer.weight": torch.zeros(3)}
+        else:
+            state["config"] = {"epochs": "two"}
+        content = state
+    torch.save(content, ckpt)
+    clean_error(invoke("analyze", "hessian", str(run), *ANALYZE), str(ckpt))
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param([1, 2], id="a-list"),
+        pytest.param({"layer.weight": torch.zeros(3)}, id="wrong-state-dict"),
+    ],
+)
+def test_analyze_snapshot_with_wrong_content(run, content):
+    snapshot = run / "snapshots" / "epoch-0001.pt"
+    torch.save(content, snapshot)
+    result = invoke("analyze", "hessian", str(run), *ANALYZE, "--epochs", "1")
+    clean_error(result, str(snapshot))
