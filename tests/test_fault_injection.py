@@ -43,6 +43,8 @@ chips: [edge_sram]
 """
 #: Fields that record when, not what: left out of the comparison.
 WALL_CLOCK = {"finished_at"}
+#: What the out-dir guard says when it refuses to resume a compare killed after summary.json.
+GUARD_REFUSAL = "already holds a finished compare run"
 #: Seconds a rerun may take at most (a tiny run takes a few).
 RERUN_TIMEOUT = 300
 
@@ -184,6 +186,7 @@ def _kill_and_rerun_compare(
     reference: Reference, base: Path, seed: int, count: int, sig: int
 ) -> None:
     outcome, duration, phase = reference
+    refused = []
     for i, (delay, after_out) in enumerate(kill_points(seed, count, duration, phase)):
         cwd = base / f"k{i}"
         cwd.mkdir()
@@ -192,9 +195,15 @@ def _kill_and_rerun_compare(
         how = kill_at(args, cwd, cwd / "run", delay, after_out, sig)
         rerun = run_command(args, cwd)
         point = f"kill point {i}: {sig!r} at {delay:.2f}s (after out: {after_out}), {how}"
+        if rerun.returncode == 2 and GUARD_REFUSAL in rerun.stderr:
+            refused.append(point)  # killed after summary.json, before the report
+            continue
         assert rerun.returncode == 0, (point, rerun.stderr)
         assert "Traceback" not in rerun.stderr, (point, rerun.stderr)
         assert compare_outcome(cwd / "run") == outcome, point
+    if refused:
+        # Every other kill point was checked in full above.
+        pytest.xfail(f"needs the out-dir guard change: {len(refused)}/{count} reruns refused")
 
 
 # --------------------------------------------------------------------------- default run
@@ -234,11 +243,13 @@ def test_train_killed_at_many_points(train_reference, tmp_path, sig):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="needs the out-dir guard change", strict=False)
 @pytest.mark.parametrize(
     "sig",
     [signal.SIGKILL, signal.SIGINT],
     ids=[f"sigkill-{COMPARE_POINTS}", f"sigint-{COMPARE_POINTS}"],
 )
 def test_compare_killed_at_many_points(compare_reference, tmp_path, sig):
+    """Reruns refused by the out-dir guard (a compare killed after summary.json, before its
+    report) make the test xfail ("needs the out-dir guard change") once every other kill point
+    has been checked; any other failure fails it."""
     _kill_and_rerun_compare(compare_reference, tmp_path, 2000 + int(sig), COMPARE_POINTS, sig)

@@ -172,6 +172,12 @@ _SUMMARY: Shape = {
 }
 #: One event of a simulation timeline: resource, phase, tensor, layer, start and stop cycle.
 _TIMELINE_EVENT: Shape = ("row", "str", "str", "str?", "any", "num", "num")
+#: What the report reads from simulation/<chip>/<rule>.json.
+_SIMULATION: Shape = {
+    "timeline": ("list", _TIMELINE_EVENT),
+    "loop_orders?": ("map", ("map", "any")),
+    "feedback_generated_values?": "num",
+}
 _METRICS_ROW: Shape = {
     "epoch": "int",
     "test_accuracy": "num?",
@@ -228,7 +234,8 @@ def check_shape(value: Any, shape: Shape, file: Path | str, key: str) -> None:
                 if name not in value or (optional and value[name] is None):
                     if optional:
                         continue
-                    raise InputError(f"{file}: {key}: missing key {name!r}")
+                    where = f"{file}: {key}" if key else str(file)
+                    raise InputError(f"{where}: missing key {name!r}")
                 check_shape(value[name], inner, file, f"{key}.{name}" if key else name)
             return
     elif shape[0] == "row":
@@ -247,7 +254,7 @@ def check_shape(value: Any, shape: Shape, file: Path | str, key: str) -> None:
         return
     shown = repr(value)
     shown = shown if len(shown) <= 60 else shown[:57] + "..."
-    raise InputError(f"{file}: {key} = {shown}: expected {_describe(shape)}")
+    raise InputError(f"{file}: {key or 'the document'} = {shown}: expected {_describe(shape)}")
 
 
 def _check_summary(summary: dict[str, Any], path: Path, rules: list[str], chips: list[str]) -> None:
@@ -324,7 +331,7 @@ def load_run(run_dir: str | Path) -> RunData:
             if isinstance(sim, dict) and "rules" in sim:  # a whole `hwsim simulate --json`
                 sim = _require(sim["rules"], rule, str(path), f"rule {rule}")
             _require(sim, "timeline", str(path), "a simulation with timeline=True")
-            check_shape(sim["timeline"], ("list", _TIMELINE_EVENT), path, "timeline")
+            check_shape(sim, _SIMULATION, path, "")
             simulations[chip][rule] = sim
         copy = chip_blocks[chip].get("copy", f"chips/{chip}.yaml")
         chip_path = _inside(run_dir, copy, "chip copy")

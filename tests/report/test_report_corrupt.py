@@ -183,3 +183,17 @@ def test_torn_metrics_line_names_file_and_line(fresh):
     path.write_text(path.read_text()[:-20])
     message = clean(report(run))
     assert f"{path}:" in message and "invalid JSON" in message, message
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_simulation_file_fuzz_is_exit_0_or_2(fresh, compare_run, seed):
+    sim_path = Path("simulation") / "dfa_prng" / "ifa.json"
+    sim = json.loads((compare_run / sim_path).read_text())
+    used = {k: sim[k] for k in ("timeline", "loop_orders", "feedback_generated_values") if k in sim}
+    paths = list(key_paths(used))
+    rng = random.Random(seed)
+    path, value = rng.choice(paths), rng.choice(REPLACEMENTS)
+    run = next(fresh)
+    (run / sim_path).write_text(json.dumps(replaced(sim, path, value)))
+    message = clean(report(run))
+    assert "error" not in message or str(run / sim_path) in message, (path, value, message)
