@@ -16,6 +16,21 @@ A run directory holds:
 
 Non-finite losses end the run cleanly (``diverged``). Running again into the same directory with
 the same config resumes from the last checkpoint (or returns the finished result).
+
+A damaged run directory either recovers by itself or is one :class:`InputError` naming the file,
+what is wrong and how to go on:
+
+- ``metrics.jsonl`` with a torn last line (a crash mid-write): the line is dropped and the run
+  continues from its checkpoint; a row the checkpoint's epoch lost is measured again on the
+  checkpoint's weights (a finished run's ``result.json`` is then written again). A bad line or
+  row elsewhere names ``metrics.jsonl:LINE`` (or the row).
+- ``checkpoint.pt`` unreadable or not a checkpoint of this run: named, with "delete it to train
+  again from the start, or pass --force" (a checkpoint alone holds the optimizer state, so no
+  snapshot can replace it; training is deterministic, so starting over gives the same run).
+- ``config.yaml`` (bad YAML, wrong types) and ``result.json`` (bad JSON, missing keys): named,
+  with what to delete or ``--force``.
+- snapshots: read only by analyses, which name a broken one; stray files in ``snapshots/`` are
+  ignored.
 """
 
 from __future__ import annotations
