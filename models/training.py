@@ -29,8 +29,9 @@ what is wrong and how to go on:
   snapshot can replace it; training is deterministic, so starting over gives the same run).
 - ``config.yaml`` (bad YAML, wrong types) and ``result.json`` (bad JSON, missing keys): named,
   with what to delete or ``--force``.
-- snapshots: read only by analyses, which name a broken one; stray files in ``snapshots/`` are
-  ignored.
+- snapshots: the checkpoint epoch's snapshot, missing or unreadable, is written again on resume
+  (it holds the checkpoint's weights); older ones are read only by analyses, which name a broken
+  one; stray files in ``snapshots/`` are ignored.
 """
 
 from __future__ import annotations
@@ -89,6 +90,20 @@ def _save_snapshot(config: TrainConfig, out: Path, epoch: int, model: nn.Module)
         path.parent.mkdir(exist_ok=True)
         state = model.state_dict()
         write_atomic(path, _torch_bytes(state))
+
+
+def _restore_snapshot(config: TrainConfig, out: Path, epoch: int, model: nn.Module) -> None:
+    """Write the snapshot of the checkpoint's ``epoch`` again when it is missing or unreadable:
+    it holds exactly the checkpoint's weights."""
+    if not config.snapshots:
+        return
+    path = snapshot_path(out, epoch)
+    try:
+        if isinstance(load_checkpoint(path), dict):
+            return
+    except InputError:
+        pass
+    _save_snapshot(config, out, epoch, model)
 
 
 @dataclass(frozen=True)
@@ -385,6 +400,7 @@ def train(
     start_epoch = 0
     if ckpt_path.exists():
         start_epoch = _resume(ckpt_path, config, model, optimizer)
+        _restore_snapshot(config, out, start_epoch, model)
         rows = read_metrics(out, missing_ok=True, drop_torn_tail=True)
         rows = rows[: start_epoch + 1]  # drop rows past the checkpoint
         if len(rows) == start_epoch and start_epoch > 0:

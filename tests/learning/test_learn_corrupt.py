@@ -310,3 +310,14 @@ def test_analyze_snapshot_with_wrong_content(run, content):
     torch.save(content, snapshot)
     result = invoke("analyze", "hessian", str(run), *ANALYZE, "--epochs", "1")
     clean_error(result, str(snapshot))
+
+
+def test_snapshot_of_the_checkpoint_epoch_cut_short_is_written_again(unfinished, reference):
+    snapshot = unfinished / "snapshots" / "epoch-0002.pt"
+    snapshot.write_bytes(snapshot.read_bytes()[:50])
+    assert train(unfinished).exit_code == 0
+    same_as_reference(unfinished, reference)
+    got = torch.load(snapshot, weights_only=True)
+    want = torch.load(reference / "snapshots" / "epoch-0002.pt", weights_only=True)
+    assert got.keys() == want.keys()
+    assert all(torch.equal(got[k], want[k]) for k in want)
