@@ -49,15 +49,24 @@ GUARD_REFUSAL = "already holds a finished compare run"
 RERUN_TIMEOUT = 300
 
 
+def _default_sigint() -> None:
+    # A command started in the background by a shell without job control inherits SIGINT
+    # ignored, and Python then never raises KeyboardInterrupt: give the child the default.
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def run_command(args: list[str], cwd: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [*LAUNCH, *args], cwd=cwd, env=ENV, capture_output=True, text=True, timeout=RERUN_TIMEOUT
     )
 
 
-def kill_at(args: list[str], cwd: Path, out: Path, delay: float, after_out: bool, sig: int) -> str:
+def kill_at(
+    args: list[str], cwd: Path, out: Path, delay: float, after_out: bool, sig: int
+) -> tuple[str, bool]:
     """Start the command, send ``sig`` ``delay`` s after its start (or after ``out`` appears),
-    and wait for it to end; returns how it ended (for the failure message)."""
+    and wait for it to end; returns how it ended (for failure messages) and whether the signal
+    cut it short (it had not ended, and did not exit 0)."""
     process = subprocess.Popen(
         [*LAUNCH, *args],
         cwd=cwd,
@@ -65,6 +74,7 @@ def kill_at(args: list[str], cwd: Path, out: Path, delay: float, after_out: bool
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=_default_sigint,
     )
     start = time.monotonic()
     if after_out:
@@ -78,9 +88,11 @@ def kill_at(args: list[str], cwd: Path, out: Path, delay: float, after_out: bool
         process.send_signal(sig)
     _, stderr = process.communicate(timeout=RERUN_TIMEOUT)
     if sig == signal.SIGINT and not finished_first:
-        # Ctrl-C is a clean stop: exit 130 (or 0/1 when it landed before click or after the end).
+        # Ctrl-C is a clean stop: exit 130 (a traceback only when it lands before the CLI has
+        # started, while Python imports).
         assert "Traceback" not in stderr or "KeyboardInterrupt" in stderr, stderr
-    return f"rc={process.returncode} finished_first={finished_first}"
+    interrupted = not finished_first and process.returncode != 0
+    return f"rc={process.returncode} finished_first={finished_first}", interrupted
 
 
 def kill_points(seed: int, count: int, duration: float, phase: float) -> list[tuple[float, bool]]:
@@ -169,17 +181,20 @@ def _kill_and_rerun_train(
     reference: Reference, base: Path, seed: int, count: int, sig: int
 ) -> None:
     outcome, duration, phase = reference
+    interrupted = 0
     for i, (delay, after_out) in enumerate(kill_points(seed, count, duration, phase)):
         cwd = base / f"k{i}"
         cwd.mkdir()
         out = cwd / "run"
         args = [*TRAIN, "--out", str(out)]
-        how = kill_at(args, cwd, out, delay, after_out, sig)
+        how, cut = kill_at(args, cwd, out, delay, after_out, sig)
+        interrupted += cut
         rerun = run_command(args, cwd)
         point = f"kill point {i}: {sig!r} at {delay:.2f}s (after out: {after_out}), {how}"
         assert rerun.returncode == 0, (point, rerun.stderr)
         assert "Traceback" not in rerun.stderr, (point, rerun.stderr)
         assert train_outcome(out) == outcome, point
+    assert interrupted >= count // 2, f"only {interrupted} of {count} kills cut a run short"
 
 
 def _kill_and_rerun_compare(
@@ -192,7 +207,7 @@ def _kill_and_rerun_compare(
         cwd.mkdir()
         (cwd / "experiment.yaml").write_text(EXPERIMENT)
         args = ["compare", "--experiment", "experiment.yaml", "--out", "run", "--quiet"]
-        how = kill_at(args, cwd, cwd / "run", delay, after_out, sig)
+        how, _ = kill_at(args, cwd, cwd / "run", delay, after_out, sig)
         rerun = run_command(args, cwd)
         point = f"kill point {i}: {sig!r} at {delay:.2f}s (after out: {after_out}), {how}"
         if rerun.returncode == 2 and GUARD_REFUSAL in rerun.stderr:
@@ -219,8 +234,9 @@ def test_train_killed_once_then_rerun_ends_as_uninterrupted(train_reference, tmp
     outcome, _, phase = train_reference
     out = tmp_path / "run"
     args = [*TRAIN, "--out", str(out)]
-    how = kill_at(args, tmp_path, out, random.Random(7).uniform(0.3, 0.6) * phase, True, sig)
-    assert not (out / "result.json").exists(), f"the kill came too late: {how}"
+    delay = random.Random(7).uniform(0.3, 0.6) * phase
+    how, cut = kill_at(args, tmp_path, out, delay, True, sig)
+    assert cut and not (out / "result.json").exists(), f"the kill came too late: {how}"
     rerun = run_command(args, tmp_path)
     assert rerun.returncode == 0, (how, rerun.stderr)
     assert train_outcome(out) == outcome, how
