@@ -411,10 +411,11 @@ def train(
             rows.append(_metrics_row(config, model, data, start_epoch, lr, diverged=False))
             torch.set_rng_state(rng)
         if len(rows) != start_epoch + 1:
+            held = f"epochs 0..{len(rows) - 1}" if rows else "no rows"
             raise InputError(
-                f"{metrics_path}: holds epochs 0..{len(rows) - 1} but {ckpt_path.name} is at "
-                f"epoch {start_epoch}: the metrics of epochs {len(rows)}..{start_epoch - 1} "
-                "are lost; pass --force to start the run over"
+                f"{metrics_path}: holds {held} but {ckpt_path.name} is at epoch {start_epoch}: "
+                f"the metrics of epochs {len(rows)}..{start_epoch - 1} are lost; pass --force "
+                "to start the run over"
             )
     else:
         write_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
