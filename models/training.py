@@ -269,7 +269,6 @@ def _check_existing(out: Path, config: TrainConfig, force: bool) -> None:
         identity_file="config.yaml",
         identity=config,
         load=_load_config,
-        owned=(*RUN_FILES, "analysis", SNAPSHOT_DIR),
         force=force,
     )
 

@@ -15,7 +15,8 @@ from hwsim.cli.common import ExitCode, InputError, err_console
 
 
 class _Group(click.Group):
-    """Turns InputError into one clear message and exit code 2, and Ctrl-C into 130."""
+    """Turns InputError into one clear message and exit code 2, Ctrl-C into 130, and a file
+    system error into one message and exit code 1."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
@@ -26,6 +27,14 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: finished work was kept", highlight=False)
             sys.exit(ExitCode.INTERRUPTED)
+        except OSError as exc:
+            # A file system that refuses a write or read mid-run (full disk, vanished directory):
+            # the path and the reason, never a traceback. Writes are atomic, so nothing is torn.
+            where = f"{exc.filename}: " if exc.filename else ""
+            err_console.print(
+                f"[bold red]error:[/] {where}{exc.strerror or exc}", highlight=False, soft_wrap=True
+            )
+            sys.exit(ExitCode.FAILED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import enum
+from typing import Any
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hwsim.core.errors import InputError
 
-__all__ = ["ExitCode", "InputError", "console", "err_console", "progress_bar"]
+__all__ = ["OUT_DIR", "ExitCode", "InputError", "console", "err_console", "progress_bar"]
 
 #: Results go to stdout (so ``--json`` output can be piped); messages go to stderr.
 console = Console()
@@ -41,3 +43,19 @@ def progress_bar(quiet: bool) -> Progress:
         console=err_console,
         disable=quiet or not err_console.is_terminal,
     )
+
+
+class _OutDir(click.Path):
+    """An output directory: a path that may not exist yet, never a file, never empty."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("must name a directory, got an empty string", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+#: The type of every ``--out`` option.
+OUT_DIR = _OutDir()

@@ -10,7 +10,7 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import console, progress_bar
+from hwsim.cli.common import OUT_DIR, console, progress_bar
 from hwsim.core.resources import default_output
 
 
@@ -72,7 +72,7 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
 @click.option("--seed", type=int, default=None, help="Train with this one seed.")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False),
+    type=OUT_DIR,
     default=None,
     help="Run directory [default: reports/compare-<experiment name>].",
 )

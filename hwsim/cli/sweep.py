@@ -12,7 +12,7 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import InputError, console, err_console, progress_bar
+from hwsim.cli.common import OUT_DIR, InputError, console, err_console, progress_bar
 from hwsim.core.resources import default_output
 from hwsim.core.units import MISSING, format_mean_std
 
@@ -128,7 +128,7 @@ def sweep_table(summary: dict[str, Any]) -> Table:
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False),
+    type=OUT_DIR,
     default=None,
     help="Sweep directory [default: reports/sweep-<kind>].",
 )

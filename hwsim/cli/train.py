@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from hwsim.cli import main
-from hwsim.cli.common import console, err_console, progress_bar
+from hwsim.cli.common import OUT_DIR, console, err_console, progress_bar
 from hwsim.core.units import format_number
 
 
@@ -70,7 +70,7 @@ from hwsim.core.units import format_number
     default=None,
     help="Folder with the mnist / fashion-mnist / cifar10 files.",
 )
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
+@click.option("--out", type=OUT_DIR, required=True, help="Run directory.")
 @click.option("--force", is_flag=True, help="Start over when --out holds a different run.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def train(

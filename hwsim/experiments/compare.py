@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -38,8 +37,6 @@ CSV_COLUMNS = (
     "accesses",
     "energy_pj",
 )
-OUTPUTS = ("summary.json", "accesses.csv", "report.md", "report.html", "experiment.yaml")
-OUTPUT_DIRS = ("runs", "simulation", "chips", "figures")
 
 
 def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
@@ -49,9 +46,8 @@ def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
         identity_file="experiment.yaml",
         identity=experiment.to_dict(),
         load=yaml.safe_load,
-        owned=(*OUTPUTS, *OUTPUT_DIRS),
         force=force,
-        finished="summary.json",
+        finished="report.html",  # written last: a run cut short before it finishes on rerun
     )
 
 
@@ -89,9 +85,7 @@ def run_compare(
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "experiment.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
     for chip, path in zip(chips, experiment.chips, strict=True):
-        target = out / "chips" / f"{chip.name}.yaml"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        write_atomic(out / "chips" / f"{chip.name}.yaml", Path(path).read_bytes())
 
     runs: dict[str, list[Any]] = {r: [] for r in experiment.rules}
     for (rule, seed), config in configs.items():
