@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 from typing import Any
 
 import click
@@ -11,7 +12,15 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from hwsim.core.errors import InputError
 
-__all__ = ["OUT_DIR", "ExitCode", "InputError", "console", "err_console", "progress_bar"]
+__all__ = [
+    "OUT_DIR",
+    "ExitCode",
+    "InputError",
+    "console",
+    "echo_json",
+    "err_console",
+    "progress_bar",
+]
 
 #: Results go to stdout (so ``--json`` output can be piped); messages go to stderr.
 console = Console()
@@ -59,3 +68,16 @@ class _OutDir(click.Path):
 
 #: The type of every ``--out`` option.
 OUT_DIR = _OutDir()
+
+
+def echo_json(document: Any, indent: int = 2) -> None:
+    """Print ``document`` as strict JSON (``--json``): a non-finite number is an error, never
+    ``Infinity`` or ``NaN`` in the output."""
+    try:
+        text = json.dumps(document, indent=indent, allow_nan=False)
+    except ValueError:
+        raise InputError(
+            "the result holds a number that is not finite (an overflow or a 0/0); check the "
+            "inputs' magnitudes"
+        ) from None
+    click.echo(text)
