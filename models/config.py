@@ -202,4 +202,7 @@ class TrainConfig:
             wanted = _ACCEPTED_TYPES[base]
             if isinstance(value, bool) != (wanted == (bool,)) or not isinstance(value, wanted):
                 raise InputError(f"{source}: key {key!r} = {value!r}: expected {kind}")
-        return cls(**raw)
+        try:
+            return cls(**raw)
+        except InputError as exc:  # a range: name the file too
+            raise InputError(f"{source}: {exc}") from None

@@ -79,7 +79,7 @@ def _retype(rng: random.Random, value: Any) -> Any:
     elif isinstance(value, int):
         choices += [str(value), float(value), -value, value * 10**6]
     elif isinstance(value, float):
-        choices += [str(value), -value, value * 1e12, int(value)]
+        choices += [str(value), -value, value * 1e12, int(value) if math.isfinite(value) else 0]
     elif isinstance(value, str):
         choices += [[value], value.upper(), value + "x", 7]
     return rng.choice(choices)

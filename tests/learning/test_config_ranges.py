@@ -72,5 +72,5 @@ def test_wrong_types_and_edges_through_the_api():
     assert TrainConfig(seed=MAX_SEED, lr=1e12).seed == MAX_SEED  # huge lr: allowed, diverges
     with pytest.raises(InputError, match=r"'width' = 0.*'epochs' = 0"):
         TrainConfig(width=0, epochs=0)  # every problem, not the first only
-    with pytest.raises(InputError, match="key 'depth' = 0"):
+    with pytest.raises(InputError, match=r"^config\.yaml: config key 'depth' = 0"):
         TrainConfig.from_dict({"depth": 0}, source="config.yaml")
