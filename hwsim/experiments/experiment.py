@@ -71,11 +71,18 @@ def _setting_problems(
     (keys in ``skip`` were already reported)."""
     from models.config import config_problems  # torch is imported lazily
 
+    missing = [
+        (key, "missing")
+        for key in FIELD_KEYS.values()
+        if not isinstance(settings.get(key[0]), dict) or key[1] not in settings[key[0]]
+    ]
     values = {
-        field: settings[key[0]][key[1]] for field, key in FIELD_KEYS.items() if key not in skip
+        field: settings[key[0]][key[1]]
+        for field, key in FIELD_KEYS.items()
+        if key not in skip and (key, "missing") not in missing
     }
-    return [
-        (FIELD_KEYS[field], f"{values[field]!r}: expected {expected}")
+    return missing + [
+        (FIELD_KEYS[field], f"{_short(values[field])}: expected {expected}")
         for field, expected in config_problems(values)
     ]
 
@@ -92,7 +99,7 @@ def _chip_problem(name: Any, base: Path | None) -> tuple[Path | None, str | None
     from hwsim.sim.chip import load_chip
 
     if not isinstance(name, str) or not name:
-        return None, f"expected a chip file or shipped chip name, got {name!r}"
+        return None, f"expected a chip file or shipped chip name, got {_short(name)}"
     try:
         path = resolve_chip(name, base=base)
         load_chip(path)
