@@ -592,7 +592,7 @@ def _placement(
         key = (*at, tensor)
         if tensor not in TENSORS:
             continue  # already reported as unknown
-        if level not in kinds:
+        if not isinstance(level, str) or level not in kinds:
             p.add(key, f"names no memory level (have: {', '.join(kinds) or 'none'}), got {level!r}")
             continue
         placement[tensor] = level
@@ -609,7 +609,7 @@ def _placement(
         elif kinds[level] == "rom":
             p.add(key, f"{tensor} are written during training and cannot live in ROM {level!r}")
     via = training["mirror_sync_via"]
-    if via is not None and via not in kinds:
+    if via is not None and (not isinstance(via, str) or via not in kinds):
         p.add(
             ("training", "mirror_sync_via"),
             f"names no memory level (have: {', '.join(kinds) or 'none'}), got {via!r}",
