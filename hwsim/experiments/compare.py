@@ -23,6 +23,7 @@ from hwsim.core.files import claim_out_dir, write_atomic
 from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
 from hwsim.core.rules import rule_dirname
 from hwsim.core.stats import mean_std
+from hwsim.core.yaml_lines import load_yaml_text
 from hwsim.experiments.experiment import Experiment
 
 CSV_COLUMNS = (
@@ -45,7 +46,7 @@ def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
         what="compare run",
         identity_file="experiment.yaml",
         identity=experiment.to_dict(),
-        load=yaml.safe_load,
+        load=lambda text: load_yaml_text(text, out / "experiment.yaml"),
         force=force,
         finished="report.html",  # written last: a run cut short before it finishes on rerun
     )
