@@ -9,9 +9,9 @@ from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.rules import parse_rule
-from models.data import DATASETS
+from models.data import DATASETS, MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
 from models.feedback import FLOAT_BITS
-from models.networks import ARCHITECTURES
+from models.networks import ARCHITECTURES, MAX_DEPTH, MIN_DEPTH
 
 OPTIMIZERS = ("sgd", "adam")
 #: Python types a YAML/JSON value may have for each annotated field type (bool is not an int).
@@ -22,6 +22,104 @@ _ACCEPTED_TYPES: dict[str, tuple[type, ...]] = {
     "str": (str,),
 }
 SCHEDULES = ("constant", "cosine", "step")
+
+#: Ranges of the numeric settings (docs/learning.md, "Configuration ranges"). Bit widths: 32 is
+#: float; brevitas quantizes weights and activations at 2..16 bits (models/networks.py), B is
+#: stored at 1 (sign) ..16 bits (models/feedback.py). Seeds: torch takes 64-bit seeds, and the
+#: batch order uses ``seed * 100_003 + epoch``, so seeds are kept to 32 bits.
+MAX_WIDTH = 8192
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 65_536
+MAX_SEED = 2**32 - 1
+MAX_UPDATE_ANGLE_BATCHES = 1_000
+QUANT_BITS = (2, 16)
+FEEDBACK_BITS = (1, 16)
+
+
+def _int_in(value: Any, low: int, high: int, optional: bool = False) -> bool:
+    if value is None:
+        return optional
+    return type(value) is int and low <= value <= high
+
+
+def _number(value: Any, *, low: float = -math.inf, positive: bool = False) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    value = float(value)
+    return math.isfinite(value) and value >= low and (value > 0 or not positive)
+
+
+def _bits(value: Any, low: int, high: int) -> bool:
+    return type(value) is int and (value == FLOAT_BITS or low <= value <= high)
+
+
+def config_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
+    """``(key, expected)`` for every setting of ``values`` (TrainConfig field → value) that a
+    :class:`TrainConfig` refuses; keys not given are not checked. The one range check of the
+    training settings: ``TrainConfig``, ``hwsim train`` and the experiment loader all use it.
+    """
+    model = values.get("model", "mlp")
+    is_cnn = model == "cnn"
+    checks: dict[str, tuple[Any, str]] = {
+        "algo": (lambda v: isinstance(v, str), "a rule: bp, fa, ifa or ifa:<deg>"),
+        "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
+        "model": (lambda v: v in ARCHITECTURES, f"one of {', '.join(ARCHITECTURES)}"),
+        "depth": (
+            (lambda v: v is None, "null (the cnn has 4 weight layers)")
+            if is_cnn
+            else (
+                lambda v: _int_in(v, MIN_DEPTH, MAX_DEPTH, optional=True),
+                f"an integer {MIN_DEPTH}..{MAX_DEPTH} (weight layers) or null (4)",
+            )
+        ),
+        "width": (
+            lambda v: _int_in(v, 1, MAX_WIDTH, optional=True),
+            f"an integer 1..{MAX_WIDTH} or null ({'32 base channels' if is_cnn else '256'})",
+        ),
+        "epochs": (lambda v: _int_in(v, 1, MAX_EPOCHS), f"an integer 1..{MAX_EPOCHS}"),
+        "batch_size": (
+            lambda v: _int_in(v, 1, MAX_BATCH_SIZE),
+            f"an integer 1..{MAX_BATCH_SIZE}",
+        ),
+        "optimizer": (lambda v: v in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+        "lr": (lambda v: _number(v, positive=True), "a finite number > 0"),
+        "momentum": (lambda v: _number(v, low=0) and v < 1, "a number in [0, 1)"),
+        "weight_decay": (lambda v: _number(v, low=0), "a finite number >= 0"),
+        "schedule": (lambda v: v in SCHEDULES, f"one of {', '.join(SCHEDULES)}"),
+        "weight_bits": (lambda v: _bits(v, *QUANT_BITS), "32 (float) or an integer 2..16"),
+        "act_bits": (lambda v: _bits(v, *QUANT_BITS), "32 (float) or an integer 2..16"),
+        "feedback_bits": (
+            lambda v: v is None or _bits(v, *FEEDBACK_BITS),
+            "32 (float), an integer 1..16 (1 = sign) or null (= weight_bits)",
+        ),
+        "forward_gain": (lambda v: _number(v, positive=True), "a finite number > 0"),
+        "backward_gain": (
+            lambda v: v is None or _number(v, positive=True),
+            "a finite number > 0 or null (the scale of W)",
+        ),
+        "train_size": (
+            lambda v: _int_in(v, MIN_TRAIN_SIZE, MAX_TRAIN_SIZE, optional=True),
+            f"an integer {MIN_TRAIN_SIZE}..{MAX_TRAIN_SIZE} or null (all)",
+        ),
+        "seed": (lambda v: _int_in(v, 0, MAX_SEED), f"an integer 0..{MAX_SEED} (2^32 - 1)"),
+        "data_seed": (lambda v: _int_in(v, 0, MAX_SEED), f"an integer 0..{MAX_SEED} (2^32 - 1)"),
+        "data_dir": (lambda v: v is None or isinstance(v, str), "a folder name or null"),
+        "update_angle_batches": (
+            lambda v: _int_in(v, 0, MAX_UPDATE_ANGLE_BATCHES),
+            f"an integer 0..{MAX_UPDATE_ANGLE_BATCHES}",
+        ),
+        "snapshots": (lambda v: isinstance(v, bool), "true or false"),
+    }
+    problems = []
+    for key, (ok, expected) in checks.items():
+        if key in values and not ok(values[key]):
+            problems.append((key, expected))
+        elif key == "algo" and key in values:
+            try:
+                parse_rule(values[key])
+            except InputError as exc:
+                problems.append((key, str(exc)))
+    return problems
 
 
 @dataclass(frozen=True)
@@ -58,26 +156,16 @@ class TrainConfig:
     snapshots: bool = True
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "algo", parse_rule(self.algo).spec)
-        checks = [
-            (self.dataset in DATASETS, "dataset", f"one of {', '.join(DATASETS)}"),
-            (self.model in ARCHITECTURES, "model", f"one of {', '.join(ARCHITECTURES)}"),
-            (self.optimizer in OPTIMIZERS, "optimizer", f"one of {', '.join(OPTIMIZERS)}"),
-            (self.schedule in SCHEDULES, "schedule", f"one of {', '.join(SCHEDULES)}"),
-            (self.epochs >= 1, "epochs", "at least 1"),
-            (self.batch_size >= 1, "batch_size", "at least 1"),
-            (self.lr > 0 and math.isfinite(self.lr), "lr", "a positive number"),
-            (0 <= self.momentum < 1, "momentum", "in [0, 1)"),
-            (self.weight_decay >= 0, "weight_decay", "non-negative"),
-            (self.forward_gain > 0, "forward_gain", "positive"),
-            (self.backward_gain is None or self.backward_gain > 0, "backward_gain", "positive"),
-            (self.update_angle_batches >= 0, "update_angle_batches", "non-negative"),
-        ]
-        for ok, key, expected in checks:
-            if not ok:
-                raise InputError(
+        if isinstance(self.algo, str):
+            object.__setattr__(self, "algo", parse_rule(self.algo).spec)
+        problems = config_problems({f.name: getattr(self, f.name) for f in fields(self)})
+        if problems:
+            raise InputError(
+                "; ".join(
                     f"config key {key!r} = {getattr(self, key)!r}: expected {expected}"
+                    for key, expected in problems
                 )
+            )
 
     @property
     def effective_feedback_bits(self) -> int:
@@ -114,4 +202,7 @@ class TrainConfig:
             wanted = _ACCEPTED_TYPES[base]
             if isinstance(value, bool) != (wanted == (bool,)) or not isinstance(value, wanted):
                 raise InputError(f"{source}: key {key!r} = {value!r}: expected {kind}")
-        return cls(**raw)
+        try:
+            return cls(**raw)
+        except InputError as exc:  # a range: name the file too
+            raise InputError(f"{source}: {exc}") from None

@@ -52,6 +52,7 @@ from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import claim_out_dir, read_json, read_jsonl, write_atomic
+from hwsim.core.yaml_lines import load_yaml_text
 from models.config import TrainConfig
 from models.convert import alignment_angles, convert, update_angles
 from models.data import Dataset, SyntheticSpec, load_dataset
@@ -321,12 +322,7 @@ def _result(out: Path, status: str, rows: list[dict[str, Any]]) -> RunResult:
 
 
 def _load_config(text: str, source: str = "config.yaml") -> TrainConfig:
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(f"{source}: invalid YAML ({first})") from None
-    return TrainConfig.from_dict(raw, source=source)
+    return TrainConfig.from_dict(load_yaml_text(text, source), source=source)
 
 
 def _recover_hint(path: Path, deleting: str) -> str:
@@ -359,7 +355,6 @@ def _check_existing(out: Path, config: TrainConfig, force: bool) -> None:
         identity_file="config.yaml",
         identity=config,
         load=_load_config,
-        owned=(*RUN_FILES, "analysis", SNAPSHOT_DIR),
         force=force,
     )
 

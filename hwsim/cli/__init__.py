@@ -9,23 +9,42 @@ from __future__ import annotations
 import sys
 
 import click
+from rich.text import Text
 
 from hwsim import __version__
 from hwsim.cli.common import ExitCode, InputError, err_console
 
 
+def _print_error(message: str) -> None:
+    """``error: message`` on stderr, the message verbatim: a value from a user's file may hold
+    ``[/]`` or ``:100:``, which rich would otherwise read as markup or an emoji code."""
+    err_console.print(
+        Text.assemble(("error:", "bold red"), " ", message),
+        highlight=False,
+        soft_wrap=True,
+        emoji=False,
+    )
+
+
 class _Group(click.Group):
-    """Turns InputError into one clear message and exit code 2, and Ctrl-C into 130."""
+    """Turns InputError into one clear message and exit code 2, Ctrl-C into 130, and a file
+    system error into one message and exit code 1."""
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
             return super().invoke(ctx)
         except InputError as exc:
-            err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            _print_error(str(exc))
             sys.exit(ExitCode.BAD_INPUT)
         except KeyboardInterrupt:
             err_console.print("[yellow]interrupted[/]: finished work was kept", highlight=False)
             sys.exit(ExitCode.INTERRUPTED)
+        except OSError as exc:
+            # A file system that refuses a write or read mid-run (full disk, vanished directory):
+            # the path and the reason, never a traceback. Writes are atomic, so nothing is torn.
+            where = f"{exc.filename}: " if exc.filename else ""
+            _print_error(f"{where}{exc.strerror or exc}")
+            sys.exit(ExitCode.FAILED)
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -8,14 +8,13 @@ command only, so ``hwsim --help`` stays light.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import InputError, console, err_console
+from hwsim.cli.common import InputError, console, echo_json, err_console
 from hwsim.core.units import format_number
 
 _CHOICES = ("hessian", "landscape", "alignment", "robustness", "all")
@@ -209,7 +208,7 @@ def analyze(
         for name in results:
             write_analysis_figure(run_dir, name)
     if as_json:
-        click.echo(json.dumps(result, indent=1))
+        echo_json(result, indent=1)
         return
     for name, one in results.items():
         _PRINTERS[name](one)

@@ -3,13 +3,24 @@
 from __future__ import annotations
 
 import enum
+import json
+from typing import Any
 
+import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from hwsim.core.errors import InputError
 
-__all__ = ["ExitCode", "InputError", "console", "err_console", "progress_bar"]
+__all__ = [
+    "OUT_DIR",
+    "ExitCode",
+    "InputError",
+    "console",
+    "echo_json",
+    "err_console",
+    "progress_bar",
+]
 
 #: Results go to stdout (so ``--json`` output can be piped); messages go to stderr.
 console = Console()
@@ -41,3 +52,32 @@ def progress_bar(quiet: bool) -> Progress:
         console=err_console,
         disable=quiet or not err_console.is_terminal,
     )
+
+
+class _OutDir(click.Path):
+    """An output directory: a path that may not exist yet, never a file, never empty."""
+
+    def __init__(self) -> None:
+        super().__init__(file_okay=False)
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, str) and not value.strip():
+            self.fail("must name a directory, got an empty string", param, ctx)
+        return super().convert(value, param, ctx)
+
+
+#: The type of every ``--out`` option.
+OUT_DIR = _OutDir()
+
+
+def echo_json(document: Any, indent: int = 2) -> None:
+    """Print ``document`` as strict JSON (``--json``): a non-finite number is an error, never
+    ``Infinity`` or ``NaN`` in the output."""
+    try:
+        text = json.dumps(document, indent=indent, allow_nan=False)
+    except ValueError:
+        raise InputError(
+            "the result holds a number that is not finite (an overflow or a 0/0); check the "
+            "inputs' magnitudes"
+        ) from None
+    click.echo(text)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +9,7 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import console, progress_bar
+from hwsim.cli.common import OUT_DIR, console, echo_json, progress_bar
 from hwsim.core.resources import default_output
 
 
@@ -72,7 +71,7 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
 @click.option("--seed", type=int, default=None, help="Train with this one seed.")
 @click.option(
     "--out",
-    type=click.Path(file_okay=False),
+    type=OUT_DIR,
     default=None,
     help="Run directory [default: reports/compare-<experiment name>].",
 )
@@ -127,7 +126,7 @@ def compare(
         )
     write_report(out_dir)
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        echo_json(summary)
         return
     if not quiet:
         for chip in summary["chip_order"]:

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import console, err_console, progress_bar
+from hwsim.cli.common import OUT_DIR, console, err_console, progress_bar
 from hwsim.core.resources import default_output
 
 
@@ -44,7 +44,7 @@ def _claims_table(document: dict[str, Any]) -> Table:
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False),
+    type=OUT_DIR,
     default=None,
     help="Output directory [default: reports/reproduce-<scale>].",
 )

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import InputError, console
+from hwsim.cli.common import InputError, console, echo_json
 
 
 @main.command()
@@ -119,7 +118,7 @@ def simulate(
         workload = workload_from_dict(build_workload(model, **given), model)
     result = run_simulation(workload, chip_file or DEFAULT_CHIP, algo, timeline=timeline)
     if as_json:
-        click.echo(json.dumps(result.to_dict(), indent=2))
+        echo_json(result.to_dict())
         return
     table = Table(title=f"{result.workload['model'] or 'workload'} on chip {result.chip}")
     for column in (

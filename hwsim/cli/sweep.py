@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import InputError, console, err_console, progress_bar
+from hwsim.cli.common import OUT_DIR, InputError, console, echo_json, err_console, progress_bar
 from hwsim.core.resources import default_output
 from hwsim.core.units import MISSING, format_mean_std
 
@@ -128,7 +127,7 @@ def sweep_table(summary: dict[str, Any]) -> Table:
 )
 @click.option(
     "--out",
-    type=click.Path(file_okay=False),
+    type=OUT_DIR,
     default=None,
     help="Sweep directory [default: reports/sweep-<kind>].",
 )
@@ -222,7 +221,7 @@ def sweep(
         summary = run_sweep(spec, out_dir, force=force, on_point=on_point)
     figure = write_sweep_figure(out_dir)  # drawn from the sweep.json just written
     if as_json:
-        click.echo(json.dumps(summary, indent=2))
+        echo_json(summary)
         return
     if not quiet:
         console.print(sweep_table(summary))

@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from hwsim.cli import main
-from hwsim.cli.common import console, err_console, progress_bar
+from hwsim.cli.common import OUT_DIR, console, err_console, progress_bar
 from hwsim.core.units import format_number
 
 
@@ -30,11 +30,14 @@ from hwsim.core.units import format_number
 )
 @click.option("--depth", type=int, default=None, help="MLP weight layers, 2..10 [default: 4].")
 @click.option(
-    "--width", type=int, default=None, help="MLP hidden width [256] or CNN base channels [32]."
+    "--width",
+    type=int,
+    default=None,
+    help="MLP hidden width [256] or CNN base channels [32], 1..8192.",
 )
-@click.option("--epochs", type=int, default=10, show_default=True)
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Base learning rate.")
+@click.option("--epochs", type=int, default=10, show_default=True, help="1..100000.")
+@click.option("--batch-size", type=int, default=64, show_default=True, help="1..65536.")
+@click.option("--lr", type=float, default=1e-3, show_default=True, help="Base learning rate, > 0.")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
 @click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
 @click.option(
@@ -44,13 +47,13 @@ from hwsim.core.units import format_number
     show_default=True,
     help="Learning-rate schedule.",
 )
-@click.option("--weight-bits", type=int, default=32, show_default=True, help="32 = float.")
-@click.option("--act-bits", type=int, default=32, show_default=True, help="32 = float.")
+@click.option("--weight-bits", type=int, default=32, show_default=True, help="2..16, 32 = float.")
+@click.option("--act-bits", type=int, default=32, show_default=True, help="2..16, 32 = float.")
 @click.option(
     "--feedback-bits",
     type=int,
     default=None,
-    help="Bit width of B (1 = sign) [default: weight bits].",
+    help="Bit width of B, 1..16 (1 = sign), 32 = float [default: weight bits].",
 )
 @click.option(
     "--forward-gain",
@@ -63,24 +66,34 @@ from hwsim.core.units import format_number
     "--backward-gain", type=float, default=None, help="Init gain of B [default: the scale of W]."
 )
 @click.option("--train-size", type=int, default=None, help="Use this many training samples.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True, help="0..2^32-1.")
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False),
     default=None,
     help="Folder with the mnist / fashion-mnist / cifar10 files.",
 )
-@click.option("--out", type=click.Path(file_okay=False), required=True, help="Run directory.")
+@click.option("--out", type=OUT_DIR, required=True, help="Run directory.")
 @click.option("--force", is_flag=True, help="Start over when --out holds a different run.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
 def train(
     arch: str, data_dir: str | None, out: str, force: bool, quiet: bool, **options: Any
 ) -> None:
     """Train one network with one learning rule; resumes an interrupted run in --out."""
-    from models.config import TrainConfig
+    from hwsim.core.errors import InputError
+    from models.config import TrainConfig, config_problems
     from models.training import train as run_training
 
-    config = TrainConfig(model=arch, data_dir=data_dir, **options)
+    values = {"model": arch, "data_dir": data_dir, **options}
+    problems = config_problems(values)
+    if problems:  # every bad option at once, named as on the command line
+        raise InputError(
+            "; ".join(
+                f"--{key.replace('_', '-')} {values[key]}: expected {expected}"
+                for key, expected in problems
+            )
+        )
+    config = TrainConfig(**values)
     progress = progress_bar(quiet)
     task = progress.add_task(f"{config.algo} epoch 1", total=None)
     epoch = 0

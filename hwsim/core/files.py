@@ -3,6 +3,12 @@
 Torch-free. Every file hwsim writes goes through :func:`write_atomic` or :func:`append_jsonl`;
 every JSON-lines file is read by :func:`read_jsonl`; every command that writes a directory asks
 :func:`claim_out_dir` first.
+
+A directory hwsim claims holds a manifest, :data:`MANIFEST`: one line per file hwsim wrote
+there (relative path), appended by :func:`write_atomic` and :func:`append_jsonl` as they write.
+``--force`` removes exactly those files (and the directories that are empty afterwards), so a
+user's own files in the same directory are never touched. A claimed directory inside another
+(a training run inside a compare run) keeps its own manifest, listed in the outer one.
 """
 
 from __future__ import annotations
@@ -10,8 +16,7 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,76 @@ def write_atomic(path: str | Path, content: str | bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    record_written(path)
+
+
+#: The file listing what hwsim wrote into a directory it claimed (see the module docstring).
+MANIFEST = ".hwsim-manifest"
+
+
+def _enclosing_manifest(path: Path) -> Path | None:
+    # A manifest is listed in the one of the directory above its own.
+    parents = path.parents[1:] if path.name == MANIFEST else path.parents
+    for parent in parents:
+        manifest = parent / MANIFEST
+        if manifest.is_file():
+            return manifest
+    return None
+
+
+def record_written(path: str | Path) -> None:
+    """List ``path`` in the manifest of the nearest enclosing directory hwsim claimed (if any)."""
+    path = Path(path).absolute()
+    manifest = _enclosing_manifest(path)
+    if manifest is None:
+        return
+    entry = path.relative_to(manifest.parent).as_posix()
+    if entry not in manifest.read_text(encoding="utf-8").splitlines():
+        with open(manifest, "a", encoding="utf-8") as handle:
+            handle.write(entry + "\n")
+
+
+def _remove_written(out: Path) -> None:
+    """Remove every file ``out``'s manifest lists (nested claimed directories first), then the
+    directories left empty, and empty the manifest. Entries that would leave ``out`` (``..``,
+    absolute paths, symlinks pointing elsewhere) are ignored."""
+    manifest = out / MANIFEST
+    root = out.resolve()
+    entries = list(dict.fromkeys(manifest.read_text(encoding="utf-8").splitlines()))
+    for entry in entries:
+        relative = Path(entry)
+        if not entry or relative.is_absolute() or ".." in relative.parts:
+            continue
+        target = out / relative
+        if root not in target.resolve().parents:
+            continue
+        if target.name == MANIFEST:
+            if target.is_file():
+                _remove_written(target.parent)
+                target.unlink()
+            continue
+        target.unlink(missing_ok=True)
+        target.with_name(target.name + ".tmp").unlink(missing_ok=True)
+    for entry in entries:
+        for parent in (out / entry).parents:
+            if parent == out or root not in parent.resolve().parents:
+                break
+            try:
+                parent.rmdir()  # only succeeds when empty: a user's file keeps its directory
+            except OSError:
+                break
+    manifest.write_text("", encoding="utf-8")
+
+
+def _start_manifest(out: Path) -> None:
+    """Create ``out`` (and its parents) and its manifest; unwritable paths are InputErrors."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        if not (out / MANIFEST).is_file():
+            write_atomic(out / MANIFEST, "")
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        raise InputError(f"--out {out}: cannot write there ({reason})") from None
 
 
 def jsonable(value: Any) -> Any:
@@ -113,6 +188,7 @@ def append_jsonl(path: str | Path, record: Any) -> None:
         handle.write(json.dumps(record) + "\n")
         handle.flush()
         os.fsync(handle.fileno())
+    record_written(path)
 
 
 def claim_out_dir(
@@ -122,35 +198,37 @@ def claim_out_dir(
     identity_file: str,
     identity: Any,
     load: Callable[[str], Any],
-    owned: Sequence[str],
     force: bool,
     finished: str | None = None,
 ) -> None:
-    """The one guard before hwsim writes into an output directory ``out``.
+    """The one guard before hwsim writes into an output directory ``out``; creates it.
 
     ``out`` holds a ``what`` (a compare run, a sweep, a training run, a reproduction) identified
     by the file ``identity_file``, whose text ``load`` turns into a value to compare with
-    ``identity``; ``owned`` are the files and directories such a directory holds (hwsim's own).
+    ``identity``. Refusals are :class:`InputError` s naming ``out``:
 
-    - ``out`` exists but is no directory: refused.
-    - ``force``: the ``owned`` entries are removed (nothing else in ``out`` is touched), and the
-      caller starts over.
+    - ``out`` exists but is no directory, or cannot be created or written: refused.
+    - ``force``: the files hwsim wrote there (its manifest) are removed, nothing else, and the
+      caller starts over. A non-empty directory without a manifest holds nothing of hwsim's:
+      refused, since nothing in it may be replaced.
     - ``finished`` names a file that marks a finished ``what``: refused (pass ``force``).
     - ``identity_file`` exists and does not load to ``identity``: refused, it is another ``what``.
-    - no ``identity_file`` but other ``owned`` entries: refused, it holds output of unknown origin.
-
-    Otherwise the caller may write (and resume what is there). Refusals are
-    :class:`InputError`\\ s naming ``out``.
+    - otherwise a directory with files hwsim did not write (no manifest, no identity file) is
+      refused; a new or empty one, or hwsim's own unfinished ``what``, is taken (to resume).
     """
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a directory")
+    ours = (out / MANIFEST).is_file()
+    foreign = out.is_dir() and any(entry.name != MANIFEST for entry in out.iterdir())
     if force:
-        for name in owned:
-            target = out / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
+        if ours:
+            _remove_written(out)
+        elif foreign:
+            raise InputError(
+                f"--out {out} is not empty and holds nothing hwsim wrote (no {MANIFEST}); "
+                "--force only replaces hwsim's own files: choose an empty or new --out"
+            )
+        _start_manifest(out)
         return
     if finished is not None and (out / finished).exists():
         raise InputError(
@@ -168,10 +246,9 @@ def claim_out_dir(
                 f"{out} holds a {what} with a different {identity_file} ({identity_path}); "
                 "choose another --out, or pass --force to start over"
             )
-        return
-    present = [name for name in owned if (out / name).exists()]
-    if present:
+    elif foreign and not ours:
         raise InputError(
-            f"{out} holds {what} output ({', '.join(present)}) but no {identity_file}; "
-            "choose another --out, or pass --force to start over"
+            f"--out {out} is not empty and is not a {what} hwsim wrote (no {identity_file}, "
+            f"no {MANIFEST}): choose an empty or new --out"
         )
+    _start_manifest(out)

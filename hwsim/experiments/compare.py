@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from hwsim.core.files import claim_out_dir, write_atomic
 from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
 from hwsim.core.rules import rule_dirname
 from hwsim.core.stats import mean_std
+from hwsim.core.yaml_lines import load_yaml_text
 from hwsim.experiments.experiment import Experiment
 
 CSV_COLUMNS = (
@@ -38,8 +38,6 @@ CSV_COLUMNS = (
     "accesses",
     "energy_pj",
 )
-OUTPUTS = ("summary.json", "accesses.csv", "report.md", "report.html", "experiment.yaml")
-OUTPUT_DIRS = ("runs", "simulation", "chips", "figures")
 
 
 def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
@@ -48,10 +46,9 @@ def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
         what="compare run",
         identity_file="experiment.yaml",
         identity=experiment.to_dict(),
-        load=yaml.safe_load,
-        owned=(*OUTPUTS, *OUTPUT_DIRS),
+        load=lambda text: load_yaml_text(text, out / "experiment.yaml"),
         force=force,
-        finished="summary.json",
+        finished="report.html",  # written last: a run cut short before it finishes on rerun
     )
 
 
@@ -89,9 +86,7 @@ def run_compare(
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / "experiment.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
     for chip, path in zip(chips, experiment.chips, strict=True):
-        target = out / "chips" / f"{chip.name}.yaml"
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(path, target)
+        write_atomic(out / "chips" / f"{chip.name}.yaml", Path(path).read_bytes())
 
     runs: dict[str, list[Any]] = {r: [] for r in experiment.rules}
     for (rule, seed), config in configs.items():

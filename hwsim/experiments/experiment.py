@@ -9,6 +9,7 @@ file, the key path and its line.
 from __future__ import annotations
 
 import copy
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ from hwsim.core.yaml_lines import KeyPath, load_yaml_with_lines
 from hwsim.sim.chip import resolve_chip
 
 EXPERIMENT_VERSION = 1
+#: An experiment name: it names the default output folder (``reports/compare-<name>``).
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 _NONE = type(None)
 #: section → key → (accepted types, default). Keys map 1:1 onto models.TrainConfig fields,
@@ -53,6 +56,58 @@ SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
     },
 }
 TOP_KEYS = {"version", "name", "description", "seeds", "rules", "chips", *SCHEMA}
+#: TrainConfig field → the experiment key that sets it.
+FIELD_KEYS: dict[str, KeyPath] = {
+    ("dataset" if (section, key) == ("dataset", "name") else key): (section, key)
+    for section, keys in SCHEMA.items()
+    for key in keys
+}
+
+
+def _setting_problems(
+    settings: dict[str, dict[str, Any]], skip: frozenset[KeyPath] = frozenset()
+) -> list[tuple[KeyPath, str]]:
+    """``(key path, problem)`` for every setting ``models.TrainConfig`` would refuse
+    (keys in ``skip`` were already reported)."""
+    from models.config import config_problems  # torch is imported lazily
+
+    missing = [
+        (key, "missing")
+        for key in FIELD_KEYS.values()
+        if not isinstance(settings.get(key[0]), dict) or key[1] not in settings[key[0]]
+    ]
+    values = {
+        field: settings[key[0]][key[1]]
+        for field, key in FIELD_KEYS.items()
+        if key not in skip and (key, "missing") not in missing
+    }
+    return missing + [
+        (FIELD_KEYS[field], f"{_short(values[field])}: expected {expected}")
+        for field, expected in config_problems(values)
+    ]
+
+
+def _seed_problem(seed: Any) -> str | None:
+    from models.config import config_problems
+
+    problems = config_problems({"seed": seed})
+    return f"{seed!r}: expected {problems[0][1]}" if problems else None
+
+
+def _chip_problem(name: Any, base: Path | None) -> tuple[Path | None, str | None]:
+    """The chip file ``name`` names, loaded and validated, or the problem with it."""
+    from hwsim.sim.chip import load_chip
+
+    if not isinstance(name, str) or not name:
+        return None, f"expected a chip file or shipped chip name, got {_short(name)}"
+    try:
+        path = resolve_chip(name, base=base)
+        load_chip(path)
+    except InputError as exc:
+        return None, str(exc)
+    except (OSError, ValueError) as exc:  # a name too long for a path, a NUL byte
+        return None, f"chip file {name[:60]!r} cannot be opened ({exc})"
+    return path, None
 
 
 @dataclass(frozen=True)
@@ -66,6 +121,24 @@ class Experiment:
     rules: tuple[str, ...]
     chips: tuple[Path, ...]
     path: Path | None = None
+
+    def __post_init__(self) -> None:
+        """Refuse what training would refuse later (ranges, names, seeds, rules), up front."""
+        where = f"{self.path}: " if self.path is not None else f"experiment {self.name!r}: "
+        problems = [f"{'.'.join(k)}: {p}" for k, p in _setting_problems(self.settings)]
+        problems += [f"seeds: {p}" for p in map(_seed_problem, self.seeds) if p is not None]
+        if not self.seeds:
+            problems.append("seeds: expected at least one seed")
+        if not self.rules:
+            problems.append("rules: expected at least one rule")
+        if not self.chips:
+            problems.append("chips: expected at least one chip file")
+        try:
+            parse_rules(list(self.rules))
+        except InputError as exc:
+            problems.append(f"rules: {exc}")
+        if problems:
+            raise InputError(where + "; ".join(problems))
 
     def train_config(self, rule: str, seed: int):  # -> models.TrainConfig (torch import is lazy)
         """The :class:`models.TrainConfig` of one rule and seed."""
@@ -106,7 +179,37 @@ class Experiment:
         epochs: int | None = None,
         seed: int | None = None,
     ) -> Experiment:
-        """A copy with CLI options applied (each validated like the file's own values)."""
+        """A copy with CLI options applied (each validated like the file's own values).
+
+        A bad option is an :class:`InputError` naming the option (``--epochs 0: expected…``).
+        """
+        from models.config import config_problems
+
+        problems: list[str] = []
+        for option, field, value in (
+            ("--dataset", "dataset", dataset),
+            ("--epochs", "epochs", epochs),
+            ("--seed", "seed", seed),
+        ):
+            for _, expected in config_problems({field: value}) if value is not None else []:
+                problems.append(f"{option} {value}: expected {expected}")
+        parsed_rules = self.rules
+        if rules is not None:
+            try:
+                parsed_rules = tuple(r.spec for r in parse_rules(rules))
+            except InputError as exc:
+                problems.append(f"--algo {rules}: {exc}")
+        chip_paths = list(self.chips)
+        if chips:
+            chip_paths = []
+            for c in chips:
+                found, problem = _chip_problem(c, None)
+                if problem is not None:
+                    problems.append(f"--chip {c}: {problem}")
+                elif found is not None:
+                    chip_paths.append(found)
+        if problems:
+            raise InputError("; ".join(problems))
         settings = copy.deepcopy(self.settings)
         if dataset is not None:
             settings["dataset"]["name"] = dataset
@@ -117,22 +220,28 @@ class Experiment:
             description=self.description,
             settings=settings,
             seeds=(seed,) if seed is not None else self.seeds,
-            rules=tuple(r.spec for r in parse_rules(rules)) if rules is not None else self.rules,
-            chips=tuple(resolve_chip(c) for c in chips) if chips else self.chips,
+            rules=parsed_rules,
+            chips=tuple(chip_paths),
             path=self.path,
         )
+
+
+def _short(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
 
 
 def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:
     """Read and validate an experiment YAML file, reporting every problem with its line."""
     path = Path(path)
     data, lines = load_yaml_with_lines(path)
-    problems: list[str] = []
+    problems: list[tuple[int, str]] = []
 
     def problem(key: KeyPath, message: str) -> None:
         line = lines.get(key) or lines.get(key[:-1]) or 1
         dotted = ".".join(str(k) for k in key) or "(top level)"
-        problems.append(f"{path}:{line}: {dotted}: {message}")
+        message = message.replace("\n", "\n    ")  # a chip file's own problem list
+        problems.append((line, f"{path}:{line}: {dotted}: {message}"))
 
     if not isinstance(data, dict):
         raise InputError(f"{path}:1: expected a mapping with 'version: {EXPERIMENT_VERSION}'")
@@ -140,10 +249,11 @@ def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:
         problem((key,), f"unknown key (expected one of {', '.join(sorted(TOP_KEYS))})")
     if "version" not in data:
         problem(("version",), f"missing; expected version: {EXPERIMENT_VERSION}")
-    elif data["version"] != EXPERIMENT_VERSION:
-        problem(("version",), f"unsupported version {data['version']!r}; expected 1")
+    elif type(data["version"]) is not int or data["version"] != EXPERIMENT_VERSION:
+        problem(("version",), f"unsupported version {_short(data['version'])}; expected 1")
 
     settings: dict[str, dict[str, Any]] = {}
+    mistyped: set[KeyPath] = set()
     for section, keys in SCHEMA.items():
         given = data.get(section, {})
         if not isinstance(given, dict):
@@ -156,48 +266,68 @@ def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:
             value = given.get(key, default)
             if isinstance(value, bool) or not isinstance(value, types):
                 names = " or ".join("null" if t is _NONE else t.__name__ for t in types)
-                problem((section, key), f"expected {names}, got {value!r}")
+                problem((section, key), f"expected {names}, got {_short(value)}")
+                mistyped.add((section, key))
             settings[section][key] = value
+
+    for key, message in _setting_problems(settings, frozenset(mistyped)):
+        problem(key, message)
 
     seeds = data.get("seeds", [0])
     if not (isinstance(seeds, list) and seeds and all(type(s) is int for s in seeds)):
-        problem(("seeds",), f"expected a non-empty list of integers, got {seeds!r}")
+        problem(("seeds",), f"expected a non-empty list of integers, got {_short(seeds)}")
         seeds = [0]
+    for i, seed in enumerate(seeds):
+        seed_problem = _seed_problem(seed)
+        if seed_problem is not None:
+            problem(("seeds", i), seed_problem)
+    if len(set(seeds)) != len(seeds):
+        problem(("seeds",), f"a seed is given twice: {seeds!r}")
     rules_raw = data.get("rules", ["bp", "fa", "ifa"])
-    rules: tuple[str, ...] = ()
-    try:
-        if not isinstance(rules_raw, list):
-            raise InputError(f"expected a list of rule specs, got {rules_raw!r}")
-        rules = tuple(r.spec for r in parse_rules([str(r) for r in rules_raw]))
-    except InputError as exc:
-        problem(("rules",), str(exc))
+    rules: list[str] = []
+    if not isinstance(rules_raw, list) or not rules_raw:
+        problem(("rules",), f"expected a non-empty list of rule specs, got {_short(rules_raw)}")
+    else:
+        for i, r in enumerate(rules_raw):
+            try:
+                if not isinstance(r, str):
+                    raise InputError(f"expected a rule spec (bp, fa, ifa, ifa:<deg>), got {r!r}")
+                rules.append(parse_rules([r])[0].spec)
+            except InputError as exc:
+                problem(("rules", i), str(exc))
+        if len(set(rules)) != len(rules):
+            problem(("rules",), f"a rule is given twice: {', '.join(rules)}")
     chips_raw = data.get("chips", [DEFAULT_COMPARE_CHIP.stem])
     chips: list[Path] = []
     if not isinstance(chips_raw, list) or not chips_raw:
-        problem(("chips",), f"expected a non-empty list of chip files, got {chips_raw!r}")
+        problem(("chips",), f"expected a non-empty list of chip files, got {_short(chips_raw)}")
     else:
         for i, c in enumerate(chips_raw):
-            try:
-                chips.append(resolve_chip(str(c), base=path.parent))
-            except InputError as exc:
-                problem(("chips", i), str(exc))
+            found, chip_problem = _chip_problem(c, path.parent)
+            if chip_problem is not None:
+                problem(("chips", i), chip_problem)
+            elif found is not None:
+                chips.append(found)
     for key in ("name", "description"):
         if key in data and not isinstance(data[key], str):
-            problem((key,), f"expected a string, got {data[key]!r}")
+            problem((key,), f"expected a string, got {_short(data[key])}")
+    if isinstance(data.get("name"), str) and not _NAME.fullmatch(data["name"]):
+        problem(
+            ("name",),
+            f"{_short(data['name'])}: expected 1-100 letters, digits, '.', '_', '-'"
+            " (it names the default output folder compare-<name>)",
+        )
     if problems:
-        raise InputError("invalid experiment file:\n  " + "\n  ".join(problems))
+        problems.sort(key=lambda p: p[0])  # stable: same-line problems keep their order
+        raise InputError("invalid experiment file:\n  " + "\n  ".join(p for _, p in problems))
 
     experiment = Experiment(
         name=str(data.get("name", path.stem)),
         description=str(data.get("description", "")),
         settings=settings,
         seeds=tuple(seeds),
-        rules=rules,
+        rules=tuple(rules),
         chips=tuple(chips),
         path=path.resolve(),
     )
-    try:
-        experiment.train_config(rules[0], seeds[0])  # value checks (ranges, names)
-    except InputError as exc:
-        raise InputError(f"{path}: {exc}") from None
     return experiment

@@ -651,7 +651,6 @@ def _claim_out(out: Path, plan: ReproducePlan, force: bool) -> None:
         identity_file=PLAN_FILE,
         identity=jsonable(plan.to_dict()),
         load=json.loads,
-        owned=(PLAN_FILE, SWEEPS_DIR, DOCUMENT_FILE, MARKDOWN_FILE),
         force=force,
     )
 

@@ -486,7 +486,6 @@ def _claim_out(out: Path, spec: SweepSpec, force: bool) -> None:
         identity_file=SPEC_FILE,
         identity=identity,
         load=json.loads,
-        owned=(SPEC_FILE, POINTS_FILE, SUMMARY_FILE, f"{spec.kind}.png", RUNS_DIR, SURROGATES_DIR),
         force=force,
     )
     out.mkdir(parents=True, exist_ok=True)

@@ -11,12 +11,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from hwsim.core.errors import InputError
 from hwsim.core.files import read_json, read_jsonl, read_text
 from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION
 from hwsim.core.rules import rule_dirname
+from hwsim.core.yaml_lines import load_yaml_text
 from hwsim.sim.explain import CAUSES
 
 
@@ -317,7 +316,8 @@ def load_run(run_dir: str | Path) -> RunData:
     config: dict[str, Any] = {}
     first_run = seed_runs[rules[0]][0].run_dir if seed_runs[rules[0]] else None
     if first_run is not None and (run_dir / first_run / "config.yaml").is_file():
-        loaded = yaml.safe_load((run_dir / first_run / "config.yaml").read_text(encoding="utf-8"))
+        config_path = run_dir / first_run / "config.yaml"
+        loaded = load_yaml_text(read_text(config_path, "the run's config.yaml"), config_path)
         config = loaded if isinstance(loaded, dict) else {}
 
     simulations: dict[str, dict[str, dict[str, Any]]] = {}
@@ -336,10 +336,7 @@ def load_run(run_dir: str | Path) -> RunData:
         copy = chip_blocks[chip].get("copy", f"chips/{chip}.yaml")
         chip_path = _inside(run_dir, copy, "chip copy")
         chip_texts[chip] = read_text(chip_path, "the chip YAML used")
-        try:
-            chip_yaml = yaml.safe_load(chip_texts[chip])
-        except yaml.YAMLError as exc:
-            raise InputError(f"{chip_path}: invalid YAML ({exc})") from None
+        chip_yaml = load_yaml_text(chip_texts[chip], chip_path)
         memories = chip_yaml.get("memories") if isinstance(chip_yaml, dict) else None
         chip_memories[chip] = list(memories) if isinstance(memories, dict) else []
     experiment_text = read_text(run_dir / "experiment.yaml", "the resolved experiment YAML")

@@ -6,6 +6,7 @@ partial batch differs); the closed-form counts are checked against the simulatio
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -358,10 +359,12 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
         closed = count_step(work, chip, plan)
         sim = simulate_step(work, chip, plan, timeline=timeline and size == nominal)
         _check_agree(closed, sim.counts, rule, size)
+        energy = price(closed, chip, sim.latency_cycles)
+        _check_finite(energy, chip, rule, size)
         steps[size] = StepResult(
             batch_size=size,
             counts=closed,
-            energy=price(closed, chip, sim.latency_cycles),
+            energy=energy,
             latency_cycles=sim.latency_cycles,
             latency_s=sim.latency_cycles / chip.clock_hz,
             phase_latency_cycles={p: sim.phase_latency_cycles.get(p, 0) for p in PHASES},
@@ -415,6 +418,27 @@ def _check_mac_formats(work: Workload, chip: Chip, plan: Plan) -> None:
                 continue  # layer 0 sends no error down
             what = f"{phase} MACs of layer {layer.name!r} ({plan.rule.spec})"
             chip.mac_unit_for(mac_format(work, chip, plan, phase, i), what)
+
+
+#: Where the numbers of each energy part come from in a chip file (for overflow errors).
+_PART_KEYS = {
+    "memory": "memories",
+    "interconnect": "interconnect.energy_per_bit_pj",
+    "compute": "compute.mac_energy_pj",
+    "feedback_generation": "training.prng_energy_per_value_pj",
+    "leakage": "memories",
+}
+
+
+def _check_finite(energy: Energy, chip: Chip, rule: Rule, size: int) -> None:
+    """An energy that overflows to infinity is bad input (absurd chip numbers), never output."""
+    for part in ENERGY_PARTS:
+        if not math.isfinite(energy.breakdown_pj[part]):
+            raise InputError(
+                f"{chip.where(_PART_KEYS[part])}: the {part} energy of one {rule.spec} step "
+                f"(batch {size}) overflows ({energy.breakdown_pj[part]} pJ): the numbers there "
+                "are too large to add up"
+            )
 
 
 def _check_agree(closed: Counts, simulated: Counts, rule: Rule, size: int) -> None:

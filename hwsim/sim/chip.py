@@ -134,6 +134,16 @@ class Chip:
     version: int = SCHEMA_VERSION
     path: str | None = field(default=None, compare=False)
     sources: dict[str, SourcedNumber] = field(default_factory=dict)
+    #: dotted key path → line in the chip file (for errors found after validation)
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def where(self, key: str) -> str:
+        """``FILE:LINE: key`` for an error about ``key`` (the nearest key given in the file)."""
+        probe = key
+        while probe and probe not in self.lines:
+            probe = probe.rpartition(".")[0]
+        line = f":{self.lines[probe]}" if probe in self.lines else ""
+        return f"{self.path or self.name}{line}: {key}"
 
     @functools.cached_property
     def _levels(self) -> dict[str, MemoryLevel]:
@@ -167,7 +177,7 @@ class Chip:
         if unit is None:
             for_what = f" for the {what}" if what else ""
             raise InputError(
-                f"{self.path or self.name}: compute.mac_energy_pj: no MAC unit runs "
+                f"{self.where('compute.mac_energy_pj')}: no MAC unit runs "
                 f"{mac_format}{for_what} (supported: {', '.join(self.mac_energy_pj)}); add an "
                 f"entry {mac_format}: <pJ per MAC> (or a wider format of the same family)"
             )
@@ -321,6 +331,7 @@ def chip_from_dict(
         placement=placement,
         path=str(path),
         sources=_sources(top),
+        lines={".".join(map(str, k)): v for k, v in (lines or {}).items() if k},
         **training,
     )
 
@@ -581,7 +592,7 @@ def _placement(
         key = (*at, tensor)
         if tensor not in TENSORS:
             continue  # already reported as unknown
-        if level not in kinds:
+        if not isinstance(level, str) or level not in kinds:
             p.add(key, f"names no memory level (have: {', '.join(kinds) or 'none'}), got {level!r}")
             continue
         placement[tensor] = level
@@ -598,7 +609,7 @@ def _placement(
         elif kinds[level] == "rom":
             p.add(key, f"{tensor} are written during training and cannot live in ROM {level!r}")
     via = training["mirror_sync_via"]
-    if via is not None and via not in kinds:
+    if via is not None and (not isinstance(via, str) or via not in kinds):
         p.add(
             ("training", "mirror_sync_via"),
             f"names no memory level (have: {', '.join(kinds) or 'none'}), got {via!r}",

@@ -15,6 +15,7 @@ import yaml
 from hwsim.core.errors import InputError
 from hwsim.core.files import read_text, write_atomic
 from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
+from hwsim.core.yaml_lines import load_yaml_text, parse_yaml_with_lines
 from hwsim.sim.chip import chip_from_dict
 
 #: The chip copied when no template is named.
@@ -46,13 +47,9 @@ def renamed_chip_text(text: str, new_name: str, file: str | Path) -> str:
     Only that line changes: every comment, ``source:`` note and the layout stay as they are.
     The result is parsed back and must equal the original document but for the name.
     """
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        original = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise InputError(f"{file}: invalid YAML: {exc}") from None
-    keys = root.value if isinstance(root, yaml.MappingNode) else []
-    line_no = next((k.start_mark.line for k, _ in keys if k.value == "name"), None)
+    original, lines = parse_yaml_with_lines(text, file)
+    name_line = lines.get(("name",)) if isinstance(original, dict) else None
+    line_no = name_line - 1 if name_line is not None else None
     rows = text.splitlines(keepends=True)
     match = _NAME_LINE.match(rows[line_no].rstrip("\r\n")) if line_no is not None else None
     if line_no is None or match is None or match.group("value") is None:
@@ -62,7 +59,7 @@ def renamed_chip_text(text: str, new_name: str, file: str | Path) -> str:
     ending = rows[line_no][len(rows[line_no].rstrip("\r\n")) :]
     rows[line_no] = f"{line}{match.group('comment') or ''}{ending}"
     new_text = "".join(rows)
-    if yaml.safe_load(new_text) != {**original, "name": new_name}:
+    if load_yaml_text(new_text, file) != {**original, "name": new_name}:
         raise InputError(f"{file}: renaming the chip to {new_name!r} would change more")
     return new_text
 
@@ -91,6 +88,6 @@ def copy_shipped_chip(
     if target.exists() and not force:
         raise InputError(f"{target} already exists; pass --force to overwrite it")
     text = renamed_chip_text(read_text(source, "a shipped chip YAML file"), chip_name, source)
-    chip_from_dict(yaml.safe_load(text), target)  # the copy validates before it is written
+    chip_from_dict(load_yaml_text(text, source), target)  # the copy validates before it is written
     write_atomic(target, text)
     return target, chip_name

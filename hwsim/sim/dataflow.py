@@ -147,8 +147,10 @@ def _allocate(
                 break
         else:
             raise InputError(
-                f"chip {chip.name!r}: {tensor} of layer {workload.layers[layer].name!r} "
-                f"({bits} bits) fit in neither {chip.placement[tensor]!r} nor any level outward"
+                f"{chip.where(f'placement.{tensor}')}: {tensor} of layer "
+                f"{workload.layers[layer].name!r} ({bits} bits) fit in neither "
+                f"{chip.placement[tensor]!r} nor any level outward; give a level more "
+                "size_bytes or place the tensor further out"
             )
     return placement
 

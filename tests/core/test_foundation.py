@@ -7,11 +7,12 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 
 from hwsim.core.errors import InputError
-from hwsim.core.files import append_jsonl, claim_out_dir, read_jsonl
+from hwsim.core.files import MANIFEST, append_jsonl, claim_out_dir, read_jsonl, write_atomic
 from hwsim.core.stats import describe, finite, mean_std
 from hwsim.core.units import format_mean_std, format_number
 
@@ -85,20 +86,20 @@ def _claim(out, identity, *, force=False, finished=None):
         identity_file="spec.json",
         identity=identity,
         load=json.loads,
-        owned=("spec.json", "points.jsonl", "runs"),
         force=force,
         finished=finished,
     )
 
 
 def test_guard_accepts_new_empty_and_same_directories(tmp_path):
-    _claim(tmp_path / "new", {"k": 1})  # does not exist yet
+    _claim(tmp_path / "new", {"k": 1})  # does not exist yet: created, with its manifest
+    assert (tmp_path / "new" / MANIFEST).read_text() == ""
     (tmp_path / "empty").mkdir()
     _claim(tmp_path / "empty", {"k": 1})
     same = tmp_path / "same"
     same.mkdir()
     (same / "spec.json").write_text('{"k": 1}')
-    _claim(same, {"k": 1})  # resume
+    _claim(same, {"k": 1})  # resume (a run of an older hwsim has no manifest yet)
 
 
 def test_guard_refusals(tmp_path):
@@ -113,27 +114,49 @@ def test_guard_refusals(tmp_path):
     (other / "spec.json").write_text("not json")
     with pytest.raises(InputError, match=r"different spec\.json"):
         _claim(other, {"k": 1})
-    orphan = tmp_path / "orphan"
-    (orphan / "runs").mkdir(parents=True)
-    with pytest.raises(InputError, match=r"holds sweep output \(runs\) but no spec\.json"):
-        _claim(orphan, {"k": 1})
+    foreign = tmp_path / "foreign"  # a user's directory: hwsim wrote nothing there
+    (foreign / "runs").mkdir(parents=True)
+    (foreign / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match=r"is not empty and is not a sweep hwsim wrote"):
+        _claim(foreign, {"k": 1})
+    with pytest.raises(InputError, match=r"--force only replaces hwsim's own files"):
+        _claim(foreign, {"k": 1}, force=True)
+    assert sorted(p.name for p in foreign.iterdir()) == ["notes.txt", "runs"]  # untouched
     done = tmp_path / "done"
     done.mkdir()
     (done / "spec.json").write_text('{"k": 1}')
     (done / "points.jsonl").write_text("")
     with pytest.raises(InputError, match=r"already holds a finished sweep \(points\.jsonl\)"):
         _claim(done, {"k": 1}, finished="points.jsonl")
+    for unwritable in (tmp_path / "file" / "sub", Path("/proc/hwsim-cannot-be-here")):
+        with pytest.raises(InputError, match=r"cannot write there"):
+            _claim(unwritable, {"k": 1})
+        assert not unwritable.exists()
 
 
-def test_force_removes_only_what_hwsim_owns(tmp_path):
+def test_force_removes_exactly_what_hwsim_wrote(tmp_path):
     out = tmp_path / "out"
-    (out / "runs" / "a").mkdir(parents=True)
-    (out / "runs" / "a" / "x.pt").write_bytes(b"1")
-    (out / "spec.json").write_text('{"k": 2}')
+    _claim(out, {"k": 2})
+    write_atomic(out / "spec.json", '{"k": 2}')
+    write_atomic(out / "runs" / "a" / "x.pt", b"1")
+    append_jsonl(out / "points.jsonl", {"p": 1})
+    _claim(out / "runs" / "b", {"k": 2})  # a claimed directory inside: its own manifest
+    write_atomic(out / "runs" / "b" / "y.pt", b"2")
+    # the user's files, beside and among hwsim's
     (out / "notes.txt").write_text("mine")
+    (out / "runs" / "mine.txt").write_text("mine too")
     (out / "photos").mkdir()
     (out / "photos" / "cat.jpg").write_bytes(b"\xff")
+    # a hostile manifest line must not reach outside the directory
+    (tmp_path / "outside.txt").write_text("keep")
+    with open(out / MANIFEST, "a") as handle:
+        handle.write("../outside.txt\n" + str(tmp_path / "outside.txt") + "\n")
+    listed = (out / MANIFEST).read_text().splitlines()
+    assert {"spec.json", "runs/a/x.pt", "points.jsonl", "runs/b/.hwsim-manifest"} <= set(listed)
     _claim(out, {"k": 1}, force=True)
-    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "photos"]
+    assert sorted(p.name for p in out.iterdir()) == [MANIFEST, "notes.txt", "photos", "runs"]
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["mine.txt"]  # a/ and b/ gone
     assert (out / "notes.txt").read_text() == "mine"
     assert (out / "photos" / "cat.jpg").read_bytes() == b"\xff"
+    assert (tmp_path / "outside.txt").read_text() == "keep"
+    assert (out / MANIFEST).read_text() == ""  # a fresh start

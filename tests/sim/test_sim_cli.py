@@ -222,3 +222,18 @@ def test_pinned_must_name_tensor_classes(tmp_path):
     good = tmp_path / "good.yaml"
     good.write_text(text.replace("ducks", "optimizer_state"))
     assert _run("chip", "validate", str(good)).exit_code == 0
+
+
+def test_an_energy_that_overflows_is_an_error_never_infinity_in_json(tmp_path):
+    # 1e306 pJ per access is finite and passes validation; a step makes thousands of accesses,
+    # and their sum overflows a float: the chip's numbers are absurd, so it is bad input
+    text = TOY.read_text().replace("    read_energy_pj: 100\n", "    read_energy_pj: 1.0e+306\n", 1)
+    absurd = tmp_path / "absurd.yaml"
+    absurd.write_text(text)
+    result = _run("simulate", "--chip", str(absurd), "--model", "mlp:784-256-10", "--json")
+    assert result.exit_code == 2, result.output
+    assert "Infinity" not in result.output and "Traceback" not in result.output
+    line = next(i for i, t in enumerate(text.splitlines(), 1) if t.startswith("memories:"))
+    assert f"{absurd}:{line}: memories: the memory energy of one bp step (batch 64) overflows" in (
+        result.output
+    )

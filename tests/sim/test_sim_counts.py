@@ -292,8 +292,11 @@ def test_spilling_skips_rom_and_fails_when_nothing_fits():
     plan = make_plan(work, tight, parse_rule("fa"), 3)
     assert plan.placement[("weights", 0)] == "wmem"
     assert plan.placement[("weights", 1)] == "fbmem"  # past the ROM, which holds only B
+    # the error points at the chip file, the key and its line
+    where = f"{DATA / 'toy_chip.yaml'}:59: placement.weights: "
     with pytest.raises(
-        InputError, match=re.escape("weights of layer 'layers.0' (3000 bits) fit in neither")
+        InputError,
+        match=re.escape(where + "weights of layer 'layers.0' (3000 bits) fit in neither"),
     ):
         make_plan(toy_workload(weight_bits=200), tight, parse_rule("fa"), 3)
 

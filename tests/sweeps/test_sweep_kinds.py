@@ -160,6 +160,7 @@ def test_run_sweep_api_writes_data_only(tmp_path):
     out = tmp_path / "api"
     summary = run_sweep(spec, out)
     assert sorted(p.name for p in out.iterdir()) == [
+        ".hwsim-manifest",
         "points.jsonl",
         "runs",
         "sweep-spec.json",

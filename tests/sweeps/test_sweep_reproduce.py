@@ -318,7 +318,7 @@ def test_different_plan_in_same_dir_is_an_input_error(reproduction, tmp_path):
 def test_output_without_a_plan_is_refused(tmp_path):
     out = tmp_path / "out"
     (out / "sweeps").mkdir(parents=True)
-    with pytest.raises(InputError, match=r"holds reproduction output \(sweeps\) but no plan.json"):
+    with pytest.raises(InputError, match=r"is not empty and is not a reproduction hwsim wrote"):
         run_reproduce(TINY_PLAN, out)
     assert not (out / "plan.json").exists()
 
@@ -343,7 +343,12 @@ def test_api_writes_data_only_and_resumes_without_training(reproduction, monkeyp
         again = run_reproduce(TINY_PLAN, copy)
     assert again["claims"] == document["claims"]
     assert json.loads((copy / "reproduction.json").read_text()) == again
-    assert sorted(p.name for p in copy.iterdir()) == ["plan.json", "reproduction.json", "sweeps"]
+    assert sorted(p.name for p in copy.iterdir()) == [
+        ".hwsim-manifest",
+        "plan.json",
+        "reproduction.json",
+        "sweeps",
+    ]
     assert not list(copy.glob("sweeps/*/*.png"))
     write_reproduction(copy)
     assert (copy / "REPRODUCTION.md").read_text() == render_report(again)

@@ -165,5 +165,5 @@ def test_sweep_output_without_its_spec_is_exit_2(tmp_path):
     (out / "points.jsonl").write_text("")
     result = _run(out)
     assert result.exit_code == 2, result.output
-    assert "holds sweep output (points.jsonl) but no sweep-spec.json" in result.output
+    assert "is not empty and is not a sweep hwsim wrote (no sweep-spec.json" in result.output
     assert sorted(p.name for p in out.iterdir()) == ["points.jsonl"]
