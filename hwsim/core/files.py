@@ -31,6 +31,8 @@ def write_atomic(path: str | Path, content: str | bytes) -> None:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
+    # Listed before it is written: a kill mid-write leaves NAME.tmp, which --force then removes.
+    record_written(path)
     data = content.encode() if isinstance(content, str) else content
     tmp = path.with_name(path.name + ".tmp")
     try:
@@ -42,7 +44,6 @@ def write_atomic(path: str | Path, content: str | bytes) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    record_written(path)
 
 
 #: The file listing what hwsim wrote into a directory it claimed (see the module docstring).
