@@ -467,6 +467,7 @@ def train(
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
             "torch_rng": torch.get_rng_state(),
+            "runtime_stats": _runtime_stats(model),
         }
         _save_snapshot(config, out, epoch, model)
         write_atomic(ckpt_path, _torch_bytes(state))
@@ -525,12 +526,52 @@ def _resume(
         raise InputError(f"{path}: holds another run's config than config.yaml; {hint}")
     try:
         model.load_state_dict(ckpt["model"])
+        _set_runtime_stats(model, ckpt.get("runtime_stats", {}))
         optimizer.load_state_dict(ckpt["optimizer"])
         torch.set_rng_state(ckpt["torch_rng"])
     except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: does not fit the run's network ({first}); {hint}") from None
     return epoch
+
+
+def _stats_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """Brevitas' runtime-statistics scales (``QuantReLU``'s): they collect statistics for
+    ``collect_stats_steps`` training steps, a state ``state_dict`` does not keep."""
+    return {
+        name: m
+        for name, m in model.named_modules()
+        if all(hasattr(m, a) for a in ("counter", "collect_stats_steps", "buffer", "value"))
+    }
+
+
+def _runtime_stats(model: nn.Module) -> dict[str, dict[str, Any]]:
+    """The statistics-collection state of every runtime-statistics scale, for the checkpoint.
+
+    A state dict saved mid-collection stores the running statistic as the learned value, and
+    loading it ends collection: a resumed run would then train differently from an
+    uninterrupted one. Saving the counter, the running buffer and the raw value beside it lets
+    resume continue exactly where the run stopped.
+    """
+    return {
+        name: {
+            "counter": int(m.counter),
+            "buffer": m.buffer.detach().clone(),
+            "value": m.value.detach().clone(),
+        }
+        for name, m in _stats_modules(model).items()
+    }
+
+
+def _set_runtime_stats(model: nn.Module, stats: dict[str, dict[str, Any]]) -> None:
+    """Restore what :func:`_runtime_stats` saved (checkpoints without it load as before)."""
+    modules = _stats_modules(model)
+    for name, saved in stats.items():
+        m = modules[name]
+        with torch.no_grad():
+            m.buffer.copy_(saved["buffer"])
+            m.value.copy_(saved["value"])
+        m.counter = int(saved["counter"])
 
 
 #: Brevitas' runtime-statistics activation scale is left out of a state dict until the first

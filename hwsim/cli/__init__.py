@@ -6,7 +6,10 @@ functions. Heavy imports (torch) happen inside commands, so ``hwsim simulate`` s
 
 from __future__ import annotations
 
+import contextlib
+import signal
 import sys
+from collections.abc import Iterator
 
 import click
 from rich.text import Text
@@ -26,9 +29,40 @@ def _print_error(message: str) -> None:
     )
 
 
+#: Commands that train or read trained models: they import torch, which takes seconds.
+_TORCH_COMMANDS = {"train", "compare", "sweep", "reproduce", "analyze", "report"}
+
+
+@contextlib.contextmanager
+def _interrupts_deferred() -> Iterator[None]:
+    """Hold Ctrl-C until the block is done, then raise it: an import cut in half by
+    KeyboardInterrupt leaves a module half-initialised and fails with an unrelated traceback."""
+    caught: list[int] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
+    except ValueError:  # not the main thread: nothing to defer
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
 class _Group(click.Group):
     """Turns InputError into one clear message and exit code 2, Ctrl-C into 130, and a file
     system error into one message and exit code 1."""
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name, command, rest = super().resolve_command(ctx, args)
+        if name in _TORCH_COMMANDS:
+            with _interrupts_deferred():  # imported whole, before any work starts
+                import models.training  # noqa: F401
+        return name, command, rest
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
         try:
