@@ -30,7 +30,7 @@ def _print_error(message: str) -> None:
 
 
 #: Commands that train or read trained models: they import torch, which takes seconds.
-_TORCH_COMMANDS = {"train", "compare", "sweep", "reproduce", "analyze", "report"}
+_TORCH_COMMANDS = {"train", "compare", "sweep", "reproduce", "analyze"}
 
 
 @contextlib.contextmanager
@@ -60,8 +60,8 @@ class _Group(click.Group):
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)
         if name in _TORCH_COMMANDS:
-            with _interrupts_deferred():  # imported whole, before any work starts
-                import models.training  # noqa: F401
+            with _interrupts_deferred(), contextlib.suppress(ImportError):
+                import models.training  # noqa: F401  (whole, before any work starts)
         return name, command, rest
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]
