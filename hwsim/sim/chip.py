@@ -69,6 +69,17 @@ class MemoryLevel:
         """Capacity in bits."""
         return self.size_bytes * 8
 
+    def words_and_accesses(self, bits: int) -> tuple[int, int]:
+        """Words and accesses (bursts) of one fetch of ``bits``: ⌈bits / word⌉ words in
+        ⌈words / burst⌉ accesses."""
+        words = math.ceil(bits / self.word_bits)
+        return words, math.ceil(words / self.burst_words)
+
+    def access_energy_pj(self, direction: str) -> float:
+        """Energy of one access: the write energy for writes, the read energy otherwise (reads
+        and BP's transport reads)."""
+        return self.write_energy_pj if direction == "write" else self.read_energy_pj
+
 
 @dataclass(frozen=True)
 class Interconnect:

@@ -7,7 +7,6 @@ or a time. The SimPy simulation (``hwsim.sim.simulation``) must reproduce them e
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from dataclasses import dataclass, field
 
@@ -167,8 +166,7 @@ class _ClosedForm:
                 self.tally.generated_values[phase] += m.generated_values * times
             else:
                 level = self.chip.memory(m.level)
-                words = math.ceil(m.bits / level.word_bits)
-                accesses = math.ceil(words / level.burst_words)
+                words, accesses = level.words_and_accesses(m.bits)
                 key = (level.name, m.tensor, phase, m.direction)
                 self.tally.accesses[key] += AccessCount(m.bits, words, accesses).scaled(times)
             if m.link_bits:

@@ -13,7 +13,6 @@ executes.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -313,10 +312,7 @@ def walk_energy_pj(
         for m in moves:
             if m.level is not None:
                 level = chip.memory(m.level)
-                words = math.ceil(m.bits / level.word_bits)
-                accesses = math.ceil(words / level.burst_words)
-                per = level.write_energy_pj if m.direction == "write" else level.read_energy_pj
-                pj += accesses * per
+                pj += level.words_and_accesses(m.bits)[1] * level.access_energy_pj(m.direction)
             pj += m.link_bits * chip.interconnect.energy_per_bit_pj
             pj += m.generated_values * chip.prng_energy_per_value_pj
         total += pj * run.count
@@ -576,9 +572,7 @@ def aggregate(chip: Chip, moves: list[tuple[Move, int]]) -> list[Transfer]:
         key = (move.level, move.tensor, move.direction, bool(move.link_bits))
         words = accesses = 0
         if move.level is not None:
-            level = chip.memory(move.level)
-            words = math.ceil(move.bits / level.word_bits)
-            accesses = math.ceil(words / level.burst_words)
+            words, accesses = chip.memory(move.level).words_and_accesses(move.bits)
         tally = merged.get(key)
         if tally is None:
             tally = merged[key] = [0, 0, 0, 0, 0, 0]
@@ -638,15 +632,11 @@ def lower_step(workload: Workload, chip: Chip, plan: Plan) -> Lowered:
     pieces: list[list[Task]] = [[] for _ in range(k)]
 
     def add(unit: str, phase: str, i: int, walk: Walk) -> None:
-        fetches: dict[tuple[int, Tile, bool], tuple[list[Move], int]] = {}
         for c, runs in enumerate(walk.pieces(k)):
             moves: list[tuple[Move, int]] = []
             macs = 0
             for run in runs:
-                key = (run.samples, run.tile, run.first)
-                if key not in fetches:
-                    fetches[key] = fetch_moves(workload, chip, plan, phase, i, run)
-                fetch, fetch_macs = fetches[key]
+                fetch, fetch_macs = fetch_moves(workload, chip, plan, phase, i, run)
                 moves += [(m, run.count) for m in fetch]
                 macs += fetch_macs * run.count
             if moves:

@@ -265,10 +265,6 @@ def gaps_to_bp(rules: Mapping[str, RuleResult], chip: Chip) -> dict[str, GapToBP
     return {spec: explain_gap(rules["bp"], r, chip) for spec, r in rules.items() if spec != "bp"}
 
 
-def _accesses(bits: int, word_bits: int, burst_words: int) -> int:
-    return math.ceil(math.ceil(bits / word_bits) / burst_words)
-
-
 def written_bits(workload: Workload, tensor: str, layer: int, bits: int, batch_size: int) -> int:
     """Bits of a stored (tensor, layer) the step writes once in the floor.
 
@@ -297,10 +293,10 @@ def energy_floor(workload: Workload, chip: Chip, plan: Plan, counts: Counts) -> 
     for row in stored_bits(workload, chip, plan.rule, plan.batch_size):
         tensor, layer, bits = row["tensor"], row["layer"], row["bits"]
         level = chip.memory(plan.placement[(tensor, layer)])
-        pj = _accesses(bits, level.word_bits, level.burst_words) * level.read_energy_pj
+        pj = level.words_and_accesses(bits)[1] * level.read_energy_pj
         wbits = written_bits(workload, tensor, layer, bits, plan.batch_size)
         if wbits:
-            pj += _accesses(wbits, level.word_bits, level.burst_words) * level.write_energy_pj
+            pj += level.words_and_accesses(wbits)[1] * level.write_energy_pj
         by_level[level.name] = by_level.get(level.name, 0.0) + pj
         by_tensor[tensor] = by_tensor.get(tensor, 0.0) + pj
     compute = math.fsum(

@@ -75,7 +75,7 @@ def price(counts: Counts, chip: Chip, latency_cycles: int) -> Energy:
     for key, count in counts.accesses.items():
         level_name, _, phase, direction = key
         level = chip.memory(level_name)
-        per_access = level.write_energy_pj if direction == "write" else level.read_energy_pj
+        per_access = level.access_energy_pj(direction)
         energy = count.accesses * per_access
         by_access[key] = energy
         by_level[level_name] += energy
