@@ -175,14 +175,12 @@ def _assumptions(workload: dict[str, Any]) -> str:
 
 def _orders_line(spec: str, rule: Any) -> str:
     """How many layers took each loop order, per phase (``--json`` has every layer's)."""
-    parts = []
-    for phase in ("forward", "backward", "gradient"):
-        taken: dict[str, int] = {}
-        for orders in rule.loop_orders.values():
-            if phase in orders:
-                name = orders[phase].split(":")[0]
-                taken[name] = taken.get(name, 0) + 1
-        parts.append(f"{phase} " + ", ".join(f"{n} in {c} layer(s)" for n, c in taken.items()))
+    from hwsim.sim.loops import orders_taken
+
+    parts = [
+        f"{phase} " + ", ".join(f"{n} in {c} layer(s)" for n, c in taken.items())
+        for phase, taken in orders_taken(rule.loop_orders).items()
+    ]
     update = "fused per sample" if rule.update == "fused" else "accumulated over the batch"
     return f"{spec}: loop orders: {'; '.join(parts)}; update {update}"
 

@@ -24,6 +24,7 @@ from hwsim.render.compare_run import RunData, load_run
 from hwsim.render.markup import Block, Table, render_html, render_markdown
 from hwsim.sim.dataflow import PHASES
 from hwsim.sim.explain import CAUSE_LABELS, CAUSES
+from hwsim.sim.loops import orders_taken
 
 __all__ = ["write_report"]
 
@@ -257,15 +258,11 @@ def loop_order_finding(data: RunData, chip: str) -> str | None:
     described: dict[str, list[str]] = {}
     for rule in data.rules:
         orders = data.simulations[chip][rule].get("loop_orders") or {}
-        parts = []
-        for phase in ("forward", "backward", "gradient"):
-            taken: dict[str, int] = {}
-            for by_phase in orders.values():
-                if phase in by_phase:
-                    name = str(by_phase[phase]).split(":")[0]
-                    taken[name] = taken.get(name, 0) + 1
-            if taken:
-                parts.append(f"{phase} " + ", ".join(f"{n} ×{c}" for n, c in taken.items()))
+        parts = [
+            f"{phase} " + ", ".join(f"{n} ×{c}" for n, c in taken.items())
+            for phase, taken in orders_taken(orders).items()
+            if taken
+        ]
         if parts:
             described.setdefault("; ".join(parts), []).append(rule)
     if not described:

@@ -22,6 +22,7 @@ from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
 from hwsim.sim.chip import Chip
 from hwsim.sim.loops import (
+    BATCH_PHASES,
     Run,
     Tile,
     Walk,
@@ -279,7 +280,7 @@ def choose_walks(
     chosen = {} if chosen is None else chosen
     walks: dict[WalkKey, Walk] = {}
     for i in range(len(workload.layers)):
-        for phase in ("forward", "backward", "gradient"):
+        for phase in BATCH_PHASES:
             if phase == "backward" and i == 0:
                 continue
             homes = tuple(plan.placement.get((t, i + d)) for t, d in _PHASE_TENSORS)

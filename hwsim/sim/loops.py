@@ -34,9 +34,24 @@ fused``, where the weights change after every sample.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hwsim.core.workload import Layer
+
+#: The phases that walk the batch (and take a loop order), in step order.
+BATCH_PHASES = ("forward", "backward", "gradient")
+
+
+def orders_taken(loop_orders: Mapping[str, Mapping[str, str]]) -> dict[str, dict[str, int]]:
+    """Phase → loop order → how many layers took it, from ``RuleResult.loop_orders``
+    (``{layer: {phase: description}}``, each description starting ``order:``)."""
+    taken: dict[str, dict[str, int]] = {phase: {} for phase in BATCH_PHASES}
+    for by_phase in loop_orders.values():
+        for phase, described in by_phase.items():
+            name = str(described).split(":")[0]
+            taken[phase][name] = taken[phase].get(name, 0) + 1
+    return taken
 
 
 @dataclass(frozen=True)
