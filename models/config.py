@@ -8,7 +8,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from hwsim.core.errors import InputError
-from hwsim.core.rules import parse_rule
+from hwsim.core.rules import RULE_SYNTAX, parse_rule
 from models.data import DATASETS, MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
 from models.feedback import FLOAT_BITS
 from models.networks import ARCHITECTURES, MAX_DEPTH, MIN_DEPTH
@@ -61,7 +61,7 @@ def config_problems(values: dict[str, Any]) -> list[tuple[str, str]]:
     model = values.get("model", "mlp")
     is_cnn = model == "cnn"
     checks: dict[str, tuple[Any, str]] = {
-        "algo": (lambda v: isinstance(v, str), "a rule: bp, fa, ifa or ifa:<deg>"),
+        "algo": (lambda v: isinstance(v, str), f"a rule: {RULE_SYNTAX}"),
         "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
         "model": (lambda v: v in ARCHITECTURES, f"one of {', '.join(ARCHITECTURES)}"),
         "depth": (

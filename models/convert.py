@@ -47,6 +47,8 @@ def convert(
     rule = parse_rule(rule) if isinstance(rule, str) else rule
     if not rule.uses_feedback_weights:
         return model
+    if rule.kind not in ("fa", "ifa"):
+        raise InputError(f"rule {rule.spec!r} cannot be trained yet")
     layers = weight_layers(model)
     if not layers:
         raise InputError("model has no Linear or Conv2d layer to train with a feedback rule")

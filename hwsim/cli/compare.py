@@ -11,6 +11,7 @@ from rich.table import Table
 from hwsim.cli import main
 from hwsim.cli.common import OUT_DIR, console, echo_json, progress_bar
 from hwsim.core.resources import default_output
+from hwsim.core.rules import RULE_SYNTAX
 
 
 def _table(summary: dict[str, Any], chip: str) -> Table:
@@ -52,7 +53,9 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
 
 
 @main.command()
-@click.option("--algo", default=None, help="Rules, e.g. bp,fa,ifa,ifa:30 [default: experiment's].")
+@click.option(
+    "--algo", default=None, help=f"Rules, comma-separated ({RULE_SYNTAX}) [default: experiment's]."
+)
 @click.option(
     "--chip",
     "chips",

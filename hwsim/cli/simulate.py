@@ -9,10 +9,16 @@ from rich.table import Table
 
 from hwsim.cli import main
 from hwsim.cli.common import InputError, console, echo_json
+from hwsim.core.rules import RULE_SYNTAX
 
 
 @main.command()
-@click.option("--algo", default="bp,fa,ifa", show_default=True, help="Rules: bp,fa,ifa,ifa:<deg>.")
+@click.option(
+    "--algo",
+    default="bp,fa,ifa",
+    show_default=True,
+    help="Rules, comma-separated: " + RULE_SYNTAX + ".",
+)
 @click.option(
     "--chip",
     "chip_file",

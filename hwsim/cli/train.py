@@ -9,11 +9,12 @@ import click
 
 from hwsim.cli import main
 from hwsim.cli.common import OUT_DIR, console, err_console, progress_bar
+from hwsim.core.rules import RULE_SYNTAX
 from hwsim.core.units import format_number
 
 
 @main.command()
-@click.option("--algo", default="bp", show_default=True, help="Rule: bp, fa, ifa or ifa:<deg>.")
+@click.option("--algo", default="bp", show_default=True, help="Rule: " + RULE_SYNTAX + ".")
 @click.option(
     "--dataset",
     default="mnist5k",

@@ -16,7 +16,7 @@ from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.resources import DEFAULT_COMPARE_CHIP, DEFAULT_EXPERIMENT
-from hwsim.core.rules import parse_rules
+from hwsim.core.rules import RULE_SYNTAX, parse_rules
 from hwsim.core.yaml_lines import KeyPath, load_yaml_with_lines
 from hwsim.sim.chip import resolve_chip
 
@@ -291,7 +291,7 @@ def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:
         for i, r in enumerate(rules_raw):
             try:
                 if not isinstance(r, str):
-                    raise InputError(f"expected a rule spec (bp, fa, ifa, ifa:<deg>), got {r!r}")
+                    raise InputError(f"expected a rule spec ({RULE_SYNTAX}), got {r!r}")
                 rules.append(parse_rules([r])[0].spec)
             except InputError as exc:
                 problem(("rules", i), str(exc))

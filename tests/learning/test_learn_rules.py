@@ -1,7 +1,7 @@
 import pytest
 
 from hwsim.core.errors import InputError
-from hwsim.core.rules import Rule, parse_rule, parse_rules
+from hwsim.core.rules import Rule, parse_rule, parse_rules, rule_dirname
 
 
 @pytest.mark.parametrize(
@@ -14,6 +14,14 @@ from hwsim.core.rules import Rule, parse_rule, parse_rules
         ("ifa:45", "ifa", 45.0, "ifa:45"),
         ("ifa:22.5", "ifa", 22.5, "ifa:22.5"),
         ("ifa:180", "ifa", 180.0, "ifa:180"),
+        ("ifa:angle=30", "ifa", 30.0, "ifa:30"),
+        ("DFA", "dfa", None, "dfa"),
+        ("usf", "usf", None, "usf"),
+        ("brsf", "brsf", None, "brsf"),
+        ("frsf", "frsf", None, "frsf"),
+        ("kp", "kp", None, "kp"),
+        ("kp:decay=0", "kp", None, "kp"),
+        ("kp:decay=0.50", "kp", None, "kp:decay=0.5"),
     ],
 )
 def test_parse_rule(spec, kind, angle, canonical):
@@ -26,7 +34,13 @@ def test_parse_rule(spec, kind, angle, canonical):
     ("spec", "message"),
     [
         ("sgd", "unknown learning rule 'sgd'"),
-        ("fa:30", "unknown learning rule 'fa:30'"),
+        ("fa:30", "rule 'fa' takes no parameters, got 'fa:30'"),
+        ("dfa:x=1", "rule 'dfa' takes no parameters"),
+        ("kp:lr=1", "bad parameter 'lr=1' in rule 'kp:lr=1'"),
+        ("kp:decay", "bad parameter 'decay'"),
+        ("kp:decay=abc", "bad decay in rule 'kp:decay=abc'"),
+        ("kp:decay=-1", "must be >= 0"),
+        ("kp:decay=inf", "expected a finite number"),
         ("ifa:abc", "bad angle in rule 'ifa:abc'"),
         ("ifa:181", "outside [0, 180]"),
         ("ifa:-1", "outside [0, 180]"),
@@ -41,7 +55,36 @@ def test_bad_rule_specs_are_clear_errors(spec, message):
 def test_parse_rules_list_and_duplicates():
     assert [r.spec for r in parse_rules("bp, fa,ifa,ifa:30")] == ["bp", "fa", "ifa", "ifa:30"]
     assert parse_rules(["ifa:15"]) == [Rule("ifa", 15.0)]
+    assert parse_rules("kp:decay=1, kp") == [Rule("kp", decay=1.0), Rule("kp", decay=0.0)]
+    with pytest.raises(InputError, match="given twice"):
+        parse_rules("kp,kp:decay=0")
     with pytest.raises(InputError, match="given twice"):
         parse_rules("ifa,ifa:0")
     with pytest.raises(InputError, match="no learning rule"):
         parse_rules(" , ")
+
+
+def test_rule_properties_say_what_each_rule_keeps_and_reads():
+    table = {
+        # kind: (direct, reads sign, stores feedback, updates it, redraws it)
+        "bp": (False, False, False, False, False),
+        "fa": (False, False, True, False, False),
+        "ifa": (False, False, True, False, False),
+        "dfa": (True, False, True, False, False),
+        "usf": (False, True, False, False, False),
+        "brsf": (False, True, True, False, True),
+        "frsf": (False, True, True, False, False),
+        "kp": (False, False, True, True, False),
+    }
+    for kind, expected in table.items():
+        rule = parse_rule(kind)
+        got = (
+            rule.direct,
+            rule.reads_weight_sign,
+            rule.stores_feedback,
+            rule.updates_feedback,
+            rule.redraws_feedback,
+        )
+        assert got == expected, kind
+        assert rule.description
+    assert rule_dirname("kp:decay=0.5") == "kp-decay=0.5"
