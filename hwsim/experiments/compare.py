@@ -133,22 +133,27 @@ def chip_survey(
 
     One entry per chip, the experiment's chips first: name, description, whether the report
     covers it in full, and per rule its energy and latency per step, its ratios to BP and the
-    leading cause of BP's energy gap. The other shipped chips are simulated here without a
+    leading cause of BP's energy gap; on a chip that regenerates its feedback (PRNG), also the
+    DRAM accesses per step that saves against storing it in DRAM (``prng_against_stored``,
+    :mod:`hwsim.sim.feedback_storage`). The other shipped chips are simulated here without a
     timeline; nothing else of them is written.
     """
     from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
     from hwsim.sim.api import simulate
     from hwsim.sim.chip import load_chip
     from hwsim.sim.explain import gaps_to_bp
+    from hwsim.sim.feedback_storage import prng_against_stored
 
     entries = []
     for chip in chips:
         entries.append(_survey_entry(chip, simulations[chip.name], in_report=True))
     covered = {c.name for c in chips}
+    survey_chips = []
     for name in shipped_chip_names():
         chip = load_chip(CHIPS_DIR / f"{name}.yaml")
         if chip.name in covered:
             continue
+        survey_chips.append(chip)
         results = {
             rule: simulate(runs[rule][0].out_dir / "workload.json", chip, [rule]).rules[rule]
             for rule in experiment.rules
@@ -160,6 +165,14 @@ def chip_survey(
             if rule in gaps:
                 sims[rule]["gap_to_bp"] = gaps[rule].to_dict()
         entries.append(_survey_entry(chip, sims, in_report=False))
+    for entry, chip in zip(entries, [*chips, *survey_chips], strict=True):
+        savings = [
+            saving
+            for rule in experiment.rules
+            for saving in prng_against_stored(runs[rule][0].out_dir / "workload.json", chip, [rule])
+        ]
+        if savings:
+            entry["prng_against_stored"] = [s.to_dict() for s in savings]
     return entries
 
 

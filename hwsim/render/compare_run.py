@@ -154,6 +154,15 @@ _SURVEY_RULE: Shape = {
     "latency_vs_bp?": "num",
     "gap_leading_cause?": "str",
 }
+#: One rule's DRAM accesses per step, feedback regenerated against stored (feedback_storage.py).
+_PRNG_SAVING: Shape = {
+    "rule": "str",
+    "level": "str",
+    "stored_accesses": "int",
+    "prng_accesses": "int",
+    "stored_feedback_accesses": "int",
+    "reduction": "num",
+}
 _SUMMARY: Shape = {
     "hwsim_version?": "str",
     "experiment": ("map", "any"),
@@ -166,6 +175,7 @@ _SUMMARY: Shape = {
             "description?": "str",
             "in_report?": "bool",
             "rules": ("map", _SURVEY_RULE),
+            "prng_against_stored?": ("list", _PRNG_SAVING),
         },
     ),
 }

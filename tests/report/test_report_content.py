@@ -196,3 +196,28 @@ def test_significant_digits_and_prefix_choice() -> None:
     assert format_sig(1234.5) == "1,234"  # no decimals once the 4 digits are integers
     assert format_sig(0.012345) == "0.01235"
     assert si_prefix(999.0) == (1.0, "") and si_prefix(1000.0) == (1e3, "k")
+
+
+def test_prng_chips_report_the_dram_accesses_regeneration_saves(compare_run: Path) -> None:
+    from hwsim.sim.chip import load_chip
+    from hwsim.sim.feedback_storage import prng_against_stored
+
+    summary = json.loads((compare_run / "summary.json").read_text())
+    survey = {entry["chip"]: entry for entry in summary["chip_survey"]}
+    assert "prng_against_stored" not in survey["edge_sram"]  # B stored in SRAM already
+    for name in ("dfa_prng", "df_lnpu"):  # regenerate B: in the report, and in the survey only
+        savings = survey[name]["prng_against_stored"]
+        assert [s["rule"] for s in savings] == ["fa", "ifa"]  # BP keeps no feedback
+        workload = compare_run / "runs" / "fa-seed0" / "workload.json"
+        (expected,) = prng_against_stored(workload, load_chip(name), ["fa"])
+        assert savings[0] == expected.to_dict()
+        assert (
+            savings[0]["stored_accesses"] - savings[0]["prng_accesses"]
+            == (savings[0]["stored_feedback_accesses"])
+        )
+    markdown = (compare_run / "report.md").read_text()
+    fa = survey["df_lnpu"]["prng_against_stored"][0]
+    assert (
+        f"On df_lnpu, regenerating the feedback with the PRNG instead of storing it in dram "
+        f"changes a step's DRAM accesses by: fa {100 * fa['reduction']:+.2f} %" in markdown
+    )
