@@ -180,6 +180,16 @@ SECTIONS: list[tuple[str, str, list[str], list[tuple[str, str]]]] = [
         ["C9"],
         [("final_train_accuracy", "train acc"), ("final_test_accuracy", "test acc")],
     ),
+    (
+        "algorithms",
+        "Various learning algorithms (C10, paper Fig 1e; IFA from the rule comparison)",
+        ["C10"],
+        [
+            ("final_test_accuracy", "test acc"),
+            ("final_train_loss", "train loss"),
+            ("final_alignment_deg_mean", "final W∠B (deg)"),
+        ],
+    ),
 ]
 
 

@@ -37,6 +37,7 @@ TINY_PLAN = ReproducePlan(
     ),
     seeds=(0, 1),
     rules=("bp", "fa", "ifa", "ifa:45"),
+    algorithms=(),
     angles=(0.0, 90.0),
     depths=(2, 3),
     depth_rules=("fa", "ifa"),
