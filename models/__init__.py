@@ -5,9 +5,14 @@ Quick start::
     from models import TrainConfig, train
     result = train(TrainConfig(algo="ifa", dataset="mnist5k", epochs=5), "runs/ifa")
 
-Rules are given as spec strings (``bp``, ``fa``, ``ifa``, ``ifa:<degrees>``); any model built of
-``nn.Linear``/``nn.Conv2d`` (or brevitas ``QuantLinear``/``QuantConv2d``) can be converted with
-:func:`convert`, and every analysis should run on :func:`bp_view` (true gradients).
+Rules are given as spec strings (``bp``, ``fa``, ``ifa``, ``ifa:<degrees>``, ``dfa``, ``usf``,
+``brsf``, ``frsf``, ``kp``, ``kp:decay=<λ>``); any model built of ``nn.Linear``/``nn.Conv2d`` (or
+brevitas ``QuantLinear``/``QuantConv2d``) can be converted with :func:`convert`, and every
+analysis should run on :func:`bp_view` (true gradients). A training loop of your own must wrap
+each optimizer step in :func:`feedback_step` (Kolen–Pollack updates ``B`` there)::
+
+    with feedback_step(model, lr):
+        optimizer.step()
 """
 
 from hwsim.core.rules import Rule, parse_rule, parse_rules
@@ -17,6 +22,7 @@ from models.convert import (
     bp_view,
     convert,
     feedback_layers,
+    feedback_step,
     true_gradients,
     update_angles,
     weight_layers,
@@ -24,11 +30,22 @@ from models.convert import (
 from models.data import DATASETS, Dataset, SyntheticSpec, load_dataset, read_idx
 from models.feedback import (
     FLOAT_BITS,
+    DirectFeedback,
+    ErrorSlot,
     angle_deg,
+    capture_error,
+    direct_conv2d,
+    direct_linear,
+    draw_direct_feedback,
     draw_feedback,
+    draw_magnitudes,
     feedback_conv2d,
     feedback_linear,
+    feedback_sigma,
     quantize_feedback,
+    rms,
+    uniform_sign_feedback,
+    weight_sign,
 )
 from models.layers import (
     FeedbackConv2d,
@@ -45,6 +62,8 @@ __all__ = [
     "DATASETS",
     "FLOAT_BITS",
     "Dataset",
+    "DirectFeedback",
+    "ErrorSlot",
     "FeedbackConv2d",
     "FeedbackLayer",
     "FeedbackLinear",
@@ -59,13 +78,20 @@ __all__ = [
     "bp_view",
     "build_model",
     "build_network",
+    "capture_error",
     "cnn",
     "convert",
+    "direct_conv2d",
+    "direct_linear",
+    "draw_direct_feedback",
     "draw_feedback",
+    "draw_magnitudes",
     "evaluate",
     "feedback_conv2d",
     "feedback_layers",
     "feedback_linear",
+    "feedback_sigma",
+    "feedback_step",
     "learning_rate",
     "load_dataset",
     "load_run",
@@ -75,8 +101,11 @@ __all__ = [
     "quantize_feedback",
     "read_idx",
     "record_workload",
+    "rms",
     "train",
     "true_gradients",
+    "uniform_sign_feedback",
     "update_angles",
     "weight_layers",
+    "weight_sign",
 ]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import math
 from collections.abc import Callable, Iterable, Iterator
 
 import torch
@@ -12,7 +13,14 @@ from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
 from hwsim.core.rules import Rule, parse_rule
-from models.feedback import FLOAT_BITS, angle_deg, draw_feedback
+from models.feedback import (
+    FLOAT_BITS,
+    DirectFeedback,
+    angle_deg,
+    draw_direct_feedback,
+    draw_feedback,
+    feedback_sigma,
+)
 from models.layers import FEEDBACK_CLASS, FeedbackLayer
 
 #: Layer types that carry weights the rules apply to, in float and quantized form.
@@ -25,8 +33,70 @@ def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def feedback_layers(model: nn.Module) -> list[tuple[str, FeedbackLayer]]:
-    """``(name, module)`` of every layer that sends errors through a fixed ``B``."""
+    """``(name, module)`` of every layer trained by a feedback rule (every rule but BP)."""
     return [(n, m) for n, m in model.named_modules() if isinstance(m, FeedbackLayer)]
+
+
+def _input_shapes(
+    model: nn.Module, layers: list[tuple[str, nn.Module]], example_input: Tensor
+) -> dict[str, tuple[list[int], list[int]]]:
+    """``{name: (input shape, output shape)}`` per sample of each layer, from one no-grad forward
+    of ``example_input`` in eval mode (no statistics or random state is touched)."""
+    seen: dict[str, tuple[list[int], list[int]]] = {}
+
+    def hook(name: str):
+        def record(module: nn.Module, inputs: tuple, output: object) -> None:
+            x = inputs[0].value if hasattr(inputs[0], "value") else inputs[0]
+            y = output.value if hasattr(output, "value") else output
+            seen[name] = (list(x.shape[1:]), list(y.shape[1:]))  # type: ignore[union-attr]
+
+        return record
+
+    handles = [m.register_forward_hook(hook(n)) for n, m in layers]
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(example_input)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    missing = [n for n, _ in layers if n not in seen]
+    if missing:
+        raise InputError(f"example_input: layers {missing} did not run in the forward pass")
+    return seen
+
+
+def _direct_sizes(
+    model: nn.Module, layers: list[tuple[str, nn.Module]], example_input: Tensor | None
+) -> tuple[int, list[int]]:
+    """DFA's ``n_out`` and, per layer below the output layer, its input elements per sample."""
+    top_name, top = layers[-1]
+    if not isinstance(top, nn.Linear | QuantLinear):
+        raise InputError(
+            f"DFA: the last weight layer {top_name!r} is a {type(top).__name__}: the output layer "
+            "must be Linear with a 2-D output (batch, n_out)"
+        )
+    n_out = top.out_features
+    shapes = _input_shapes(model, layers, example_input) if example_input is not None else None
+    if shapes is not None and len(shapes[top_name][1]) != 1:
+        raise InputError(
+            f"DFA: the output layer {top_name!r} must give a 2-D output (batch, n_out), got "
+            f"shape [batch, {', '.join(map(str, shapes[top_name][1]))}] for example_input"
+        )
+    sizes = []
+    for name, layer in layers[:-1]:
+        if shapes is not None:
+            sizes.append(math.prod(shapes[name][0]))
+        elif isinstance(layer, nn.Linear | QuantLinear):
+            sizes.append(layer.in_features)
+        else:
+            raise InputError(
+                f"DFA: layer {name!r} is a convolution, so the size of its input (C·H·W) is "
+                "unknown at convert time: pass example_input= (a batch of inputs) to convert"
+            )
+    return n_out, sizes
 
 
 def convert(
@@ -36,28 +106,29 @@ def convert(
     seed: int = 0,
     feedback_bits: int = FLOAT_BITS,
     backward_gain: float | None = None,
+    example_input: Tensor | None = None,
 ) -> nn.Module:
     """Make ``model`` train by ``rule``, in place, and return it.
 
-    BP leaves the model as it is (autograd is BP). FA and IFA turn every ``Linear``/``Conv2d``
-    (float or brevitas) into its fixed-feedback twin and draw ``B`` for it from one
-    ``torch.Generator`` seeded with ``seed``, layer by layer in registration order, so the seed
-    reproduces every ``B``. See :func:`models.feedback.draw_feedback` for the distributions.
+    BP leaves the model as it is (autograd is BP). Every other rule turns every
+    ``Linear``/``Conv2d`` (float or brevitas) into its feedback twin and draws what the rule
+    stores from one ``torch.Generator`` seeded with ``seed``, layer by layer in registration
+    order, so the seed reproduces it (docs/learning.md; :func:`models.feedback.draw_feedback`).
+
+    ``example_input`` (a batch the model accepts) is used by DFA only, to learn the input size
+    of each layer: it is needed when a layer below the output layer is a convolution. KP needs
+    :func:`feedback_step` around every optimizer step.
     """
     rule = parse_rule(rule) if isinstance(rule, str) else rule
     if not rule.uses_feedback_weights:
         return model
-    if rule.kind not in ("fa", "ifa"):
-        raise InputError(f"rule {rule.spec!r} cannot be trained yet")
     layers = weight_layers(model)
     if not layers:
         raise InputError("model has no Linear or Conv2d layer to train with a feedback rule")
-    generator = torch.Generator().manual_seed(seed)
     for name, layer in layers:
         if isinstance(layer, FeedbackLayer):
             raise InputError(f"layer {name!r} is already trained by rule {layer.rule.spec!r}")
-        cls = FEEDBACK_CLASS.get(type(layer))
-        if cls is None:
+        if FEEDBACK_CLASS.get(type(layer)) is None:
             raise InputError(
                 f"layer {name!r} is a {type(layer).__name__}: only nn.Linear, nn.Conv2d, "
                 "brevitas QuantLinear and QuantConv2d (not subclasses) can be converted"
@@ -68,16 +139,67 @@ def convert(
             raise InputError(
                 f"layer {name!r}: only numeric zero padding is supported for feedback convolutions"
             )
-        feedback = draw_feedback(
-            layer.weight,
+    direct = DirectFeedback() if rule.direct else None
+    if direct is not None:
+        n_out, sizes = _direct_sizes(model, layers, example_input)
+    generator = torch.Generator().manual_seed(seed)
+    for index, (_, layer) in enumerate(layers):
+        top = index == len(layers) - 1
+        rng_state = None
+        sigma = 0.0
+        if rule.kind == "usf":
+            feedback = None
+        elif direct is not None and not top:
+            feedback = draw_direct_feedback(
+                n_out,
+                sizes[index],
+                layer.weight,
+                generator=generator,
+                backward_gain=backward_gain,
+                feedback_bits=feedback_bits,
+            )
+        else:
+            feedback = draw_feedback(
+                layer.weight,
+                rule,
+                generator=generator,
+                backward_gain=backward_gain,
+                feedback_bits=feedback_bits,
+            )
+        if rule.redraws_feedback:
+            # Each layer's redraws come from its own stream, seeded from the convert stream.
+            sigma = feedback_sigma(layer.weight, backward_gain)
+            layer_seed = int(torch.randint(2**62, (1,), generator=generator))
+            rng_state = torch.Generator().manual_seed(layer_seed).get_state()
+        layer.__class__ = FEEDBACK_CLASS[type(layer)]  # the twin only overrides the product
+        layer.attach_feedback(  # type: ignore[attr-defined]
             rule,
-            generator=generator,
-            backward_gain=backward_gain,
-            feedback_bits=feedback_bits,
+            feedback,
+            feedback_bits,
+            direct=direct,
+            direct_top=direct is not None and top,
+            rng_state=rng_state,
+            sigma=sigma,
         )
-        layer.__class__ = cls  # the twin only overrides the product: swapping keeps all state
-        layer.attach_feedback(rule, feedback, feedback_bits)
     return model
+
+
+@contextlib.contextmanager
+def feedback_step(model: nn.Module, lr: float) -> Iterator[None]:
+    """Wrap every optimizer step in this: ``with feedback_step(model, lr): optimizer.step()``.
+
+    Kolen–Pollack layers remember ``W`` before the step and, after it, give ``B`` the same
+    update ``s = W_after − W_before`` and apply the decay ``λ`` (the rule's ``decay``) at the
+    learning rate ``lr``: ``W ← W_before + s − lr·λ·W_before``, ``B ← B + s − lr·λ·B``
+    (:meth:`FeedbackLayer.kolen_pollack_update`). Other rules do nothing here, so a training
+    loop may always use it; a loop without it trains KP's ``B`` never (it stays FA). An
+    exception inside the block skips the update.
+    """
+    kp = [m for _, m in feedback_layers(model) if m.rule.updates_feedback]
+    before = [m.weight.detach().clone() for m in kp]
+    yield
+    for m, w in zip(kp, before, strict=True):
+        m.kolen_pollack_update(w, lr)
 
 
 @contextlib.contextmanager
@@ -106,12 +228,43 @@ def bp_view(model: nn.Module) -> nn.Module:
     return view
 
 
+def _direct_angle(layers: list[tuple[str, nn.Module]], index: int) -> float:
+    """DFA, layer ``index`` below the output layer: angle between ``D_l`` and the linear
+    backward path ``W_top ⋯ W_l`` (NaN when a convolution is on that path)."""
+    path = [m for _, m in layers[index:]]
+    if any(not isinstance(m, nn.Linear | QuantLinear) for m in path):
+        return float("nan")
+    product = path[-1].weight.detach().double()
+    for m in reversed(path[:-1]):
+        w = m.weight.detach().double()
+        if product.shape[1] != w.shape[0]:
+            return float("nan")
+        product = product @ w
+    feedback = layers[index][1].feedback_weight
+    if feedback is None or feedback.shape != product.shape:
+        return float("nan")
+    return angle_deg(feedback, product)
+
+
 def alignment_angles(model: nn.Module) -> dict[str, float]:
-    """Angle in degrees between ``W`` and ``B`` per weight layer (0 for BP, which uses ``W``)."""
-    return {
-        name: angle_deg(m.weight, m.feedback_weight) if isinstance(m, FeedbackLayer) else 0.0
-        for name, m in weight_layers(model)
-    }
+    """Angle in degrees per weight layer between the forward weights and the feedback.
+
+    ``angle(W, B)`` with the current ``B`` (0 for BP, which uses ``W``; uSF/frSF/brSF build ``B``
+    from the current ``W``). DFA: the output layer's ``angle(W, B)``; below it, the angle between
+    ``D_l`` and ``W_top ⋯ W_l`` (what ``D_l`` would have to be for DFA to be BP in a linear
+    network), NaN where a convolution is on that path (docs/learning.md).
+    """
+    layers = weight_layers(model)
+    angles = {}
+    for index, (name, m) in enumerate(layers):
+        if not isinstance(m, FeedbackLayer):
+            angles[name] = 0.0
+        elif m.direct is not None and not m.direct_top:
+            angles[name] = _direct_angle(layers, index)
+        else:
+            feedback = m.feedback_matrix()
+            angles[name] = float("nan") if feedback is None else angle_deg(m.weight, feedback)
+    return angles
 
 
 def update_angles(

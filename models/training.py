@@ -5,8 +5,9 @@ A run directory holds:
 - ``config.yaml``: the resolved :class:`TrainConfig`;
 - ``metrics.jsonl``: one JSON object per epoch (epoch 0 = before training) with ``epoch``,
   ``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy``, ``alignment_deg``
-  ({layer: degrees}), ``update_angle_deg`` (FA/IFA: angle between the applied update direction
-  and the true gradient on a few fixed batches), ``lr`` and ``diverged``;
+  ({layer: degrees, or null where undefined: DFA with a convolution above the layer}),
+  ``update_angle_deg`` (every rule but BP: angle between the rule's update direction and the
+  true gradient on a few fixed batches), ``lr`` and ``diverged``;
 - ``checkpoint.pt``: model, optimizer and progress, carrying the config that built them;
 - ``workload.json``: what the chip simulator consumes (docs/workload.md);
 - ``result.json``: written last: ``status`` (``completed`` or ``diverged``) and final numbers;
@@ -54,7 +55,7 @@ from hwsim.core.errors import InputError
 from hwsim.core.files import claim_out_dir, read_json, read_jsonl, write_atomic
 from hwsim.core.yaml_lines import load_yaml_text
 from models.config import TrainConfig
-from models.convert import alignment_angles, convert, update_angles
+from models.convert import alignment_angles, convert, feedback_step, update_angles
 from models.data import Dataset, SyntheticSpec, load_dataset
 from models.networks import build_network
 from models.workload import record_workload
@@ -173,6 +174,7 @@ def build_model(config: TrainConfig, data: Dataset) -> nn.Module:
         seed=config.seed + FEEDBACK_SEED_OFFSET,
         feedback_bits=config.effective_feedback_bits,
         backward_gain=config.backward_gain,
+        example_input=data.x_train[:1],  # DFA learns each layer's input size from it
     )
 
 
@@ -239,7 +241,7 @@ def _metrics_row(
         "train_accuracy": train_acc,
         "test_loss": _finite_or_none(test_loss),
         "test_accuracy": test_acc,
-        "alignment_deg": alignment_angles(model),
+        "alignment_deg": {k: _finite_or_none(v) for k, v in alignment_angles(model).items()},
         "lr": lr,
         "diverged": diverged,
     }
@@ -449,7 +451,8 @@ def train(
                 break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            optimizer.step()
+            with feedback_step(model, lr):  # Kolen-Pollack's B gets W's update here
+                optimizer.step()
             if on_step:
                 on_step(step + 1, steps)
         row = _metrics_row(config, model, data, epoch, lr, diverged)
