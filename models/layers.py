@@ -111,6 +111,9 @@ class FeedbackLayer:
         if kind in ("frsf", "brsf"):
             assert self.feedback_weight is not None
             return self.feedback_weight * weight_sign(self.forward_weight())
+        if kind == "kp":
+            assert self.feedback_weight is not None
+            return quantize_feedback(self.feedback_weight, self.feedback_bits)
         return self.feedback_weight
 
     def redraw_feedback(self) -> None:
@@ -134,7 +137,9 @@ class FeedbackLayer:
     def kolen_pollack_update(self, weight_before: Tensor, lr: float) -> None:
         """KP, after an optimizer step took ``W`` from ``weight_before`` to ``weight``: with
         ``s = W_after − W_before`` and ``c = lr · decay``, ``W ← W_before + s − c·W_before`` and
-        ``B ← B + s − c·B`` (in float64, then stored at ``W``'s dtype and ``feedback_bits``)."""
+        ``B ← B + s − c·B`` (in float64, then stored at ``W``'s dtype). ``B`` is kept at full
+        precision, like the weights brevitas quantizes on use: the backward pass uses it at
+        ``feedback_bits`` (:meth:`feedback_matrix`), so updates below one grid step add up."""
         assert self.feedback_weight is not None
         decay = lr * (self.rule.decay or 0.0)
         before = weight_before.double()
@@ -143,8 +148,7 @@ class FeedbackLayer:
         new_feedback = feedback + step - decay * feedback
         if decay:
             self.weight.copy_((before + step - decay * before).to(self.weight.dtype))
-        dtype = self.feedback_weight.dtype
-        self.feedback_weight.copy_(quantize_feedback(new_feedback.to(dtype), self.feedback_bits))
+        self.feedback_weight.copy_(new_feedback.to(self.feedback_weight.dtype))
 
     def _backward_feedback(self, w: Tensor) -> Tensor:
         """``B`` for a forward with weight ``w``."""
@@ -157,6 +161,8 @@ class FeedbackLayer:
             if kind == "brsf" and self.training:
                 self.redraw_feedback()
             return feedback * weight_sign(w.detach())
+        if kind == "kp":
+            return quantize_feedback(feedback, self.feedback_bits)
         return feedback
 
     def _product(self, x: Tensor, w: Tensor, b: Tensor | None, conv: ConvArgs | None) -> Tensor:

@@ -360,14 +360,18 @@ def test_kp_gap_between_w_and_b_shrinks_by_one_minus_lr_decay_per_step(optimizer
         assert gap == pytest.approx((1 - lr * decay) ** steps * gap0, rel=1e-6)
 
 
-def test_kp_feedback_at_few_bits_is_requantized_after_each_update():
+def test_kp_feedback_at_few_bits_is_used_on_its_grid_and_accumulates_below_it():
     model = convert(_net(False, False), "kp", seed=1, feedback_bits=6)
-    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    opt = torch.optim.SGD(model.parameters(), lr=1e-4)  # steps far below one 6-bit grid step
     before = [m.feedback_weight.clone() for _, m in feedback_layers(model)]
-    list(_sgd_steps(model, opt, 0.5, 2, kp=True))
-    for (_, m), b in zip(feedback_layers(model), before, strict=True):
-        assert torch.equal(m.feedback_weight, quantize_feedback(m.feedback_weight, 6))
-        assert len(torch.unique(m.feedback_weight)) <= 63
+    weights = [m.weight.detach().clone() for _, m in feedback_layers(model)]
+    list(_sgd_steps(model, opt, 1e-4, 3, kp=True))
+    for (_, m), b, w in zip(feedback_layers(model), before, weights, strict=True):
+        used = m.feedback_matrix()
+        assert torch.equal(used, quantize_feedback(m.feedback_weight, 6))  # backward: on grid
+        assert len(torch.unique(used)) <= 63
+        # the stored B took exactly W's updates, although each is below half a grid step
+        assert torch.allclose(m.feedback_weight - b, m.weight.detach() - w, atol=1e-7)
         assert not torch.equal(m.feedback_weight, b)
 
 
