@@ -43,7 +43,8 @@ class StepResult:
 
 @dataclass(frozen=True)
 class InitResult:
-    """A rule's one-time init (IFA's B = W₀, BP's first mirror copy, FA's B), apart from steps."""
+    """A rule's one-time init (IFA's B = W₀, BP's first mirror copy, FA's or KP's B, DFA's D,
+    the first sign mirror, brSF/frSF's magnitudes), apart from steps."""
 
     counts: Counts
     energy: Energy
@@ -119,17 +120,20 @@ class RuleResult:
 
     @property
     def weight_transport_bits(self) -> int:
-        """BP's W bits carried to the error unit in one step (0 for FA/IFA and mirror mode)."""
+        """W bits carried over the interconnect to the error unit in one step: BP's W, or the
+        sign-concordant rules' sign (1 bit per weight); 0 in mirror mode and for other rules."""
         return self.step.counts.weight_transport_bits
 
     @property
     def sync_write_bits(self) -> int:
-        """Bits written into BP's mirror of W in one step (0 unless BP in mirror mode)."""
+        """Bits written into a mirror in one step: BP's mirror of W, or the sign-concordant
+        rules' 1-bit sign mirror (0 outside mirror mode)."""
         return self.step.counts.sync_write_bits
 
     @property
     def feedback_read_bits(self) -> int:
-        """Bits of stored B read in one step (FA/IFA with stored feedback)."""
+        """Bits of stored feedback weights (B, DFA's D, brSF/frSF's magnitudes) read in one
+        step's backward phase."""
         return self.step.counts.feedback_read_bits
 
     @property
