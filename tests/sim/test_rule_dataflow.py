@@ -453,3 +453,21 @@ def test_cli_simulates_every_rule():
         gap = doc["rules"][spec]["gap_to_bp"]["energy_pj"]
         assert set(gap["causes"]) == set(CAUSES)
     assert doc["rules"]["usf"]["sync_write_bits"] == 6 + 9  # sign mirrors of layers 1 and 2
+
+
+def test_a_gap_saved_before_the_new_causes_still_loads_and_renders():
+    # a gap_to_bp block as runs saved it before feedback_update, error_reads and error_macs
+    from hwsim.render import compare_run, report
+    from hwsim.sim.explain import NEW_CAUSES
+
+    doc = simulate(work(), TOY, "bp,fa").to_dict()["rules"]["fa"]["gap_to_bp"]
+    for cause in NEW_CAUSES:
+        del doc["energy_pj"]["causes"][cause]
+    shape = compare_run._RULE["gap_to_bp?"]
+    compare_run.check_shape(doc, shape, "summary.json", "gap_to_bp")
+    cleaned = report._cleaned(doc["energy_pj"])
+    assert set(cleaned) == set(CAUSES) and all(cleaned[c] == 0.0 for c in NEW_CAUSES)
+    # a saved run lacking an old cause is still refused
+    del doc["energy_pj"]["causes"]["mirror_sync"]
+    with pytest.raises(InputError, match="mirror_sync"):
+        compare_run.check_shape(doc, shape, "summary.json", "gap_to_bp")
