@@ -18,7 +18,7 @@ from hwsim.core.rules import Rule, parse_rules
 from hwsim.core.workload import Workload, load_workload, workload_from_dict
 from hwsim.sim.chip import Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step
-from hwsim.sim.dataflow import PHASES, Plan, mac_format, make_plan
+from hwsim.sim.dataflow import PHASES, Plan, check_feedback_storage, mac_format, make_plan
 from hwsim.sim.explain import Floor, GapToBP, energy_floor, gaps_to_bp
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
@@ -323,6 +323,19 @@ def simulate(
         rules=results,
         gaps_to_bp=gaps_to_bp(results, the_chip),
     )
+
+
+def unsupported_reason(chip: Chip | str | Path, rule: str | Rule) -> str | None:
+    """Why ``rule`` cannot train on ``chip`` (the :class:`InputError` :func:`simulate` would
+    raise: Kolen–Pollack with ``feedback_storage`` prng or rom, brSF with rom), or ``None`` when
+    it can. For callers that simulate many rules on many chips and skip what cannot run."""
+    the_chip = chip if isinstance(chip, Chip) else load_chip(chip)
+    the_rule = rule if isinstance(rule, Rule) else parse_rules(rule)[0]
+    try:
+        check_feedback_storage(the_chip, the_rule)
+    except InputError as err:
+        return str(err)
+    return None
 
 
 def workload_summary(work: Workload) -> dict[str, Any]:

@@ -376,6 +376,21 @@ def test_storage_that_cannot_hold_the_feedback_is_refused(rule, storage):
     assert repr(rule) in text and storage in text
 
 
+def test_unsupported_reason_says_which_rules_a_chip_cannot_run():
+    from hwsim.sim import unsupported_reason
+
+    for path in _shipped():
+        chip = load_chip(path)
+        for spec in ("bp", "fa", "ifa", *NEW_RULES):
+            reason = unsupported_reason(chip, spec)
+            assert (reason is None) == (spec in ("bp", "fa", "ifa", *_rules_for(chip))), spec
+            if reason:
+                assert "training.feedback_storage" in reason and "'kp'" in reason
+    rom = toy(feedback_storage="rom", placement={"feedback_weights": "rom"})
+    assert unsupported_reason(rom, "brsf") is not None
+    assert unsupported_reason(rom, "frsf") is None
+
+
 @pytest.mark.parametrize("rule", ["dfa", "frsf", "usf"])
 def test_fixed_feedback_in_rom_works(rule):
     chip = toy(feedback_storage="rom", placement={"feedback_weights": "rom"})
