@@ -414,11 +414,11 @@ def _rules_for(chip) -> list[str]:
 
 @pytest.mark.parametrize("model", [DEFAULT_MLP, "resnet18"])
 def test_simulation_reproduces_the_closed_form_on_every_shipped_chip(model):
-    wl = workload_from_dict(build_workload(model, batch_size=8))
+    wl = workload_from_dict(build_workload(model))  # the default batch, 64
     for path in _shipped():
         chip = load_chip(path)
         for spec in _rules_for(chip):
-            plan = make_plan(wl, chip, parse_rule(spec), 8)
+            plan = make_plan(wl, chip, parse_rule(spec), wl.batch_size)
             assert simulate_step(wl, chip, plan).counts == count_step(wl, chip, plan), spec
             assert simulate_init(wl, chip, plan).counts == count_init(wl, chip, plan), spec
 
