@@ -18,7 +18,14 @@ from hwsim.core.rules import Rule, parse_rules
 from hwsim.core.workload import Workload, load_workload, workload_from_dict
 from hwsim.sim.chip import Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step
-from hwsim.sim.dataflow import PHASES, Plan, check_feedback_storage, mac_format, make_plan
+from hwsim.sim.dataflow import (
+    PHASES,
+    Plan,
+    check_feedback_storage,
+    feedback_update_moves,
+    mac_format,
+    make_plan,
+)
 from hwsim.sim.explain import Floor, GapToBP, energy_floor, gaps_to_bp
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
@@ -435,6 +442,12 @@ def _check_mac_formats(work: Workload, chip: Chip, plan: Plan) -> None:
                 continue  # layer 0 sends no error down
             what = f"{phase} MACs of layer {layer.name!r} ({plan.rule.spec})"
             chip.mac_unit_for(mac_format(work, chip, plan, phase, i), what)
+    for i, layer in enumerate(work.layers):
+        _, macs, fmt = feedback_update_moves(work, chip, plan, i)
+        if macs:  # Kolen–Pollack's update of B
+            chip.mac_unit_for(
+                fmt, f"feedback update MACs of layer {layer.name!r} ({plan.rule.spec})"
+            )
 
 
 #: Where the numbers of each energy part come from in a chip file (for overflow errors).
