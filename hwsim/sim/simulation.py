@@ -5,7 +5,8 @@ are one-slot resources. A transfer holds a port for ``fetches × latency_cycles 
 ⌈bits / bandwidth_bits_per_cycle⌉`` cycles. Three units run as processes: ``forward``,
 ``error`` and ``update`` (gradient and update). Work is pipelined in pieces of each phase's fetches
 (:func:`simulate_step` says who waits for whom), so BP's error unit competes with the forward
-unit for the weight memory while FA/IFA's reads its own feedback store.
+unit for the weight memory while FA/IFA's reads its own feedback store, and DFA's error unit
+works on every layer of a piece at once (one MAC array between them).
 
 The simulation tallies every transfer it executes; those tallies must equal the closed form
 (``hwsim.sim.counting``) exactly. Events are per task and transfer (tile granularity), never
