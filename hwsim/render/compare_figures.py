@@ -229,10 +229,11 @@ def gap_waterfall_figure(data: RunData, chip: str) -> Figure | None:
     for rule, gap in gaps.items():
         energy = gap["energy_pj"]
         noise = 1e-9 * abs(float(energy["bp"]))
+        causes = {c: float(energy["causes"].get(c, 0.0)) for c in CAUSES}  # old runs lack some
         steps = [
-            (CAUSE_LABELS[c], float(energy["causes"][c]))
+            (CAUSE_LABELS[c], causes[c])
             for c in CAUSES
-            if abs(float(energy["causes"][c])) >= noise and float(energy["causes"][c]) != 0
+            if abs(causes[c]) >= noise and causes[c] != 0
         ]
         panels.append((rule, steps, float(energy["difference"])))
     running_max = [0.0]

@@ -16,7 +16,7 @@ from hwsim.core.files import read_json, read_jsonl, read_text
 from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION
 from hwsim.core.rules import rule_dirname
 from hwsim.core.yaml_lines import load_yaml_text
-from hwsim.sim.explain import CAUSES
+from hwsim.sim.explain import CAUSES, NEW_CAUSES
 
 
 @dataclass(frozen=True)
@@ -128,7 +128,8 @@ _RULE: Shape = {
             "bp": "num",
             "rule": "num",
             "difference": "num",
-            "causes": {cause: "num" for cause in CAUSES},
+            # causes added after a run was saved (NEW_CAUSES) may be absent from it
+            "causes": {(f"{cause}?" if cause in NEW_CAUSES else cause): "num" for cause in CAUSES},
             "shares?": ("map", "num?"),
             "net_causes?": ("map", "num"),
             "leading_cause?": "str",

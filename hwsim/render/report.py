@@ -120,7 +120,8 @@ def _gaps(data: RunData, chip: str) -> dict[str, dict[str, Any]]:
 def _cleaned(energy: dict[str, Any]) -> dict[str, float]:
     """The causes of an energy gap, with floating-point noise (|x| < NOISE × BP) set to 0."""
     floor = NOISE * abs(float(energy["bp"]))
-    return {k: (v if abs(v := float(energy["causes"][k])) >= floor else 0.0) for k in CAUSES}
+    causes = energy["causes"]  # a run saved before a cause existed lacks it: 0 there
+    return {k: (v if abs(v := float(causes.get(k, 0.0))) >= floor else 0.0) for k in CAUSES}
 
 
 def _signed_j(pj: float) -> str:

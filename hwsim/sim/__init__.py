@@ -9,6 +9,22 @@ the on-chip dataflow per rule (:mod:`~hwsim.sim.dataflow`), closed-form counts
     result = simulate("runs/ifa/workload.json", "edge_sram", "bp,fa,ifa")
 """
 
-from hwsim.sim.api import InitResult, RuleResult, RunTotals, SimulationResult, StepResult, simulate
+from hwsim.sim.api import (
+    InitResult,
+    RuleResult,
+    RunTotals,
+    SimulationResult,
+    StepResult,
+    simulate,
+    unsupported_reason,
+)
 
-__all__ = ["InitResult", "RuleResult", "RunTotals", "SimulationResult", "StepResult", "simulate"]
+__all__ = [
+    "InitResult",
+    "RuleResult",
+    "RunTotals",
+    "SimulationResult",
+    "StepResult",
+    "simulate",
+    "unsupported_reason",
+]

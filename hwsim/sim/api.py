@@ -18,7 +18,14 @@ from hwsim.core.rules import Rule, parse_rules
 from hwsim.core.workload import Workload, load_workload, workload_from_dict
 from hwsim.sim.chip import Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step
-from hwsim.sim.dataflow import PHASES, Plan, mac_format, make_plan
+from hwsim.sim.dataflow import (
+    PHASES,
+    Plan,
+    check_feedback_storage,
+    feedback_update_moves,
+    mac_format,
+    make_plan,
+)
 from hwsim.sim.explain import Floor, GapToBP, energy_floor, gaps_to_bp
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
@@ -43,7 +50,8 @@ class StepResult:
 
 @dataclass(frozen=True)
 class InitResult:
-    """A rule's one-time init (IFA's B = W₀, BP's first mirror copy, FA's B), apart from steps."""
+    """A rule's one-time init (IFA's B = W₀, BP's first mirror copy, FA's or KP's B, DFA's D,
+    the first sign mirror, brSF/frSF's magnitudes), apart from steps."""
 
     counts: Counts
     energy: Energy
@@ -119,17 +127,20 @@ class RuleResult:
 
     @property
     def weight_transport_bits(self) -> int:
-        """BP's W bits carried to the error unit in one step (0 for FA/IFA and mirror mode)."""
+        """W bits carried over the interconnect to the error unit in one step: BP's W, or the
+        sign-concordant rules' sign (1 bit per weight); 0 in mirror mode and for other rules."""
         return self.step.counts.weight_transport_bits
 
     @property
     def sync_write_bits(self) -> int:
-        """Bits written into BP's mirror of W in one step (0 unless BP in mirror mode)."""
+        """Bits written into a mirror in one step: BP's mirror of W, or the sign-concordant
+        rules' 1-bit sign mirror (0 outside mirror mode)."""
         return self.step.counts.sync_write_bits
 
     @property
     def feedback_read_bits(self) -> int:
-        """Bits of stored B read in one step (FA/IFA with stored feedback)."""
+        """Bits of stored feedback weights (B, DFA's D, brSF/frSF's magnitudes) read in one
+        step's backward phase."""
         return self.step.counts.feedback_read_bits
 
     @property
@@ -321,6 +332,19 @@ def simulate(
     )
 
 
+def unsupported_reason(chip: Chip | str | Path, rule: str | Rule) -> str | None:
+    """Why ``rule`` cannot train on ``chip`` (the :class:`InputError` :func:`simulate` would
+    raise: Kolen–Pollack with ``feedback_storage`` prng or rom, brSF with rom), or ``None`` when
+    it can. For callers that simulate many rules on many chips and skip what cannot run."""
+    the_chip = chip if isinstance(chip, Chip) else load_chip(chip)
+    the_rule = rule if isinstance(rule, Rule) else parse_rules(rule)[0]
+    try:
+        check_feedback_storage(the_chip, the_rule)
+    except InputError as err:
+        return str(err)
+    return None
+
+
 def workload_summary(work: Workload) -> dict[str, Any]:
     """The few workload facts a report needs, its assumptions included (bit widths and number
     formats as the distinct ones over the layers, optimizer state tensors per weight)."""
@@ -418,6 +442,12 @@ def _check_mac_formats(work: Workload, chip: Chip, plan: Plan) -> None:
                 continue  # layer 0 sends no error down
             what = f"{phase} MACs of layer {layer.name!r} ({plan.rule.spec})"
             chip.mac_unit_for(mac_format(work, chip, plan, phase, i), what)
+    for i, layer in enumerate(work.layers):
+        _, macs, fmt = feedback_update_moves(work, chip, plan, i)
+        if macs:  # Kolen–Pollack's update of B
+            chip.mac_unit_for(
+                fmt, f"feedback update MACs of layer {layer.name!r} ({plan.rule.spec})"
+            )
 
 
 #: Where the numbers of each energy part come from in a chip file (for overflow errors).

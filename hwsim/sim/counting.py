@@ -16,10 +16,12 @@ from hwsim.sim.dataflow import (
     INIT_PHASE,
     Move,
     Plan,
+    feedback_update_moves,
     fetch_moves,
     init_moves,
     loss_moves,
     mac_format,
+    redraw_moves,
     update_moves,
 )
 from hwsim.sim.loops import Walk
@@ -58,8 +60,13 @@ class Counts:
 
     @property
     def weight_transport_bits(self) -> int:
-        """Bits of W read for the error phase and carried to the error unit (BP transport)."""
-        return sum(c.bits for k, c in self.accesses.items() if k[3] == "transport")
+        """Bits of W carried over the interconnect to the error unit: all of W for BP in
+        transport mode, its sign (1 bit per weight) for the sign-concordant rules."""
+        return sum(
+            b
+            for (tensor, phase), b in self.interconnect_bits.items()
+            if (tensor, phase) == ("weights", "backward")
+        )
 
     @property
     def sync_write_bits(self) -> int:
@@ -73,11 +80,12 @@ class Counts:
 
     @property
     def feedback_read_bits(self) -> int:
-        """Bits of stored feedback weights B read to send errors down (FA/IFA)."""
+        """Bits of stored feedback weights read to send errors down (B, D or magnitudes; not
+        Kolen–Pollack's reads of B to update it)."""
         return sum(
             c.bits
             for (_, tensor, phase, direction), c in self.accesses.items()
-            if tensor == "feedback_weights" and direction == "read" and phase != INIT_PHASE
+            if tensor == "feedback_weights" and direction == "read" and phase == "backward"
         )
 
     @property
@@ -191,6 +199,11 @@ class _ClosedForm:
             self.add(moves, "update", plan.update_times)
             fmt = mac_format(w, self.chip, plan, "update", i)
             self.tally.macs[("update", fmt)] += macs * plan.update_times
+            fb_moves, fb_macs, fb_fmt = feedback_update_moves(w, self.chip, plan, i)
+            if fb_moves:  # Kolen–Pollack: B receives every update of W
+                self.add(fb_moves, "update", plan.update_times)
+                self.tally.macs[("update", fb_fmt)] += fb_macs * plan.update_times
+            self.add(redraw_moves(w, plan, i), "update", 1)  # brSF: once per step
         return self.tally.freeze()
 
     def init(self) -> Counts:

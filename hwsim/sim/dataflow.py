@@ -51,7 +51,8 @@ class Plan:
     batch_size: int
     #: (tensor, layer index) → memory level name; absent tensors are not stored.
     placement: dict[tuple[str, int], str]
-    #: ``transport`` / ``mirror`` (BP), ``feedback`` (stored B) or ``prng`` (regenerated B).
+    #: ``transport`` / ``mirror`` (BP), ``feedback`` (stored B, DFA's D, or brSF/frSF's stored
+    #: magnitudes), ``prng`` (regenerated B, D or magnitudes) or ``none`` (uSF: no magnitudes).
     error_weight_source: str
     #: (phase, layer) → its loop order, for forward, backward (layers ≥ 1) and gradient
     walks: dict[WalkKey, Walk] = field(default_factory=dict)
@@ -59,6 +60,10 @@ class Plan:
     update: str = "accumulate"
     #: (tensor, layer) → bits moved per step ÷ bits stored: the order of allocation.
     accesses_per_bit: dict[tuple[str, int], float] = field(default_factory=dict)
+    #: sign-concordant rules: how the sign of W reaches the error unit, ``transport`` (W read
+    #: at its level, 1 bit per weight over the interconnect) or ``mirror`` (a 1-bit sign
+    #: mirror); ``""`` for every other rule
+    sign_source: str = ""
     #: what one fetch moves, by (phase, layer, samples, tile, first): the placement, the
     #: workload and the chip of this plan fix it; fresh in every ``replace``d copy
     fetch_cache: dict[tuple[Any, ...], tuple[list[Move], int]] = field(
@@ -90,10 +95,15 @@ def stored_bits(
 
     Layer 0 sends no error down (the input needs none), so it has neither a BP mirror nor a
     feedback matrix B: nothing to store, synchronize or initialize for it. A fused update keeps
-    no ΔW.
+    no ΔW. The mirror is BP's copy of W (``wb`` per weight) or a sign-concordant rule's sign
+    mirror (1 bit per weight); the feedback tensor is B (FA, IFA, KP), DFA's D_l
+    (``n_out × in_l``) or brSF/frSF's magnitudes (:func:`feedback_element_bits`).
     """
-    uses_b = rule.uses_feedback_weights
-    mirror = not uses_b and chip.bp_weight_access == "mirror"
+    stores_b = rule.stores_feedback and chip.feedback_storage != "prng"
+    mirror = chip.bp_weight_access == "mirror" and (
+        not rule.uses_feedback_weights or rule.reads_weight_sign
+    )
+    mirror_bits = 1 if rule.reads_weight_sign else None
     rows: list[dict[str, Any]] = []
     layers = workload.layers
     for tensor in (
@@ -111,11 +121,13 @@ def stored_bits(
             bits = {
                 "weights": params * layer.weight_bits,
                 "weight_mirror": (
-                    layer.weight_elements * layer.weight_bits if mirror and sends_error else 0
+                    layer.weight_elements * (mirror_bits or layer.weight_bits)
+                    if mirror and sends_error
+                    else 0
                 ),
                 "feedback_weights": (
-                    layer.weight_elements * layer.feedback_bits
-                    if uses_b and chip.feedback_storage != "prng" and sends_error
+                    feedback_elements(workload, rule, i) * feedback_element_bits(layer, rule)
+                    if stores_b and sends_error
                     else 0
                 ),
                 "optimizer_state": params
@@ -130,6 +142,86 @@ def stored_bits(
             if bits:
                 rows.append({"tensor": tensor, "layer": i, "bits": bits})
     return rows
+
+
+# ---------------------------------------------------------------------------------------------
+# what each rule keeps and reads for the error phase
+
+
+def check_feedback_storage(chip: Chip, rule: Rule) -> None:
+    """Refuse a feedback storage that cannot hold what the rule keeps.
+
+    Kolen–Pollack's B changes every step: neither a ROM nor a PRNG seed can hold it. brSF
+    redraws its magnitudes every batch: a ROM cannot (a PRNG can, with a new seed per batch).
+    """
+    storage = chip.feedback_storage
+    if rule.updates_feedback and storage in ("rom", "prng"):
+        what = "a ROM cannot be written" if storage == "rom" else "a PRNG only regenerates"
+        raise InputError(
+            f"{chip.where('training.feedback_storage')}: rule {rule.spec!r} writes W's every "
+            f"update into its feedback weights B, but feedback_storage is {storage} ({what} a "
+            "fixed B); use sram or dram"
+        )
+    if rule.redraws_feedback and storage == "rom":
+        raise InputError(
+            f"{chip.where('training.feedback_storage')}: rule {rule.spec!r} redraws its random "
+            "feedback magnitudes every batch, but feedback_storage is rom (a ROM cannot be "
+            "written); use sram, dram or prng"
+        )
+
+
+def feedback_elements(workload: Workload, rule: Rule, i: int) -> int:
+    """Elements of layer i's feedback tensor: DFA's D_l is n_out × in_l (n_out: the top layer's
+    outputs), every other rule's B (or magnitudes) has W's shape."""
+    if rule.direct:
+        return workload.layers[-1].output_elements * workload.layers[i].input_elements
+    return workload.layers[i].weight_elements
+
+
+def feedback_element_bits(layer: Layer, rule: Rule) -> int:
+    """Stored bits of one feedback element: ``fb`` for B or D; brSF/frSF store only the
+    magnitude, ``max(fb − 1, 1)`` bits (the sign comes from W)."""
+    if rule.reads_weight_sign:
+        return max(layer.feedback_bits - 1, 1)
+    return layer.feedback_bits
+
+
+def backward_layer(workload: Workload, rule: Rule, i: int) -> Layer:
+    """The layer whose shape the backward phase of layer i walks.
+
+    DFA multiplies the top error (n_out per sample) by D_l: a dense layer of ``in_l`` inputs and
+    ``n_out`` outputs, one tap, no bias, so loop orders tile D_l as they tile any W. Every other
+    rule walks layer i itself.
+    """
+    layer = workload.layers[i]
+    if not rule.direct:
+        return layer
+    n_out, n_in = workload.layers[-1].output_elements, layer.input_elements
+    return replace(
+        layer,
+        kind="linear",
+        weight_shape=(n_out, n_in),
+        bias=False,
+        input_shape=(n_in,),
+        output_shape=(n_out,),
+        macs_per_sample=n_out * n_in,
+    )
+
+
+def backward_element_bits(layer: Layer, plan: Plan) -> int:
+    """Bits per element of the backward phase's stationary tensor as the error unit holds it
+    (what a ``weight_outer`` tile must fit): W for BP, B or D for FA/IFA/KP/DFA, the sign plus
+    the magnitude for brSF/frSF, the sign alone for uSF."""
+    rule = plan.rule
+    if rule.reads_weight_sign:
+        return 1 + (feedback_element_bits(layer, rule) if rule.stores_feedback else 0)
+    return layer.feedback_bits if rule.uses_feedback_weights else layer.weight_bits
+
+
+def error_source_layer(workload: Workload, rule: Rule, i: int) -> int:
+    """The layer whose output error layer i's backward phase reads: the top layer's (written
+    by the loss) for DFA, layer i's own otherwise."""
+    return len(workload.layers) - 1 if rule.direct else i
 
 
 def _allocate(
@@ -167,8 +259,12 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
     orders cheapest there; their traffic (:func:`hwsim.sim.counting.step_traffic_bits`) orders
     the final placement; and the loop orders are chosen once more for it.
     """
+    check_feedback_storage(chip, rule)
     rows = stored_bits(workload, chip, rule, batch_size)
-    if rule.uses_feedback_weights:
+    sign = chip.bp_weight_access if rule.reads_weight_sign else ""
+    if not rule.stores_feedback and rule.uses_feedback_weights:
+        source = "none"  # uSF: B = sign(W) · rms(W), one scalar per layer
+    elif rule.uses_feedback_weights:
         source = "prng" if chip.feedback_storage == "prng" else "feedback"
     else:
         source = chip.bp_weight_access
@@ -178,6 +274,7 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
         placement=_allocate(workload, chip, rows),
         error_weight_source=source,
         update=chip.update,
+        sign_source=sign,
     )
     chosen: dict[tuple[Any, ...], Walk] = {}  # the second choice reuses what did not move
     provisional = replace(provisional, walks=choose_walks(workload, chip, provisional, chosen))
@@ -206,19 +303,32 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
 # loop orders
 
 
-def samples_per_fetch(workload: Workload, chip: Chip, batch_size: int, phase: str, i: int) -> int:
+def samples_per_fetch(
+    workload: Workload,
+    chip: Chip,
+    batch_size: int,
+    phase: str,
+    i: int,
+    rule: Rule | None = None,
+) -> int:
     """Samples sharing one fetch of the stationary tensor in a ``batch_outer`` walk.
 
     ``training.samples_per_weight_fetch: auto`` lets buffer capacity decide: the most samples
-    whose two streamed tensors of this phase and layer fit in the innermost memory level.
+    whose two streamed tensors of this phase and layer fit in the innermost memory level (for
+    DFA's backward phase: the top error and the error sent down).
     """
     if chip.samples_per_weight_fetch is not None:
         return min(chip.samples_per_weight_fetch, batch_size)
     layer = workload.layers[i]
     ins, outs = layer.input_elements, layer.output_elements
+    if phase == "backward" and rule is not None and rule.direct:
+        top = workload.layers[-1]
+        outs, out_bits = top.output_elements, top.error_bits
+    else:
+        out_bits = layer.error_bits
     per_sample = {
         "forward": ins * layer.activation_bits + outs * next_activation_bits(workload, i),
-        "backward": outs * layer.error_bits
+        "backward": outs * out_bits
         + ins * (workload.layers[i - 1].error_bits if i else layer.error_bits),
         "gradient": ins * layer.activation_bits + outs * layer.error_bits,
     }[phase]
@@ -227,18 +337,19 @@ def samples_per_fetch(workload: Workload, chip: Chip, batch_size: int, phase: st
 
 def candidate_walks(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> list[Walk]:
     """The loop orders a (phase, layer) may take on this chip, ``batch_outer`` first."""
-    layer, n = workload.layers[i], plan.batch_size
+    n = plan.batch_size
+    layer = backward_layer(workload, plan.rule, i) if phase == "backward" else workload.layers[i]
     if plan.update == "fused":  # the weights change after every sample: nothing to share
         return [batch_outer(n, 1, layer, "per_sample")]
-    walks = [batch_outer(n, samples_per_fetch(workload, chip, n, phase, i), layer)]
+    r = samples_per_fetch(workload, chip, n, phase, i, plan.rule)
+    walks = [batch_outer(n, r, layer)]
     if chip.loop_order == "batch_outer" or not tileable(layer):
         return walks
     capacity = chip.memories[0].size_bits
     if phase == "forward":
         tiled = [weight_outer(n, layer, layer.weight_bits, capacity, "row", bias=True)]
     elif phase == "backward":
-        uses_b = plan.error_weight_source in ("feedback", "prng")
-        bits = layer.feedback_bits if uses_b else layer.weight_bits
+        bits = backward_element_bits(workload.layers[i], plan)
         tiled = [weight_outer(n, layer, bits, capacity, "column", bias=False)]
     else:
         tiled = [
@@ -278,12 +389,16 @@ def choose_walks(
     remembers choices by (phase, layer, where its tensors live) across calls of one plan.
     """
     chosen = {} if chosen is None else chosen
+    top = len(workload.layers) - 1
     walks: dict[WalkKey, Walk] = {}
     for i in range(len(workload.layers)):
         for phase in BATCH_PHASES:
             if phase == "backward" and i == 0:
                 continue
-            homes = tuple(plan.placement.get((t, i + d)) for t, d in _PHASE_TENSORS)
+            homes = (
+                *(plan.placement.get((t, i + d)) for t, d in _PHASE_TENSORS),
+                plan.placement.get(("errors", top)),  # DFA's backward reads the top error
+            )
             key = (phase, i, homes)
             if key not in chosen:
                 candidates = candidate_walks(workload, chip, plan, phase, i)
@@ -351,8 +466,12 @@ def mac_format(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -
     if phase == "forward":
         return promote(layer.weight_format, layer.activation_format)
     if phase == "backward":
-        uses_b = plan.error_weight_source in ("feedback", "prng")
-        return promote(layer.feedback_format if uses_b else layer.weight_format, layer.error_format)
+        rule = plan.rule
+        errors = workload.layers[error_source_layer(workload, rule, i)].error_format
+        if rule.reads_weight_sign and not rule.stores_feedback:
+            return promote("int1", errors)  # uSF: ±1 (the layer's one rms scale apart)
+        operand = layer.feedback_format if rule.uses_feedback_weights else layer.weight_format
+        return promote(operand, errors)
     if phase == "gradient":
         return promote(layer.activation_format, layer.error_format)
     state = (chip.optimizer_state_format,) if workload.optimizer_state_per_weight else ()
@@ -410,9 +529,9 @@ def _fetch_moves(
     top = len(workload.layers) - 1
     moves: list[Move] = []
 
-    def stored(tensor: str, owner: int, direction: str, bits: int, link: bool = False) -> None:
+    def stored(tensor: str, owner: int, direction: str, bits: int, link: int = 0) -> None:
         key = (tensor, owner)
-        moves.append(Move(place[key], tensor, key, direction, bits, bits if link else 0))
+        moves.append(Move(place[key], tensor, key, direction, bits, link))
 
     if phase == "forward":
         stored("weights", i, "read", (weights + bias) * layer.weight_bits)
@@ -420,15 +539,27 @@ def _fetch_moves(
         out = n * row_side * next_activation_bits(workload, i)
         stored("activations", min(i + 1, top), "write", out)
     elif phase == "backward":
-        stored("errors", i, "read", n * row_side * layer.error_bits)
+        rule = plan.rule
+        if rule.direct:  # D_l's tile: the top error's rows, the error sent down's columns
+            weights, row_side, col_side, macs = _tile_extent(
+                backward_layer(workload, rule, i), tile
+            )
+        source_layer = error_source_layer(workload, rule, i)
+        e_bits = workload.layers[source_layer].error_bits
+        stored("errors", source_layer, "read", n * row_side * e_bits)
         source = plan.error_weight_source
+        if plan.sign_source == "transport":  # W read whole at its level, its sign carried
+            stored("weights", i, "transport", weights * layer.weight_bits, link=weights)
+        elif plan.sign_source == "mirror":
+            stored("weight_mirror", i, "read", weights)
         if source == "transport":
-            stored("weights", i, "transport", weights * layer.weight_bits, link=True)
+            wbits = weights * layer.weight_bits
+            stored("weights", i, "transport", wbits, link=wbits)
         elif source == "mirror":
             stored("weight_mirror", i, "read", weights * layer.weight_bits)
         elif source == "feedback":
-            stored("feedback_weights", i, "read", weights * layer.feedback_bits)
-        else:
+            stored("feedback_weights", i, "read", weights * feedback_element_bits(layer, rule))
+        elif source == "prng":
             moves.append(Move(None, "feedback_weights", None, "generate", 0, 0, weights))
         stored("errors", i - 1, "write", n * col_side * workload.layers[i - 1].error_bits)
     else:
@@ -473,15 +604,57 @@ def update_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> tuple[li
         s = ("optimizer_state", i)
         sbits = params * state * chip.optimizer_state_bits
         moves += [Move(place[s], "optimizer_state", s, d, sbits) for d in ("read", "write")]
-    if plan.error_weight_source == "mirror" and i > 0:  # layer 0 has no mirror
+    mirrored = plan.error_weight_source == "mirror" or plan.sign_source == "mirror"
+    if mirrored and i > 0:  # layer 0 has no mirror
         moves += mirror_copy_moves(layer, chip, plan, i)
     return moves, params * (1 + state)
 
 
+def feedback_update_moves(
+    workload: Workload, chip: Chip, plan: Plan, i: int
+) -> tuple[list[Move], int, str]:
+    """Kolen–Pollack: one update of layer i ≥ 1 also lands in B (moves, MACs, MAC format).
+
+    The update unit sends the step (``We`` elements at ``gradient_bits``) over the interconnect
+    to B's memory, where B is read and written (``We · fb``) with ``We`` MACs in
+    ``promote(feedback_format, gradient_format)``. The decay λ folds into the same
+    read-modify-write. Nothing for other rules or layer 0.
+    """
+    if not plan.rule.updates_feedback or i == 0:
+        return [], 0, ""
+    layer = workload.layers[i]
+    key = ("feedback_weights", i)
+    n = layer.weight_elements
+    bits = n * layer.feedback_bits
+    moves = [
+        Move(plan.placement[key], "feedback_weights", key, "read", bits),
+        Move(plan.placement[key], "feedback_weights", key, "write", bits, n * chip.gradient_bits),
+    ]
+    return moves, n, promote(layer.feedback_format, chip.gradient_format)
+
+
+def redraw_moves(workload: Workload, plan: Plan, i: int) -> list[Move]:
+    """brSF with stored magnitudes: once per step (per batch) layer i ≥ 1 draws ``We`` new
+    magnitudes (PRNG generation) and writes them. Regenerated magnitudes (``prng``) only take a
+    new seed: nothing to count."""
+    if not plan.rule.redraws_feedback or i == 0 or plan.error_weight_source != "feedback":
+        return []
+    layer = workload.layers[i]
+    key = ("feedback_weights", i)
+    n = layer.weight_elements
+    bits = n * feedback_element_bits(layer, plan.rule)
+    return [
+        Move(None, "feedback_weights", None, "generate", 0, 0, n),
+        Move(plan.placement[key], "feedback_weights", key, "write", bits),
+    ]
+
+
 def mirror_copy_moves(layer: Layer, chip: Chip, plan: Plan, i: int) -> list[Move]:
-    """Writing layer i's W into BP's mirror: directly, or through ``mirror_sync_via``."""
+    """Writing layer i's W into BP's mirror (or its sign into a sign-concordant rule's 1-bit
+    mirror): directly, or through ``mirror_sync_via``."""
     key = ("weight_mirror", i)
-    wbits = layer.weight_elements * layer.weight_bits
+    per_weight = 1 if plan.sign_source == "mirror" else layer.weight_bits
+    wbits = layer.weight_elements * per_weight
     via = chip.mirror_sync_via
     if via is None:
         return [Move(plan.placement[key], "weight_mirror", key, "write", wbits, wbits)]
@@ -496,8 +669,11 @@ def init_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Move]
     """The one-time set-up a rule needs on layer i beyond the common random init of W.
 
     Layer 0 needs none: it sends no error down, so it has no mirror and no B. BP (mirror mode)
-    copies W into its mirror; FA writes B; IFA writes B = W₀ (read W, carry it), or — with B in
-    ROM or regenerated — derives W₀ from B instead.
+    copies W into its mirror; FA and KP write B, DFA writes D_l; IFA writes B = W₀ (read W,
+    carry it), or — with B in ROM or regenerated — derives W₀ from B instead. The
+    sign-concordant rules in mirror mode make the first sign-mirror copy (read W, write 1 bit
+    per weight); frSF writes its fixed magnitudes, brSF draws (PRNG) and writes its first ones
+    (stored in sram/dram). Nothing with B in ROM or regenerated, except IFA's.
     """
     if i == 0:
         return []
@@ -506,13 +682,26 @@ def init_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Move]
     wbits, fbits = n * layer.weight_bits, n * layer.feedback_bits
     kind, source, storage = plan.rule.kind, plan.error_weight_source, chip.feedback_storage
     w, b = ("weights", i), ("feedback_weights", i)
-    if kind == "bp" and source == "mirror":
-        return [
+    if (kind == "bp" and source == "mirror") or plan.sign_source == "mirror":
+        moves = [
             Move(place[w], "weights", w, "read", wbits),
             *mirror_copy_moves(layer, chip, plan, i),
         ]
-    if kind == "fa" and storage in ("sram", "dram"):
+    else:
+        moves = []
+    stored = storage in ("sram", "dram")
+    if kind in ("fa", "kp") and stored:
         return [Move(place[b], "feedback_weights", b, "write", fbits)]
+    if kind == "dfa" and stored:
+        dbits = feedback_elements(workload, plan.rule, i) * layer.feedback_bits
+        return [Move(place[b], "feedback_weights", b, "write", dbits)]
+    if kind in ("frsf", "brsf") and stored:
+        mbits = n * feedback_element_bits(layer, plan.rule)
+        if kind == "brsf":  # the first draw of the magnitudes it redraws every batch
+            moves.append(Move(None, "feedback_weights", None, "generate", 0, 0, n))
+        moves.append(Move(place[b], "feedback_weights", b, "write", mbits))
+    if kind != "ifa":
+        return moves
     if kind == "ifa" and storage in ("sram", "dram"):
         return [
             Move(place[w], "weights", w, "read", wbits),
@@ -657,19 +846,33 @@ def lower_step(workload: Workload, chip: Chip, plan: Plan) -> Lowered:
     updates: list[Task] = []
     if plan.update == "fused":
         loss_sizes = [sum(r.samples * r.count for r in runs) for runs in plan.loss_walk.pieces(k)]
+        last = max(c for c, samples in enumerate(loss_sizes) if samples)
         for c, samples in enumerate(loss_sizes):
             for i in range(top, -1, -1):
-                pieces[c].append(_update_task(workload, chip, plan, i, c, samples))
+                pieces[c] += _update_tasks(workload, chip, plan, i, c, samples, c == last)
     else:
-        updates = [_update_task(workload, chip, plan, i, 0, 1) for i in range(top, -1, -1)]
+        for i in range(top, -1, -1):
+            updates += _update_tasks(workload, chip, plan, i, 0, 1, True)
     return Lowered(pieces, updates)
 
 
-def _update_task(workload: Workload, chip: Chip, plan: Plan, i: int, c: int, times: int) -> Task:
-    """``times`` updates of layer i (one per sample of piece ``c`` if fused, else one)."""
+def _update_tasks(
+    workload: Workload, chip: Chip, plan: Plan, i: int, c: int, times: int, redraw: bool
+) -> list[Task]:
+    """``times`` updates of layer i (one per sample of piece ``c`` if fused, else one): W's,
+    then KP's B receiving it; with ``redraw`` also brSF's new magnitudes (once per step)."""
     moves, macs = update_moves(workload, chip, plan, i)
     fmt = mac_format(workload, chip, plan, "update", i)
-    return _task(chip, "update", "update", i, c, [(m, times) for m in moves], macs * times, fmt)
+    pairs = [(m, times) for m in moves]
+    tasks = [_task(chip, "update", "update", i, c, pairs, macs * times, fmt)]
+    fb_moves, fb_macs, fb_fmt = feedback_update_moves(workload, chip, plan, i)
+    if fb_moves:
+        pairs = [(m, times) for m in fb_moves]
+        tasks.append(_task(chip, "update", "update", i, c, pairs, fb_macs * times, fb_fmt))
+    new = redraw_moves(workload, plan, i) if redraw else []
+    if new:
+        tasks.append(_task(chip, "update", "update", i, c, [(m, 1) for m in new], 0, ""))
+    return tasks
 
 
 def lower_init(workload: Workload, chip: Chip, plan: Plan) -> list[Task]:

@@ -4,12 +4,15 @@ Torch-free. Everything here is computed from counts and energies the simulator a
 nothing is estimated. Definitions (docs/simulator.md, "Explaining the gap, and the floor"):
 
 * :func:`explain_gap` splits ``E(BP) − E(rule)`` of one step into causes: the wire and the
-  memory reads of BP's weight transport, BP-mirror's synchronization traffic (the mirror's writes,
-  the staging write and read of a sync through DRAM, and their wire)
-  and backward reads, the rule's feedback-weight reads (negative), PRNG generation, the MAC
-  price difference, the leakage difference (from the latency difference), and ``other`` = the
-  residual (placement differences: tensors spilled to another level because B or a mirror took
-  the room), so that the causes sum to the difference exactly. The one-time init difference is
+  memory reads of weight transport (BP's W, or a sign-concordant rule's sign), mirror
+  synchronization traffic (the mirror's writes, the staging write and read of a sync through
+  DRAM, and their wire) and backward reads, the rule's feedback-weight reads (negative), PRNG
+  generation in the error phase, the feedback update (Kolen–Pollack's B updates, brSF's redraws),
+  the error phase's error reads (DFA reads the top error), the backward MACs' price difference
+  (``mac_width``) and count difference (``error_macs``), the leakage difference (from the
+  latency difference), and ``other`` = the residual (placement differences: tensors spilled to
+  another level because B or a mirror took the room), so that the causes sum to the difference
+  exactly. The one-time init difference is
   reported apart. Latency: per-phase differences and the stall differences of each unit.
 * :func:`energy_floor` is a rule's compulsory energy of one step: every stored tensor of every
   layer touched once at its home level (each stored bit read once; those the step produces or
@@ -24,10 +27,11 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from hwsim.core.rules import Rule
 from hwsim.core.workload import Workload
 from hwsim.sim.chip import Chip
 from hwsim.sim.counting import CountKey, Counts
-from hwsim.sim.dataflow import INIT_PHASE, PHASES, Plan, stored_bits
+from hwsim.sim.dataflow import PHASES, Plan, stored_bits
 from hwsim.sim.pricing import Energy
 
 if TYPE_CHECKING:  # api imports this module; the annotation alone needs RuleResult
@@ -41,10 +45,15 @@ CAUSES = (
     "mirror_reads",
     "feedback_reads",
     "prng_generation",
+    "feedback_update",
+    "error_reads",
     "mac_width",
+    "error_macs",
     "leakage",
     "other",
 )
+#: Causes a saved run written before they existed may lack (read as 0 there).
+NEW_CAUSES = ("feedback_update", "error_reads", "error_macs")
 #: Short human labels of :data:`CAUSES`.
 CAUSE_LABELS = {
     "transport_wire": "transport wire",
@@ -53,7 +62,10 @@ CAUSE_LABELS = {
     "mirror_reads": "mirror reads",
     "feedback_reads": "feedback reads",
     "prng_generation": "PRNG generation",
+    "feedback_update": "feedback update",
+    "error_reads": "error-phase error reads",
     "mac_width": "MAC width",
+    "error_macs": "error-phase MAC count",
     "leakage": "leakage",
     "other": "other / placement",
 }
@@ -62,11 +74,22 @@ CAUSE_LABELS = {
 #: from equally priced memories cancel, which is why they are judged together.
 OPERAND_CAUSES = ("transport_reads", "mirror_reads", "feedback_reads", "prng_generation")
 #: Keys of :attr:`EnergyGap.net_causes_pj`, in report order.
-NET_CAUSES = ("transport_wire", "mirror_sync", "operand_net", "mac_width", "leakage", "other")
+NET_CAUSES = (
+    "transport_wire",
+    "mirror_sync",
+    "operand_net",
+    "feedback_update",
+    "error_reads",
+    "mac_width",
+    "error_macs",
+    "leakage",
+    "other",
+)
 CAUSE_LABELS["operand_net"] = "error-weight operand, net"
 #: Units whose stall cycles are compared; ``error`` waits for the weight memory under BP.
 UNITS = ("forward", "error", "update")
-#: Stored tensors the step produces or updates (written once in the floor); B is only read.
+#: Stored tensors the step produces or updates (written once in the floor); B is only read
+#: (but KP's and brSF's, see :func:`written_bits`).
 WRITTEN_TENSORS = (
     "weights",
     "weight_mirror",
@@ -199,8 +222,27 @@ def _wire_pj(counts: Counts, tensor: str, phase: str, pj_per_bit: float) -> floa
     return counts.interconnect_bits.get((tensor, phase), 0) * pj_per_bit
 
 
-def _cause_of(energy: Energy, counts: Counts, cause: str, pj_per_bit: float) -> float:
-    """One rule's energy attributed to one named cause (everything but ``other``)."""
+def _generation_pj(counts: Counts, chip: Chip, update: bool) -> float:
+    """PRNG energy of the values generated in the update phase (``update``) or elsewhere."""
+    return math.fsum(
+        v * chip.prng_energy_per_value_pj
+        for phase, v in counts.generated_values.items()
+        if (phase == "update") == update
+    )
+
+
+def _compute_pj(counts: Counts, chip: Chip, phase: str) -> float:
+    return math.fsum(
+        m * chip.mac_energy_for(fmt, f"{phase} MACs")
+        for (p, fmt), m in counts.macs.items()
+        if p == phase
+    )
+
+
+def _cause_of(energy: Energy, counts: Counts, cause: str, chip: Chip) -> float:
+    """One rule's energy attributed to one named cause (all but ``mac_width``, ``error_macs``
+    and ``other``)."""
+    pj_per_bit = chip.interconnect.energy_per_bit_pj
     if cause == "transport_wire":
         return _wire_pj(counts, "weights", "backward", pj_per_bit)
     if cause == "transport_reads":
@@ -216,10 +258,43 @@ def _cause_of(energy: Energy, counts: Counts, cause: str, pj_per_bit: float) -> 
     if cause == "feedback_reads":
         return _access_pj(
             energy,
-            lambda k: k[1] == "feedback_weights" and k[2] != INIT_PHASE and k[3] == "read",
+            lambda k: k[1] == "feedback_weights" and k[2] == "backward" and k[3] == "read",
         )
-    part = {"prng_generation": "feedback_generation", "mac_width": "compute", "leakage": "leakage"}
-    return energy.breakdown_pj[part[cause]]
+    if cause == "prng_generation":
+        return _generation_pj(counts, chip, update=False)
+    if cause == "feedback_update":
+        # KP's B read and written with W's step carried to it, brSF's redraw (generated and
+        # written); the update phase's MACs, W's being the same in every rule, leave KP's
+        accesses = _access_pj(energy, lambda k: k[1] == "feedback_weights" and k[2] == "update")
+        return (
+            accesses
+            + _wire_pj(counts, "feedback_weights", "update", pj_per_bit)
+            + _generation_pj(counts, chip, update=True)
+            + _compute_pj(counts, chip, "update")
+        )
+    if cause == "error_reads":
+        return _access_pj(
+            energy, lambda k: k[1] == "errors" and k[2] == "backward" and k[3] == "read"
+        )
+    return energy.breakdown_pj["leakage"]
+
+
+def _backward_macs(counts: Counts, chip: Chip) -> tuple[int, float]:
+    """The backward phase's MACs and their energy."""
+    macs = sum(m for (phase, _), m in counts.macs.items() if phase == "backward")
+    return macs, _compute_pj(counts, chip, "backward")
+
+
+def _mac_causes(bp: Counts, rule: Counts, chip: Chip) -> tuple[float, float]:
+    """(``mac_width``, ``error_macs``): BP's backward MAC energy minus the rule's, split into
+    the MAC count difference at the rule's mean price per backward MAC (DFA's n_out × in_l
+    MACs against W's) and the rest, BP's MACs at the price difference (B's or the sign's
+    format against W's)."""
+    m_bp, e_bp = _backward_macs(bp, chip)
+    m_rule, e_rule = _backward_macs(rule, chip)
+    price = e_rule / m_rule if m_rule else (e_bp / m_bp if m_bp else 0.0)
+    count = (m_bp - m_rule) * price if m_bp != m_rule else 0.0
+    return (e_bp - e_rule) - count, count
 
 
 def explain_gap(bp: RuleResult, rule: RuleResult, chip: Chip) -> GapToBP:
@@ -228,14 +303,19 @@ def explain_gap(bp: RuleResult, rule: RuleResult, chip: Chip) -> GapToBP:
     Each named cause is BP's energy of that kind minus the rule's (so the rule's feedback
     reads and PRNG generation come out negative); ``other`` is the residual.
     """
-    pj_bit = chip.interconnect.energy_per_bit_pj
     b, r = bp.step, rule.step
     difference = b.energy.total_pj - r.energy.total_pj
     causes: dict[str, float] = {}
+    width, count = _mac_causes(b.counts, r.counts, chip)
     for cause in CAUSES[:-1]:
-        causes[cause] = _cause_of(b.energy, b.counts, cause, pj_bit) - _cause_of(
-            r.energy, r.counts, cause, pj_bit
-        )
+        if cause == "mac_width":
+            causes[cause] = width
+        elif cause == "error_macs":
+            causes[cause] = count
+        else:
+            causes[cause] = _cause_of(b.energy, b.counts, cause, chip) - _cause_of(
+                r.energy, r.counts, cause, chip
+            )
     causes["other"] = difference - math.fsum(causes.values())
     energy = EnergyGap(
         bp_pj=b.energy.total_pj,
@@ -265,12 +345,22 @@ def gaps_to_bp(rules: Mapping[str, RuleResult], chip: Chip) -> dict[str, GapToBP
     return {spec: explain_gap(rules["bp"], r, chip) for spec, r in rules.items() if spec != "bp"}
 
 
-def written_bits(workload: Workload, tensor: str, layer: int, bits: int, batch_size: int) -> int:
+def written_bits(
+    workload: Workload,
+    tensor: str,
+    layer: int,
+    bits: int,
+    batch_size: int,
+    rule: Rule | None = None,
+) -> int:
     """Bits of a stored (tensor, layer) the step writes once in the floor.
 
-    Feedback weights B are only read. Layer 0's activations are the input batch, already in
-    memory: only the logits are written there, when layer 0 is also the last layer.
+    Feedback weights are only read, except Kolen–Pollack's B (it receives every update) and
+    brSF's stored magnitudes (redrawn every batch). Layer 0's activations are the input batch,
+    already in memory: only the logits are written there, when layer 0 is also the last layer.
     """
+    if tensor == "feedback_weights" and rule is not None:
+        return bits if rule.updates_feedback or rule.redraws_feedback else 0
     if tensor not in WRITTEN_TENSORS:
         return 0
     if tensor == "activations" and layer == 0:
@@ -294,7 +384,7 @@ def energy_floor(workload: Workload, chip: Chip, plan: Plan, counts: Counts) -> 
         tensor, layer, bits = row["tensor"], row["layer"], row["bits"]
         level = chip.memory(plan.placement[(tensor, layer)])
         pj = level.words_and_accesses(bits)[1] * level.read_energy_pj
-        wbits = written_bits(workload, tensor, layer, bits, plan.batch_size)
+        wbits = written_bits(workload, tensor, layer, bits, plan.batch_size, plan.rule)
         if wbits:
             pj += level.words_and_accesses(wbits)[1] * level.write_energy_pj
         by_level[level.name] = by_level.get(level.name, 0.0) + pj

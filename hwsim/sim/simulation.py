@@ -5,7 +5,8 @@ are one-slot resources. A transfer holds a port for ``fetches × latency_cycles 
 ⌈bits / bandwidth_bits_per_cycle⌉`` cycles. Three units run as processes: ``forward``,
 ``error`` and ``update`` (gradient and update). Work is pipelined in pieces of each phase's fetches
 (:func:`simulate_step` says who waits for whom), so BP's error unit competes with the forward
-unit for the weight memory while FA/IFA's reads its own feedback store.
+unit for the weight memory while FA/IFA's reads its own feedback store, and DFA's error unit
+works on every layer of a piece at once (one MAC array between them).
 
 The simulation tallies every transfer it executes; those tallies must equal the closed form
 (``hwsim.sim.counting``) exactly. Events are per task and transfer (tile granularity), never
@@ -143,13 +144,28 @@ class _Machine:
         elif transfers:
             yield self.env.all_of([self.env.process(self.move(unit, task, t)) for t in transfers])
 
-    def run(self, task: Task, macs_per_cycle: int) -> _Process:
-        """Load (in parallel), compute, store (in parallel)."""
+    def run(
+        self, task: Task, macs_per_cycle: int, mac_array: simpy.Resource | None = None
+    ) -> _Process:
+        """Load (in parallel), compute, store (in parallel).
+
+        ``mac_array``: tasks of one unit that run concurrently (DFA's backward) share the
+        unit's one MAC array: the compute holds it, the loads and stores overlap.
+        """
         unit = task.unit
         yield from self._all(unit, task, task.loads)
         if task.macs:
-            start = self._now()
-            yield self.env.timeout(math.ceil(task.macs / macs_per_cycle))
+            cycles = math.ceil(task.macs / macs_per_cycle)
+            if mac_array is None:
+                start = self._now()
+                yield self.env.timeout(cycles)
+            else:
+                asked = self._now()
+                with mac_array.request() as grant:
+                    yield grant
+                    self.stall[unit] += self._now() - asked
+                    start = self._now()
+                    yield self.env.timeout(cycles)
             self._mark(unit, task, "macs", start, self._now())
             self.capacity.setdefault(unit, 1)
             self.tally.macs[(task.phase, task.operand_format)] += task.macs
@@ -185,7 +201,10 @@ def simulate_step(
     unit has finished, in every layer, every sample that piece touches; a gradient task waits
     until the errors of its samples have arrived. A ``weight_outer`` walk finishes no sample
     before its last tile, so whatever depends on it waits for all of it. With a fused update
-    the forward unit starts piece c only after piece c − 1's updates.
+    the forward unit starts piece c only after piece c − 1's updates. Under DFA no layer's error
+    waits for the layer above: after the loss, the error unit runs all backward tasks of a
+    piece at once, their loads and stores overlapping and their MACs taking turns on its one
+    MAC array.
     """
     machine = _Machine(chip, timeline)
     env = machine.env
@@ -215,18 +234,33 @@ def simulate_step(
                     yield from machine.run(task, speed["forward"])
             forward_done[c].succeed()
 
+    direct = plan.rule.direct
+    mac_array = simpy.Resource(env, 1) if direct else None
+
+    def error_task(c: int, task: Task) -> _Process:
+        yield from machine.run(task, speed["error"], mac_array)
+        # the loss (no loads) writes the top error; layer i sends one to layer i−1
+        produced = task.layer if not task.loads else task.layer - 1
+        error_ready[(c, produced)].succeed()
+
     def error_unit() -> _Process:
         for c, tasks in enumerate(lowered.pieces):
             need = max(
                 [loss_cover[c][0]] + [cover[("backward", i)][c][0] for i in range(1, top + 1)]
             )
             yield forward_done[_first_piece(forward_finished, need)]
+            at_once: list[simpy.Process] = []
             for task in tasks:
-                if task.unit == "error":
-                    yield from machine.run(task, speed["error"])
-                    # the loss (no loads) writes the top error; layer i sends one to layer i−1
-                    produced = task.layer if not task.loads else task.layer - 1
-                    error_ready[(c, produced)].succeed()
+                if task.unit != "error":
+                    continue
+                if direct and task.loads:
+                    # DFA: every layer's error of the piece needs only the loss's top error,
+                    # so all layers' backward tasks run at once (one MAC array between them)
+                    at_once.append(env.process(error_task(c, task)))
+                else:
+                    yield from error_task(c, task)
+            if at_once:
+                yield env.all_of(at_once)
             for i in range(top + 1):  # layers whose errors saw no work in this piece
                 if not error_ready[(c, i)].triggered:
                     error_ready[(c, i)].succeed()
