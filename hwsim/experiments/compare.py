@@ -68,7 +68,7 @@ def run_compare(
     progress displays: ``on_train_start(rule, seed, epochs)``, ``on_epoch(row)``
     per metrics row, ``on_simulated(chip, rule)``. Returns the summary document.
     """
-    from hwsim.sim.api import simulate
+    from hwsim.sim.api import simulate, unsupported_reason
     from hwsim.sim.chip import load_chip
     from hwsim.sim.explain import gaps_to_bp
     from models.training import load_data, train
@@ -78,6 +78,14 @@ def run_compare(
     names = [c.name for c in chips]
     if len(set(names)) != len(names):
         raise InputError(f"two chip files share a name: {', '.join(names)}")
+    refused = [
+        reason
+        for chip in chips
+        for rule in experiment.rules
+        if (reason := unsupported_reason(chip, rule)) is not None
+    ]
+    if refused:  # before any training: a rule this chip cannot run is bad input
+        raise InputError("\n".join(refused))
     configs = {
         (r, s): experiment.train_config(r, s) for r in experiment.rules for s in experiment.seeds
     }
@@ -139,7 +147,7 @@ def chip_survey(
     timeline; nothing else of them is written.
     """
     from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
-    from hwsim.sim.api import simulate
+    from hwsim.sim.api import simulate, unsupported_reason
     from hwsim.sim.chip import load_chip
     from hwsim.sim.explain import gaps_to_bp
     from hwsim.sim.feedback_storage import prng_against_stored
@@ -154,9 +162,15 @@ def chip_survey(
         if chip.name in covered:
             continue
         survey_chips.append(chip)
+        unsupported = {
+            rule: reason
+            for rule in experiment.rules
+            if (reason := unsupported_reason(chip, rule)) is not None
+        }
         results = {
             rule: simulate(runs[rule][0].out_dir / "workload.json", chip, [rule]).rules[rule]
             for rule in experiment.rules
+            if rule not in unsupported
         }
         gaps = gaps_to_bp(results, chip)
         sims = {}
@@ -164,7 +178,10 @@ def chip_survey(
             sims[rule] = result.to_dict()
             if rule in gaps:
                 sims[rule]["gap_to_bp"] = gaps[rule].to_dict()
-        entries.append(_survey_entry(chip, sims, in_report=False))
+        entry = _survey_entry(chip, sims, in_report=False)
+        if unsupported:
+            entry["unsupported"] = unsupported
+        entries.append(entry)
     for entry, chip in zip(entries, [*chips, *survey_chips], strict=True):
         savings = [
             saving

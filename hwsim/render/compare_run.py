@@ -177,6 +177,7 @@ _SUMMARY: Shape = {
             "in_report?": "bool",
             "rules": ("map", _SURVEY_RULE),
             "prng_against_stored?": ("list", _PRNG_SAVING),
+            "unsupported?": ("map", "str"),
         },
     ),
 }

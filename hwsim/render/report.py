@@ -322,6 +322,18 @@ def survey_findings(data: RunData) -> list[str]:
             f"{100 * high[0]:.2f} % ({high[1]}) of bp's energy per step on the same workload: "
             "how much weight transport costs depends on how the chip gets W to its error unit."
         )
+    refused: dict[str, list[str]] = {}
+    for entry in survey:
+        for rule in entry.get("unsupported") or {}:
+            refused.setdefault(rule, []).append(entry["chip"])
+    for rule, chips in refused.items():
+        out.append(
+            f"{rule} cannot train on {', '.join(chips)} (not simulated there): "
+            + str(
+                next(e["unsupported"][rule] for e in survey if rule in (e.get("unsupported") or {}))
+            ).split(": ", 2)[-1]
+            + "."
+        )
     for entry in survey:
         savings = entry.get("prng_against_stored") or []
         if not savings:

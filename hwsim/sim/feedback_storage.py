@@ -16,7 +16,7 @@ from typing import Any
 
 from hwsim.core.rules import Rule, parse_rules
 from hwsim.core.workload import Workload
-from hwsim.sim.api import RuleResult, resolve_workload, simulate
+from hwsim.sim.api import RuleResult, resolve_workload, simulate, unsupported_reason
 from hwsim.sim.chip import Chip
 
 
@@ -79,7 +79,8 @@ def prng_against_stored(
     the chip's PRNG against the same chip storing the feedback in its outermost DRAM level.
 
     Empty when the chip does not regenerate feedback (``feedback_storage`` other than ``prng``)
-    or has no DRAM level.
+    or has no DRAM level; rules the chip cannot run (Kolen–Pollack's B changes every step, so
+    a PRNG cannot regenerate it) are left out.
     """
     levels = dram_levels(chip)
     if chip.feedback_storage != "prng" or not levels:
@@ -87,7 +88,11 @@ def prng_against_stored(
     specs = [
         r.spec if isinstance(r, Rule) else r for r in ([rules] if isinstance(rules, str) else rules)
     ]
-    kept = [r.spec for r in parse_rules(",".join(specs)) if r.stores_feedback]
+    kept = [
+        r.spec
+        for r in parse_rules(",".join(specs))
+        if r.stores_feedback and unsupported_reason(chip, r) is None
+    ]
     if not kept:
         return []
     work = resolve_workload(workload)

@@ -217,6 +217,11 @@ def test_several_chips(tiny, tmp_path):
         (["--dataset", "mnist"], "--data-dir"),
         (["--chip", "no_such_chip"], "chip file no_such_chip not found"),
         (["--epochs", "0"], "epochs"),
+        (["--algo", "kp:decay=-1"], "must be >= 0"),
+        (
+            ["--algo", "bp,kp", "--chip", "df_lnpu"],
+            "df_lnpu.yaml:103: training.feedback_storage: rule 'kp'",
+        ),
     ],
 )
 def test_bad_input_exit_2(tiny, tmp_path, args, message):
@@ -302,3 +307,45 @@ def test_default_compare_end_to_end(tmp_path):
     assert "The same workloads on every shipped chip" in (out / "report.md").read_text()
     assert rules["ifa"]["test_accuracy"]["final"] > 0.5
     assert (out / "report.html").is_file()
+
+
+ALL_RULES = ["bp", "fa", "ifa", "dfa", "usf", "brsf", "frsf", "kp"]
+
+
+def test_every_rule_trains_and_is_priced_end_to_end(tiny, tmp_path):
+    """Every rule through the CLI: trained, simulated on the experiment's chip, reported; on
+    the shipped chips that regenerate B, KP (whose B changes) is named as not simulated."""
+    experiment, _, _ = tiny
+    out = tmp_path / "all"
+    result = _invoke(
+        "--experiment", str(experiment), "--out", str(out), "--algo", ",".join(ALL_RULES), "--json"
+    )
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    assert summary["rule_order"] == ALL_RULES
+    rules = summary["chips"]["edge_sram"]["rules"]
+    for rule in ALL_RULES:
+        block = rules[rule]
+        assert block["status"] == "completed" and block["energy_pj"]["total"] > 0
+        assert len(block["final_alignment_deg"]) == 3
+        if rule != "bp":
+            assert set(block["gap_to_bp"]["energy_pj"]["causes"]) >= {"feedback_update"}
+    # who moves W to the error unit: BP all of it, the sign rules one bit per weight, the rest
+    # nothing (layers 1 and 2 send errors: 16·16 + 10·16 weights)
+    sent = 16 * 16 + 10 * 16
+    assert rules["bp"]["weight_transport_bits"] == sent * 8
+    for rule in ("usf", "brsf", "frsf"):
+        assert rules[rule]["weight_transport_bits"] == sent
+    for rule in ("fa", "ifa", "dfa", "kp"):
+        assert rules[rule]["weight_transport_bits"] == 0
+    survey = {e["chip"]: e for e in summary["chip_survey"]}
+    for chip in ("dfa_prng", "dram_prng", "df_lnpu"):
+        assert set(survey[chip]["unsupported"]) == {"kp"}
+        assert "kp" not in survey[chip]["rules"] and "dfa" in survey[chip]["rules"]
+    assert "unsupported" not in survey["split_cores"]
+    report = (out / "report.md").read_text()
+    assert "kp cannot train on dfa_prng, dram_prng, df_lnpu (not simulated there)" in (
+        report.replace("df_lnpu, dfa_prng, dram_prng", "dfa_prng, dram_prng, df_lnpu")
+    )
+    for rule in ALL_RULES:
+        assert (out / "runs" / f"{rule_dirname(rule)}-seed0" / "workload.json").exists()
