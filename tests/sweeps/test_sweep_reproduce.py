@@ -37,7 +37,7 @@ TINY_PLAN = ReproducePlan(
     ),
     seeds=(0, 1),
     rules=("bp", "fa", "ifa", "ifa:45"),
-    algorithms=(),
+    algorithms=("dfa", "kp"),
     angles=(0.0, 90.0),
     depths=(2, 3),
     depth_rules=("fa", "ifa"),
@@ -103,6 +103,7 @@ def test_verdict_rejects_unknown_region():
 
 #: Each sweep of the plan and the figure the renderer draws for it (``<kind>.png``).
 FIGURES = {name: f"{name}.png" for name in ("rules", "angle", "depth", "data", "init")}
+FIGURES["algorithms"] = "rules.png"  # a rules sweep by another name
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +139,7 @@ def test_writes_report_json_and_every_sweep(reproduction):
         assert summary["figure"] == figure
         assert (out / "sweeps" / name / figure).read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     ids = [r["claim_id"] for r in document["claims"]]
-    assert sorted(set(ids)) == [f"C{i}" for i in range(1, 10)]
+    assert sorted(set(ids), key=lambda c: int(c[1:])) == [f"C{i}" for i in range(1, 11)]
 
 
 def test_cli_table_shows_every_claim_row(reproduction):
@@ -214,8 +215,9 @@ def test_two_group_rows_equal_the_sweep_json(reproduction):
         assert row.spread == row.left["std"] + row.right["std"]
         checked += 1
     # C1, C2, C3 at depth 3, C4 at 100 samples (depth 2 and 300 samples are the base config,
-    # cited once by C1/C2), C5 (2), C6 endpoints, C7 (ifa:45 × 2 sources), C8 (ifa, ifa:45), C9
-    assert checked == 12
+    # cited once by C1/C2), C5 (2), C6 endpoints, C7 (ifa:45 × 2 sources), C8 (ifa, ifa:45), C9,
+    # C10 (IFA − dfa, IFA − kp)
+    assert checked == 14
     assert document["base_values"] == {"depth": [2], "data": [300]}
     measurements = [r["measurement"] for r in document["claims"]]
     assert not any("depth 2," in m or "samples 300," in m for m in measurements)
@@ -357,3 +359,27 @@ def test_api_writes_data_only_and_resumes_without_training(reproduction, monkeyp
         assert (copy / "sweeps" / name / figure).read_bytes() == (
             out / "sweeps" / name / figure
         ).read_bytes()
+
+
+def test_algorithm_rows_compare_ifa_with_each_other_rule(reproduction):
+    out, document = reproduction
+    rows = [ClaimRow(**r) for r in document["claims"] if r["claim_id"] == "C10"]
+    assert [r.measurement for r in rows] == [
+        "final test accuracy, IFA − dfa > 0",
+        "final test accuracy, IFA − kp > 0",
+    ]
+    for row, rule in zip(rows, ("dfa", "kp"), strict=True):
+        assert row.left["source"] == {
+            "sweep": "rules",
+            "value": None,
+            "rule": "ifa",
+            "metric": "final_test_accuracy",
+        }
+        assert row.right["source"]["sweep"] == "algorithms"
+        assert row.right["source"]["rule"] == rule
+        assert row.verdict == verdict(row.difference, row.spread, region="positive")
+    # the algorithms sweep trains the base config at the base seeds: only the rules differ
+    spec = _sweep(out, "algorithms")["spec"]
+    assert spec["rules"] == ["dfa", "kp"] and spec["seeds"] == [0, 1]
+    markdown = (out / "REPRODUCTION.md").read_text()
+    assert "## Various learning algorithms (C10, paper Fig 1e" in markdown
