@@ -93,6 +93,8 @@ def simulate(
     from hwsim.core.resources import DEFAULT_CHIP
     from hwsim.core.workload import workload_from_dict
     from hwsim.sim.api import simulate as run_simulation
+    from hwsim.sim.chip import load_chip
+    from hwsim.sim.feedback_storage import prng_against_stored
     from hwsim.sim.model_specs import build_workload
 
     if (workload_file is None) == (model is None):
@@ -122,9 +124,14 @@ def simulate(
                     f"({fmt.bits} bits): give one, or both agreeing"
                 )
         workload = workload_from_dict(build_workload(model, **given), model)
-    result = run_simulation(workload, chip_file or DEFAULT_CHIP, algo, timeline=timeline)
+    chip = load_chip(chip_file or DEFAULT_CHIP)
+    result = run_simulation(workload, chip, algo, timeline=timeline)
+    savings = prng_against_stored(workload, chip, algo)
     if as_json:
-        echo_json(result.to_dict())
+        document = result.to_dict()
+        if savings:
+            document["prng_against_stored"] = [s.to_dict() for s in savings]
+        echo_json(document)
         return
     table = Table(title=f"{result.workload['model'] or 'workload'} on chip {result.chip}")
     for column in (
@@ -155,6 +162,16 @@ def simulate(
         console.print(_orders_line(spec, r), highlight=False, soft_wrap=True)
         if r.spills:
             console.print(_spills_line(spec, r.spills), highlight=False, soft_wrap=True)
+    if savings:
+        parts = ", ".join(
+            f"{s.rule} {100 * s.reduction:+.2f} % ({s.stored_accesses:,} → {s.prng_accesses:,})"
+            for s in savings
+        )
+        console.print(
+            f"PRNG against feedback stored in {savings[0].level}: DRAM accesses per step {parts}",
+            highlight=False,
+            soft_wrap=True,
+        )
     for spec, r in result.rules.items():
         if r.run_totals is not None:
             rt = r.run_totals

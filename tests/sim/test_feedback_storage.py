@@ -61,3 +61,29 @@ def test_chips_that_store_their_feedback_or_rules_without_one_have_nothing_to_co
         toy_prng(), memories=tuple(m for m in TOY.memories if m.kind != "dram")
     )
     assert prng_against_stored(workload, no_dram, "fa") == []
+
+
+def test_simulate_cli_states_the_saving_on_prng_chips():
+    import json
+
+    from click.testing import CliRunner
+
+    from hwsim.cli import main
+
+    args = ["simulate", "--chip", "df_lnpu", "--model", "mlp:784-256-10", "--algo", "bp,fa,dfa"]
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    expected = prng_against_stored(
+        build_workload("mlp:784-256-10"), load_chip("df_lnpu"), "bp,fa,dfa"
+    )
+    assert document["prng_against_stored"] == [s.to_dict() for s in expected]
+    assert [s.rule for s in expected] == ["fa", "dfa"]
+    text = CliRunner().invoke(main, args).output
+    fa = expected[0]
+    assert (
+        f"PRNG against feedback stored in dram: DRAM accesses per step fa "
+        f"{100 * fa.reduction:+.2f} % ({fa.stored_accesses:,} → {fa.prng_accesses:,})" in text
+    )
+    plain = CliRunner().invoke(main, ["simulate", "--model", "mlp:784-256-10", "--json"])
+    assert "prng_against_stored" not in json.loads(plain.output)  # edge_sram stores B
