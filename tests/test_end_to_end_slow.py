@@ -59,6 +59,7 @@ def test_default_compare_measures_what_the_readme_says(default_compare):
     survey = {e["chip"]: e["rules"]["fa"]["energy_vs_bp"] for e in summary["chip_survey"]}
     assert {c: round(100 * (1 - v), 2) for c, v in survey.items()} == {
         "split_cores": 11.97,
+        "df_lnpu": 8.35,
         "dfa_prng": 2.97,
         "dram_prng": 2.39,
         "edge_sram": 0.07,

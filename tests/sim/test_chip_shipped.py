@@ -26,7 +26,20 @@ DEFAULT_MODEL = "mlp:784-256-256-256-256-256-10"
 #         Then with MACs priced by number format (item 4): this model-spec workload is int8
 #         throughout, so only the update MACs moved, from the int32 entry to int16 (16-bit ΔW
 #         and momentum on edge_sram, split_cores and dfa_prng: 3.2 → 0.83 pJ).
+#         Then every rule (issue 12): df_lnpu is new; split_cores also pins the new rules. By
+#         hand: uSF carries 1 bit per weight of layers 1-5 (4 × 65,536 + 2,560 = 264,704 bits),
+#         through DRAM on split_cores (2 × 264,704); frSF reads 7-bit magnitudes (264,704 × 7);
+#         DFA reads D_l = 10 × 256 per layer at 8 bits (5 × 20,480); KP reads all of B.
 STORED = {
+    "df_lnpu": {
+        "bp": (433310242.9445, 1154823, 2117632, 0, 0, 0),
+        "fa": (410390628.83599997, 1103032, 0, 0, 0, 0),
+        "ifa": (410390628.83599997, 1103032, 0, 0, 0, 2117632),
+        "dfa": (402995687.7465, 1036451, 0, 0, 0, 0),
+        "usf": (427377692.14, 1097000, 264704, 0, 0, 0),
+        "brsf": (432601595.1265, 1154683, 264704, 0, 0, 0),
+        "frsf": (432601595.1265, 1154683, 264704, 0, 0, 0),
+    },
     "dfa_prng": {
         "bp": (682066905.1705, 1170947, 0, 2117632, 0, 2117632),
         "fa": (672201523.9055, 1102677, 0, 0, 0, 0),
@@ -51,13 +64,18 @@ STORED = {
         "bp": (208862306.46000004, 1154600, 0, 4235264, 0, 4235264),
         "fa": (118909857.848, 1121632, 0, 0, 2117632, 0),
         "ifa": (118909857.848, 1121632, 0, 0, 2117632, 2117632),
+        "dfa": (108073011.9315, 1001831, 0, 0, 102400, 0),
+        "usf": (123916488.32, 1062320, 0, 529408, 0, 529408),
+        "brsf": (132780255.25900002, 1154726, 0, 529408, 1852928, 529408),
+        "frsf": (130137695.54450001, 1121633, 0, 529408, 1852928, 529408),
+        "kp": (126825642.3725, 1221945, 0, 0, 2117632, 0),
     },
 }
 
 
 @pytest.mark.parametrize("name", sorted(STORED))
 def test_shipped_chip_numbers(name):
-    result = simulate(DEFAULT_MODEL, CHIPS / f"{name}.yaml", "bp,fa,ifa")
+    result = simulate(DEFAULT_MODEL, CHIPS / f"{name}.yaml", list(STORED[name]))
     for spec, expected in STORED[name].items():
         r = result.rules[spec]
         got = (
