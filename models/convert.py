@@ -37,18 +37,21 @@ def feedback_layers(model: nn.Module) -> list[tuple[str, FeedbackLayer]]:
     return [(n, m) for n, m in model.named_modules() if isinstance(m, FeedbackLayer)]
 
 
-def _input_shapes(
-    model: nn.Module, layers: list[tuple[str, nn.Module]], example_input: Tensor
-) -> dict[str, tuple[list[int], list[int]]]:
-    """``{name: (input shape, output shape)}`` per sample of each layer, from one no-grad forward
-    of ``example_input`` in eval mode (no statistics or random state is touched)."""
-    seen: dict[str, tuple[list[int], list[int]]] = {}
+def observe_layers(
+    model: nn.Module,
+    layers: list[tuple[str, nn.Module]],
+    inputs: Tensor,
+    observe: Callable[[str, Tensor, Tensor], None],
+) -> None:
+    """Call ``observe(name, layer input, layer output)`` (plain tensors) for each of ``layers``
+    during one no-grad forward of ``inputs`` in eval mode (no statistics or random state is
+    touched; the model's mode is restored)."""
 
     def hook(name: str):
-        def record(module: nn.Module, inputs: tuple, output: object) -> None:
-            x = inputs[0].value if hasattr(inputs[0], "value") else inputs[0]
+        def record(module: nn.Module, args: tuple, output: object) -> None:
+            x = args[0].value if hasattr(args[0], "value") else args[0]
             y = output.value if hasattr(output, "value") else output
-            seen[name] = (list(x.shape[1:]), list(y.shape[1:]))  # type: ignore[union-attr]
+            observe(name, x, y)  # type: ignore[arg-type]
 
         return record
 
@@ -57,11 +60,24 @@ def _input_shapes(
     model.eval()
     try:
         with torch.no_grad():
-            model(example_input)
+            model(inputs)
     finally:
         model.train(was_training)
         for h in handles:
             h.remove()
+
+
+def _input_shapes(
+    model: nn.Module, layers: list[tuple[str, nn.Module]], example_input: Tensor
+) -> dict[str, tuple[list[int], list[int]]]:
+    """``{name: (input shape, output shape)}`` per sample of each layer, from one no-grad forward
+    of ``example_input`` (:func:`observe_layers`)."""
+    seen: dict[str, tuple[list[int], list[int]]] = {}
+
+    def shapes(name: str, x: Tensor, y: Tensor) -> None:
+        seen[name] = (list(x.shape[1:]), list(y.shape[1:]))
+
+    observe_layers(model, layers, example_input, shapes)
     missing = [n for n, _ in layers if n not in seen]
     if missing:
         raise InputError(f"example_input: layers {missing} did not run in the forward pass")

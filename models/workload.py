@@ -5,12 +5,11 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import torch
 from torch import Tensor, nn
 
 from hwsim.core.workload import workload_document
 from models.config import TrainConfig
-from models.convert import weight_layers
+from models.convert import observe_layers, weight_layers
 from models.feedback import FLOAT_BITS
 
 #: Errors (gradients) are not quantized by the training side: they travel as float32.
@@ -55,28 +54,14 @@ def record_workload(
     layers = weight_layers(model)
     seen: dict[str, dict[str, Any]] = {}
 
-    def hook(name: str):
-        def record(module: nn.Module, inputs: tuple, output: Any) -> None:
-            x = inputs[0].value if hasattr(inputs[0], "value") else inputs[0]
-            out = output.value if hasattr(output, "value") else output
-            seen[name] = {
-                "input_shape": list(x.shape[1:]),
-                "output_shape": list(out.shape[1:]),
-                "sparsity": float((x == 0).float().mean()),
-            }
+    def measure(name: str, x: Tensor, out: Tensor) -> None:
+        seen[name] = {
+            "input_shape": list(x.shape[1:]),
+            "output_shape": list(out.shape[1:]),
+            "sparsity": float((x == 0).float().mean()),
+        }
 
-        return record
-
-    handles = [m.register_forward_hook(hook(n)) for n, m in layers]
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(sample_inputs)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    observe_layers(model, layers, sample_inputs, measure)
 
     records = []
     for name, m in layers:
