@@ -309,18 +309,22 @@ def survey_findings(data: RunData) -> list[str]:
     survey = data.summary.get("chip_survey") or []
     out = []
     for rule in (r for r in data.rules if r != "bp"):
-        gaps = [
-            (1 - e["rules"][rule]["energy_vs_bp"], e["chip"])
+        ratios = [
+            (e["rules"][rule]["energy_vs_bp"], e["chip"])
             for e in survey
             if rule in e["rules"] and finite(e["rules"][rule].get("energy_vs_bp"))
         ]
-        if len(gaps) < 2:
+        if len(ratios) < 2:
             continue
-        low, high = min(gaps), max(gaps)
+        low, high = min(ratios), max(ratios)
         out.append(
-            f"Across {len(gaps)} chips, {rule} saves {100 * low[0]:.2f} % ({low[1]}) to "
-            f"{100 * high[0]:.2f} % ({high[1]}) of bp's energy per step on the same workload: "
-            "how much weight transport costs depends on how the chip gets W to its error unit."
+            f"Across {len(ratios)} chips, {rule} costs {100 * low[0]:.2f} % ({low[1]}) to "
+            f"{100 * high[0]:.2f} % ({high[1]}) of bp's energy per step on the same workload."
+        )
+    if out:
+        out.append(
+            "How much a rule saves depends on how the chip gets W (or its sign) to its error "
+            "unit, and on what the rule reads, writes and computes instead."
         )
     refused: dict[str, list[str]] = {}
     for entry in survey:
