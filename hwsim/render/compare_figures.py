@@ -421,7 +421,7 @@ def timeline_figure(data: RunData, chip: str) -> Figure:
             facecolor="white",
             edgecolor="black",
             hatch="////",
-            label="interconnect (transport / sync)",
+            label="interconnect (colour: the phase moving data)",
         )
     )
     fig.legend(
