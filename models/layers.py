@@ -200,7 +200,7 @@ class FeedbackLinear(nn.Linear, FeedbackLayer):
     def forward(self, x: Tensor) -> Tensor:
         if self.use_true_gradient:
             return super().forward(x)
-        if self.direct is None and self.rule.kind in ("fa", "ifa", "kp"):
+        if self.direct is None and self.rule.kind in ("fa", "ifa"):
             return feedback_linear(x, self.weight, self.bias, self.feedback_weight)  # type: ignore[arg-type]
         return self._product(x, self.weight, self.bias, None)
 

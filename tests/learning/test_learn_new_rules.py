@@ -467,3 +467,29 @@ def test_a_run_interrupted_mid_run_resumes_exactly(algo: str, tmp_path: Path):
     resumed = torch.load(cut / "checkpoint.pt", weights_only=True)["model"]
     assert whole.keys() == resumed.keys()
     assert all(torch.equal(whole[k], resumed[k]) for k in whole)
+
+
+@pytest.mark.parametrize("quantized", [False, True], ids=["float", "quant"])
+def test_kp_sends_errors_through_b_on_its_grid_not_the_stored_b(quantized):
+    # B moved off its 4-bit grid (as KP's updates leave it): the error sent down must use the
+    # B the hardware would hold, quantize_feedback(B, 4), in float and brevitas layers alike
+    model = convert(_net(quantized, False), "kp", seed=0, feedback_bits=4)
+    _, layer = feedback_layers(model)[-1]
+    with torch.no_grad():
+        layer.feedback_weight.add_(1e-3)
+    inputs: dict[str, torch.Tensor] = {}
+
+    def keep(module, args):
+        x = args[0].value if hasattr(args[0], "value") else args[0]
+        x = x.detach().requires_grad_(True)
+        inputs["x"] = x
+        return (x,)
+
+    handle = layer.register_forward_pre_hook(keep)
+    out = model(_batch(False)[0])
+    handle.remove()
+    g = torch.randn_like(out)
+    out.backward(g)
+    grad_x = inputs["x"].grad
+    assert torch.allclose(grad_x, g @ quantize_feedback(layer.feedback_weight, 4), atol=1e-6)
+    assert not torch.allclose(grad_x, g @ layer.feedback_weight, atol=1e-6)
