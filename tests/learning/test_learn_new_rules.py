@@ -11,7 +11,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-from pathlib import Path
 
 import pytest
 import torch
@@ -33,8 +32,6 @@ from models import (
     weight_layers,
     weight_sign,
 )
-from models.config import TrainConfig
-from models.training import train
 
 NEW_RULES = ["dfa", "usf", "brsf", "frsf", "kp", "kp:decay=0.5"]
 
@@ -432,41 +429,6 @@ def test_train_cli_runs_each_new_rule(rule, tmp_path):
         assert angles[:2] == [None, None] and all(0 < a < 180 for a in angles[2:])
     else:
         assert all(0 <= a < 180 for a in angles)
-
-
-@pytest.mark.parametrize("algo", ["brsf", "kp:decay=1"])
-def test_a_run_interrupted_mid_run_resumes_exactly(algo: str, tmp_path: Path):
-    config = TrainConfig(
-        algo=algo,
-        dataset="digits",
-        train_size=200,
-        depth=3,
-        width=16,
-        epochs=2,
-        batch_size=100,
-        lr=0.01,
-        weight_bits=8,
-        act_bits=8,
-        feedback_bits=32,
-    )
-    reference = tmp_path / "whole"
-    train(config, reference)
-    cut = tmp_path / "cut"
-    seen = {"steps": 0}
-
-    def stop_in_epoch_two(step: int, steps: int) -> None:
-        seen["steps"] += 1
-        if seen["steps"] == steps + 1:
-            raise KeyboardInterrupt
-
-    with pytest.raises(KeyboardInterrupt):
-        train(config, cut, on_step=stop_in_epoch_two)
-    train(config, cut)
-    assert (cut / "metrics.jsonl").read_text() == (reference / "metrics.jsonl").read_text()
-    whole = torch.load(reference / "checkpoint.pt", weights_only=True)["model"]
-    resumed = torch.load(cut / "checkpoint.pt", weights_only=True)["model"]
-    assert whole.keys() == resumed.keys()
-    assert all(torch.equal(whole[k], resumed[k]) for k in whole)
 
 
 @pytest.mark.parametrize("quantized", [False, True], ids=["float", "quant"])

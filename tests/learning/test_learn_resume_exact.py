@@ -11,6 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 
 from models.config import TrainConfig
 from models.training import train
@@ -29,8 +30,9 @@ CONFIG = TrainConfig(
 )
 
 
-@pytest.mark.parametrize("algo", ["bp", "fa"])
+@pytest.mark.parametrize("algo", ["bp", "fa", "brsf", "kp:decay=1"])
 def test_a_run_interrupted_after_its_first_epoch_resumes_exactly(algo: str, tmp_path: Path):
+    """Also brSF (its redraw stream lives in a buffer) and KP (its B changes every step)."""
     config = CONFIG.replace(algo=algo)
     assert config.quantized
     reference = tmp_path / "whole"
@@ -49,3 +51,8 @@ def test_a_run_interrupted_after_its_first_epoch_resumes_exactly(algo: str, tmp_
     train(config, cut)
     whole = (reference / "metrics.jsonl").read_text()
     assert (cut / "metrics.jsonl").read_text() == whole
+    # the whole state too: W, and B, brSF's magnitudes and its generator state
+    whole_state = torch.load(reference / "checkpoint.pt", weights_only=True)["model"]
+    resumed = torch.load(cut / "checkpoint.pt", weights_only=True)["model"]
+    assert whole_state.keys() == resumed.keys()
+    assert all(torch.equal(whole_state[k], resumed[k]) for k in whole_state)
