@@ -327,16 +327,14 @@ def survey_findings(data: RunData) -> list[str]:
             "unit, and on what the rule reads, writes and computes instead."
         )
     refused: dict[str, list[str]] = {}
+    reasons: dict[str, str] = {}
     for entry in survey:
-        for rule in entry.get("unsupported") or {}:
+        for rule, reason in (entry.get("unsupported") or {}).items():
             refused.setdefault(rule, []).append(entry["chip"])
+            reasons.setdefault(rule, str(reason).split(": ", 2)[-1])  # past FILE:LINE: key
     for rule, chips in refused.items():
         out.append(
-            f"{rule} cannot train on {', '.join(chips)} (not simulated there): "
-            + str(
-                next(e["unsupported"][rule] for e in survey if rule in (e.get("unsupported") or {}))
-            ).split(": ", 2)[-1]
-            + "."
+            f"{rule} cannot train on {', '.join(chips)} (not simulated there): {reasons[rule]}."
         )
     for entry in survey:
         savings = entry.get("prng_against_stored") or []

@@ -16,13 +16,11 @@ from hwsim.sim.dataflow import (
     INIT_PHASE,
     Move,
     Plan,
-    feedback_update_moves,
     fetch_moves,
     init_moves,
     loss_moves,
     mac_format,
-    redraw_moves,
-    update_moves,
+    update_parts,
 )
 from hwsim.sim.loops import Walk
 
@@ -62,11 +60,7 @@ class Counts:
     def weight_transport_bits(self) -> int:
         """Bits of W carried over the interconnect to the error unit: all of W for BP in
         transport mode, its sign (1 bit per weight) for the sign-concordant rules."""
-        return sum(
-            b
-            for (tensor, phase), b in self.interconnect_bits.items()
-            if (tensor, phase) == ("weights", "backward")
-        )
+        return self.interconnect_bits.get(("weights", "backward"), 0)
 
     @property
     def sync_write_bits(self) -> int:
@@ -195,15 +189,11 @@ class _ClosedForm:
         for run in plan.loss_walk.runs():
             self.add(loss_moves(w, plan, run), "backward", run.count)
         for i in range(len(w.layers)):
-            moves, macs = update_moves(w, self.chip, plan, i)
-            self.add(moves, "update", plan.update_times)
-            fmt = mac_format(w, self.chip, plan, "update", i)
-            self.tally.macs[("update", fmt)] += macs * plan.update_times
-            fb_moves, fb_macs, fb_fmt = feedback_update_moves(w, self.chip, plan, i)
-            if fb_moves:  # Kolen–Pollack: B receives every update of W
-                self.add(fb_moves, "update", plan.update_times)
-                self.tally.macs[("update", fb_fmt)] += fb_macs * plan.update_times
-            self.add(redraw_moves(w, plan, i), "update", 1)  # brSF: once per step
+            for part in update_parts(w, self.chip, plan, i):
+                times = plan.update_times if part.per_update else 1
+                self.add(part.moves, "update", times)
+                if part.macs:
+                    self.tally.macs[("update", part.mac_format)] += part.macs * times
         return self.tally.freeze()
 
     def init(self) -> Counts:

@@ -649,6 +649,32 @@ def redraw_moves(workload: Workload, plan: Plan, i: int) -> list[Move]:
     ]
 
 
+@dataclass(frozen=True)
+class UpdatePart:
+    """One part of layer i's update work: its moves, MACs and their number format.
+    ``per_update``: repeated with every update (every sample when fused), else once per step."""
+
+    moves: list[Move]
+    macs: int
+    mac_format: str
+    per_update: bool = True
+
+
+def update_parts(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[UpdatePart]:
+    """Layer i's update work, in order: W's update (:func:`update_moves`), Kolen–Pollack's B
+    receiving it (:func:`feedback_update_moves`), brSF's redraw (:func:`redraw_moves`, once per
+    step). The closed form and the lowering both count from this."""
+    moves, macs = update_moves(workload, chip, plan, i)
+    parts = [UpdatePart(moves, macs, mac_format(workload, chip, plan, "update", i))]
+    fb_moves, fb_macs, fb_fmt = feedback_update_moves(workload, chip, plan, i)
+    if fb_moves:
+        parts.append(UpdatePart(fb_moves, fb_macs, fb_fmt))
+    redraw = redraw_moves(workload, plan, i)
+    if redraw:
+        parts.append(UpdatePart(redraw, 0, "", per_update=False))
+    return parts
+
+
 def mirror_copy_moves(layer: Layer, chip: Chip, plan: Plan, i: int) -> list[Move]:
     """Writing layer i's W into BP's mirror (or its sign into a sign-concordant rule's 1-bit
     mirror): directly, or through ``mirror_sync_via``."""
@@ -682,39 +708,31 @@ def init_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Move]
     wbits, fbits = n * layer.weight_bits, n * layer.feedback_bits
     kind, source, storage = plan.rule.kind, plan.error_weight_source, chip.feedback_storage
     w, b = ("weights", i), ("feedback_weights", i)
-    if (kind == "bp" and source == "mirror") or plan.sign_source == "mirror":
-        moves = [
-            Move(place[w], "weights", w, "read", wbits),
-            *mirror_copy_moves(layer, chip, plan, i),
-        ]
-    else:
-        moves = []
     stored = storage in ("sram", "dram")
-    if kind in ("fa", "kp") and stored:
-        return [Move(place[b], "feedback_weights", b, "write", fbits)]
-    if kind == "dfa" and stored:
-        dbits = feedback_elements(workload, plan.rule, i) * layer.feedback_bits
-        return [Move(place[b], "feedback_weights", b, "write", dbits)]
-    if kind in ("frsf", "brsf") and stored:
-        mbits = n * feedback_element_bits(layer, plan.rule)
-        if kind == "brsf":  # the first draw of the magnitudes it redraws every batch
-            moves.append(Move(None, "feedback_weights", None, "generate", 0, 0, n))
-        moves.append(Move(place[b], "feedback_weights", b, "write", mbits))
-    if kind != "ifa":
-        return moves
-    if kind == "ifa" and storage in ("sram", "dram"):
-        return [
-            Move(place[w], "weights", w, "read", wbits),
-            Move(place[b], "feedback_weights", b, "write", fbits, fbits),
-        ]
     if kind == "ifa":
+        if stored:
+            return [
+                Move(place[w], "weights", w, "read", wbits),
+                Move(place[b], "feedback_weights", b, "write", fbits, fbits),
+            ]
         load = (
             Move(place[b], "feedback_weights", b, "read", fbits)
             if storage == "rom"
             else Move(None, "feedback_weights", None, "generate", 0, 0, n)
         )
         return [load, Move(place[w], "weights", w, "write", wbits, fbits)]
-    return []
+    moves: list[Move] = []
+    if source == "mirror" or plan.sign_source == "mirror":  # BP's copy of W, or W's signs
+        moves += [
+            Move(place[w], "weights", w, "read", wbits),
+            *mirror_copy_moves(layer, chip, plan, i),
+        ]
+    if plan.rule.stores_feedback and stored:  # B, D_l or the magnitudes, written once
+        if plan.rule.redraws_feedback:  # brSF: the first draw of what it redraws every batch
+            moves.append(Move(None, "feedback_weights", None, "generate", 0, 0, n))
+        bits = feedback_elements(workload, plan.rule, i) * feedback_element_bits(layer, plan.rule)
+        moves.append(Move(place[b], "feedback_weights", b, "write", bits))
+    return moves
 
 
 # ---------------------------------------------------------------------------------------------
@@ -857,21 +875,18 @@ def lower_step(workload: Workload, chip: Chip, plan: Plan) -> Lowered:
 
 
 def _update_tasks(
-    workload: Workload, chip: Chip, plan: Plan, i: int, c: int, times: int, redraw: bool
+    workload: Workload, chip: Chip, plan: Plan, i: int, c: int, times: int, once: bool
 ) -> list[Task]:
-    """``times`` updates of layer i (one per sample of piece ``c`` if fused, else one): W's,
-    then KP's B receiving it; with ``redraw`` also brSF's new magnitudes (once per step)."""
-    moves, macs = update_moves(workload, chip, plan, i)
-    fmt = mac_format(workload, chip, plan, "update", i)
-    pairs = [(m, times) for m in moves]
-    tasks = [_task(chip, "update", "update", i, c, pairs, macs * times, fmt)]
-    fb_moves, fb_macs, fb_fmt = feedback_update_moves(workload, chip, plan, i)
-    if fb_moves:
-        pairs = [(m, times) for m in fb_moves]
-        tasks.append(_task(chip, "update", "update", i, c, pairs, fb_macs * times, fb_fmt))
-    new = redraw_moves(workload, plan, i) if redraw else []
-    if new:
-        tasks.append(_task(chip, "update", "update", i, c, [(m, 1) for m in new], 0, ""))
+    """Layer i's update tasks of piece ``c``: each :func:`update_parts` part repeated with every
+    update ``times`` times (one per sample of the piece if fused, else once); the once-per-step
+    parts only where ``once``."""
+    tasks = []
+    for part in update_parts(workload, chip, plan, i):
+        if not (part.per_update or once):
+            continue
+        n = times if part.per_update else 1
+        pairs = [(m, n) for m in part.moves]
+        tasks.append(_task(chip, "update", "update", i, c, pairs, part.macs * n, part.mac_format))
     return tasks
 
 
