@@ -126,7 +126,7 @@ def simulate(
         workload = workload_from_dict(build_workload(model, **given), model)
     chip = load_chip(chip_file or DEFAULT_CHIP)
     result = run_simulation(workload, chip, algo, timeline=timeline)
-    savings = prng_against_stored(workload, chip, algo)
+    savings = prng_against_stored(workload, chip, algo, simulated=result.rules)
     if as_json:
         document = result.to_dict()
         if savings:

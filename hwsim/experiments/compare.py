@@ -104,9 +104,10 @@ def run_compare(
         runs[rule].append(train(config, run_dir, on_epoch=on_epoch))
 
     simulations: dict[str, dict[str, dict[str, Any]]] = {}
+    results_by_chip: dict[str, dict[str, Any]] = {}
     for chip in chips:
         simulations[chip.name] = {}
-        results = {}
+        results = results_by_chip[chip.name] = {}
         for rule in experiment.rules:
             workload = runs[rule][0].out_dir / "workload.json"
             results[rule] = simulate(workload, chip, [rule], timeline=True).rules[rule]
@@ -125,7 +126,7 @@ def run_compare(
             simulations[chip.name][rule] = sim
 
     summary = build_summary(experiment, data, runs, chips, simulations)
-    summary["chip_survey"] = chip_survey(experiment, runs, chips, simulations)
+    summary["chip_survey"] = chip_survey(experiment, runs, chips, simulations, results_by_chip)
     write_atomic(out / "accesses.csv", accesses_csv(summary))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
@@ -136,6 +137,7 @@ def chip_survey(
     runs: dict[str, list[Any]],
     chips: list[Any],
     simulations: dict[str, dict[str, dict[str, Any]]],
+    results_by_chip: dict[str, dict[str, Any]],
 ) -> list[dict[str, Any]]:
     """Every rule's workload on every shipped chip (and the experiment's): does BP's cost change?
 
@@ -144,7 +146,8 @@ def chip_survey(
     leading cause of BP's energy gap; on a chip that regenerates its feedback (PRNG), also the
     DRAM accesses per step that saves against storing it in DRAM (``prng_against_stored``,
     :mod:`hwsim.sim.feedback_storage`). The other shipped chips are simulated here without a
-    timeline; nothing else of them is written.
+    timeline; nothing else of them is written. ``results_by_chip``: the experiment's chips'
+    simulation results (``RuleResult`` by rule), reused rather than simulated again.
     """
     from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
     from hwsim.sim.api import simulate, unsupported_reason
@@ -152,6 +155,7 @@ def chip_survey(
     from hwsim.sim.explain import gaps_to_bp
     from hwsim.sim.feedback_storage import prng_against_stored
 
+    results_by_chip = dict(results_by_chip)  # the survey's chips join the caller's, locally
     entries = []
     for chip in chips:
         entries.append(_survey_entry(chip, simulations[chip.name], in_report=True))
@@ -178,6 +182,7 @@ def chip_survey(
             sims[rule] = result.to_dict()
             if rule in gaps:
                 sims[rule]["gap_to_bp"] = gaps[rule].to_dict()
+        results_by_chip[chip.name] = results
         entry = _survey_entry(chip, sims, in_report=False)
         if unsupported:
             entry["unsupported"] = unsupported
@@ -186,7 +191,12 @@ def chip_survey(
         savings = [
             saving
             for rule in experiment.rules
-            for saving in prng_against_stored(runs[rule][0].out_dir / "workload.json", chip, [rule])
+            for saving in prng_against_stored(
+                runs[rule][0].out_dir / "workload.json",
+                chip,
+                [rule],
+                simulated=results_by_chip[chip.name],
+            )
         ]
         if savings:
             entry["prng_against_stored"] = [s.to_dict() for s in savings]

@@ -10,7 +10,7 @@ outermost DRAM level instead — and compares the DRAM accesses of one training 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,13 +74,16 @@ def prng_against_stored(
     workload: Workload | str | Any,
     chip: Chip,
     rules: str | Sequence[str | Rule] = "fa,ifa,dfa",
+    simulated: Mapping[str, RuleResult] | None = None,
 ) -> list[PrngSaving]:
     """For each of ``rules`` that keeps a feedback tensor, DRAM accesses per nominal step with
     the chip's PRNG against the same chip storing the feedback in its outermost DRAM level.
 
     Empty when the chip does not regenerate feedback (``feedback_storage`` other than ``prng``)
     or has no DRAM level; rules the chip cannot run (Kolen–Pollack's B changes every step, so
-    a PRNG cannot regenerate it) are left out.
+    a PRNG cannot regenerate it) are left out. ``simulated``: results the caller already has
+    of ``workload`` on ``chip`` as it is, by rule spec; only the stored variant is simulated
+    for those.
     """
     levels = dram_levels(chip)
     if chip.feedback_storage != "prng" or not levels:
@@ -96,14 +99,17 @@ def prng_against_stored(
     if not kept:
         return []
     work = resolve_workload(workload)
-    as_is = simulate(work, chip, kept)
+    as_is = dict(simulated or {})  # the caller's results of this workload on this chip, reused
+    missing = [spec for spec in kept if spec not in as_is]
+    if missing:
+        as_is.update(simulate(work, chip, missing).rules)
     stored = simulate(work, stored_variant(chip, levels[-1]), kept)
     return [
         PrngSaving(
             rule=spec,
             level=levels[-1],
             stored_accesses=_dram_accesses(stored.rules[spec], levels),
-            prng_accesses=_dram_accesses(as_is.rules[spec], levels),
+            prng_accesses=_dram_accesses(as_is[spec], levels),
             stored_feedback_accesses=_dram_accesses(stored.rules[spec], levels, "feedback_weights"),
         )
         for spec in kept
