@@ -348,8 +348,7 @@ def draw_direct_feedback(
     or, when ``backward_gain`` is None, the RMS of the layer's ``W₀`` (``weight``); stored at
     ``feedback_bits``.
     """
-    w = weight.detach().double()
-    sigma = backward_gain / math.sqrt(n_out) if backward_gain else float(w.pow(2).mean().sqrt())
+    sigma = backward_gain / math.sqrt(n_out) if backward_gain else feedback_sigma(weight, None)
     d = torch.randn((n_out, n_in), generator=generator, dtype=torch.float64) * sigma
     return quantize_feedback(d.to(weight.dtype), feedback_bits)
 
