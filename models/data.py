@@ -56,6 +56,20 @@ class Dataset:
         """Shape of one input sample, e.g. ``(1, 28, 28)``."""
         return tuple(self.x_train.shape[1:])
 
+    def to(self, device: torch.device | str) -> Dataset:
+        """The same split with every tensor on ``device`` (itself when already there)."""
+        device = torch.device(device)
+        if self.x_train.device == device:
+            return self
+        return Dataset(
+            self.name,
+            self.x_train.to(device),
+            self.y_train.to(device),
+            self.x_test.to(device),
+            self.y_test.to(device),
+            self.num_classes,
+        )
+
 
 @dataclass(frozen=True)
 class SyntheticSpec:

@@ -350,7 +350,8 @@ def draw_direct_feedback(
     """
     sigma = backward_gain / math.sqrt(n_out) if backward_gain else feedback_sigma(weight, None)
     d = torch.randn((n_out, n_in), generator=generator, dtype=torch.float64) * sigma
-    return quantize_feedback(d.to(weight.dtype), feedback_bits)
+    # Drawn on the CPU generator (the same numbers on every device), then moved to W's.
+    return quantize_feedback(d.to(weight.device, weight.dtype), feedback_bits)
 
 
 def draw_feedback(
@@ -382,16 +383,17 @@ def draw_feedback(
     if rule.kind in ("frsf", "brsf"):
         return draw_magnitudes(
             w.shape, sigma, generator=generator, dtype=weight.dtype, feedback_bits=feedback_bits
-        )
+        ).to(weight.device)
+    # Random draws come from the CPU generator (the same numbers on every device), then move.
     if rule.kind in ("fa", "kp", "dfa"):
-        r = torch.randn(w.shape, generator=generator, dtype=torch.float64)
+        r = torch.randn(w.shape, generator=generator, dtype=torch.float64).to(w.device)
         feedback = r * sigma
     elif not rule.angle_deg and backward_gain is None:
         feedback = w.clone()
     else:
         theta = math.radians(rule.angle_deg or 0.0)
         w_hat = w / w.norm()
-        r = torch.randn(w.shape, generator=generator, dtype=torch.float64)
+        r = torch.randn(w.shape, generator=generator, dtype=torch.float64).to(w.device)
         r_perp = r - (r.flatten() @ w_hat.flatten()) * w_hat
         direction = math.cos(theta) * w_hat + math.sin(theta) * r_perp / r_perp.norm()
         feedback = sigma * math.sqrt(w.numel()) * direction

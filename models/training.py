@@ -57,6 +57,8 @@ from hwsim.core.yaml_lines import load_yaml_text
 from models.config import TrainConfig
 from models.convert import alignment_angles, convert, feedback_step, update_angles
 from models.data import Dataset, SyntheticSpec, load_dataset
+from models.device import resolve_device
+from models.environment import environment
 from models.networks import build_network
 from models.workload import record_workload
 
@@ -126,11 +128,15 @@ class RunResult:
 
 
 @contextlib.contextmanager
-def torch_threads(threads: int) -> Iterator[None]:
-    """Run the block with ``threads`` torch intra-op threads, then restore the previous count.
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` torch intra-op threads, then restore the previous count
+    (``None``: leave torch's own count).
 
     One thread is several times faster for these small networks on a shared 2-core CPU.
     """
+    if threads is None:
+        yield
+        return
     if threads < 1:
         raise InputError(f"--threads must be at least 1, got {threads}")
     previous = torch.get_num_threads()
@@ -368,13 +374,17 @@ def train(
     force: bool = False,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
+    device: str | torch.device | None = "auto",
 ) -> RunResult:
     """Train ``config`` into ``out_dir``; resume from its checkpoint when one exists.
 
     ``on_epoch(row)`` is called with each metrics row, ``on_step(step, steps_per_epoch)`` after
-    each optimizer step (progress bars). Returns how the run ended; divergence is a result,
-    not an exception.
+    each optimizer step (progress bars). ``device``: ``auto`` (a GPU when torch sees one),
+    ``cpu`` or ``cuda[:N]``; it is not part of the run's identity (a run started on one device
+    resumes on another), and ``result.json`` records the environment that finished it. Returns
+    how the run ended; divergence is a result, not an exception.
     """
+    dev = resolve_device(device)
     out = Path(out_dir)
     _check_existing(out, config, force)
     result_path = out / "result.json"
@@ -389,7 +399,10 @@ def train(
 
     data = load_data(config)
     torch.manual_seed(config.seed)
-    model = build_model(config, data)
+    # Built (and every random draw made) on the CPU, then moved: a seed gives the same initial
+    # weights and feedback on every device.
+    model = build_model(config, data).to(dev)
+    data = data.to(dev)
     optimizer = make_optimizer(config, model)
     out.mkdir(parents=True, exist_ok=True)
     metrics_path, ckpt_path = out / "metrics.jsonl", out / "checkpoint.pt"
@@ -441,7 +454,7 @@ def train(
         for group in optimizer.param_groups:
             group["lr"] = lr
         model.train()
-        order = epoch_order(config.seed, epoch, n)
+        order = epoch_order(config.seed, epoch, n).to(dev)
         diverged = False
         for step, start in enumerate(range(0, n, config.batch_size)):
             idx = order[start : start + config.batch_size]
@@ -482,6 +495,7 @@ def train(
         "final_test_accuracy": result.final_test_accuracy,
         "best_test_accuracy": result.best_test_accuracy,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "environment": environment(dev),
     }
     write_atomic(result_path, json.dumps(summary, indent=2) + "\n")
     return result
@@ -597,9 +611,10 @@ def load_weights(model: nn.Module, state: dict[str, Tensor], source: str | Path)
 
 
 def load_run(
-    run_dir: str | Path, *, epoch: int | None = None
+    run_dir: str | Path, *, epoch: int | None = None, device: str | torch.device | None = "cpu"
 ) -> tuple[TrainConfig, nn.Module, Dataset]:
-    """Rebuild a run's model, data and config: after training, or after ``epoch`` (a snapshot)."""
+    """Rebuild a run's model, data and config: after training, or after ``epoch`` (a snapshot),
+    with model and data on ``device`` (``auto``, ``cpu``, ``cuda[:N]``)."""
     run = Path(run_dir)
     ckpt_path = run / "checkpoint.pt"
     if not ckpt_path.exists():
@@ -626,4 +641,5 @@ def load_run(
     except (RuntimeError, ValueError, TypeError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{source}: does not fit the run's network ({first})") from None
-    return config, model, data
+    dev = resolve_device(device)
+    return config, model.to(dev), data.to(dev)

@@ -17,9 +17,11 @@ __all__ = [
     "ExitCode",
     "InputError",
     "console",
+    "device_option",
     "echo_json",
     "err_console",
     "progress_bar",
+    "threads_option",
 ]
 
 #: Results go to stdout (so ``--json`` output can be piped); messages go to stderr.
@@ -81,3 +83,36 @@ def echo_json(document: Any, indent: int = 2) -> None:
             "inputs' magnitudes"
         ) from None
     click.echo(text)
+
+
+def device_option(default: str = "auto") -> Any:
+    """``--device auto|cpu|cuda``: where training and analyses run (``auto``: a GPU when torch
+    sees one). ``cuda:N`` is accepted too; a GPU this torch cannot see is an input error."""
+
+    def check(ctx: click.Context, param: click.Parameter, value: str) -> str:
+        text = value.strip().lower()
+        if text in ("auto", "cpu", "cuda") or (text.startswith("cuda:") and text[5:].isdigit()):
+            return text
+        raise click.BadParameter(f"{value!r}: expected auto, cpu, cuda or cuda:N")
+
+    return click.option(
+        "--device",
+        default=default,
+        show_default=True,
+        callback=check,
+        help="auto (a GPU when there is one), cpu, cuda or cuda:N.",
+    )
+
+
+def threads_option(default: int | None = None) -> Any:
+    """``--threads N``: torch's intra-op threads for the command (default: torch's own, which
+    is the number of cores)."""
+    return click.option(
+        "--threads",
+        type=click.IntRange(min=1),
+        default=default,
+        show_default=default is not None,
+        help="Torch threads [default: torch's own, one per core]."
+        if default is None
+        else "Torch threads.",
+    )

@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import OUT_DIR, console, echo_json, progress_bar
+from hwsim.cli.common import OUT_DIR, console, device_option, echo_json, progress_bar
 from hwsim.core.resources import default_output
 from hwsim.core.rules import RULE_SYNTAX
 
@@ -73,6 +73,9 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
 @click.option("--epochs", type=int, default=None, help="Override the experiment's epochs.")
 @click.option("--seed", type=int, default=None, help="Train with this one seed.")
 @click.option(
+    "--seeds", default=None, help="Train with these seeds, e.g. 0,1,2 [default: the experiment's]."
+)
+@click.option(
     "--out",
     type=OUT_DIR,
     default=None,
@@ -81,6 +84,22 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
 @click.option("--force", is_flag=True, help="Overwrite a report already in --out.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars or tables.")
+@device_option()
+@click.option(
+    "--threads",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Torch threads per training run (the same count on every machine gives the same numbers).",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    envvar="HWSIM_WORKERS",
+    help="Training runs at once, each in its own process [default: $HWSIM_WORKERS, else one per "
+    "core on the CPU, 1 on a GPU].",
+)
 def compare(
     algo: str | None,
     chips: tuple[str, ...],
@@ -88,20 +107,34 @@ def compare(
     dataset: str | None,
     epochs: int | None,
     seed: int | None,
+    seeds: str | None,
     out: str | None,
     force: bool,
     as_json: bool,
     quiet: bool,
+    device: str,
+    threads: int,
+    workers: int | None,
 ) -> None:
     """Train every rule on the same data and init, simulate the chip, write the report."""
+    from hwsim.cli.sweep import parse_list
     from hwsim.core.resources import DEFAULT_EXPERIMENT
-    from hwsim.experiments.compare import run_compare
+    from hwsim.experiments.compare import default_workers, run_compare
     from hwsim.experiments.experiment import load_experiment
     from hwsim.render.report import write_report
+    from models.device import resolve_device
 
     experiment = load_experiment(experiment_path or DEFAULT_EXPERIMENT).with_overrides(
-        rules=algo, chips=list(chips) or None, dataset=dataset, epochs=epochs, seed=seed
+        rules=algo,
+        chips=list(chips) or None,
+        dataset=dataset,
+        epochs=epochs,
+        seed=seed,
+        seeds=parse_list(seeds, int, "--seeds") if seeds is not None else None,
     )
+    resolve_device(device)  # a GPU this machine lacks is bad input before any work
+    if workers is None:
+        workers = default_workers(device)
     out_dir = Path(out) if out else default_output(f"compare-{experiment.name}")
     progress = progress_bar(quiet)
     tasks: dict[str, Any] = {}
@@ -111,6 +144,14 @@ def compare(
 
     def on_epoch(row: dict[str, Any]) -> None:
         progress.update(tasks["train"], completed=row["epoch"])
+
+    def on_trained(rule: str, seed_: int) -> None:
+        if workers == 1:
+            return  # the per-run bar of on_train_start shows it
+        if "runs" not in tasks:
+            total = len(experiment.rules) * len(experiment.seeds)
+            tasks["runs"] = progress.add_task(f"train ({workers} at once)", total=total)
+        progress.advance(tasks["runs"])
 
     def on_simulated(chip: str, rule: str) -> None:
         if "sim" not in tasks:
@@ -123,8 +164,12 @@ def compare(
             experiment,
             out_dir,
             force=force,
+            device=device,
+            threads=threads,
+            workers=workers,
             on_train_start=on_train_start,
             on_epoch=on_epoch,
+            on_trained=on_trained,
             on_simulated=on_simulated,
         )
     write_report(out_dir)

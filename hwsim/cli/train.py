@@ -8,7 +8,14 @@ from typing import Any
 import click
 
 from hwsim.cli import main
-from hwsim.cli.common import OUT_DIR, console, err_console, progress_bar
+from hwsim.cli.common import (
+    OUT_DIR,
+    console,
+    device_option,
+    err_console,
+    progress_bar,
+    threads_option,
+)
 from hwsim.core.rules import RULE_SYNTAX
 from hwsim.core.units import format_number
 
@@ -77,12 +84,22 @@ from hwsim.core.units import format_number
 @click.option("--out", type=OUT_DIR, required=True, help="Run directory.")
 @click.option("--force", is_flag=True, help="Start over when --out holds a different run.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@device_option()
+@threads_option()
 def train(
-    arch: str, data_dir: str | None, out: str, force: bool, quiet: bool, **options: Any
+    arch: str,
+    data_dir: str | None,
+    out: str,
+    force: bool,
+    quiet: bool,
+    device: str,
+    threads: int | None,
+    **options: Any,
 ) -> None:
     """Train one network with one learning rule; resumes an interrupted run in --out."""
     from hwsim.core.errors import InputError
     from models.config import TrainConfig, config_problems
+    from models.training import torch_threads
     from models.training import train as run_training
 
     values = {"model": arch, "data_dir": data_dir, **options}
@@ -118,8 +135,10 @@ def train(
                 highlight=False,
             )
 
-    with progress:
-        result = run_training(config, Path(out), force=force, on_epoch=on_epoch, on_step=on_step)
+    with progress, torch_threads(threads):
+        result = run_training(
+            config, Path(out), force=force, on_epoch=on_epoch, on_step=on_step, device=device
+        )
     if result.diverged:
         err_console.print(
             f"[yellow]{config.algo} diverged[/] after {result.epochs_completed} epoch(s); "

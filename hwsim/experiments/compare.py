@@ -8,9 +8,12 @@ overwritten without ``force``).
 
 from __future__ import annotations
 
+import concurrent.futures
 import csv
 import io
 import json
+import multiprocessing
+import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -52,26 +55,106 @@ def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
     )
 
 
+def default_workers(device: str | None = "cpu") -> int:
+    """How many training runs ``hwsim compare`` runs at once by default: one per core the
+    process may use on the CPU (each with one torch thread), one on a GPU."""
+    from models.device import resolve_device
+
+    if resolve_device(device).type != "cpu":
+        return 1
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def _train_one(config: Any, run_dir: Path, device: str | None, threads: int | None) -> Any:
+    """One training run in a worker process (module level, so it pickles)."""
+    from models.training import torch_threads, train
+
+    with torch_threads(threads):
+        return train(config, run_dir, device=device)
+
+
+def train_runs(
+    jobs: dict[tuple[str, int], tuple[Any, Path]],
+    *,
+    workers: int = 1,
+    device: str | None = "cpu",
+    threads: int | None = 1,
+    on_train_start: Callable[[str, int, int], None] | None = None,
+    on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_trained: Callable[[str, int], None] | None = None,
+) -> dict[tuple[str, int], Any]:
+    """Train each ``(rule, seed) → (config, run_dir)``; returns the :class:`RunResult` of each.
+
+    ``workers`` > 1 trains that many runs at once in separate processes, each with ``threads``
+    torch threads. A run's numbers do not depend on ``workers``: every run is seeded on its own
+    and trains with the same thread count wherever it runs. Callbacks: ``on_train_start`` and
+    ``on_epoch`` (per metrics row) with one worker, ``on_trained(rule, seed)`` as each ends.
+    Ctrl-C stops the workers; each run resumes from its last checkpoint on the next call.
+    """
+    from models.training import torch_threads, train
+
+    results: dict[tuple[str, int], Any] = {}
+    if workers <= 1 or len(jobs) <= 1:
+        with torch_threads(threads):
+            for (rule, seed), (config, run_dir) in jobs.items():
+                if on_train_start:
+                    on_train_start(rule, seed, config.epochs)
+                results[rule, seed] = train(config, run_dir, on_epoch=on_epoch, device=device)
+                if on_trained:
+                    on_trained(rule, seed)
+        return results
+    # spawn: a forked child of a process that already ran torch's thread pools can hang.
+    context = multiprocessing.get_context("spawn")
+    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context)
+    try:
+        futures = {
+            pool.submit(_train_one, config, run_dir, device, threads): key
+            for key, (config, run_dir) in jobs.items()
+        }
+        for future in concurrent.futures.as_completed(futures):
+            key = futures[future]
+            results[key] = future.result()
+            if on_trained:
+                on_trained(*key)
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return {key: results[key] for key in jobs}  # in the caller's order
+
+
 def run_compare(
     experiment: Experiment,
     out_dir: str | Path,
     *,
     force: bool = False,
+    device: str | None = "cpu",
+    threads: int | None = 1,
+    workers: int = 1,
     on_train_start: Callable[[str, int, int], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    on_trained: Callable[[str, int], None] | None = None,
     on_simulated: Callable[[str, str], None] | None = None,
 ) -> dict[str, Any]:
     """Train, simulate and write the comparison of ``experiment`` into ``out_dir``.
 
     Writes ``summary.json`` and ``accesses.csv`` (data); the human report is drawn from them by
-    :func:`hwsim.render.report.write_report` (``hwsim compare`` calls both). Callbacks feed
-    progress displays: ``on_train_start(rule, seed, epochs)``, ``on_epoch(row)``
-    per metrics row, ``on_simulated(chip, rule)``. Returns the summary document.
+    :func:`hwsim.render.report.write_report` (``hwsim compare`` calls both). Training runs on
+    ``device`` with ``threads`` torch threads per run, ``workers`` runs at once
+    (:func:`train_runs`). Callbacks feed progress displays: ``on_train_start(rule, seed,
+    epochs)`` and ``on_epoch(row)`` (one worker), ``on_trained(rule, seed)``,
+    ``on_simulated(chip, rule)``. Returns the summary document, which records the environment
+    (each run's ``result.json`` records its own).
     """
     from hwsim.sim.api import simulate, unsupported_reason
     from hwsim.sim.chip import load_chip
     from hwsim.sim.explain import gaps_to_bp
-    from models.training import load_data, train
+    from models.device import resolve_device
+    from models.environment import environment
+    from models.training import load_data, torch_threads
 
     out = Path(out_dir)
     chips = [load_chip(p) for p in experiment.chips]  # validate everything before any work
@@ -96,12 +179,22 @@ def run_compare(
     for chip, path in zip(chips, experiment.chips, strict=True):
         write_atomic(out / "chips" / f"{chip.name}.yaml", Path(path).read_bytes())
 
+    jobs = {
+        key: (config, out / "runs" / f"{rule_dirname(key[0])}-seed{key[1]}")
+        for key, config in configs.items()
+    }
+    trained = train_runs(
+        jobs,
+        workers=workers,
+        device=device,
+        threads=threads,
+        on_train_start=on_train_start,
+        on_epoch=on_epoch,
+        on_trained=on_trained,
+    )
     runs: dict[str, list[Any]] = {r: [] for r in experiment.rules}
-    for (rule, seed), config in configs.items():
-        if on_train_start:
-            on_train_start(rule, seed, config.epochs)
-        run_dir = out / "runs" / f"{rule_dirname(rule)}-seed{seed}"
-        runs[rule].append(train(config, run_dir, on_epoch=on_epoch))
+    for (rule, _), result in trained.items():
+        runs[rule].append(result)
 
     simulations: dict[str, dict[str, dict[str, Any]]] = {}
     results_by_chip: dict[str, dict[str, Any]] = {}
@@ -127,6 +220,9 @@ def run_compare(
 
     summary = build_summary(experiment, data, runs, chips, simulations)
     summary["chip_survey"] = chip_survey(experiment, runs, chips, simulations, results_by_chip)
+    with torch_threads(threads):  # the thread count each run trained with
+        env = environment(resolve_device(device))
+    summary["environment"] = {**env, "workers": workers}
     write_atomic(out / "accesses.csv", accesses_csv(summary))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary

@@ -178,6 +178,7 @@ class Experiment:
         dataset: str | None = None,
         epochs: int | None = None,
         seed: int | None = None,
+        seeds: tuple[int, ...] | None = None,
     ) -> Experiment:
         """A copy with CLI options applied (each validated like the file's own values).
 
@@ -193,6 +194,13 @@ class Experiment:
         ):
             for _, expected in config_problems({field: value}) if value is not None else []:
                 problems.append(f"{option} {value}: expected {expected}")
+        for value in seeds or ():
+            for _, expected in config_problems({"seed": value}):
+                problems.append(f"--seeds {value}: expected {expected}")
+        if seeds is not None and len(set(seeds)) != len(seeds):
+            problems.append(f"--seeds {','.join(map(str, seeds))}: a seed is given twice")
+        if seed is not None and seeds is not None:
+            problems.append("--seed and --seeds: give one of them")
         parsed_rules = self.rules
         if rules is not None:
             try:
@@ -219,7 +227,7 @@ class Experiment:
             name=self.name,
             description=self.description,
             settings=settings,
-            seeds=(seed,) if seed is not None else self.seeds,
+            seeds=(seed,) if seed is not None else tuple(seeds) if seeds else self.seeds,
             rules=parsed_rules,
             chips=tuple(chip_paths),
             path=self.path,

@@ -267,7 +267,8 @@ def test_interrupt_keeps_finished_rules_and_resumes(tiny, tmp_path, monkeypatch)
 
     monkeypatch.setattr(models.training, "train", train_then_interrupt)
     out = tmp_path / "interrupted"
-    result = _invoke("--experiment", str(experiment), "--out", str(out))
+    # One worker: the runs train in this process, where the patched train() is.
+    result = _invoke("--experiment", str(experiment), "--out", str(out), "--workers", "1")
     assert result.exit_code == 130, result.output
     assert (out / "runs/fa-seed0/result.json").is_file() and not (out / "summary.json").exists()
     finished = (out / "runs/bp-seed0/metrics.jsonl").stat().st_mtime_ns
@@ -284,7 +285,7 @@ def test_interrupt_keeps_finished_rules_and_resumes(tiny, tmp_path, monkeypatch)
 def test_default_compare_end_to_end(tmp_path):
     """The built-in default (mnist5k, quantized MLP, split_cores), shortened to one epoch."""
     out = tmp_path / "default"
-    result = _invoke("--epochs", "1", "--out", str(out), "--json")
+    result = _invoke("--epochs", "1", "--seed", "0", "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
     summary = json.loads(result.output)
     assert summary["data"]["dataset"] == "mnist5k" and summary["chip_order"] == ["split_cores"]
