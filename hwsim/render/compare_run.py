@@ -166,6 +166,7 @@ _PRNG_SAVING: Shape = {
 }
 _SUMMARY: Shape = {
     "hwsim_version?": "str",
+    "environment?": ("map", "any"),
     "experiment": ("map", "any"),
     "data": {"dataset?": "str", "train_samples": "int", "test_samples": "int"},
     "seeds": ("list", "int"),

@@ -508,8 +508,22 @@ def _header_lines(data: RunData) -> list[str]:
         f"Epochs: {pick('training', 'epochs')}; seeds: {', '.join(str(x) for x in s['seeds'])}",
         f"Rules: {rules}; chips: {chips}",
         f"hwsim {s.get('hwsim_version', '?')}, summary format {s['format']} v{s['version']}",
+        _environment_line(s.get("environment")),
     ]
     return [line for line in lines if line]
+
+
+def _environment_line(env: Any) -> str:
+    """Where the runs were trained (summaries from before hwsim recorded it have none)."""
+    if not isinstance(env, dict):
+        return ""
+    threads = env.get("threads")
+    return (
+        f"Trained on {env.get('device', '?')} ({env.get('cpu', '?')}), "
+        f"{threads} torch thread{'' if threads == 1 else 's'} per run, "
+        f"{env.get('workers', '?')} run(s) at once; torch {env.get('torch', '?')}, "
+        f"brevitas {env.get('brevitas', '?')}, Python {env.get('python', '?')}"
+    )
 
 
 def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:

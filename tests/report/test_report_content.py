@@ -221,3 +221,14 @@ def test_prng_chips_report_the_dram_accesses_regeneration_saves(compare_run: Pat
         f"On df_lnpu, regenerating the feedback with the PRNG instead of storing it in dram "
         f"changes a step's DRAM accesses by: fa {100 * fa['reduction']:+.2f} %" in markdown
     )
+
+
+def test_the_report_says_where_the_runs_were_trained(compare_run: Path) -> None:
+    import torch
+
+    env = json.loads((compare_run / "summary.json").read_text())["environment"]
+    report = (compare_run / "report.md").read_text()
+    assert env["torch"] == torch.__version__ and env["device"] == "cpu"
+    line = next(x for x in report.splitlines() if "per run" in x)
+    assert f"Trained on cpu ({env['cpu']})" in line and f"torch {env['torch']}" in line
+    assert f"{env['threads']} torch thread" in line
