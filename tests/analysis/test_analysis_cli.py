@@ -185,6 +185,10 @@ def test_at_loss_summary_says_what_was_measured_or_that_it_was_never_reached(run
     expected = f"never reached (lowest loss {lowest:.4g} at epoch {recorded.index(lowest)})"
     assert expected in result.output
     assert drawn_from_its_json(run, "hessian")
+    # The figure says it too; a file from before at_loss existed draws as it always did.
+    saved = json.loads((run / "analysis" / "hessian.json").read_text())
+    old = {k: v for k, v in saved.items() if k != "at_loss"}
+    assert analysis_png(old) == analysis_png({**old, "at_loss": None}) != analysis_png(saved)
 
 
 @pytest.mark.parametrize(
