@@ -18,6 +18,9 @@ from hwsim.cli.common import InputError, console, echo_json, err_console
 from hwsim.core.units import format_number
 
 _CHOICES = ("hessian", "landscape", "alignment", "robustness", "all")
+#: ``models.device.DEVICE_CHOICES``, spelled out so that ``hwsim --help`` does not import torch
+#: (a test checks the two agree).
+DEVICE_CHOICES = ("auto", "cpu", "cuda")
 #: Number formats of the summaries: values to 4 significant digits, standard errors to 2.
 _SIG, _ERR = ".4g", ".2g"
 
@@ -54,6 +57,23 @@ def _print_hessian(result: dict[str, Any]) -> None:
                 format_number(entry["top_eigenvalues"][0], _SIG),
             )
         console.print(table)
+    at = result.get("at_loss")  # absent in files written before --at-loss existed
+    if at:
+        console.print(f"  {at_loss_text(at)}", highlight=False, soft_wrap=True)
+
+
+def at_loss_text(at: dict[str, Any]) -> str:
+    """One line on an ``at_loss`` block of ``hessian.json``: what was measured where, or why not."""
+    head = f"at training loss ≤ {at['level']:g}:"
+    curvature = at.get("curvature")
+    if at["status"] != "measured" or not curvature:
+        return f"{head} {at['note']}"
+    return (
+        f"{head} epoch {at['epoch']} (training loss {format_number(at['train_loss'], _SIG)}, "
+        f"{at['weights']}): trace {format_number(curvature['trace'], _SIG)} ± "
+        f"{format_number(curvature['trace_stderr'], _ERR)}, top eigenvalues "
+        + ", ".join(format_number(v, _SIG) for v in curvature["top_eigenvalues"])
+    )
 
 
 def _print_landscape(result: dict[str, Any]) -> None:
@@ -139,6 +159,12 @@ _PRINTERS = {
     "--epochs", default=None, help="hessian: also at these epochs, e.g. 0,5,10, or 'all'."
 )
 @click.option(
+    "--at-loss",
+    type=float,
+    default=None,
+    help="hessian: also at the first epoch whose training loss is ≤ this (needs snapshots).",
+)
+@click.option(
     "--samples",
     type=int,
     default=None,
@@ -169,6 +195,13 @@ _PRINTERS = {
     help="robustness: BP run to transfer from [train one into RUN_DIR/analysis/surrogate].",
 )
 @click.option("--seed", type=int, default=None, help="Seed of probes, starts, noise [0].")
+@click.option(
+    "--device",
+    type=click.Choice(DEVICE_CHOICES),
+    default="auto",
+    show_default=True,
+    help="Where the model and data go: auto is the GPU when torch sees one.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON instead.")
 def analyze(
     what: str,
@@ -178,6 +211,7 @@ def analyze(
     attacks: str | None,
     corruptions: str | None,
     surrogate: str | None,
+    device: str,
     as_json: bool,
     **numbers: Any,
 ) -> None:
@@ -188,8 +222,14 @@ def analyze(
     from hwsim.experiments.analysis import analysis_files
     from hwsim.experiments.analysis import analyze as run_analysis
     from hwsim.render.analysis import write_analysis_figure
+    from models.device import resolve_device
 
     options: dict[str, Any] = {k: v for k, v in numbers.items() if v is not None}
+    # Resolved first: CUDA asked for on a machine without one is exit 2 before any work.
+    # Alignment only reads metrics.jsonl, so it takes no device.
+    resolved = resolve_device(device)
+    if what != "alignment":
+        options["device"] = resolved
     if epochs is not None:
         options["epochs"] = (
             "all" if epochs.strip() == "all" else _number_list(epochs, int, "--epochs")

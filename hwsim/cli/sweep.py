@@ -126,6 +126,12 @@ def sweep_table(summary: dict[str, Any]) -> Table:
     help="Hessian trace and top eigenvalue per point [on for angle, off otherwise].",
 )
 @click.option(
+    "--curvature-at-loss",
+    type=float,
+    default=None,
+    help="Also measure curvature at the first epoch with training loss ≤ this (keeps snapshots).",
+)
+@click.option(
     "--out",
     type=OUT_DIR,
     default=None,
@@ -150,6 +156,7 @@ def sweep(
     weight_bits: int,
     act_bits: int,
     curvature: bool | None,
+    curvature_at_loss: float | None,
     out: str | None,
     force: bool,
     threads: int,
@@ -192,6 +199,10 @@ def sweep(
     values = parse_list(raw_values, convert, f"--{values_option}") if raw_values else None
     algo = kind_options["algo"]
     wants_curvature = (kind == "angle") if curvature is None else curvature
+    if curvature_at_loss is not None:
+        if curvature is False:
+            raise InputError("--curvature-at-loss needs curvature: drop --no-curvature")
+        wants_curvature = True
     spec = make_spec(
         kind,
         base=base,
@@ -199,7 +210,7 @@ def sweep(
         rules=parse_list(algo, str, "--algo") if algo else None,
         seeds=parse_list(seeds, int, "--seeds"),
         min_steps=kind_options["min_steps"] or 0,
-        curvature=CurvatureSettings() if wants_curvature else None,
+        curvature=CurvatureSettings(at_loss=curvature_at_loss) if wants_curvature else None,
     )
     if kind == "angle" and not wants_curvature:
         spec = dataclasses.replace(spec, curvature=None)

@@ -60,6 +60,7 @@ from models.analysis.landscape import loss_surface, trajectory_pca
 from models.config import TrainConfig
 from models.convert import bp_view
 from models.data import Dataset
+from models.device import resolve_device
 from models.training import (
     build_model,
     kept_epochs,
@@ -96,6 +97,14 @@ DEFAULT_EPS = (0.0, 0.01, 0.03, 0.1, 0.2)
 #: their rounding noise and would always run to the step limit. An eigenvalue's error is about
 #: residual² / gap, far below 1e-4 relative.
 EIGEN_TOL = 1e-4
+#: ``status`` of an ``at_loss`` block (:func:`analyze_curvature`).
+MEASURED, NEVER_REACHED, NO_SNAPSHOT = "measured", "never reached", "no snapshot"
+#: How the epoch of an ``at_loss`` measurement is chosen (recorded in ``hessian.json``).
+AT_LOSS_CRITERION = (
+    "the first epoch whose training loss (metrics.jsonl train_loss: mean cross-entropy over the "
+    "whole training split, eval mode, after that epoch) is at most the level; diverged epochs "
+    "are left out"
+)
 #: Grid points of the smoothed spectral density kept in hessian.json.
 DENSITY_GRID_POINTS = 400
 #: Where a surrogate trained by :func:`analyze_robustness` goes, inside the run directory.
@@ -135,16 +144,21 @@ def _require(run_dir: str | Path, names: Sequence[str]) -> Path:
 
 @dataclass(frozen=True)
 class _Run:
-    """A loaded run: its final model (eval mode) and the epoch that model finished."""
+    """A loaded run: its final model (eval mode, on ``device``) and the epoch it finished."""
 
     path: Path
     config: TrainConfig
     data: Dataset
     model: nn.Module
     epoch: int
+    device: torch.device
 
 
-def _open_run(run_dir: str | Path) -> _Run:
+DeviceSpec = str | torch.device | None
+"""``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"`` (the GPU when there is one) or a device."""
+
+
+def _open_run(run_dir: str | Path, device: torch.device) -> _Run:
     run = _require(run_dir, ("checkpoint.pt",))
     ckpt_path = run / "checkpoint.pt"
     # Model building draws default inits from the global RNG; leave the caller's stream alone.
@@ -166,8 +180,8 @@ def _open_run(run_dir: str | Path) -> _Run:
             pickle.UnpicklingError,
         ) as e:
             raise InputError(f"{ckpt_path}: cannot read the checkpoint ({e})") from None
-    model.eval()
-    return _Run(path=run, config=config, data=data, model=model, epoch=epoch)
+    model.to(device).eval()
+    return _Run(path=run, config=config, data=data, model=model, epoch=epoch, device=device)
 
 
 def _model_at(run: _Run, epoch: int) -> nn.Module:
@@ -185,7 +199,7 @@ def _model_at(run: _Run, epoch: int) -> nn.Module:
     except (RuntimeError, ValueError, TypeError, AttributeError) as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise InputError(f"{path}: does not fit the run's network ({first})") from None
-    return model.eval()
+    return model.to(run.device).eval()
 
 
 def _resolve_epochs(run: _Run, epochs: Sequence[int] | str | None) -> list[int]:
@@ -218,13 +232,14 @@ def _positive(name: str, value: int) -> None:
 
 
 def _train_batches(
-    data: Dataset, samples: int, batch_size: int
+    data: Dataset, samples: int, batch_size: int, device: torch.device
 ) -> tuple[list[tuple[Tensor, Tensor]], int]:
-    """The first ``samples`` training samples (or all there are) in batches of ``batch_size``."""
+    """The first ``samples`` training samples (or all there are) in batches of ``batch_size``,
+    on ``device``."""
     _positive("samples", samples)
     _positive("batch_size", batch_size)
     n = min(samples, len(data.y_train))
-    x, y = data.x_train[:n], data.y_train[:n]
+    x, y = data.x_train[:n].to(device), data.y_train[:n].to(device)
     return [(x[i : i + batch_size], y[i : i + batch_size]) for i in range(0, n, batch_size)], n
 
 
@@ -249,6 +264,7 @@ def _header(what: str, run: _Run, seed: int | None) -> dict[str, Any]:
     }
     if seed is not None:
         header["seed"] = seed
+    header["device"] = str(run.device)
     return header
 
 
@@ -288,6 +304,8 @@ def _curvature_of(
         "trace_stderr": trace.stderr,
         "top_eigenvalues": list(top.eigenvalues),
         "eigen_residuals": list(top.residuals),
+        "eigen_relative_residuals": list(top.relative_residuals),
+        "eigen_residual_estimates": list(top.residual_estimates),
         "eigen_converged": list(top.converged),
         "lanczos_steps": top.iterations,
         "density": None,
@@ -304,10 +322,80 @@ def _curvature_of(
     return entry
 
 
+def _loss_level(at_loss: float | None) -> float | None:
+    if at_loss is None:
+        return None
+    if isinstance(at_loss, bool) or not (finite(at_loss) and at_loss > 0):
+        raise InputError(f"at_loss must be a positive training loss, got {at_loss!r}")
+    return float(at_loss)
+
+
+def _at_loss_epoch(run: _Run, level: float) -> dict[str, Any]:
+    """Where the run first reaches training loss ``level`` (from ``metrics.jsonl``), and whether
+    its weights there are kept; no curvature yet.
+
+    Rows after the checkpoint's epoch, diverged rows and non-finite losses are left out. The
+    block says ``status``: ``measured`` (weights found: the final checkpoint or a snapshot),
+    ``never reached`` or ``no snapshot`` (reached at an epoch whose weights the run did not
+    keep); ``note`` says it in words for the last two.
+    """
+    rows = [
+        r
+        for r in read_metrics(run.path)
+        if r["epoch"] <= run.epoch and not r.get("diverged") and finite(r.get("train_loss"))
+    ]
+    block: dict[str, Any] = {
+        "level": level,
+        "criterion": AT_LOSS_CRITERION,
+        "status": NEVER_REACHED,
+        "reached": False,
+        "epoch": None,
+        "train_loss": None,
+        "weights": None,
+        "lowest_train_loss": None,
+        "lowest_epoch": None,
+        "note": None,
+        "curvature": None,
+    }
+    if rows:
+        lowest = min(rows, key=lambda r: (r["train_loss"], r["epoch"]))
+        block["lowest_train_loss"] = lowest["train_loss"]
+        block["lowest_epoch"] = lowest["epoch"]
+    first = next((r for r in rows if r["train_loss"] <= level), None)
+    if first is None:
+        block["note"] = never_reached_text(block["lowest_train_loss"], block["lowest_epoch"])
+        return block
+    epoch = first["epoch"]
+    block.update(reached=True, epoch=epoch, train_loss=first["train_loss"])
+    if epoch == run.epoch:
+        block.update(status=MEASURED, weights="checkpoint.pt (final weights)")
+    elif epoch in kept_epochs(run.path):
+        weights = snapshot_path(run.path, epoch).relative_to(run.path).as_posix()
+        block.update(status=MEASURED, weights=weights)
+    else:
+        block.update(
+            status=NO_SNAPSHOT,
+            note=(
+                f"reached at epoch {epoch} (training loss {first['train_loss']:.4g}), but the "
+                f"run kept no weights of epoch {epoch} (trained with snapshots off?): not "
+                "measured; train with snapshots on to measure it"
+            ),
+        )
+    return block
+
+
+def never_reached_text(lowest: float | None, epoch: int | None) -> str:
+    """``never reached (lowest loss X at epoch E)``, the note of a level a run never reached."""
+    if lowest is None or epoch is None:
+        return "never reached (no finite training loss recorded)"
+    return f"never reached (lowest loss {lowest:.4g} at epoch {epoch})"
+
+
 def analyze_curvature(
     run_dir: str | Path,
     *,
     epochs: Sequence[int] | Literal["all"] | None = None,
+    at_loss: float | None = None,
     samples: int = 1000,
     batch_size: int = 250,
     probes: int = 100,
@@ -316,6 +404,7 @@ def analyze_curvature(
     slq_steps: int = 30,
     slq_probes: int = 4,
     seed: int = 0,
+    device: DeviceSpec = "cpu",
 ) -> dict[str, Any]:
     """Hessian trace, top eigenvalues and spectral density of a run; writes ``hessian.json``.
 
@@ -328,15 +417,27 @@ def analyze_curvature(
 
     The top-level ``trace``, ``trace_stderr``, ``top_eigenvalues`` (…) are for the final model;
     ``epochs`` (a list, or ``"all"`` kept snapshots) adds the same under ``by_epoch[str(epoch)]``.
+
+    ``at_loss`` (a training loss, e.g. 0.3) adds ``at_loss``: the same numbers at the *first*
+    epoch whose training loss in ``metrics.jsonl`` is at most ``at_loss``, so that runs can be
+    compared at equal loss rather than at equal epochs, with that epoch, its training loss and
+    the weights read (the final checkpoint or ``snapshots/epoch-NNNN.pt``). A run that never
+    gets there is not an error: ``status`` is ``never reached`` and ``note`` says
+    ``never reached (lowest loss X at epoch E)``; reached at an epoch without a snapshot, it is
+    ``no snapshot`` (not measured). ``curvature`` is null in both cases; nothing falls back to
+    the final epoch. ``device`` is where the model and data go (``resolve_device``; the CPU by
+    default).
     """
     for name, value in (("probes", probes), ("top_k", top_k)):
         _positive(name, value)
     if slq:
         _positive("slq_steps", slq_steps)
         _positive("slq_probes", slq_probes)
-    run = _open_run(run_dir)
+    level = _loss_level(at_loss)
+    run = _open_run(run_dir, resolve_device(device))
     wanted = _resolve_epochs(run, epochs)
-    batches, n = _train_batches(run.data, samples, batch_size)
+    at = _at_loss_epoch(run, level) if level is not None else None
+    batches, n = _train_batches(run.data, samples, batch_size, run.device)
     options = dict(
         probes=probes,
         top_k=top_k,
@@ -350,6 +451,14 @@ def analyze_curvature(
         str(e): final if e == run.epoch else _curvature_of(_model_at(run, e), batches, **options)
         for e in wanted
     }
+    if at is not None and at["status"] == MEASURED:
+        epoch = at["epoch"]
+        at["curvature"] = (
+            final
+            if epoch == run.epoch
+            else by_epoch.get(str(epoch))
+            or _curvature_of(_model_at(run, epoch), batches, **options)
+        )
     result: dict[str, Any] = {
         **_header("hessian", run, seed),
         "view": _VIEW,
@@ -377,6 +486,7 @@ def analyze_curvature(
         ),
         **final,
         "by_epoch": by_epoch,
+        "at_loss": at,
     }
     return _write(run.path, "hessian", result)
 
@@ -402,6 +512,7 @@ def analyze_landscape(
     trajectory_grid: int = 21,
     margin: float = 0.2,
     seed: int = 0,
+    device: DeviceSpec = "cpu",
 ) -> dict[str, Any]:
     """Loss surface along the top-2 Hessian eigenvectors, and the trajectory; ``landscape.json``.
 
@@ -414,7 +525,7 @@ def analyze_landscape(
     weight snapshots (epoch 0 … final) minus the final weights, projected on their top two
     principal components, with the loss at each snapshot's true weights and the surface on that
     plane (``trajectory_grid`` points per axis, the path's extent plus ``margin`` on each side).
-    Data as for :func:`analyze_curvature`.
+    Data and ``device`` as for :func:`analyze_curvature`.
     """
     _positive("grid", grid)
     _positive("trajectory_grid", trajectory_grid)
@@ -423,8 +534,8 @@ def analyze_landscape(
             raise InputError(f"{name} must be a positive number, got {value!r}")
     if not (isinstance(margin, int | float) and margin >= 0):
         raise InputError(f"margin must be non-negative, got {margin!r}")
-    run = _open_run(run_dir)
-    batches, n = _train_batches(run.data, samples, batch_size)
+    run = _open_run(run_dir, resolve_device(device))
+    batches, n = _train_batches(run.data, samples, batch_size, run.device)
     view = bp_view(run.model).eval()
     # The same Lanczos call loss_surface makes by default; done here to size the grid first.
     top = top_eigenvalues(HessianOperator(view, F.cross_entropy, batches), k=2, seed=seed)
@@ -565,7 +676,7 @@ def _surrogate(run: _Run, surrogate_dir: str | Path | None) -> tuple[nn.Module, 
         where, trained_here = SURROGATE_DIR, True
     else:
         out, where, trained_here = Path(surrogate_dir), str(surrogate_dir), False
-    surrogate = _open_run(out)
+    surrogate = _open_run(out, run.device)
     if surrogate.data.input_shape != run.data.input_shape or (
         surrogate.config.dataset != run.config.dataset
     ):
@@ -596,6 +707,7 @@ def analyze_robustness(
     surrogate_dir: str | Path | None = None,
     samples: int = 1000,
     seed: int = 0,
+    device: DeviceSpec = "cpu",
 ) -> dict[str, Any]:
     """Corruption and adversarial robustness of a run's final model; writes ``robustness.json``.
 
@@ -612,7 +724,9 @@ def analyze_robustness(
 
     The surrogate is ``surrogate_dir`` (a run directory on the same dataset) or, when None, a BP
     run with the same config and seed + 1 trained into ``RUN_DIR/analysis/surrogate/`` (reused
-    when already there); ``surrogate`` in the JSON says which.
+    when already there); ``surrogate`` in the JSON says which. The model, the surrogate and the
+    samples go to ``device`` (as for :func:`analyze_curvature`); attack starts and corruption
+    noise are drawn on the CPU, so a seed gives the same draws on every device.
     """
     unknown = [c for c in corruptions if c not in CORRUPTION_NAMES]
     if unknown:
@@ -629,9 +743,9 @@ def analyze_robustness(
         raise InputError(f"eps values must be finite and non-negative, got {list(eps_list)}")
     _positive("pgd_steps", pgd_steps)
     _positive("samples", samples)
-    run = _open_run(run_dir)
+    run = _open_run(run_dir, resolve_device(device))
     n = min(samples, len(run.data.y_test))
-    x, y = run.data.x_test[:n], run.data.y_test[:n]
+    x, y = run.data.x_test[:n].to(run.device), run.data.y_test[:n].to(run.device)
     model = run.model
     image = len(run.data.input_shape) == 3
     clip = (0.0, 1.0) if image else None  # image datasets hold intensities in [0, 1]

@@ -131,23 +131,42 @@ MEASURED = {
 
 @dataclass(frozen=True)
 class CurvatureSettings:
-    """How the Hessian is measured at the end of training (``analyze_curvature`` arguments)."""
+    """How the Hessian is measured (``analyze_curvature`` arguments): at the end of training,
+    and with ``at_loss`` also at the first epoch whose training loss is at most ``at_loss``.
+
+    A sweep whose curvature has ``at_loss`` keeps weight snapshots (:func:`make_spec` turns
+    them on and says so in the notes): the level is usually reached before the last epoch.
+    """
 
     samples: int = 1000
     batch_size: int = 250
     probes: int = 30
     top_k: int = 1
     seed: int = 0
+    at_loss: float | None = None
+
+    def __post_init__(self) -> None:
+        level = self.at_loss
+        if level is not None and (
+            isinstance(level, bool)
+            or not isinstance(level, int | float)
+            or not (math.isfinite(level) and level > 0)
+        ):
+            raise InputError(f"curvature at_loss must be a positive training loss, got {level!r}")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict (stored in the spec)."""
-        return {
+        """Plain dict (stored in the spec; ``at_loss`` only when set, so that the specs of
+        sweeps without it read as before)."""
+        out: dict[str, Any] = {
             "samples": self.samples,
             "batch_size": self.batch_size,
             "probes": self.probes,
             "top_k": self.top_k,
             "seed": self.seed,
         }
+        if self.at_loss is not None:
+            out["at_loss"] = self.at_loss
+        return out
 
 
 @dataclass(frozen=True)
@@ -338,6 +357,12 @@ def make_spec(
     _unique(f"the {kind} values", resolved)
     if kind == "angle" and curvature is None:
         curvature = CurvatureSettings()
+    if curvature is not None and curvature.at_loss is not None and not base.snapshots:
+        base = base.replace(snapshots=True)
+        notes.append(
+            f"weight snapshots kept: curvature at training loss ≤ {curvature.at_loss:g} needs "
+            "the weights of the first epoch that reaches it"
+        )
     spec = SweepSpec(
         kind=kind,
         base=base,
@@ -513,6 +538,7 @@ def _measure(
         c = spec.curvature
         full = analyze_curvature(
             result.out_dir,
+            at_loss=c.at_loss,
             samples=c.samples,
             batch_size=c.batch_size,
             probes=c.probes,
@@ -520,10 +546,9 @@ def _measure(
             slq=False,
             seed=c.seed,
         )
-        curvature = {
-            key: full[key]
-            for key in ("trace", "trace_stderr", "top_eigenvalues", "loss", "eigen_converged")
-        }
+        curvature = {key: full[key] for key in _CURVATURE_KEYS}
+        if c.at_loss is not None:
+            curvature["at_loss"] = _at_loss_record(full["at_loss"])
     if spec.robustness:
         r = spec.robustness
         full = analyze_robustness(
@@ -548,6 +573,21 @@ def _measure(
             )
         }
     return curvature, robustness
+
+
+#: What a point keeps of ``hessian.json`` (final weights, and at the loss level).
+_CURVATURE_KEYS = ("trace", "trace_stderr", "top_eigenvalues", "loss", "eigen_converged")
+
+
+def _at_loss_record(block: dict[str, Any]) -> dict[str, Any]:
+    """A point's record of the curvature at its loss level: where (epoch, training loss,
+    weights) or why not (``status``, ``note``: ``never reached (lowest loss X at epoch E)``),
+    and the numbers (None where not measured)."""
+    measured = block["curvature"] or {}
+    return {
+        **{key: block[key] for key in block if key not in ("curvature", "criterion")},
+        **{key: measured.get(key) for key in _CURVATURE_KEYS},
+    }
 
 
 def run_sweep(

@@ -91,6 +91,20 @@ def _epoch_axis(ax: Any) -> None:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
+def _at_loss_line(at: dict[str, Any] | None) -> str:
+    """A title line on the curvature at the loss level (none for files without one)."""
+    if not at:
+        return ""
+    head = f"\nat training loss ≤ {at['level']:g}: "
+    curvature = at.get("curvature")
+    if at["status"] != "measured" or not curvature:
+        return head + str(at["note"])
+    return head + (
+        f"epoch {at['epoch']} (loss {at['train_loss']:.3g}), trace {curvature['trace']:.4g}, "
+        f"top eigenvalue {curvature['top_eigenvalues'][0]:.4g}"
+    )
+
+
 def _hessian_figure(result: dict[str, Any]) -> Figure:
     by_epoch = result["by_epoch"]
     over_time = len(by_epoch) >= 2
@@ -112,7 +126,7 @@ def _hessian_figure(result: dict[str, Any]) -> Figure:
     ax.set_title(
         f"{result['rule']} epoch {result['epoch']}: spectrum (BP view)\n"
         f"trace {result['trace']:.4g} ± {result['trace_stderr'] or 0:.2g}, "
-        f"top eigenvalues dashed"
+        f"top eigenvalues dashed" + _at_loss_line(result.get("at_loss"))
     )
     if over_time:
         ax = axes[1]

@@ -206,6 +206,16 @@ def _init_note(base: dict[str, Any]) -> str:
     )
 
 
+def _equal_loss_text(level: float | None) -> str:
+    if level is None:
+        return ""
+    return (
+        " C5 is judged twice: at the end of training, where the rules' training losses differ "
+        f"(curvature falls with the loss), and at equal training loss ≤ {level:g} (each run at "
+        "the first epoch that reaches it; `hwsim analyze hessian --at-loss`)."
+    )
+
+
 def _has(summary: dict[str, Any], metric: str) -> bool:
     return any(metric in g["metrics"] for g in summary["groups"])
 
@@ -235,6 +245,54 @@ def _claims(rows: list[dict[str, Any]]) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- the report
+
+
+def _equal_loss_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The C5 rows measured at equal training loss (none in documents from before them)."""
+    return [
+        r for r in rows if r["claim_id"] == "C5" and r["right"] is not None and "runs" in r["left"]
+    ]
+
+
+def _equal_loss_section(rows: list[dict[str, Any]]) -> list[str]:
+    """Where each run's equal-loss curvature was measured (epoch, training loss) or why not
+    (``never reached (lowest loss X at epoch E)``), from the C5 equal-loss rows."""
+    found = _equal_loss_rows(rows)
+    if not found:
+        return []
+    level = found[0]["left"]["source"].get("at_loss")
+    by_run: dict[tuple[str, int], dict[str, Any]] = {}
+    units = []
+    for row in found:
+        units.append(row["unit"])
+        for side in (row["left"], row["right"]):
+            for run in side["runs"]:
+                entry = by_run.setdefault((side["label"], run["seed"]), dict(run))
+                entry[row["unit"]] = run["value"]
+    if level is None:
+        intro = "Not measured: the plan sets no training-loss level."
+    else:
+        intro = (
+            f"Curvature at equal training loss: each run measured at the first epoch whose "
+            f"training loss (whole training split, eval mode) is at most {level:g}, from that "
+            "epoch's weight snapshot (or the final weights). A run that never gets there is in "
+            "neither group's numbers."
+        )
+    body = []
+    for (rule, seed), run in by_run.items():
+        measured = run["status"] == "measured"
+        body.append(
+            [
+                rule,
+                str(seed),
+                str(run["epoch"]) if measured else MISSING,
+                _num(run["train_loss"], "value") if measured else MISSING,
+                *(_num(run.get(unit), "value") if measured else MISSING for unit in units),
+                "measured" if measured else str(run.get("note") or run["status"]),
+            ]
+        )
+    header = ["rule", "seed", "epoch", "training loss there", *units, "status"]
+    return ["", intro, "", *_table(header, body)]
 
 
 def _check_document(document: Any, where: str) -> dict[str, Any]:
@@ -333,6 +391,8 @@ def render_report(document: dict[str, Any]) -> str:
             lines += ["", _init_note(spec["base"])]
         lines += ["", f"![{name} sweep](sweeps/{name}/{summary['figure']})", ""]
         lines += _sweep_table(summary, [m for m in metrics if _has(summary, m[0])])
+        if name == "rules":
+            lines += _equal_loss_section(rows)
     lines += [
         "",
         "## How it was measured",
@@ -344,7 +404,8 @@ def render_report(document: dict[str, Any]) -> str:
         "weights (the same forward weights differentiated by ordinary backpropagation, so the "
         f"true gradients, not the feedback path), first {plan['curvature']['samples']} "
         f"training samples, Hutchinson trace with {plan['curvature']['probes']} Rademacher "
-        "probes, top eigenvalue by Lanczos (`hwsim analyze hessian`).",
+        "probes, top eigenvalue by Lanczos (`hwsim analyze hessian`)."
+        + _equal_loss_text(plan["curvature"].get("at_loss")),
         f"- Robustness: first {plan['robustness']['samples']} test samples; corruptions "
         "(Gaussian, shot, impulse noise, blur, contrast, brightness, pixelate; severities "
         f"{', '.join(map(str, plan['robustness']['severities']))}); FGSM and PGD "

@@ -33,10 +33,12 @@ from models.analysis.hessian import (
     flatten_tensors,
     get_flat_parameters,
     hutchinson_trace,
+    model_device,
     set_flat_parameters,
     spectral_density,
     top_eigenvalues,
     trainable_parameters,
+    true_residual,
     unflatten_like,
 )
 from models.analysis.landscape import (
@@ -72,6 +74,7 @@ __all__ = [
     "hutchinson_trace",
     "input_gradient_fn",
     "loss_surface",
+    "model_device",
     "pgd",
     "pixelate_sides",
     "predict",
@@ -81,5 +84,6 @@ __all__ = [
     "trainable_parameters",
     "trajectory_pca",
     "transfer_accuracy",
+    "true_residual",
     "unflatten_like",
 ]

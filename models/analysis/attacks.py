@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.analysis.evaluation import accuracy
+from models.analysis.hessian import model_device
 
 GradFn = Callable[[Tensor, Tensor], Tensor]
 """``grad_fn(x, y)`` returning ``dL/dx`` with the shape of ``x``."""
@@ -49,10 +50,12 @@ def input_gradient_fn(
     loss = loss_fn if loss_fn is not None else _summed_cross_entropy
 
     def grad_fn(x: Tensor, y: Tensor) -> Tensor:
-        x = x.detach().clone().requires_grad_(True)
+        # Computed on the model's device, returned on the device of ``x``.
+        device = model_device(model)
+        inputs = x.detach().to(device).clone().requires_grad_(True)
         with torch.enable_grad():
-            (gradient,) = torch.autograd.grad(loss(model(x), y), x)
-        return gradient.detach()
+            (gradient,) = torch.autograd.grad(loss(model(inputs), y.to(device)), inputs)
+        return gradient.detach().to(x.device)
 
     return grad_fn
 
@@ -164,6 +167,9 @@ def adversarial_accuracy(
     if attack not in ("fgsm", "pgd"):
         raise ValueError(f"attack must be 'fgsm' or 'pgd', got {attack!r}")
     source = grad_fn if grad_fn is not None else input_gradient_fn(model)
+    # Crafted and evaluated on the model's device; the random starts are drawn on the CPU.
+    device = model_device(model)
+    x, y = x.to(device), y.to(device)
     clean = accuracy(model, x, y, batch_size=batch_size)
     relative = 2.5 / steps if relative_step_size is None else relative_step_size
     results = []

@@ -54,6 +54,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from models.analysis.evaluation import accuracy
+from models.analysis.hessian import model_device
 
 SEVERITY_PARAMETERS: dict[str, tuple[float, float, float, float, float]] = {
     "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),
@@ -245,8 +246,12 @@ def corruption_accuracy(
     """Accuracy of ``model`` (argmax of outputs) on corrupted copies of ``(x, y)``.
 
     One result per corruption and severity, in the order given. The model sees inputs of the
-    shape of ``x``. It is used as given: call ``eval()`` first.
+    shape of ``x``. It is used as given: call ``eval()`` first. The images are moved to the
+    model's device and corrupted there (the random draws come from a CPU generator, so a seed
+    gives the same corruption on every device).
     """
+    device = model_device(model)
+    x, y = x.to(device), y.to(device)
     results = []
     for name in names:
         for severity in severities:

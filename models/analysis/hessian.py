@@ -72,17 +72,31 @@ def set_flat_parameters(model: nn.Module, vector: Tensor) -> None:
         p.copy_(v)
 
 
-def as_batch_list(batches: Batches) -> list[Batch]:
+def model_device(model: nn.Module) -> torch.device:
+    """The device of ``model``'s first parameter (or buffer); the CPU for a module with neither.
+
+    The analyses compute where the model lives: data given on another device is moved there.
+    """
+    for tensor in (*model.parameters(), *model.buffers()):
+        return tensor.device
+    return torch.device("cpu")
+
+
+def as_batch_list(batches: Batches, device: torch.device | None = None) -> list[Batch]:
     """Normalize one ``(x, y)`` batch or an iterable of batches to a list of batches.
 
     The list is materialized once so that every pass sees the same batches in the same order:
     an iterative eigensolver needs a fixed operator, and a shuffling DataLoader is not one.
+    With ``device``, every batch is moved there (a no-op for batches already on it).
     """
     if isinstance(batches, tuple) and len(batches) == 2 and isinstance(batches[0], Tensor):
-        return [batches]
-    out = [(x, y) for x, y in batches]
+        out = [batches]
+    else:
+        out = [(x, y) for x, y in batches]
     if not out:
         raise ValueError("no batches given")
+    if device is not None:
+        out = [(x.to(device), y.to(device)) for x, y in out]
     return out
 
 
@@ -134,10 +148,11 @@ class HessianOperator:
     ) -> None:
         self.model = model
         self.loss_fn = loss_fn
-        self.batches = as_batch_list(batches)
         self.params = list(params) if params is not None else trainable_parameters(model)
         if not self.params:
             raise ValueError("model has no trainable parameters")
+        # The products run where the parameters live; data elsewhere is moved there once.
+        self.batches = as_batch_list(batches, self.params[0].device)
         self._size = sum(p.numel() for p in self.params)
         self._samples = sum(int(x.shape[0]) for x, _ in self.batches)
 
@@ -262,8 +277,15 @@ class EigenResult:
 
     ``eigenvectors`` is a ``[k, n]`` tensor of unit-norm Ritz vectors (row ``i`` belongs to
     ``eigenvalues[i]``; split one into parameter shapes with ``HessianOperator.unflatten``).
-    ``residuals[i]`` bounds ``‖A v_i − λ_i v_i‖``; ``converged[i]`` says it is below
-    ``tol · |λ_i|``. ``iterations`` is the number of Lanczos steps (operator products).
+    ``residuals[i]`` is the true residual ``‖A v_i − λ_i v_i‖₂`` of the *returned* pair: one
+    more operator product per vector, the difference and its norm taken in float64.
+    ``relative_residuals[i]`` is that over ``|λ_i|``, and ``converged[i]`` says it is at most
+    ``tol``: then a true eigenvalue lies within ``tol · |λ_i|`` of ``λ_i`` (for a symmetric
+    ``A``, some eigenvalue is within ``‖r‖`` of any unit vector's ``λ``).
+    ``residual_estimates[i]`` is Lanczos' own exact-arithmetic bound ``β_m |s_{m,i}|``, which
+    decides when to stop; in floating point it can understate the true residual by orders of
+    magnitude (it does not see rounding in the products or the basis). ``iterations`` is the
+    number of Lanczos steps; the residual check adds ``k`` operator products to that.
     """
 
     eigenvalues: tuple[float, ...]
@@ -271,15 +293,29 @@ class EigenResult:
     residuals: tuple[float, ...]
     converged: tuple[bool, ...]
     iterations: int
+    residual_estimates: tuple[float, ...] = ()
+
+    @property
+    def relative_residuals(self) -> tuple[float, ...]:
+        """``residuals[i] / |eigenvalues[i]|`` (inf for an eigenvalue of exactly zero)."""
+        return tuple(_relative(r, v) for r, v in zip(self.residuals, self.eigenvalues, strict=True))
 
     def to_dict(self) -> dict[str, object]:
         """JSON-ready dictionary (without the eigenvectors)."""
         return {
             "eigenvalues": list(self.eigenvalues),
             "residuals": list(self.residuals),
+            "relative_residuals": list(self.relative_residuals),
+            "residual_estimates": list(self.residual_estimates),
             "converged": list(self.converged),
             "iterations": self.iterations,
         }
+
+
+def _relative(residual: float, value: float) -> float:
+    if value == 0.0:
+        return 0.0 if residual == 0.0 else math.inf
+    return residual / abs(value)
 
 
 @dataclass(frozen=True)
@@ -428,7 +464,10 @@ def top_eigenvalues(
 
     Lanczos runs from a seeded Gaussian start vector with full reorthogonalization until the
     residual bound ``β_m |s_{m,i}|`` of each wanted Ritz pair is below ``tol · |λ_i|``, or
-    ``max_steps`` operator products (default ``min(n, max(60, 4k))``). In exact arithmetic a
+    ``max_steps`` operator products (default ``min(n, max(60, 4k))``). That bound holds in exact
+    arithmetic only, so each returned pair is then checked by one more product
+    (:func:`true_residual`): ``residuals`` and ``converged`` are the returned vectors' true
+    residuals (:class:`EigenResult`). In exact arithmetic a
     single Krylov space holds one copy of a repeated eigenvalue: for a spectrum with exact
     multiplicities the later copies appear only through rounding. The Lanczos basis takes
     ``max_steps × n`` numbers of memory.
@@ -454,20 +493,31 @@ def top_eigenvalues(
     state = _lanczos(operator, start, steps=steps, stop=converged)
     theta, s = _ritz(state)
     wanted = _ordered(theta, which)[:k]
-    residual = state.betas[-1] * s[-1, wanted].abs()
+    estimate = state.betas[-1] * s[-1, wanted].abs()
     vectors = s[:, wanted].T.to(dtype=operator.dtype, device=operator.device) @ state.basis
     vectors = vectors / vectors.norm(dim=1, keepdim=True)
-    values = theta[wanted]
+    values = tuple(float(v) for v in theta[wanted])
+    residuals = tuple(true_residual(operator, vectors[i], value) for i, value in enumerate(values))
     return EigenResult(
-        eigenvalues=tuple(float(v) for v in values),
+        eigenvalues=values,
         eigenvectors=vectors,
-        residuals=tuple(float(r) for r in residual),
-        converged=tuple(
-            bool(r <= tol * max(abs(float(v)), 1e-30))
-            for r, v in zip(residual, values, strict=True)
-        ),
+        residuals=residuals,
+        converged=tuple(_relative(r, v) <= tol for r, v in zip(residuals, values, strict=True)),
         iterations=len(state.alphas),
+        residual_estimates=tuple(float(r) for r in estimate),
     )
+
+
+def true_residual(operator: LinearOperator, vector: Tensor, value: float) -> float:
+    """``‖A v − λ v‖₂`` of a candidate eigenpair ``(λ, v)``, by one operator product.
+
+    The product is in the operator's dtype (it is the operator); the difference and the norm are
+    taken in float64, so the cancellation between ``A v`` and ``λ v`` adds no rounding of its
+    own.
+    """
+    product = operator.matvec(vector.to(dtype=operator.dtype, device=operator.device))
+    difference = product.detach().to(torch.float64) - value * vector.detach().to(torch.float64)
+    return float(torch.linalg.vector_norm(difference))
 
 
 def spectral_density(

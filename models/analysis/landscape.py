@@ -19,6 +19,7 @@ from models.analysis.hessian import (
     LossFn,
     as_batch_list,
     get_flat_parameters,
+    model_device,
     set_flat_parameters,
     top_eigenvalues,
     trainable_parameters,
@@ -87,7 +88,7 @@ def dataset_loss(model: nn.Module, loss_fn: LossFn, batches: Batches) -> float:
     """Sample-weighted mean of a mean-reduced ``loss_fn`` over the batches (no gradient)."""
     total, count = 0.0, 0
     with torch.no_grad():
-        for x, y in as_batch_list(batches):
+        for x, y in as_batch_list(batches, model_device(model)):
             total += float(loss_fn(model(x), y)) * x.shape[0]
             count += x.shape[0]
     return total / count
@@ -120,7 +121,7 @@ def loss_surface(
     on ``[-1, 1]`` (parameter-space distance along unit directions). The weights are put back
     bit-exactly afterwards, also when an error occurs.
     """
-    batch_list = as_batch_list(batches)
+    batch_list = as_batch_list(batches, model_device(model))
     eigenvalues: tuple[float, ...] | None = None
     if directions is None:
         operator = HessianOperator(
@@ -193,7 +194,7 @@ def trajectory_pca(
     path_loss: tuple[float, ...] | None = None
     surface: SurfaceResult | None = None
     if model is not None and loss_fn is not None and batches is not None:
-        batch_list = as_batch_list(batches)
+        batch_list = as_batch_list(batches, model_device(model))
         params = trainable_parameters(model)
         saved = [p.detach().clone() for p in params]
         try:

@@ -166,3 +166,65 @@ def test_write_analysis_figure_input_errors(run, tmp_path):
     with pytest.raises(InputError, match=r"landscape\.json: cannot draw it \(KeyError"):
         write_analysis_figure(tmp_path, "landscape")
     assert not list((tmp_path / "analysis").glob("*.png"))
+
+
+def test_at_loss_summary_says_what_was_measured_or_that_it_was_never_reached(run):
+    from models.training import read_metrics
+
+    recorded = [row["train_loss"] for row in read_metrics(run)]
+    result = invoke("hessian", str(run), "--at-loss", repr(recorded[1]), *SMALL[:7])
+    assert result.exit_code == 0, result.output
+    at = json.loads((run / "analysis" / "hessian.json").read_text())["at_loss"]
+    assert at["epoch"] == 1
+    assert f"at training loss ≤ {recorded[1]:g}: epoch 1" in result.output
+    assert f"{at['curvature']['trace']:.4g}" in result.output
+    assert drawn_from_its_json(run, "hessian")
+    lowest = min(recorded)
+    result = invoke("hessian", str(run), "--at-loss", repr(lowest / 2), *SMALL[:7])
+    assert result.exit_code == 0, result.output
+    expected = f"never reached (lowest loss {lowest:.4g} at epoch {recorded.index(lowest)})"
+    assert expected in result.output
+    assert drawn_from_its_json(run, "hessian")
+    # The figure says it too; a file from before at_loss existed draws as it always did.
+    saved = json.loads((run / "analysis" / "hessian.json").read_text())
+    old = {k: v for k, v in saved.items() if k != "at_loss"}
+    assert analysis_png(old) == analysis_png({**old, "at_loss": None}) != analysis_png(saved)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["hessian", "RUN", "--at-loss", "-1"], "at_loss must be a positive training loss"),
+        (["landscape", "RUN", "--at-loss", "0.3"], "at_loss do not apply to landscape"),
+        (["hessian", "RUN", "--device", "tpu"], "'tpu' is not one of 'auto', 'cpu', 'cuda'"),
+    ],
+)
+def test_at_loss_and_device_input_errors_exit_2(run, args, message):
+    result = invoke(*[str(run) if a == "RUN" else a for a in args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output and "Traceback" not in result.output
+
+
+def test_device_cpu_runs_on_the_cpu(run):
+    result = invoke("hessian", str(run), "--device", "cpu", *SMALL[:7], "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["device"] == "cpu"
+    # Alignment computes nothing, so it takes any device and records none.
+    result = invoke("alignment", str(run), "--device", "cpu", "--json")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has CUDA")
+def test_device_cuda_without_cuda_exits_2(run):
+    result = invoke("hessian", str(run), "--device", "cuda", *SMALL[:7])
+    assert result.exit_code == 2, result.output
+    assert "sees no CUDA GPU" in result.output and "--device cpu" in result.output
+    assert "Traceback" not in result.output
+    assert not (run / "analysis" / "hessian.tmp").exists()
+
+
+def test_device_choices_are_the_helpers():
+    from hwsim.cli.analyze import DEVICE_CHOICES
+    from models.device import DEVICE_CHOICES as HELPER_CHOICES
+
+    assert DEVICE_CHOICES == HELPER_CHOICES

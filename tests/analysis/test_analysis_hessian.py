@@ -18,6 +18,7 @@ from models.analysis import (
     set_flat_parameters,
     spectral_density,
     top_eigenvalues,
+    true_residual,
     unflatten_like,
 )
 
@@ -248,3 +249,72 @@ def test_double_backward_through_feedback_alignment_is_not_the_hessian():
     torch.testing.assert_close(bp_matrix, exact, rtol=1e-10, atol=1e-12)
     assert float((fa_matrix - exact).abs().max()) > 1e-2
     assert float((fa_matrix - fa_matrix.T).abs().max()) > 1e-2
+
+
+# ------------------------------------------------------------------ residuals of returned pairs
+
+
+def test_residuals_are_the_returned_pairs_true_residuals():
+    # Ground truth: the quadratic's Hessian is the explicit matrix, so ‖A v − λ v‖ of each
+    # returned pair can be computed directly, in float64.
+    operator, matrix = quadratic_operator(SPECTRUM)
+    result = top_eigenvalues(operator, k=3, seed=0)
+    for value, vector, residual, relative in zip(
+        result.eigenvalues,
+        result.eigenvectors,
+        result.residuals,
+        result.relative_residuals,
+        strict=True,
+    ):
+        direct = float((matrix @ vector - value * vector).norm())
+        assert residual == pytest.approx(direct, rel=1e-6, abs=1e-12)
+        assert relative == pytest.approx(residual / abs(value), rel=1e-12)
+    assert all(result.converged)
+    assert len(result.residual_estimates) == 3
+    assert result.to_dict()["relative_residuals"] == list(result.relative_residuals)
+
+
+def test_true_residual_of_a_perturbed_eigenvector_is_the_closed_form():
+    # v = (u₁ + ε u₂)/√(1 + ε²) for orthonormal eigenvectors u₁, u₂ of A:
+    # A v − λ₁ v = ε (λ₂ − λ₁) u₂ / √(1 + ε²), so ‖·‖ = ε |λ₂ − λ₁| / √(1 + ε²).
+    spectrum = torch.tensor([7.0, 3.0, 1.0, 0.5], dtype=torch.float64)
+    q, _ = torch.linalg.qr(
+        torch.randn(4, 4, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    )
+    operator = MatrixOperator(q @ torch.diag(spectrum) @ q.T)
+    for eps in (0.0, 1e-6, 1e-2, 0.5):
+        v = (q[:, 0] + eps * q[:, 1]) / math.sqrt(1 + eps**2)
+        expected = eps * 4.0 / math.sqrt(1 + eps**2)
+        assert true_residual(operator, v, 7.0) == pytest.approx(expected, rel=1e-9, abs=1e-13)
+
+
+def test_float32_estimate_says_converged_where_the_true_residual_does_not():
+    # A float32 operator with eigenvalues 1e6, 2, 1 and a cluster near 0. Lanczos' own bound
+    # β_m |s_{m,i}| is far below tol·|λ| for all three pairs, but the float32 products carry
+    # rounding of order eps₃₂·‖A‖ ≈ 0.06, so the 2nd and 3rd vectors are off by ~1% in relative
+    # residual. Ground truth: the residual of each returned pair under the exact float32
+    # matrix, computed in float64.
+    n, tol = 100, 1e-4
+    gen = torch.Generator().manual_seed(0)
+    q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    spectrum = torch.cat(
+        [torch.tensor([1e6, 2.0, 1.0], dtype=torch.float64), torch.linspace(5e-4, -5e-4, n - 3)]
+    )
+    matrix = (q * spectrum) @ q.T
+    matrix = (0.5 * (matrix + matrix.T)).float()
+    result = top_eigenvalues(MatrixOperator(matrix), k=3, tol=tol, seed=0)
+    exact = [
+        float((matrix.double() @ v.double() - value * v.double()).norm())
+        for value, v in zip(result.eigenvalues, result.eigenvectors, strict=True)
+    ]
+    values = [abs(v) for v in result.eigenvalues]
+    # The old report: every pair converged by the exact-arithmetic estimate.
+    assert all(e <= tol * v for e, v in zip(result.residual_estimates, values, strict=True))
+    # The truth: pairs 2 and 3 are far from converged, and the result says so.
+    assert exact[1] > 10 * tol * values[1] and exact[2] > 10 * tol * values[2]
+    assert result.converged == (True, False, False)
+    # The reported residual is the true one up to the rounding of one float32 product with A.
+    for got, want in zip(result.residuals, exact, strict=True):
+        assert abs(got - want) <= 1e-7 * 1e6
+    # The estimate understates the truth by orders of magnitude.
+    assert exact[1] / result.residual_estimates[1] > 1e2

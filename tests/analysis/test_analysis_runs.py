@@ -9,6 +9,7 @@ test_analysis_cli.py).
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
@@ -36,7 +37,7 @@ from models.analysis import (
 )
 from models.config import TrainConfig
 from models.convert import bp_view
-from models.training import build_model, evaluate, load_data, load_run, train
+from models.training import build_model, evaluate, load_data, load_run, read_metrics, train
 
 TINY = dict(dataset="digits", depth=2, width=16, epochs=2, train_size=300, batch_size=100, lr=0.01)
 HESSIAN = dict(samples=200, batch_size=100, probes=10, top_k=2, slq_steps=10, slq_probes=2)
@@ -328,3 +329,112 @@ def test_alignment_input_errors_name_the_file_and_line(runs, tmp_path):
     (run / "config.yaml").write_text(config + "colour: blue\n")
     with pytest.raises(InputError, match=r"config\.yaml: unknown key\(s\) colour"):
         analyze_alignment(run)
+
+
+# ------------------------------------------------------------------ curvature at equal loss
+
+
+def losses(run: Path) -> list[float]:
+    """The training loss after each epoch (epoch 0 = init), as training recorded it."""
+    return [row["train_loss"] for row in read_metrics(run)]
+
+
+def test_at_loss_measures_the_first_epoch_at_or_below_the_level(runs):
+    recorded = losses(runs["fa"])
+    assert recorded[1] < recorded[0]  # the tiny run learns: epoch 1 is below initialization
+    # A level between epoch 1's loss and the initial loss is first reached at epoch 1, a
+    # level equal to epoch 1's loss too (at or below), neither at the final epoch 2.
+    for level in ((recorded[0] + recorded[1]) / 2, recorded[1]):
+        result = analyze_curvature(runs["fa"], at_loss=level, seed=3, **HESSIAN)
+        at = result["at_loss"]
+        assert at["status"] == "measured" and at["reached"] is True and at["note"] is None
+        assert at["level"] == level and at["epoch"] == 1 and at["train_loss"] == recorded[1]
+        assert at["weights"] == "snapshots/epoch-0001.pt"
+        _, model1, data = load_run(runs["fa"], epoch=1)
+        trace, top = direct_curvature(model1, data, seed=3)
+        assert at["curvature"]["trace"] == trace.estimate
+        assert at["curvature"]["top_eigenvalues"] == list(top.eigenvalues)
+        # The top level stays the final model's, and differs from epoch 1's.
+        assert result["trace"] != at["curvature"]["trace"]
+    # At or above the initial loss: epoch 0, the initialization snapshot.
+    at = analyze_curvature(runs["fa"], at_loss=recorded[0], seed=3, **HESSIAN)["at_loss"]
+    assert at["epoch"] == 0 and at["weights"] == "snapshots/epoch-0000.pt"
+
+
+def test_at_loss_reached_only_at_the_end_is_the_final_model(runs):
+    recorded = losses(runs["bp"])
+    assert recorded[2] < min(recorded[:2])
+    result = analyze_curvature(runs["bp"], at_loss=recorded[2], seed=3, **HESSIAN)
+    at = result["at_loss"]
+    assert at["epoch"] == 2 and at["weights"].startswith("checkpoint.pt")
+    assert at["curvature"]["trace"] == result["trace"]
+
+
+def test_at_loss_never_reached_is_recorded_not_raised(runs):
+    recorded = losses(runs["fa"])
+    lowest = min(recorded)
+    epoch = recorded.index(lowest)
+    result = analyze_curvature(runs["fa"], at_loss=lowest / 2, seed=3, **HESSIAN)
+    assert written(runs["fa"], "hessian") == result
+    at = result["at_loss"]
+    assert at["status"] == "never reached" and at["reached"] is False
+    assert at["epoch"] is None and at["curvature"] is None and at["train_loss"] is None
+    assert at["lowest_train_loss"] == lowest and at["lowest_epoch"] == epoch
+    assert at["note"] == f"never reached (lowest loss {lowest:.4g} at epoch {epoch})"
+    # No silent fallback: the final model's numbers stay where they always were, apart.
+    assert math.isfinite(result["trace"])
+
+
+def test_at_loss_without_the_snapshot_says_so(tmp_path):
+    run = tmp_path / "nosnap"
+    train(TrainConfig(algo="bp", **{**TINY, "snapshots": False}), run)
+    recorded = losses(run)
+    at = analyze_curvature(run, at_loss=recorded[1], **HESSIAN)["at_loss"]
+    assert at["status"] == "no snapshot" and at["reached"] is True and at["epoch"] == 1
+    assert at["curvature"] is None
+    assert "kept no weights of epoch 1" in at["note"] and "snapshots" in at["note"]
+
+
+@pytest.mark.parametrize("level", [0, -0.5, float("nan"), float("inf"), True])
+def test_at_loss_must_be_a_positive_loss(runs, level):
+    with pytest.raises(InputError, match="at_loss must be a positive training loss"):
+        analyze_curvature(runs["fa"], at_loss=level, **HESSIAN)
+
+
+def test_without_at_loss_the_block_is_null(runs):
+    assert analyze_curvature(runs["fa"], **HESSIAN)["at_loss"] is None
+
+
+# ------------------------------------------------------------------ devices
+
+
+def test_results_record_the_device_and_cuda_without_cuda_is_an_input_error(runs):
+    result = analyze_curvature(runs["fa"], device="cpu", **HESSIAN)
+    assert result["device"] == "cpu"
+    if not torch.cuda.is_available():
+        with pytest.raises(InputError, match="no CUDA"):
+            analyze_curvature(runs["fa"], device="cuda", **HESSIAN)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_the_analyses_on_cuda_match_the_cpu(runs):
+    # The same draws on both devices (CPU generators); only summation order differs.
+    cpu = analyze_curvature(runs["fa"], at_loss=losses(runs["fa"])[1], **HESSIAN)
+    gpu = analyze_curvature(runs["fa"], at_loss=losses(runs["fa"])[1], device="cuda", **HESSIAN)
+    assert gpu["device"].startswith("cuda")
+    for key in ("trace", "loss"):
+        assert gpu[key] == pytest.approx(cpu[key], rel=1e-3)
+        assert gpu["at_loss"]["curvature"][key] == pytest.approx(
+            cpu["at_loss"]["curvature"][key], rel=1e-3
+        )
+    assert gpu["top_eigenvalues"] == pytest.approx(cpu["top_eigenvalues"], rel=1e-3)
+    cpu_r = analyze_robustness(runs["fa"], **ROBUST)
+    gpu_r = analyze_robustness(runs["fa"], device="cuda", **ROBUST)
+    assert gpu_r["clean_accuracy"] == cpu_r["clean_accuracy"]
+    for attack, sources in cpu_r["adversarial_accuracy"].items():
+        for source, values in sources.items():
+            got = gpu_r["adversarial_accuracy"][attack][source]
+            assert got == pytest.approx(values, abs=0.03)
+    cpu_l = analyze_landscape(runs["fa"], grid=3, samples=200, batch_size=100)
+    gpu_l = analyze_landscape(runs["fa"], grid=3, samples=200, batch_size=100, device="cuda")
+    assert gpu_l["center_loss"] == pytest.approx(cpu_l["center_loss"], rel=1e-4)

@@ -260,3 +260,51 @@ def test_bad_options_exit_2_before_any_run(tmp_path, args):
     assert result.exit_code == 2, result.output
     assert "error:" in result.output
     assert not (out / "points.jsonl").exists()
+
+
+def test_curvature_at_loss_keeps_snapshots_and_records_the_epoch(tmp_path):
+    # Level 100 is above any initial cross-entropy of 10 classes (ln 10 ≈ 2.3 at chance): every
+    # run reaches it at epoch 0, whose weights only a snapshot holds. Level 1e-9 is never reached.
+    out = tmp_path / "high"
+    args = ("depth", "--depths", "2", "--algo", "bp", "--seeds", "0")
+    result = _sweep(out, *args, "--curvature-at-loss", "100")
+    assert result.exit_code == 0, result.output
+    summary = json.loads((out / "sweep.json").read_text())
+    spec = summary["spec"]
+    assert spec["curvature"]["at_loss"] == 100 and spec["base"]["snapshots"] is True
+    assert any("snapshots kept" in note for note in spec["notes"])
+    (point,) = _points(out)
+    at = point["curvature"]["at_loss"]
+    hessian = json.loads((out / point["run_dir"] / "analysis" / "hessian.json").read_text())
+    assert at["status"] == "measured" and at["epoch"] == 0
+    assert at["weights"] == "snapshots/epoch-0000.pt"
+    assert at["train_loss"] == point["curves"]["train_loss"][0]
+    assert at["trace"] == hessian["at_loss"]["curvature"]["trace"]
+    assert at["top_eigenvalues"] == hessian["at_loss"]["curvature"]["top_eigenvalues"]
+    assert point["metrics"]["hessian_trace"] == hessian["trace"] != at["trace"]
+
+    out = tmp_path / "low"
+    result = _sweep(out, *args, "--curvature-at-loss", "1e-9")
+    assert result.exit_code == 0, result.output
+    (point,) = _points(out)
+    at = point["curvature"]["at_loss"]
+    losses = point["curves"]["train_loss"]
+    lowest = min(losses)
+    assert at["status"] == "never reached" and at["trace"] is None and at["epoch"] is None
+    assert at["note"] == f"never reached (lowest loss {lowest:.4g} at epoch {losses.index(lowest)})"
+
+
+def test_curvature_at_loss_options_are_checked(tmp_path):
+    result = _sweep(tmp_path / "x", "depth", "--no-curvature", "--curvature-at-loss", "0.3")
+    assert result.exit_code == 2 and "--curvature-at-loss needs curvature" in result.output
+    result = _sweep(tmp_path / "y", "depth", "--curvature-at-loss", "-1")
+    assert result.exit_code == 2 and "at_loss must be a positive training loss" in result.output
+
+
+def test_curvature_settings_without_a_level_keep_their_old_spec():
+    from hwsim.experiments.sweeps import CurvatureSettings
+
+    assert "at_loss" not in CurvatureSettings().to_dict()
+    assert CurvatureSettings(at_loss=0.25).to_dict()["at_loss"] == 0.25
+    spec = make_spec("angle", values=(0.0,), seeds=(0,))
+    assert spec.base.snapshots is False and not spec.notes  # no level: no snapshots added

@@ -46,7 +46,9 @@ TINY_PLAN = ReproducePlan(
     gains=(1.0,),
     init_optimizer="adam",
     init_lr=0.01,
-    curvature=CurvatureSettings(samples=200, batch_size=200, probes=5, top_k=1),
+    # 2.07: between the epoch-1 training losses (2.066–2.097 over the rules and seeds), so some
+    # runs reach it at epoch 1 (a snapshot) and others only at the end.
+    curvature=CurvatureSettings(samples=200, batch_size=200, probes=5, top_k=1, at_loss=2.07),
     robustness=RobustnessSettings(
         samples=100, eps=(0.0, 0.1), attacks=("pgd",), pgd_steps=3, severities=(1, 3)
     ),
@@ -200,6 +202,8 @@ def test_two_group_rows_equal_the_sweep_json(reproduction):
         row = ClaimRow(**raw)
         if row.right is None:
             continue
+        if "at_loss" in row.left["source"]:
+            continue  # per-run values from points.jsonl: test_equal_loss_rows_recomputed...
         for side in (row.left, row.right):
             source = side["source"]
             if source["sweep"] == "init":
@@ -215,8 +219,8 @@ def test_two_group_rows_equal_the_sweep_json(reproduction):
         assert row.spread == row.left["std"] + row.right["std"]
         checked += 1
     # C1, C2, C3 at depth 3, C4 at 100 samples (depth 2 and 300 samples are the base config,
-    # cited once by C1/C2), C5 (2), C6 endpoints, C7 (ifa:45 × 2 sources), C8 (ifa, ifa:45), C9,
-    # C10 (IFA − dfa, IFA − kp)
+    # cited once by C1/C2), C5 at the end (2), C6 endpoints, C7 (ifa:45 × 2 sources), C8 (ifa,
+    # ifa:45), C9, C10 (IFA − dfa, IFA − kp)
     assert checked == 14
     assert document["base_values"] == {"depth": [2], "data": [300]}
     measurements = [r["measurement"] for r in document["claims"]]
@@ -383,3 +387,111 @@ def test_algorithm_rows_compare_ifa_with_each_other_rule(reproduction):
     assert spec["rules"] == ["dfa", "kp"] and spec["seeds"] == [0, 1]
     markdown = (out / "REPRODUCTION.md").read_text()
     assert "## Various learning algorithms (C10, paper Fig 1e" in markdown
+
+
+# --------------------------------------------------------------------------- C5 at equal loss
+
+
+def _first_at_or_below(losses: list, level: float) -> int | None:
+    return next((e for e, v in enumerate(losses) if v is not None and v <= level), None)
+
+
+def test_flatness_is_judged_at_the_end_and_at_equal_loss(reproduction):
+    out, document = reproduction
+    c5 = [ClaimRow(**r) for r in document["claims"] if r["claim_id"] == "C5"]
+    assert [r.measurement.split(" (")[0] for r in c5] == [
+        "Hessian trace at the end of training",
+        "top eigenvalue at the end of training",
+        "Hessian trace at equal training loss",
+        "top eigenvalue at equal training loss",
+    ]
+    assert "first epoch with training loss ≤ 2.07" in c5[2].measurement
+    points = {(p["rule"], p["seed"]): p for p in _points(out, "rules")}
+    epochs_seen = set()
+    for row, key in ((c5[2], "trace"), (c5[3], "top_eigenvalues")):
+        for side in (row.left, row.right):
+            values = []
+            for run in side["runs"]:
+                point = points[(side["label"], run["seed"])]
+                # The epoch: the first whose recorded training loss is at most the level.
+                epoch = _first_at_or_below(point["curves"]["train_loss"], 2.07)
+                assert run["epoch"] == epoch and run["status"] == "measured"
+                assert run["train_loss"] == point["curves"]["train_loss"][epoch]
+                epochs_seen.add(epoch)
+                # The value: the hessian.json of that run, measured at that epoch's weights.
+                hessian = json.loads(
+                    (
+                        out / "sweeps" / "rules" / point["run_dir"] / "analysis" / "hessian.json"
+                    ).read_text()
+                )
+                measured = hessian["at_loss"]["curvature"][key]
+                assert run["value"] == (measured if key == "trace" else measured[0])
+                values.append(run["value"])
+            assert side["values"] == values and side["n"] == len(values)
+            assert side["mean"] == statistics.fmean(values)
+        assert row.difference == row.left["mean"] - row.right["mean"]
+        assert row.spread == row.left["std"] + row.right["std"]
+        assert row.verdict == verdict(row.difference, row.spread, region="negative")
+    assert epochs_seen == {1, 2}  # snapshots (epoch 1) and final weights (epoch 2) both used
+    spec = _sweep(out, "rules")["spec"]
+    assert spec["base"]["snapshots"] is True and spec["curvature"]["at_loss"] == 2.07
+    assert any("snapshots kept" in note for note in spec["notes"])
+    markdown = (out / "REPRODUCTION.md").read_text()
+    assert "Curvature at equal training loss: each run measured at the first epoch" in markdown
+    assert "| rule | seed | epoch | training loss there | Hessian trace | top eigenvalue |" in (
+        markdown
+    )
+
+
+def test_a_run_that_never_reaches_the_level_is_reported_not_dropped_silently(reproduction):
+    from hwsim.experiments.reproduce import evaluate_claims
+
+    out, document = reproduction
+    points = {name: _points(out, name) for name in document["sweeps"]}
+    ifa = next(p for p in points["rules"] if p["rule"] == "ifa" and p["seed"] == 1)
+    lowest = min(ifa["curves"]["train_loss"])
+    ifa["curvature"]["at_loss"].update(
+        status="never reached",
+        reached=False,
+        epoch=None,
+        train_loss=None,
+        trace=None,
+        top_eigenvalues=None,
+        note=f"never reached (lowest loss {lowest:.4g} at epoch 2)",
+    )
+    specs = TINY_PLAN.specs()
+    rows = evaluate_claims(TINY_PLAN, specs, document["sweeps"], points)
+    trace_row = next(r for r in rows if r.claim_id == "C5" and "equal" in r.measurement)
+    assert trace_row.left["n"] == 1 and trace_row.left["label"] == "ifa"
+    assert trace_row.verdict == NO_SPREAD  # one seed left: no spread, no verdict
+    changed = {**document, "claims": [r.to_dict() for r in rows]}
+    markdown = render_report(changed)
+    assert f"| ifa | 1 | — | — | — | — | never reached (lowest loss {lowest:.4g} at epoch 2) |" in (
+        markdown
+    )
+
+
+def test_old_documents_without_equal_loss_rows_still_render(reproduction):
+    _, document = reproduction
+    old = json.loads(json.dumps(document))
+    old["claims"] = [r for r in old["claims"] if "runs" not in r["left"]]
+    old["plan"]["curvature"].pop("at_loss")
+    for summary in old["sweeps"].values():
+        if summary["spec"]["curvature"]:
+            summary["spec"]["curvature"].pop("at_loss", None)
+    markdown = render_report(old)
+    assert "equal training loss" not in markdown and "## Claims" in markdown
+
+
+def test_a_plan_without_a_level_says_equal_loss_was_not_measured(reproduction):
+    from hwsim.experiments.reproduce import evaluate_claims
+
+    out, document = reproduction
+    points = {name: _points(out, name) for name in document["sweeps"]}
+    plan = dataclasses.replace(
+        TINY_PLAN, curvature=dataclasses.replace(TINY_PLAN.curvature, at_loss=None)
+    )
+    rows = evaluate_claims(plan, TINY_PLAN.specs(), document["sweeps"], points)
+    equal = [r for r in rows if r.claim_id == "C5" and "equal" in r.measurement]
+    assert len(equal) == 2 and all(r.verdict == NO_DATA for r in equal)
+    assert all("the plan sets no loss level" in r.measurement for r in equal)
