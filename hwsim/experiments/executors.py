@@ -9,7 +9,7 @@ decides where each runs. Every executor has the same one call,
 ``local``     one after another, in this process (:class:`LocalExecutor`): an exception
               raised by the function propagates at once, as a plain loop's would
 ``processes`` a pool of ``workers`` processes on this machine (:class:`ProcessExecutor`,
-              ``spawn`` start method, Ctrl-C ignored in the workers)
+              started fresh by a fork server or ``spawn``; Ctrl-C ignored in the workers)
 ``ray``       one Ray task per item on a Ray cluster, a running one at ``address`` or a
               local one started for the command (:class:`RayExecutor`; ``pip install
               'hwsim[ray]'``)
@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import traceback
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -136,8 +135,8 @@ def _describe(exc: BaseException) -> str:
     cause = getattr(exc, "cause", None)  # ray.exceptions.RayTaskError wraps the task's own
     if isinstance(cause, BaseException):
         exc = cause
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    return " ".join(text.split())
+    message = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {message}" if message else type(exc).__name__
 
 
 class LocalExecutor:
@@ -246,8 +245,18 @@ def _ignore_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+def _default_start_method() -> str:
+    import multiprocessing
+
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
 class ProcessExecutor(_Pooled):
-    """``workers`` processes on this machine (``spawn``: each worker starts a fresh interpreter).
+    """``workers`` processes on this machine, started fresh: never forked from this process
+    (which may hold torch's threads). ``forkserver`` where there is one (Linux): a server
+    process imports the function's module once (the first function this process hands to an
+    executor) and forks every worker from it, so a new pool starts in a fraction of a second
+    instead of each worker importing torch; ``spawn`` elsewhere.
 
     A worker that dies breaks the whole pool: every item then in flight counts one attempt and
     is handed to a new pool (with ``retries`` ≥ 1 the others simply run again).
@@ -256,25 +265,34 @@ class ProcessExecutor(_Pooled):
     name = "processes"
 
     def __init__(
-        self, *, workers: int, threads: int, retries: int, start_method: str = "spawn"
+        self, *, workers: int, threads: int, retries: int, start_method: str | None = None
     ) -> None:
         super().__init__(workers=workers, threads=threads, retries=retries)
-        self.start_method = start_method
+        self.start_method = start_method or _default_start_method()
         self._pool: ProcessPoolExecutor | None = None
 
-    def _get_pool(self) -> ProcessPoolExecutor:
+    def _get_pool(self, fn: Callable[[Any], Any]) -> ProcessPoolExecutor:
         if self._pool is None:
             import multiprocessing
 
+            context = multiprocessing.get_context(self.start_method)
+            if self.start_method == "forkserver":
+                # Only the first call in a process counts: the server then runs until it exits.
+                context.set_forkserver_preload([fn.__module__])
             self._pool = ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context(self.start_method),
-                initializer=_ignore_sigint,
+                max_workers=self.workers, mp_context=context, initializer=_ignore_sigint
             )
         return self._pool
 
     def _submit(self, fn: Callable[[Any], Any], item: Any) -> Future[Any]:
-        return self._get_pool().submit(fn, item)
+        try:
+            return self._get_pool(fn).submit(fn, item)
+        except BrokenProcessPool as exc:
+            # A worker died since the last wait: this attempt fails like the ones in flight,
+            # and _wait replaces the pool once every future of the old one has ended.
+            failed: Future[Any] = Future()
+            failed.set_exception(exc)
+            return failed
 
     def _wait(self, handles: list[Any]) -> list[Any]:
         done, _ = wait(handles, return_when=FIRST_COMPLETED)
