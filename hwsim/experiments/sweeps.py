@@ -645,7 +645,8 @@ def run_sweep(
     _claim_out(out, spec, force)
     executor = executor or LocalExecutor()
     local = isinstance(executor, LocalExecutor)
-    common = {"spec": spec, "out": str(out.absolute()), "cwd": os.getcwd()}
+    # Workers elsewhere need an absolute path; in this process, paths stay as given (as before).
+    common = {"spec": spec, "out": str(out if local else out.absolute()), "cwd": os.getcwd()}
     threads = None if local else executor.threads
     done = {p["point"] for p in read_points(out)}
     points = spec.points()

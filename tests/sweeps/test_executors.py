@@ -331,3 +331,28 @@ def test_ray_gives_the_local_sweep_json(tmp_path, reference):
         ray.shutdown()
     assert _comparable(out) == _comparable(reference)
     assert _by_point(out) == _by_point(reference)
+
+
+@pytest.mark.slow
+def test_reproduce_with_processes_equals_local(tmp_path):
+    """The tiny reproduction of test_sweep_reproduce, points (and the BP surrogates that the
+    robustness points share, trained first) in two worker processes: the same claims and the
+    same aggregates as one after another in this process."""
+    from test_sweep_reproduce import TINY_PLAN
+
+    from hwsim.experiments.reproduce import run_reproduce
+    from models.training import torch_threads
+
+    with torch_threads(1):
+        local = run_reproduce(TINY_PLAN, tmp_path / "local")
+    with ProcessExecutor(workers=2, threads=1, retries=0) as executor:
+        parallel = run_reproduce(TINY_PLAN, tmp_path / "processes", executor=executor)
+    assert parallel["claims"] == local["claims"]
+    for name, summary in local["sweeps"].items():
+        other = parallel["sweeps"][name]
+        assert {k: v for k, v in other.items() if k != "compute_s"} == {
+            k: v for k, v in summary.items() if k != "compute_s"
+        }, name
+    assert parallel["timing"]["executor"] == "processes" and parallel["timing"]["workers"] == 2
+    surrogates = tmp_path / "processes" / "sweeps" / "rules" / "surrogates"
+    assert sorted(p.name for p in surrogates.iterdir()) == ["bp-seed1", "bp-seed2"]
