@@ -23,6 +23,8 @@ and stops the workers running them.
 
 The function and items must pickle (a module-level function; for Ray, the package installed on
 every node) and the function must not depend on the caller's state: each worker starts fresh.
+As with any ``multiprocessing`` program, a script that uses ``processes`` runs its work under
+``if __name__ == "__main__":`` (the workers import the script's module).
 """
 
 from __future__ import annotations

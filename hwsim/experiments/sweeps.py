@@ -568,8 +568,8 @@ def _measure(
 @dataclass(frozen=True)
 class _Task:
     """One unit of work a worker can run on its own: a point, or (``point`` None) the BP
-    surrogate of ``seed``. ``out`` is absolute and ``cwd`` the driver's working directory, so
-    a worker started elsewhere (a Ray node) resolves the same paths."""
+    surrogate of ``seed``. For workers ``out`` is absolute and ``cwd`` is the driver's working
+    directory, so a worker started elsewhere (a Ray node) resolves the same paths."""
 
     spec: SweepSpec
     out: str
