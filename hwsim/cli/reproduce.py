@@ -10,6 +10,7 @@ from rich.table import Table
 
 from hwsim.cli import main
 from hwsim.cli.common import OUT_DIR, console, err_console, progress_bar
+from hwsim.cli.sweep import executor_options, exit_failed, open_executor
 from hwsim.core.resources import default_output
 
 
@@ -49,7 +50,10 @@ def _claims_table(document: dict[str, Any]) -> Table:
     help="Output directory [default: reports/reproduce-<scale>].",
 )
 @click.option("--force", is_flag=True, help="Start over when --out holds a different plan.")
-@click.option("--threads", type=int, default=1, show_default=True, help="Torch threads.")
+@click.option(
+    "--threads", type=int, default=1, show_default=True, help="Torch threads (per worker)."
+)
+@executor_options
 @click.option("--quiet", is_flag=True, help="No progress output or table.")
 def reproduce(
     scale: str,
@@ -58,13 +62,19 @@ def reproduce(
     out: str | None,
     force: bool,
     threads: int,
+    executor: str,
+    workers: int | None,
+    address: str | None,
+    retries: int,
     quiet: bool,
 ) -> None:
     """Run every sweep behind the paper's claims and write OUT/REPRODUCTION.md.
 
     Each claim gets the measurement that tests it, our numbers (mean ± std over seeds) and a
     verdict computed from them. Resumable: Ctrl-C keeps finished runs; the same command resumes.
+    --executor processes|ray runs several points at once (docs/reproduce.md).
     """
+    from hwsim.experiments.executors import FailedPointsError
     from hwsim.experiments.reproduce import plan_for, run_reproduce
     from hwsim.render.reproduction import write_reproduction
 
@@ -85,8 +95,21 @@ def reproduce(
 
     from models.training import torch_threads
 
-    with progress, torch_threads(threads):
-        document = run_reproduce(plan, out_dir, force=force, on_sweep=on_sweep, on_point=on_point)
+    with (
+        open_executor(executor, workers, address, retries, threads) as runner,
+        progress,
+        torch_threads(threads),
+    ):
+        try:
+            document = run_reproduce(
+                plan, out_dir, force=force, on_sweep=on_sweep, on_point=on_point, executor=runner
+            )
+        except FailedPointsError as exc:
+            failure: FailedPointsError | None = exc
+        else:
+            failure = None
+    if failure is not None:
+        exit_failed(failure)
     report = write_reproduction(out_dir)[-1]  # every sweep's figure, then REPRODUCTION.md
     if not quiet:
         console.print(_claims_table(document))

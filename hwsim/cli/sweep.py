@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,15 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import OUT_DIR, InputError, console, echo_json, err_console, progress_bar
+from hwsim.cli.common import (
+    OUT_DIR,
+    ExitCode,
+    InputError,
+    console,
+    echo_json,
+    err_console,
+    progress_bar,
+)
 from hwsim.core.resources import default_output
 from hwsim.core.units import MISSING, format_mean_std
 
@@ -84,6 +93,63 @@ def sweep_table(summary: dict[str, Any]) -> Table:
     return table
 
 
+#: ``hwsim sweep`` and ``hwsim reproduce``: where the points run (docs/reproduce.md).
+EXECUTOR_OPTIONS = (
+    click.option(
+        "--executor",
+        type=click.Choice(["local", "processes", "ray"]),
+        default="local",
+        show_default=True,
+        help="Where the points run: one after another here, on this machine's cores, or as Ray "
+        "tasks (pip install 'hwsim[ray]').",
+    ),
+    click.option(
+        "--workers",
+        type=click.IntRange(min=1),
+        default=None,
+        help="processes/ray: points at once [cores ÷ --threads].",
+    ),
+    click.option(
+        "--address",
+        default=None,
+        help="ray: a running Ray cluster, HOST:PORT [a local Ray instance].",
+    ),
+    click.option(
+        "--retries",
+        type=click.IntRange(min=0),
+        default=1,
+        show_default=True,
+        help="processes/ray: more attempts for a point that failed or whose worker died.",
+    ),
+)
+
+
+def executor_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add ``--executor``, ``--workers``, ``--address`` and ``--retries`` to ``command``."""
+    for option in reversed(EXECUTOR_OPTIONS):
+        command = option(command)
+    return command
+
+
+def open_executor(
+    executor: str, workers: int | None, address: str | None, retries: int, threads: int
+) -> Any:
+    """The executor of the options (checked: bad combinations are InputErrors, exit 2)."""
+    from hwsim.experiments.executors import make_executor
+
+    return make_executor(
+        executor, workers=workers, threads=threads, address=address, retries=retries
+    )
+
+
+def exit_failed(error: Exception) -> None:
+    """Points failed on every attempt: say which (finished ones are kept), exit 1."""
+    from hwsim.cli import _print_error
+
+    _print_error(str(error))
+    sys.exit(ExitCode.FAILED)
+
+
 @main.command()
 @click.argument("kind", type=click.Choice(["angle", "depth", "data", "init"]))
 @click.option("--dataset", default="mnist5k", show_default=True, help="Dataset name.")
@@ -138,7 +204,10 @@ def sweep_table(summary: dict[str, Any]) -> Table:
     help="Sweep directory [default: reports/sweep-<kind>].",
 )
 @click.option("--force", is_flag=True, help="Start over when --out holds a different sweep.")
-@click.option("--threads", type=int, default=1, show_default=True, help="Torch threads.")
+@click.option(
+    "--threads", type=int, default=1, show_default=True, help="Torch threads (per worker)."
+)
+@executor_options
 @click.option("--json", "as_json", is_flag=True, help="Print sweep.json to stdout.")
 @click.option("--quiet", is_flag=True, help="No progress output or table.")
 def sweep(
@@ -160,6 +229,10 @@ def sweep(
     out: str | None,
     force: bool,
     threads: int,
+    executor: str,
+    workers: int | None,
+    address: str | None,
+    retries: int,
     as_json: bool,
     quiet: bool,
     **kind_options: Any,
@@ -170,7 +243,9 @@ def sweep(
     init (forward × backward init gain grid, final train accuracy, Fig 3a). Each finished point
     is appended to OUT/points.jsonl at once; Ctrl-C keeps them and the same command resumes.
     At the end: OUT/sweep.json (mean ± sample std over seeds) and its figure OUT/<kind>.png.
+    --executor processes|ray runs several points at once; this process still writes every line.
     """
+    from hwsim.experiments.executors import FailedPointsError
     from hwsim.experiments.sweeps import CurvatureSettings, make_spec, run_sweep
     from hwsim.render.sweeps import write_sweep_figure
     from models.config import TrainConfig
@@ -228,8 +303,19 @@ def sweep(
 
     from models.training import torch_threads
 
-    with progress, torch_threads(threads):
-        summary = run_sweep(spec, out_dir, force=force, on_point=on_point)
+    with (
+        open_executor(executor, workers, address, retries, threads) as runner,
+        progress,
+        torch_threads(threads),
+    ):
+        try:
+            summary = run_sweep(spec, out_dir, force=force, on_point=on_point, executor=runner)
+        except FailedPointsError as exc:
+            failure: FailedPointsError | None = exc
+        else:
+            failure = None
+    if failure is not None:
+        exit_failed(failure)
     figure = write_sweep_figure(out_dir)  # drawn from the sweep.json just written
     if as_json:
         echo_json(summary)

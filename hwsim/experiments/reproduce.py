@@ -35,12 +35,14 @@ from hwsim.core.errors import InputError
 from hwsim.core.files import claim_out_dir, jsonable, write_atomic
 from hwsim.core.outputs import REPRODUCTION_FILE, REPRODUCTION_MARKDOWN, REPRODUCTION_SWEEPS_DIR
 from hwsim.core.stats import describe, finite, mean_std
+from hwsim.experiments.executors import Executor, FailedPointsError, LocalExecutor
 from hwsim.experiments.sweeps import (
     CurvatureSettings,
     RobustnessSettings,
     SweepPoint,
     SweepSpec,
     make_spec,
+    points_in_spec_order,
     read_points,
     run_sweep,
 )
@@ -793,13 +795,18 @@ def run_reproduce(
     force: bool = False,
     on_sweep: Callable[[str, SweepSpec], None] | None = None,
     on_point: Callable[[SweepPoint, int, int, str], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run every sweep of ``plan`` into ``OUT/sweeps/``, then judge the claims.
 
     Resumable: each sweep skips its finished points (Ctrl-C keeps them). A different plan in
     ``out_dir`` is an :class:`InputError` unless ``force`` (which removes the reproduction's
     files first). ``on_sweep(name, spec)`` is called before each sweep, ``on_point`` as in
-    :func:`hwsim.experiments.sweeps.run_sweep`. Writes ``plan.json``, the sweep directories and
+    :func:`hwsim.experiments.sweeps.run_sweep`; ``executor`` runs every sweep's points
+    (:mod:`hwsim.experiments.executors`; default: one after another in this process). A sweep
+    with points that failed on every attempt does not stop the others: once all have run,
+    :class:`~hwsim.experiments.executors.FailedPointsError` names every failed point (and no
+    ``reproduction.json`` is written). Writes ``plan.json``, the sweep directories and
     ``reproduction.json`` (atomically) and returns that document; ``REPRODUCTION.md`` and the
     sweeps' figures are drawn from it by :func:`hwsim.render.reproduction.write_reproduction`
     (``hwsim reproduce`` calls it).
@@ -816,16 +823,27 @@ def run_reproduce(
         _claim_out(out, plan, force=True)  # removes the old files only once the plan is valid
     out.mkdir(parents=True, exist_ok=True)
     write_atomic(out / PLAN_FILE, json.dumps(jsonable(plan.to_dict()), indent=1) + "\n")
+    executor = executor or LocalExecutor()
     summaries: dict[str, dict[str, Any]] = {}
     points: dict[str, list[dict[str, Any]]] = {}
     wall: dict[str, float] = {}
+    failed: list[tuple[str, str]] = []
     for name, spec in specs.items():
         if on_sweep:
             on_sweep(name, spec)
         sweep_started = time.perf_counter()
-        summaries[name] = run_sweep(spec, out / SWEEPS_DIR / name, on_point=on_point)
-        points[name] = read_points(out / SWEEPS_DIR / name)
-        wall[name] = time.perf_counter() - sweep_started
+        sweep_dir = out / SWEEPS_DIR / name
+        try:
+            summaries[name] = run_sweep(spec, sweep_dir, on_point=on_point, executor=executor)
+        except FailedPointsError as exc:
+            failed += [(f"{name}/{point}", error) for point, error in exc.failures]
+            continue
+        finally:
+            wall[name] = time.perf_counter() - sweep_started
+        # in spec order: the claims do not depend on the order the points finished in
+        points[name] = points_in_spec_order(spec, read_points(sweep_dir))
+    if failed:
+        raise FailedPointsError(f"the reproduction in {out}", failed)
     rows = evaluate_claims(plan, specs, summaries, points)
     document = jsonable(
         {
@@ -843,7 +861,9 @@ def run_reproduce(
             "sweeps": summaries,
             "timing": {
                 "wall_s": time.perf_counter() - started,
-                "torch_threads": torch.get_num_threads(),
+                "torch_threads": executor.threads or torch.get_num_threads(),
+                "executor": executor.name,
+                "workers": executor.workers,
                 "cpu_count": os.cpu_count(),
                 "load_average_1min": {"start": load_at_start, "end": os.getloadavg()[0]},
                 "compute_s": sum(s["compute_s"] for s in summaries.values()),

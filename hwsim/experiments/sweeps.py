@@ -34,8 +34,10 @@ with (evaluated like every epoch), and the groups count how many seeds diverged.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -47,6 +49,7 @@ from hwsim.core.files import append_jsonl, claim_out_dir, jsonable, read_jsonl, 
 from hwsim.core.outputs import SWEEP_SUMMARY_FILE
 from hwsim.core.rules import parse_rule, rule_dirname
 from hwsim.core.stats import describe, finite, mean_std
+from hwsim.experiments.executors import Executor, FailedPointsError, LocalExecutor
 from models.config import TrainConfig
 from models.data import MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
 from models.training import RunResult, train
@@ -65,6 +68,7 @@ __all__ = [
     "SweepSpec",
     "aggregate",
     "make_spec",
+    "points_in_spec_order",
     "read_points",
     "run_sweep",
     "summarize",
@@ -517,11 +521,22 @@ def _claim_out(out: Path, spec: SweepSpec, force: bool) -> None:
     write_atomic(out / SPEC_FILE, json.dumps(identity, indent=1) + "\n")
 
 
+def _surrogate_config(spec: SweepSpec, seed: int) -> TrainConfig:
+    """The BP surrogate of ``seed``'s points: the base config with seed + 1."""
+    return spec.base.replace(algo="bp", seed=seed + 1, snapshots=False)
+
+
+def _surrogate_path(out: Path, seed: int) -> Path:
+    return out / SURROGATES_DIR / f"bp-seed{seed + 1}"
+
+
 def _surrogate_dir(spec: SweepSpec, out: Path, seed: int) -> Path:
-    """A BP surrogate per seed (base config, seed + 1), trained once into ``OUT/surrogates``."""
-    config = spec.base.replace(algo="bp", seed=seed + 1, snapshots=False)
-    path = out / SURROGATES_DIR / f"bp-seed{seed + 1}"
-    train(config, path)
+    """The BP surrogate of ``seed`` in ``OUT/surrogates``, trained beforehand by
+    :func:`run_sweep` (once, before any point that uses it, so that points running at the same
+    time only read it)."""
+    path = _surrogate_path(out, seed)
+    if not (path / "result.json").is_file():
+        raise RuntimeError(f"the BP surrogate {path} has not been trained")
     return path
 
 
@@ -590,6 +605,55 @@ def _at_loss_record(block: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class _Task:
+    """One unit of work a worker can run on its own: a point, or (``point`` None) the BP
+    surrogate of ``seed``. For workers ``out`` is absolute and ``cwd`` is the driver's working
+    directory, so a worker started elsewhere (a Ray node) resolves the same paths."""
+
+    spec: SweepSpec
+    out: str
+    cwd: str
+    threads: int | None
+    index: int = -1
+    point: SweepPoint | None = None
+    seed: int = 0
+
+
+def _in_worker(task: _Task) -> contextlib.AbstractContextManager[Any]:
+    """The worker's side of a task: the driver's working directory and torch thread count."""
+    if os.getcwd() != task.cwd and os.path.isdir(task.cwd):
+        os.chdir(task.cwd)
+    if task.threads is None:  # in the driver's own process: its setting stands
+        return contextlib.nullcontext()
+    from models.training import torch_threads
+
+    return torch_threads(task.threads)
+
+
+def _run_point(
+    task: _Task, on_epoch: Callable[[dict[str, Any]], None] | None = None
+) -> dict[str, Any]:
+    """Train and measure one point; its ``points.jsonl`` record (the driver writes it)."""
+    assert task.point is not None
+    point, out = task.point, Path(task.out)
+    with _in_worker(task):
+        started = time.perf_counter()
+        result = train(point.config, out / RUNS_DIR / point.point_id, on_epoch=on_epoch)
+        curvature, robustness = _measure(task.spec, point, result, out)
+        return _point_record(
+            point, result, out, curvature, robustness, time.perf_counter() - started
+        )
+
+
+def _train_surrogate(task: _Task) -> str:
+    """Train (or find finished) the BP surrogate of ``task.seed``; its directory."""
+    path = _surrogate_path(Path(task.out), task.seed)
+    with _in_worker(task):
+        train(_surrogate_config(task.spec, task.seed), path)
+    return str(path)
+
+
 def run_sweep(
     spec: SweepSpec,
     out_dir: str | Path,
@@ -597,35 +661,84 @@ def run_sweep(
     force: bool = False,
     on_point: Callable[[SweepPoint, int, int, str], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
+    executor: Executor | None = None,
 ) -> dict[str, Any]:
     """Run every point of ``spec`` not yet in ``OUT/points.jsonl``; write the aggregates.
 
+    ``executor`` says where the points run (:mod:`hwsim.experiments.executors`; default
+    :class:`~hwsim.experiments.executors.LocalExecutor`, one after another in this process).
+    Whatever runs them, only this process writes ``points.jsonl``: one line per point as it
+    finishes (in the order they finish), so resuming works as with the local executor, and
+    ``sweep.json`` does not depend on that order. With robustness, each seed's BP surrogate is
+    trained first (once), before the points that read it.
+
     ``on_point(point, index, total, state)`` is called with state ``"skip"`` (already done),
-    ``"start"`` and ``"done"``; ``on_epoch(row)`` with each metrics row of a training run.
-    Ctrl-C (KeyboardInterrupt) propagates; the points finished so far stay in points.jsonl and
-    running again resumes. Returns the ``sweep.json`` document.
+    ``"start"`` (each attempt), ``"done"`` and ``"failed"`` (every attempt failed);
+    ``on_epoch(row)`` with each metrics row of a training run (local executor only).
+    Ctrl-C (KeyboardInterrupt) propagates, after the executor cancels what still runs; the points
+    finished so far stay in points.jsonl and running again resumes. Points that failed on every
+    attempt (``processes``/``ray``: an error, or a worker that died) are reported by
+    :class:`~hwsim.experiments.executors.FailedPointsError` once every other point is done and
+    saved; no ``sweep.json`` is written then. Returns the ``sweep.json`` document.
     """
     out = Path(out_dir)
     _claim_out(out, spec, force)
+    executor = executor or LocalExecutor()
+    local = isinstance(executor, LocalExecutor)
+    # Workers elsewhere need an absolute path; in this process, paths stay as given (as before).
+    common = {"spec": spec, "out": str(out if local else out.absolute()), "cwd": os.getcwd()}
+    threads = None if local else executor.threads
     done = {p["point"] for p in read_points(out)}
     points = spec.points()
+    pending = []
     for index, point in enumerate(points):
         if point.point_id in done:
             if on_point:
                 on_point(point, index, len(points), "skip")
-            continue
-        if on_point:
-            on_point(point, index, len(points), "start")
-        started = time.perf_counter()
-        result = train(point.config, out / RUNS_DIR / point.point_id, on_epoch=on_epoch)
-        curvature, robustness = _measure(spec, point, result, out)
-        record = _point_record(
-            point, result, out, curvature, robustness, time.perf_counter() - started
-        )
-        append_jsonl(out / POINTS_FILE, record)
-        done.add(point.point_id)
-        if on_point:
-            on_point(point, index, len(points), "done")
+        else:
+            pending.append(_Task(**common, threads=threads, index=index, point=point))
+    failed: list[tuple[str, str]] = []
+    surrogate_errors: dict[int, str] = {}
+    if spec.robustness and pending:
+        seeds = sorted({t.point.seed for t in pending if t.point})
+        jobs = [_Task(**common, threads=threads, seed=s) for s in seeds]
+        with contextlib.closing(executor.map_unordered(_train_surrogate, jobs)) as outcomes:
+            for outcome in outcomes:
+                if outcome.error is not None:
+                    surrogate_errors[outcome.item.seed] = outcome.error
+                    failed.append((f"surrogate bp-seed{outcome.item.seed + 1}", outcome.error))
+
+    def started(task: _Task) -> None:
+        if on_point and task.point:
+            on_point(task.point, task.index, len(points), "start")
+
+    def run(task: _Task) -> dict[str, Any]:
+        return _run_point(task, on_epoch)  # in this process: on_epoch is called
+
+    runnable = [t for t in pending if t.point and t.point.seed not in surrogate_errors]
+    for task in pending:
+        if task.point and task.point.seed in surrogate_errors:
+            failed.append(
+                (task.point.point_id, f"its BP surrogate (seed {task.point.seed + 1}) failed")
+            )
+            if on_point:
+                on_point(task.point, task.index, len(points), "failed")
+    with contextlib.closing(
+        executor.map_unordered(run if local else _run_point, runnable, on_start=started)
+    ) as outcomes:
+        for outcome in outcomes:
+            task = outcome.item
+            assert task.point is not None
+            if outcome.error is not None:
+                failed.append((task.point.point_id, outcome.error))
+                state = "failed"
+            else:
+                append_jsonl(out / POINTS_FILE, outcome.result)  # only the driver writes it
+                state = "done"
+            if on_point:
+                on_point(task.point, task.index, len(points), state)
+    if failed:
+        raise FailedPointsError(f"the {spec.kind} sweep in {out}", failed)
     summary = summarize(spec, read_points(out))
     write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
     return summary
@@ -692,8 +805,17 @@ def aggregate(spec: SweepSpec, points: list[dict[str, Any]]) -> list[dict[str, A
     return out
 
 
+def points_in_spec_order(spec: SweepSpec, points: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``points`` (records of ``points.jsonl``) in the order of ``spec.points()``, whatever the
+    order they finished in; records of points not in the spec go last, in their order."""
+    rank = {p.point_id: i for i, p in enumerate(spec.points())}
+    return sorted(points, key=lambda p: rank.get(p["point"], len(rank)))
+
+
 def summarize(spec: SweepSpec, points: list[dict[str, Any]]) -> dict[str, Any]:
-    """The ``sweep.json`` document of ``spec`` from its finished ``points``."""
+    """The ``sweep.json`` document of ``spec`` from its finished ``points`` (in any order: the
+    document depends only on which points finished and what they measured)."""
+    points = points_in_spec_order(spec, points)
     groups = aggregate(spec, points)
     return jsonable(
         {
@@ -710,7 +832,7 @@ def summarize(spec: SweepSpec, points: list[dict[str, Any]]) -> dict[str, Any]:
             "points": len(points),
             "points_expected": len(spec.points()),
             "complete": all(not g["missing"] for g in groups),
-            "compute_s": round(sum(p.get("wall_s", 0.0) for p in points), 1),
+            "compute_s": round(math.fsum(p.get("wall_s", 0.0) for p in points), 1),
             "figure": f"{spec.kind}.png",
             "groups": groups,
         }
