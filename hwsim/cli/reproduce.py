@@ -9,7 +9,7 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import OUT_DIR, console, err_console, progress_bar
+from hwsim.cli.common import OUT_DIR, console, device_option, err_console, progress_bar
 from hwsim.cli.sweep import executor_options, exit_failed, open_executor
 from hwsim.core.resources import default_output
 
@@ -54,6 +54,7 @@ def _claims_table(document: dict[str, Any]) -> Table:
     "--threads", type=int, default=1, show_default=True, help="Torch threads (per worker)."
 )
 @executor_options
+@device_option()
 @click.option("--quiet", is_flag=True, help="No progress output or table.")
 def reproduce(
     scale: str,
@@ -63,6 +64,7 @@ def reproduce(
     force: bool,
     threads: int,
     executor: str,
+    device: str,
     workers: int | None,
     address: str | None,
     retries: int,
@@ -93,7 +95,10 @@ def reproduce(
         if state != "start":
             progress.advance(tasks["current"])
 
+    from models.device import resolve_device
     from models.training import torch_threads
+
+    resolve_device(device)  # a GPU this machine lacks is bad input before any work
 
     with (
         open_executor(executor, workers, address, retries, threads) as runner,
@@ -102,7 +107,13 @@ def reproduce(
     ):
         try:
             document = run_reproduce(
-                plan, out_dir, force=force, on_sweep=on_sweep, on_point=on_point, executor=runner
+                plan,
+                out_dir,
+                force=force,
+                on_sweep=on_sweep,
+                on_point=on_point,
+                executor=runner,
+                device=device,
             )
         except FailedPointsError as exc:
             failure: FailedPointsError | None = exc

@@ -17,6 +17,7 @@ from hwsim.cli.common import (
     ExitCode,
     InputError,
     console,
+    device_option,
     echo_json,
     err_console,
     progress_bar,
@@ -208,6 +209,7 @@ def exit_failed(error: Exception) -> None:
     "--threads", type=int, default=1, show_default=True, help="Torch threads (per worker)."
 )
 @executor_options
+@device_option()
 @click.option("--json", "as_json", is_flag=True, help="Print sweep.json to stdout.")
 @click.option("--quiet", is_flag=True, help="No progress output or table.")
 def sweep(
@@ -230,6 +232,7 @@ def sweep(
     force: bool,
     threads: int,
     executor: str,
+    device: str,
     workers: int | None,
     address: str | None,
     retries: int,
@@ -301,7 +304,10 @@ def sweep(
         else:
             progress.advance(task)
 
+    from models.device import resolve_device
     from models.training import torch_threads
+
+    resolve_device(device)  # a GPU this machine lacks is bad input before any work
 
     with (
         open_executor(executor, workers, address, retries, threads) as runner,
@@ -309,7 +315,9 @@ def sweep(
         torch_threads(threads),
     ):
         try:
-            summary = run_sweep(spec, out_dir, force=force, on_point=on_point, executor=runner)
+            summary = run_sweep(
+                spec, out_dir, force=force, on_point=on_point, executor=runner, device=device
+            )
         except FailedPointsError as exc:
             failure: FailedPointsError | None = exc
         else:

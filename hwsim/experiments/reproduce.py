@@ -45,6 +45,7 @@ from hwsim.experiments.sweeps import (
     points_in_spec_order,
     read_points,
     run_sweep,
+    sweep_environment,
 )
 from models.config import TrainConfig
 
@@ -796,8 +797,10 @@ def run_reproduce(
     on_sweep: Callable[[str, SweepSpec], None] | None = None,
     on_point: Callable[[SweepPoint, int, int, str], None] | None = None,
     executor: Executor | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
-    """Run every sweep of ``plan`` into ``OUT/sweeps/``, then judge the claims.
+    """Run every sweep of ``plan`` into ``OUT/sweeps/``, then judge the claims (training and
+    measuring on ``device``).
 
     Resumable: each sweep skips its finished points (Ctrl-C keeps them). A different plan in
     ``out_dir`` is an :class:`InputError` unless ``force`` (which removes the reproduction's
@@ -834,7 +837,9 @@ def run_reproduce(
         sweep_started = time.perf_counter()
         sweep_dir = out / SWEEPS_DIR / name
         try:
-            summaries[name] = run_sweep(spec, sweep_dir, on_point=on_point, executor=executor)
+            summaries[name] = run_sweep(
+                spec, sweep_dir, on_point=on_point, executor=executor, device=device
+            )
         except FailedPointsError as exc:
             failed += [(f"{name}/{point}", error) for point, error in exc.failures]
             continue
@@ -859,6 +864,7 @@ def run_reproduce(
             "claims": [r.to_dict() for r in rows],
             "base_values": {name: _base_values(plan, specs[name]) for name in ("depth", "data")},
             "sweeps": summaries,
+            "environment": sweep_environment(executor, device),
             "timing": {
                 "wall_s": time.perf_counter() - started,
                 "torch_threads": executor.threads or torch.get_num_threads(),

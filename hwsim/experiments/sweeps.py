@@ -541,7 +541,7 @@ def _surrogate_dir(spec: SweepSpec, out: Path, seed: int) -> Path:
 
 
 def _measure(
-    spec: SweepSpec, point: SweepPoint, result: RunResult, out: Path
+    spec: SweepSpec, point: SweepPoint, result: RunResult, out: Path, device: str = "cpu"
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """Curvature and robustness of a finished point (None where not asked, or diverged)."""
     if result.diverged or not (spec.curvature or spec.robustness):
@@ -554,6 +554,7 @@ def _measure(
         full = analyze_curvature(
             result.out_dir,
             at_loss=c.at_loss,
+            device=device,
             samples=c.samples,
             batch_size=c.batch_size,
             probes=c.probes,
@@ -573,6 +574,7 @@ def _measure(
             attacks=r.attacks,
             pgd_steps=r.pgd_steps,
             surrogate_dir=_surrogate_dir(spec, out, point.seed),
+            device=device,
             samples=r.samples,
             seed=r.seed,
         )
@@ -618,6 +620,7 @@ class _Task:
     index: int = -1
     point: SweepPoint | None = None
     seed: int = 0
+    device: str = "cpu"
 
 
 def _in_worker(task: _Task) -> contextlib.AbstractContextManager[Any]:
@@ -639,8 +642,10 @@ def _run_point(
     point, out = task.point, Path(task.out)
     with _in_worker(task):
         started = time.perf_counter()
-        result = train(point.config, out / RUNS_DIR / point.point_id, on_epoch=on_epoch)
-        curvature, robustness = _measure(task.spec, point, result, out)
+        result = train(
+            point.config, out / RUNS_DIR / point.point_id, on_epoch=on_epoch, device=task.device
+        )
+        curvature, robustness = _measure(task.spec, point, result, out, task.device)
         return _point_record(
             point, result, out, curvature, robustness, time.perf_counter() - started
         )
@@ -650,7 +655,7 @@ def _train_surrogate(task: _Task) -> str:
     """Train (or find finished) the BP surrogate of ``task.seed``; its directory."""
     path = _surrogate_path(Path(task.out), task.seed)
     with _in_worker(task):
-        train(_surrogate_config(task.spec, task.seed), path)
+        train(_surrogate_config(task.spec, task.seed), path, device=task.device)
     return str(path)
 
 
@@ -662,8 +667,12 @@ def run_sweep(
     on_point: Callable[[SweepPoint, int, int, str], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     executor: Executor | None = None,
+    device: str = "cpu",
 ) -> dict[str, Any]:
     """Run every point of ``spec`` not yet in ``OUT/points.jsonl``; write the aggregates.
+
+    Points train and are measured on ``device`` (``auto``, ``cpu``, ``cuda[:N]``);
+    ``sweep.json`` records the environment (versions, device, threads, executor, CPU).
 
     ``executor`` says where the points run (:mod:`hwsim.experiments.executors`; default
     :class:`~hwsim.experiments.executors.LocalExecutor`, one after another in this process).
@@ -686,7 +695,12 @@ def run_sweep(
     executor = executor or LocalExecutor()
     local = isinstance(executor, LocalExecutor)
     # Workers elsewhere need an absolute path; in this process, paths stay as given (as before).
-    common = {"spec": spec, "out": str(out if local else out.absolute()), "cwd": os.getcwd()}
+    common = {
+        "spec": spec,
+        "out": str(out if local else out.absolute()),
+        "cwd": os.getcwd(),
+        "device": device,
+    }
     threads = None if local else executor.threads
     done = {p["point"] for p in read_points(out)}
     points = spec.points()
@@ -740,8 +754,22 @@ def run_sweep(
     if failed:
         raise FailedPointsError(f"the {spec.kind} sweep in {out}", failed)
     summary = summarize(spec, read_points(out))
+    summary["environment"] = sweep_environment(executor, device)
     write_atomic(out / SUMMARY_FILE, json.dumps(summary, indent=1) + "\n")
     return summary
+
+
+def sweep_environment(executor: Executor, device: str = "cpu") -> dict[str, Any]:
+    """Where a sweep's points ran: :func:`models.environment.environment` with the torch threads
+    each point trained with, the executor and its workers."""
+    import torch
+
+    from models.device import resolve_device
+    from models.environment import environment
+
+    env = environment(resolve_device(device))
+    env["threads"] = executor.threads or torch.get_num_threads()
+    return {**env, "executor": executor.name, "workers": executor.workers}
 
 
 # --------------------------------------------------------------------------- aggregates

@@ -154,3 +154,19 @@ def test_the_default_compare_trains_three_seeds():
     from hwsim.core.resources import DEFAULT_EXPERIMENT
 
     assert load_experiment(DEFAULT_EXPERIMENT).seeds == (0, 1, 2)
+
+
+def test_sweep_takes_a_device_and_records_its_environment(tmp_path):
+    tiny = ["--dataset", "digits", "--depth", "2", "--width", "16", "--epochs", "1"]
+    args = ["sweep", "angle", "--angles", "0", "--seeds", "0", *tiny, "--quiet"]
+    result = CliRunner().invoke(main, [*args, "--device", "cpu", "--out", str(tmp_path / "s")])
+    assert result.exit_code == 0, result.output
+    env = json.loads((tmp_path / "s" / "sweep.json").read_text())["environment"]
+    assert set(env) >= ENV_KEYS | {"executor", "workers"}
+    assert (env["device"], env["threads"], env["executor"]) == ("cpu", 1, "local")
+    if NO_CUDA:
+        for command in (args, ["reproduce", "--scale", "small", "--quiet"]):
+            out = tmp_path / command[0]
+            result = CliRunner().invoke(main, [*command, "--device", "cuda", "--out", str(out)])
+            assert result.exit_code == 2 and "sees no CUDA GPU" in result.output, result.output
+            assert not out.exists()

@@ -58,7 +58,7 @@ def _lines(out: Path) -> list[dict]:
 def _comparable(out: Path) -> dict:
     """sweep.json without the wall-clock total (the only field that depends on timing)."""
     summary = json.loads((out / "sweep.json").read_text())
-    return {k: v for k, v in summary.items() if k != "compute_s"}
+    return {k: v for k, v in summary.items() if k not in ("compute_s", "environment")}
 
 
 def _by_point(out: Path) -> dict[str, dict]:
@@ -350,8 +350,8 @@ def test_reproduce_with_processes_equals_local(tmp_path):
     assert parallel["claims"] == local["claims"]
     for name, summary in local["sweeps"].items():
         other = parallel["sweeps"][name]
-        assert {k: v for k, v in other.items() if k != "compute_s"} == {
-            k: v for k, v in summary.items() if k != "compute_s"
+        assert {k: v for k, v in other.items() if k not in ("compute_s", "environment")} == {
+            k: v for k, v in summary.items() if k not in ("compute_s", "environment")
         }, name
     assert parallel["timing"]["executor"] == "processes" and parallel["timing"]["workers"] == 2
     surrogates = tmp_path / "processes" / "sweeps" / "rules" / "surrogates"
