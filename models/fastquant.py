@@ -1,0 +1,515 @@
+"""Brevitas' quantizers computed directly, without brevitas' per-call module machinery.
+
+A quantized training step used to spend most of its time in brevitas' Python layers (proxies,
+injected modules, ``QuantTensor`` wrappers, Python ``autograd.Function`` objects: about 16
+quantizer calls per layer and step), not in arithmetic. This module computes the same quantizers
+as a handful of tensor operations, reading **brevitas' own parameters, buffers and constants**
+(nothing is copied or stored twice), and gives **bit-identical** forward values and gradients:
+
+- :func:`weight_quant` — brevitas' per-tensor ``RescalingIntQuant`` with a detached ``max|W|``
+  statistic (``models.quant.WeightQuantSTE``): ``scale = clamp_min(max|W|, m) / t`` and
+  ``W_q = (clamp(round(W / scale + 0)) - 0) · scale`` with a straight-through gradient.
+- :func:`act_quant` — brevitas' activation quantizer with ``ParameterFromRuntimeStatsScaling``
+  (``QuantReLU`` / ``QuantIdentity``): percentile statistics with gradient for the first
+  ``collect_stats_steps`` training calls (the running ``buffer`` and ``counter`` updated exactly
+  as brevitas does), then the learned ``value`` initialised from them, in training and eval mode.
+
+Each brevitas node is replaced by plain tensor operations whose forward values are exactly
+brevitas' (same operations in the same order: division by the scale, never multiplication by
+its reciprocal; ``+ zero_point`` before ``torch.round``, round-half-even; the two ``torch.where``
+of brevitas' clamp) and whose autograd graph hands every tensor the same gradient bits: a
+straight-through estimator brevitas writes as an ``autograd.Function`` with identity backward
+is written here as ``q - (y.detach() - y)`` (forward ``q`` exactly, signed zeros included;
+backward ``-(-g) = g`` exactly). Identities used are stated where used (e.g. brevitas'
+``sign(x) · clamp_min(|x|, m)`` on a statistic that is ``>= 0``).
+
+Anything this module does not cover (another quantizer type, a configuration brevitas computes
+differently, export or tracing mode, ``QuantTensor`` inputs, ...) makes the caller use brevitas'
+own path: ``weight_quant`` / ``act_quant`` return ``None`` there. The whole fast path can be
+switched off (brevitas' reference path everywhere) with :func:`reference_quantizers`,
+:func:`set_fast_quantizers` or the environment variable ``HWSIM_REFERENCE_QUANT=1``.
+Exactness holds for finite inputs (a non-finite activation or weight is NaN/inf either way).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from brevitas.core.bit_width import BitWidthConst
+from brevitas.core.function_wrapper import Identity, OverTensorView, RoundSte, TensorClamp
+from brevitas.core.function_wrapper.misc import Abs
+from brevitas.core.function_wrapper.ops_ste import ScalarSignedClampMinSte, TensorClampSte
+from brevitas.core.quant import IntQuant, RescalingIntQuant
+from brevitas.core.quant.delay import _NoDelay
+from brevitas.core.restrict_val import FloatRestrictValue
+from brevitas.core.scaling import IntScaling, ParameterFromRuntimeStatsScaling
+from brevitas.core.scaling.runtime import StatsFromParameterScaling
+from brevitas.core.stats import AbsPercentile
+from brevitas.core.stats.view_wrapper import _ViewParameter
+from brevitas.core.zero_point import ZeroZeroPoint
+from brevitas.proxy import ActQuantProxyFromInjector, WeightQuantProxyFromInjector
+from brevitas.quant_tensor import QuantTensor
+from torch import Tensor, nn
+
+#: Environment variable that, set to anything but ``0`` or empty, selects brevitas' own path.
+REFERENCE_ENV = "HWSIM_REFERENCE_QUANT"
+
+_fast = os.environ.get(REFERENCE_ENV, "") in ("", "0")
+
+#: Below this many elements ``torch.kthvalue`` itself is as fast; the sample's length.
+_KTH_DIRECT, _KTH_SAMPLE = 4096, 4096
+
+#: Smallest clamp of a scale for which the weight's integer clamp is provably a no-op
+#: (the scale is then a normal float, so ``|W / scale| <= threshold·(1 + 2⁻²²)``).
+_NORMAL_SCALE_MIN = 1e-30
+
+
+def fast_quantizers_enabled() -> bool:
+    """Whether the fast path is on (the default; off with ``HWSIM_REFERENCE_QUANT=1``)."""
+    return _fast
+
+
+def set_fast_quantizers(enabled: bool) -> None:
+    """Switch the fast path on or off for the whole process (off: brevitas' own path)."""
+    global _fast
+    _fast = bool(enabled)
+
+
+@contextmanager
+def reference_quantizers() -> Iterator[None]:
+    """Run the enclosed code with brevitas' reference quantizer path, then restore the switch."""
+    global _fast
+    previous = _fast
+    _fast = False
+    try:
+        yield
+    finally:
+        _fast = previous
+
+
+def _tracing() -> bool:
+    return bool(torch._C._get_tracing_state()) or bool(torch.compiler.is_compiling())
+
+
+def _clamp_min_of(module: nn.Module) -> tuple[bool, float | None]:
+    """``(supported, min)`` of brevitas' ``_ClampValue``/``_RestrictClampValue`` clamp module."""
+    if isinstance(module, Identity):
+        return True, None
+    if type(module) is ScalarSignedClampMinSte:
+        return True, float(module.min_val)
+    return False, None
+
+
+def _is_abs_restrict(module: nn.Module) -> bool:
+    return type(module) is FloatRestrictValue and type(module.apply_abs) is Abs
+
+
+def _clamp_ste(x: Tensor, min_val: float | None) -> Tensor:
+    """Brevitas' ``ScalarSignedClampMinSte`` on ``x >= 0`` (a statistic or ``|value|``):
+    ``where(x >= 0, 1, -1) · clamp_min(|x|, m)`` is ``clamp_min(x, m)`` there, and its gradient
+    ``binary_sign(x) · (g · 1)`` is ``g``; written as ``c - (x.detach() - x)``."""
+    if min_val is None:
+        return x
+    return torch.clamp_min(x.detach(), min_val) - (x.detach() - x)
+
+
+@dataclass
+class _IntPlan:
+    """Brevitas' constants of one ``RescalingIntQuant``, on one device (read from brevitas)."""
+
+    source: nn.Module
+    device: torch.device
+    threshold: Tensor  # the int threshold after brevitas' threshold restriction
+    zero_point: Tensor
+    min_int: Tensor
+    max_int: Tensor
+    ste_clamp: bool  # TensorClampSte (weights) rather than TensorClamp (activations)
+
+
+def _int_plan(tensor_quant: nn.Module, device: torch.device) -> _IntPlan | None:
+    """Read the constants of ``tensor_quant`` if it is brevitas' plain integer quantizer."""
+    if type(tensor_quant) is not RescalingIntQuant or tensor_quant.observer_only:
+        return None
+    iq = tensor_quant.int_quant
+    ok = (
+        type(iq) is IntQuant
+        and type(iq.float_to_int_impl) is RoundSte
+        and type(iq.tensor_clamp_impl) in (TensorClamp, TensorClampSte)
+        and type(iq.input_view_impl) is Identity
+        and type(iq.delay_wrapper.delay_impl) is _NoDelay
+        and type(tensor_quant.int_scaling_impl) is IntScaling
+        and type(tensor_quant.zero_point_impl) is ZeroZeroPoint
+        and type(tensor_quant.msb_clamp_bit_width_impl) is BitWidthConst
+    )
+    if not ok:
+        return None
+    with torch.no_grad():
+        bit_width = tensor_quant.msb_clamp_bit_width_impl()
+        threshold = tensor_quant.int_scaling_impl(bit_width)
+        zero_point = tensor_quant.zero_point_impl.zero_point()
+        min_int, max_int = iq.min_int(bit_width), iq.max_int(bit_width)
+    zero = threshold.numel() == 1 and zero_point.numel() == 1 and float(zero_point) == 0.0
+    if not zero or math.copysign(1.0, float(zero_point)) < 0:  # +0 only (see _RoundClamp)
+        return None
+    return _IntPlan(
+        source=tensor_quant,
+        device=device,
+        threshold=threshold.to(device),
+        zero_point=zero_point.to(device),
+        min_int=min_int.to(device),
+        max_int=max_int.to(device),
+        ste_clamp=type(iq.tensor_clamp_impl) is TensorClampSte,
+    )
+
+
+class _RoundClamp(torch.autograd.Function):
+    """``clamp(round(y + zp)) - zp`` with brevitas' gradient: ``RoundSte``'s identity, then
+    ``TensorClamp``'s two ``torch.where`` (``+0`` where clamped) or ``TensorClampSte``'s
+    identity. (``- zp`` is left out: the plan only admits ``zp = +0``, and ``v - (+0)`` is
+    ``v`` for every float ``v``, signed zeros included.)"""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, y: Tensor, plan: _IntPlan, clamp: bool
+    ) -> Tensor:
+        q = torch.round(y + plan.zero_point)
+        blocked = None
+        if clamp:
+            upper = q > plan.max_int
+            q.masked_fill_(upper, plan.max_int)  # = where(upper, max, q)
+            lower = q < plan.min_int
+            q.masked_fill_(lower, plan.min_int)
+            if not plan.ste_clamp:
+                blocked = upper.logical_or_(lower)
+        ctx.blocked = blocked
+        return q
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        blocked = ctx.blocked
+        return (grad if blocked is None else grad.masked_fill(blocked, 0.0)), None, None
+
+
+class _WeightQuant(torch.autograd.Function):
+    """A weight quantizer whose scale has no gradient (``DetachedAbsMax``): forward
+    ``round(w / s + zp) · s`` (clamp proved a no-op, or done), backward brevitas' chain
+    ``MulBackward`` then ``DivBackward``: ``(g · s) / s``, computed as such."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, w: Tensor, scale: Tensor, plan: _IntPlan, clamp: bool
+    ) -> Tensor:
+        ctx.save_for_backward(scale)
+        return _weight_value(w, scale, plan, clamp)
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad: Tensor
+    ) -> tuple[Tensor, None, None, None]:
+        (scale,) = ctx.saved_tensors
+        return (grad * scale).div_(scale), None, None, None
+
+
+def _weight_value(w: Tensor, scale: Tensor, plan: _IntPlan, clamp: bool) -> Tensor:
+    q = torch.div(w, scale).add_(plan.zero_point).round_()
+    if clamp:
+        q = torch.where(q > plan.max_int, plan.max_int.type_as(q), q)
+        q = torch.where(q < plan.min_int, plan.min_int.type_as(q), q)
+    return q.mul_(scale)
+
+
+def _int_quant(x: Tensor, scale: Tensor, plan: _IntPlan) -> Tensor:
+    """Brevitas' ``IntQuant`` forward and backward with a scale that may carry a gradient:
+    ``x / scale`` and ``· scale`` are the very autograd nodes brevitas builds, the rounding and
+    clamp in between is :class:`_RoundClamp`."""
+    y = x / scale
+    q = _RoundClamp.apply(y, plan, True) if torch.is_grad_enabled() else _round_clamp(y, plan)
+    return q * scale
+
+
+def _round_clamp(y: Tensor, plan: _IntPlan) -> Tensor:
+    q = torch.round(y + plan.zero_point)
+    q = torch.where(q > plan.max_int, plan.max_int.type_as(q), q)
+    return torch.where(q < plan.min_int, plan.min_int.type_as(q), q)
+
+
+def _percentile_stat(a: Tensor, k: int) -> Tensor:
+    """``torch.kthvalue(a, k)[0]`` of the 1-D ``a``, with its gradient (all of it to the one
+    index ``kthvalue`` returns), found faster: the value is the ``n - k + 1``-th largest, so it
+    is the maximum or lies among the few elements above a threshold read off a strided sample.
+    Where that value is not unique in ``a`` (``kthvalue``'s index would then be its own choice)
+    or the sample misleads, the answer is ``torch.kthvalue`` itself."""
+    n = a.numel()
+    above = n - k + 1  # the value is the above-th largest
+    if n < _KTH_DIRECT or not 1 <= above <= n // 64:
+        return torch.kthvalue(a, k)[0]
+    with torch.no_grad():
+        d = a.detach()
+        if above == 1:
+            value = d.amax()
+        else:
+            stride = n // _KTH_SAMPLE
+            sample = d[::stride]
+            m = min(sample.numel(), -(-above // stride) + 2)
+            threshold = torch.kthvalue(sample, sample.numel() - m + 1)[0]
+            candidates = d[d >= threshold]
+            count = candidates.numel()
+            if count < above or count > n // 8:
+                return torch.kthvalue(a, k)[0]
+            value = torch.kthvalue(candidates, count - above + 1)[0]
+        index = torch.nonzero(d == value)
+        if index.shape[0] != 1:
+            return torch.kthvalue(a, k)[0]
+        at = int(index)
+    return a[at]
+
+
+# --- weights ------------------------------------------------------------------------------
+
+
+@dataclass
+class _WeightPlan:
+    int_plan: _IntPlan
+    stats_min: float | None  # _StatsScaling.clamp_scaling
+    scale_min: float | None  # _StatsScaling.restrict_clamp_scaling
+    skip_clamp: bool
+
+
+def _weight_plan(layer: nn.Module) -> _WeightPlan | None:
+    from models.quant import DetachedAbsMax  # models.quant builds its layers on this module
+
+    proxy = layer.weight_quant
+    if type(proxy) is not WeightQuantProxyFromInjector:
+        return None
+    tensor_quant = proxy.tensor_quant
+    int_plan = _int_plan(tensor_quant, layer.weight.device)
+    if int_plan is None or not int_plan.ste_clamp:
+        return None
+    scaling = tensor_quant.scaling_impl
+    if type(scaling) is not StatsFromParameterScaling:
+        return None
+    pls = scaling.parameter_list_stats
+    stats = pls.stats
+    if (
+        pls.extra_tracked_params_list is not None
+        or type(pls.first_tracked_param) is not _ViewParameter
+        or type(pls.first_tracked_param.view_shape_impl) is not OverTensorView
+        or type(stats.stats_impl) is not DetachedAbsMax  # brevitas' AbsMax has a scale gradient
+        or stats.stats_impl.stats_reduce_dim is not None
+        or tuple(stats.stats_output_shape) != ()
+    ):
+        return None
+    ss = scaling.stats_scaling_impl
+    ok_stats, stats_min = _clamp_min_of(ss.clamp_scaling.clamp_min_ste)
+    rcs = ss.restrict_clamp_scaling
+    ok_scale, scale_min = _clamp_min_of(rcs.clamp_ste)
+    rcst = ss.restrict_clamp_scale_threshold
+    ok = (
+        ok_stats
+        and ok_scale
+        and type(ss.affine_rescaling) is Identity
+        and _is_abs_restrict(rcs.restrict_value_impl)
+        and type(ss.restrict_scaling_pre) is Abs
+        and type(ss.restrict_threshold_pre) is Abs
+        and _is_abs_restrict(ss.restrict_clamp_threshold.restrict_value_impl)
+        and type(ss.restrict_clamp_threshold.clamp_ste) is Identity
+        and type(rcst.restrict_value_impl) is Identity
+        and type(rcst.clamp_ste) is Identity
+    )
+    if not ok:
+        return None
+    with torch.no_grad():  # brevitas: |restrict(|t|)|, t = 2^(b-1) - 1 (> 0)
+        int_plan.threshold = ss.restrict_clamp_threshold(
+            ss.restrict_threshold_pre(int_plan.threshold)
+        )
+    # max|W| / t rounds to at most t when the scale is a normal float (see _int_quant).
+    mins = [m for m in (stats_min, scale_min) if m is not None]
+    symmetric = bool(
+        torch.equal(int_plan.threshold, int_plan.max_int.to(int_plan.threshold))
+        and torch.equal(-int_plan.min_int, int_plan.max_int)
+    )
+    skip_clamp = symmetric and bool(mins) and max(mins) >= _NORMAL_SCALE_MIN
+    return _WeightPlan(int_plan, stats_min, scale_min, skip_clamp)
+
+
+def _cached_plan(
+    module: nn.Module, key: str, source: nn.Module, device: Any, build: Callable[[], Any]
+) -> Any:
+    """The plan ``build()`` made for ``source`` on ``device``, kept in ``module.__dict__`` (not
+    a parameter or buffer: the ``state_dict`` is unchanged); built again when either changes."""
+    cached = module.__dict__.get(key)
+    if cached is None or cached[0] is not source or cached[1] != device:
+        cached = (source, device, build())
+        module.__dict__[key] = cached
+    return cached[2]
+
+
+def _weight_ready(layer: nn.Module) -> _WeightPlan | None:
+    if not _fast or _tracing():
+        return None
+    proxy = layer.weight_quant
+    if (
+        not proxy.is_quant_enabled
+        or proxy.export_mode
+        or proxy.skip_create_quant_tensor
+        or proxy.cache_inference_quant_weight
+    ):
+        return None
+    return _cached_plan(
+        layer,
+        "_fastquant_weight_plan",
+        proxy.tensor_quant,
+        layer.weight.device,
+        lambda: _weight_plan(layer),
+    )
+
+
+def weight_quant(layer: nn.Module) -> Tensor | None:
+    """Brevitas' quantized weight of ``layer`` (the value of ``layer.quant_weight()``), with the
+    same gradient to ``layer.weight``; ``None`` where brevitas' own path must compute it."""
+    plan = _weight_ready(layer)
+    if plan is None:
+        return None
+    w = layer.weight
+    with torch.no_grad():
+        # brevitas: DetachedAbsMax, view(()), sign·clamp_min(|s|, m), |.|, |.|, sign·clamp_min,
+        # / threshold; on a statistic >= 0 every sign is 1 and every |.| the identity.
+        stats = torch.max(torch.abs(w.detach()))
+        if plan.stats_min is not None:
+            stats = torch.clamp_min(stats, plan.stats_min)
+        if plan.scale_min is not None:
+            stats = torch.clamp_min(stats, plan.scale_min)
+        scale = stats / plan.int_plan.threshold
+    clamp = not plan.skip_clamp
+    if torch.is_grad_enabled() and w.requires_grad:
+        out: Tensor = _WeightQuant.apply(w, scale, plan.int_plan, clamp)
+        return out
+    with torch.no_grad():
+        return _weight_value(w, scale, plan.int_plan, clamp)
+
+
+# --- activations --------------------------------------------------------------------------
+
+
+@dataclass
+class _ActPlan:
+    int_plan: _IntPlan
+    relu: bool
+    q: float
+    min_val: float | None
+    momentum: float | None
+
+
+def _act_plan(module: nn.Module, proxy: nn.Module) -> _ActPlan | None:
+    fused = proxy.fused_activation_quant_proxy
+    act = fused.activation_impl
+    if type(act) is nn.ReLU and not act.inplace:
+        relu = True
+    elif type(act) is Identity:
+        relu = False
+    else:
+        return None
+    tensor_quant = fused.tensor_quant
+    scaling = tensor_quant.scaling_impl
+    if type(scaling) is not ParameterFromRuntimeStatsScaling:
+        return None
+    int_plan = _int_plan(tensor_quant, scaling.value.device)
+    if int_plan is None or int_plan.ste_clamp:
+        return None
+    stats_impl = scaling.stats.stats_impl
+    ok_clamp, min_val = _clamp_min_of(scaling.clamp_scaling.clamp_min_ste)
+    ok = (
+        ok_clamp
+        and type(scaling.stats_input_view_shape_impl) is OverTensorView
+        and type(stats_impl) is AbsPercentile
+        and stats_impl.stats_reduce_dim is None
+        and tuple(scaling.stats.stats_output_shape) == ()
+        and tuple(scaling.value.shape) == ()
+        and _is_abs_restrict(scaling.restrict_scaling.restrict_value_impl)
+        and _is_abs_restrict(scaling.restrict_threshold.restrict_value_impl)
+        and type(scaling.restrict_scale_threshold.restrict_value_impl) is Identity
+        and type(scaling.restrict_scaling_pre) is Abs
+        and type(scaling.restrict_threshold_pre) is Abs
+        and type(scaling.restrict_inplace_preprocess).__name__ == "InplaceAbs"
+    )
+    if not ok:
+        return None
+    with torch.no_grad():  # brevitas: restrict_threshold(restrict_threshold_pre(t)) = ||t||
+        int_plan.threshold = scaling.restrict_threshold(
+            scaling.restrict_threshold_pre(int_plan.threshold)
+        )
+    return _ActPlan(int_plan, relu, float(stats_impl.q), min_val, scaling.momentum)
+
+
+def _act_scale(scaling: Any, x: Tensor, plan: _ActPlan) -> Tensor:
+    """``ParameterFromRuntimeStatsScaling.forward(x, threshold)``, with its state updates."""
+    threshold = plan.int_plan.threshold
+    if scaling.training:
+        collect = scaling.collect_stats_steps
+        if scaling.counter < collect:
+            flat = x.reshape(-1)  # OverTensorView
+            k = math.floor(0.01 * plan.q * flat.numel() + 0.5)  # brevitas' k, same float ops
+            stats = _percentile_stat(flat.abs().view(-1), k).view(())
+            stats = stats + 0.0 * scaling.value  # brevitas' DDP workaround (value's zero grad)
+            clamped = _clamp_ste(stats, plan.min_val)
+            new_counter = scaling.counter + 1
+            with torch.no_grad():
+                if scaling.counter == 0:
+                    scaling.buffer.mul_(clamped.detach())
+                elif plan.momentum is None:
+                    scaling.buffer.mul_(scaling.counter / new_counter)
+                    scaling.buffer.add_(clamped.detach() / new_counter)
+                else:
+                    scaling.buffer.mul_(1 - plan.momentum)
+                    scaling.buffer.add_(plan.momentum * clamped.detach())
+            scaling.counter = new_counter
+            return clamped / threshold
+        if scaling.counter == collect:
+            scaling.init_scale()  # brevitas' own in-place initialisation from the buffer
+        return _clamp_ste(torch.abs(scaling.value), plan.min_val) / threshold
+    if scaling.counter <= scaling.collect_stats_steps:
+        out = torch.abs(scaling.buffer)
+    else:
+        out = scaling.value
+    out = torch.abs(out) / threshold
+    return _clamp_ste(out, plan.min_val)
+
+
+def act_quant(module: nn.Module, x: Tensor) -> Tensor | None:
+    """Brevitas' ``QuantReLU`` / ``QuantIdentity`` output for ``x`` (a plain tensor), with the
+    same gradients and the same statistics-collection state updates; ``None`` where brevitas'
+    own path must compute it (nothing has been changed then)."""
+    if not _fast or isinstance(x, QuantTensor) or _tracing():
+        return None
+    if module.return_quant_tensor or module.input_quant.is_quant_enabled:
+        return None
+    proxy = module.act_quant
+    if (
+        type(proxy) is not ActQuantProxyFromInjector
+        or proxy.fused_activation_quant_proxy is None
+        or not proxy.is_quant_enabled
+        or proxy.export_mode
+        or proxy.cache_inference_quant_act
+    ):
+        return None
+    tensor_quant = proxy.fused_activation_quant_proxy.tensor_quant
+    scaling = tensor_quant.scaling_impl
+    plan = _cached_plan(
+        module,
+        "_fastquant_act_plan",
+        tensor_quant,
+        getattr(getattr(scaling, "value", None), "device", None),
+        lambda: _act_plan(module, proxy),
+    )
+    if plan is None or scaling.local_loss_mode or x.device != plan.int_plan.device:
+        return None
+    if plan.relu:
+        x = torch.relu(x)
+    scale = _act_scale(scaling, x, plan)
+    return _int_quant(x, scale, plan.int_plan)
