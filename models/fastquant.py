@@ -37,7 +37,7 @@ import math
 import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -123,7 +123,7 @@ def _clamp_ste(x: Tensor, min_val: float | None) -> Tensor:
 class _IntPlan:
     """Brevitas' constants of one ``RescalingIntQuant``, on one device (read from brevitas)."""
 
-    source: nn.Module
+    source: nn.Module = field(repr=False)
     device: torch.device
     threshold: Tensor  # the int threshold after brevitas' threshold restriction
     zero_point: Tensor
@@ -247,27 +247,32 @@ def _percentile_stat(a: Tensor, k: int) -> Tensor:
     or the sample misleads, the answer is ``torch.kthvalue`` itself."""
     n = a.numel()
     above = n - k + 1  # the value is the above-th largest
-    if n < _KTH_DIRECT or not 1 <= above <= n // 64:
+    at = None
+    if n >= _KTH_DIRECT and 1 <= above <= n // 64:
+        with torch.no_grad():
+            at = _unique_kth_index(a.detach(), above)
+    if at is None:
         return torch.kthvalue(a, k)[0]
-    with torch.no_grad():
-        d = a.detach()
-        if above == 1:
-            value = d.amax()
-        else:
-            stride = n // _KTH_SAMPLE
-            sample = d[::stride]
-            m = min(sample.numel(), -(-above // stride) + 2)
-            threshold = torch.kthvalue(sample, sample.numel() - m + 1)[0]
-            candidates = d[d >= threshold]
-            count = candidates.numel()
-            if count < above or count > n // 8:
-                return torch.kthvalue(a, k)[0]
-            value = torch.kthvalue(candidates, count - above + 1)[0]
-        index = torch.nonzero(d == value)
-        if index.shape[0] != 1:
-            return torch.kthvalue(a, k)[0]
-        at = int(index)
     return a[at]
+
+
+def _unique_kth_index(d: Tensor, above: int) -> int | None:
+    """The index of the ``above``-th largest element of ``d`` if its value occurs once."""
+    n = d.numel()
+    if above == 1:
+        value = d.amax()
+    else:
+        stride = n // _KTH_SAMPLE
+        sample = d[::stride]
+        m = min(sample.numel(), -(-above // stride) + 2)
+        threshold = torch.kthvalue(sample, sample.numel() - m + 1)[0]
+        candidates = d[d >= threshold]
+        count = candidates.numel()
+        if count < above or count > n // 8:
+            return None
+        value = torch.kthvalue(candidates, count - above + 1)[0]
+    index = torch.nonzero(d == value)
+    return int(index) if index.shape[0] == 1 else None
 
 
 # --- weights ------------------------------------------------------------------------------
@@ -411,7 +416,7 @@ def _act_plan(module: nn.Module, proxy: nn.Module) -> _ActPlan | None:
     act = fused.activation_impl
     if type(act) is nn.ReLU and not act.inplace:
         relu = True
-    elif type(act) is Identity:
+    elif type(act) in (Identity, nn.Identity):
         relu = False
     else:
         return None
