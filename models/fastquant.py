@@ -110,6 +110,52 @@ def _is_abs_restrict(module: nn.Module) -> bool:
     return type(module) is FloatRestrictValue and type(module.apply_abs) is Abs
 
 
+class _LearnedScale(torch.autograd.Function):
+    """Training-mode learned scale ``sign·clamp_min(abs_bsg(|v|), m) / t`` as one node: forward
+    ``clamp_min(|v|, m) / t``; backward brevitas' chain ``DivBackward`` (``g / t``), the clamp's
+    identity (``1 · g``, ``binary_sign(|v|) · g``: exact), ``AbsBackward`` (``g · sgn(v)``)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, value: Tensor, threshold: Tensor, min_val: float | None
+    ) -> Tensor:
+        ctx.save_for_backward(value, threshold)
+        a = torch.abs(value)
+        if min_val is not None:
+            a = torch.clamp_min(a, min_val)
+        return a / threshold
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
+        value, threshold = ctx.saved_tensors
+        return (grad / threshold) * torch.sgn(value), None, None
+
+
+class _CollectedScale(torch.autograd.Function):
+    """Collection-phase scale ``clamp(stats + 0·v) / t`` as one node: forward as brevitas
+    (``stats + 0.0 * value``, the clamp, ``/ t``); backward ``g / t`` to ``stats`` (add, the
+    clamp's identity) and ``(g / t) · 0.0`` to ``value`` (``MulBackward`` by the scalar 0)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, stats: Tensor, value: Tensor, threshold: Tensor, min_val: float | None
+    ) -> Tensor:
+        ctx.save_for_backward(threshold)
+        clamped = stats + 0.0 * value
+        if min_val is not None:
+            clamped = torch.clamp_min(clamped, min_val)
+        ctx.mark_non_differentiable(clamped)
+        return clamped / threshold, clamped
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad: Tensor, _: Tensor | None
+    ) -> tuple[Tensor, Tensor, None, None]:
+        (threshold,) = ctx.saved_tensors
+        g = grad / threshold
+        return g, g * 0.0, None, None
+
+
 def _clamp_ste(x: Tensor, min_val: float | None) -> Tensor:
     """Brevitas' ``ScalarSignedClampMinSte`` on ``x >= 0`` (a statistic or ``|value|``):
     ``where(x >= 0, 1, -1) · clamp_min(|x|, m)`` is ``clamp_min(x, m)`` there, and its gradient
@@ -155,7 +201,7 @@ def _int_plan(tensor_quant: nn.Module, device: torch.device) -> _IntPlan | None:
         zero_point = tensor_quant.zero_point_impl.zero_point()
         min_int, max_int = iq.min_int(bit_width), iq.max_int(bit_width)
     zero = threshold.numel() == 1 and zero_point.numel() == 1 and float(zero_point) == 0.0
-    if not zero or math.copysign(1.0, float(zero_point)) < 0:  # +0 only (see _RoundClamp)
+    if not zero or math.copysign(1.0, float(zero_point)) < 0:  # +0 only: then v - zp = v
         return None
     return _IntPlan(
         source=tensor_quant,
@@ -166,34 +212,6 @@ def _int_plan(tensor_quant: nn.Module, device: torch.device) -> _IntPlan | None:
         max_int=max_int.to(device),
         ste_clamp=type(iq.tensor_clamp_impl) is TensorClampSte,
     )
-
-
-class _RoundClamp(torch.autograd.Function):
-    """``clamp(round(y + zp)) - zp`` with brevitas' gradient: ``RoundSte``'s identity, then
-    ``TensorClamp``'s two ``torch.where`` (``+0`` where clamped) or ``TensorClampSte``'s
-    identity. (``- zp`` is left out: the plan only admits ``zp = +0``, and ``v - (+0)`` is
-    ``v`` for every float ``v``, signed zeros included.)"""
-
-    @staticmethod
-    def forward(  # type: ignore[override]
-        ctx: Any, y: Tensor, plan: _IntPlan, clamp: bool
-    ) -> Tensor:
-        q = torch.round(y + plan.zero_point)
-        blocked = None
-        if clamp:
-            upper = q > plan.max_int
-            q.masked_fill_(upper, plan.max_int)  # = where(upper, max, q)
-            lower = q < plan.min_int
-            q.masked_fill_(lower, plan.min_int)
-            if not plan.ste_clamp:
-                blocked = upper.logical_or_(lower)
-        ctx.blocked = blocked
-        return q
-
-    @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None, None]:  # type: ignore[override]
-        blocked = ctx.blocked
-        return (grad if blocked is None else grad.masked_fill(blocked, 0.0)), None, None
 
 
 class _WeightQuant(torch.autograd.Function):
@@ -224,13 +242,52 @@ def _weight_value(w: Tensor, scale: Tensor, plan: _IntPlan, clamp: bool) -> Tens
     return q.mul_(scale)
 
 
-def _int_quant(x: Tensor, scale: Tensor, plan: _IntPlan) -> Tensor:
-    """Brevitas' ``IntQuant`` forward and backward with a scale that may carry a gradient:
-    ``x / scale`` and ``· scale`` are the very autograd nodes brevitas builds, the rounding and
-    clamp in between is :class:`_RoundClamp`."""
-    y = x / scale
-    q = _RoundClamp.apply(y, plan, True) if torch.is_grad_enabled() else _round_clamp(y, plan)
-    return q * scale
+class _ActQuant(torch.autograd.Function):
+    """Brevitas' ``IntQuant`` with a scale that carries a gradient, as one autograd node:
+    forward ``(clamp(round(x / s + zp)) - zp) · s``; backward the gradients brevitas' graph
+    computes, with autograd's own formulas: ``MulBackward`` (``g · s`` to the integer tensor
+    ``q``, ``sum(g · q)`` to ``s``), ``TensorClamp``'s ``where`` (``+0`` where clamped),
+    ``RoundSte`` and the ``± zp`` (identities), ``DivBackward`` (``g_y / s`` to ``x`` and
+    ``sum(-g_y · ((x / s) / s))`` to ``s``); ``s`` sums its two terms (order-free)."""
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: Any, x: Tensor, scale: Tensor, plan: _IntPlan, lower_bound: bool
+    ) -> Tensor:
+        q = torch.div(x, scale).add_(plan.zero_point).round_()
+        blocked = q > plan.max_int
+        q.masked_fill_(blocked, plan.max_int)  # = where(q > max, max, q)
+        if lower_bound:
+            lower = q < plan.min_int
+            q.masked_fill_(lower, plan.min_int)
+            blocked.logical_or_(lower)
+        ctx.save_for_backward(x, scale, q, blocked)
+        return q * scale
+
+    @staticmethod
+    def backward(  # type: ignore[override]
+        ctx: Any, grad: Tensor
+    ) -> tuple[Tensor | None, Tensor | None, None, None]:
+        x, scale, q, blocked = ctx.saved_tensors
+        grad_x = grad_scale = None
+        grad_y = (grad * scale).masked_fill_(blocked, 0.0)
+        if ctx.needs_input_grad[0]:
+            grad_x = grad_y / scale
+        if ctx.needs_input_grad[1]:
+            from_mul = (grad * q).sum()
+            from_div = (-grad_y * ((x / scale) / scale)).sum()
+            grad_scale = from_mul + from_div
+        return grad_x, grad_scale, None, None
+
+
+def _int_quant(x: Tensor, scale: Tensor, plan: _IntPlan, *, lower_bound: bool = True) -> Tensor:
+    """Brevitas' ``IntQuant`` (activations): :class:`_ActQuant`, or its forward without
+    gradient. ``lower_bound`` False skips the clamp at ``min_int`` where the caller proved it
+    a no-op."""
+    if torch.is_grad_enabled() and (x.requires_grad or scale.requires_grad):
+        out: Tensor = _ActQuant.apply(x, scale, plan, lower_bound)
+        return out
+    return _round_clamp(x / scale, plan) * scale
 
 
 def _round_clamp(y: Tensor, plan: _IntPlan) -> Tensor:
@@ -284,6 +341,7 @@ class _WeightPlan:
     stats_min: float | None  # _StatsScaling.clamp_scaling
     scale_min: float | None  # _StatsScaling.restrict_clamp_scaling
     skip_clamp: bool
+    floor: float | None = None
 
 
 def _weight_plan(layer: nn.Module) -> _WeightPlan | None:
@@ -340,7 +398,7 @@ def _weight_plan(layer: nn.Module) -> _WeightPlan | None:
         and torch.equal(-int_plan.min_int, int_plan.max_int)
     )
     skip_clamp = symmetric and bool(mins) and max(mins) >= _NORMAL_SCALE_MIN
-    return _WeightPlan(int_plan, stats_min, scale_min, skip_clamp)
+    return _WeightPlan(int_plan, stats_min, scale_min, skip_clamp, max(mins) if mins else None)
 
 
 def _cached_plan(
@@ -386,10 +444,8 @@ def weight_quant(layer: nn.Module) -> Tensor | None:
         # brevitas: DetachedAbsMax, view(()), sign·clamp_min(|s|, m), |.|, |.|, sign·clamp_min,
         # / threshold; on a statistic >= 0 every sign is 1 and every |.| the identity.
         stats = torch.max(torch.abs(w.detach()))
-        if plan.stats_min is not None:
-            stats = torch.clamp_min(stats, plan.stats_min)
-        if plan.scale_min is not None:
-            stats = torch.clamp_min(stats, plan.scale_min)
+        if plan.floor is not None:  # clamp_min(clamp_min(s, a), b) = clamp_min(s, max(a, b))
+            stats = torch.clamp_min(stats, plan.floor)
         scale = stats / plan.int_plan.threshold
     clamp = not plan.skip_clamp
     if torch.is_grad_enabled() and w.requires_grad:
@@ -409,6 +465,8 @@ class _ActPlan:
     q: float
     min_val: float | None
     momentum: float | None
+    #: relu(x) / s + 0 >= +0 for s > 0 (s >= the clamp's min): nothing is below min_int = 0
+    nonnegative: bool = False
 
 
 def _act_plan(module: nn.Module, proxy: nn.Module) -> _ActPlan | None:
@@ -449,7 +507,8 @@ def _act_plan(module: nn.Module, proxy: nn.Module) -> _ActPlan | None:
         int_plan.threshold = scaling.restrict_threshold(
             scaling.restrict_threshold_pre(int_plan.threshold)
         )
-    return _ActPlan(int_plan, relu, float(stats_impl.q), min_val, scaling.momentum)
+    nonnegative = relu and min_val is not None and min_val > 0 and float(int_plan.min_int) == 0
+    return _ActPlan(int_plan, relu, float(stats_impl.q), min_val, scaling.momentum, nonnegative)
 
 
 def _act_scale(scaling: Any, x: Tensor, plan: _ActPlan) -> Tensor:
@@ -461,8 +520,8 @@ def _act_scale(scaling: Any, x: Tensor, plan: _ActPlan) -> Tensor:
             flat = x.reshape(-1)  # OverTensorView
             k = math.floor(0.01 * plan.q * flat.numel() + 0.5)  # brevitas' k, same float ops
             stats = _percentile_stat(flat.abs().view(-1), k).view(())
-            stats = stats + 0.0 * scaling.value  # brevitas' DDP workaround (value's zero grad)
-            clamped = _clamp_ste(stats, plan.min_val)
+            # brevitas: stats + 0·value (its DDP workaround), clamp, / threshold
+            scale, clamped = _CollectedScale.apply(stats, scaling.value, threshold, plan.min_val)
             new_counter = scaling.counter + 1
             with torch.no_grad():
                 if scaling.counter == 0:
@@ -474,10 +533,11 @@ def _act_scale(scaling: Any, x: Tensor, plan: _ActPlan) -> Tensor:
                     scaling.buffer.mul_(1 - plan.momentum)
                     scaling.buffer.add_(plan.momentum * clamped.detach())
             scaling.counter = new_counter
-            return clamped / threshold
+            return scale
         if scaling.counter == collect:
             scaling.init_scale()  # brevitas' own in-place initialisation from the buffer
-        return _clamp_ste(torch.abs(scaling.value), plan.min_val) / threshold
+        out: Tensor = _LearnedScale.apply(scaling.value, threshold, plan.min_val)
+        return out
     if scaling.counter <= scaling.collect_stats_steps:
         out = torch.abs(scaling.buffer)
     else:
@@ -517,4 +577,4 @@ def act_quant(module: nn.Module, x: Tensor) -> Tensor | None:
     if plan.relu:
         x = torch.relu(x)
     scale = _act_scale(scaling, x, plan)
-    return _int_quant(x, scale, plan.int_plan)
+    return _int_quant(x, scale, plan.int_plan, lower_bound=not plan.nonnegative)
