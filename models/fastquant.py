@@ -414,7 +414,7 @@ def _cached_plan(
 
 
 def _weight_ready(layer: nn.Module) -> _WeightPlan | None:
-    if not _fast or _tracing():
+    if not _fast or _tracing() or layer.weight.dtype != torch.float32:
         return None
     proxy = layer.weight_quant
     if (
@@ -443,9 +443,13 @@ def weight_quant(layer: nn.Module) -> Tensor | None:
     with torch.no_grad():
         # brevitas: DetachedAbsMax, view(()), sign·clamp_min(|s|, m), |.|, |.|, sign·clamp_min,
         # / threshold; on a statistic >= 0 every sign is 1 and every |.| the identity.
-        stats = torch.max(torch.abs(w.detach()))
         if plan.floor is not None:  # clamp_min(clamp_min(s, a), b) = clamp_min(s, max(a, b))
-            stats = torch.clamp_min(stats, plan.floor)
+            # max|W| = max(-min W, max W) in one pass; only a zero maximum could differ (in
+            # its sign), and the clamp turns it into the floor either way.
+            low, high = torch.aminmax(w.detach())
+            stats = torch.clamp_min(torch.maximum(-low, high), plan.floor)
+        else:
+            stats = torch.max(torch.abs(w.detach()))
         scale = stats / plan.int_plan.threshold
     clamp = not plan.skip_clamp
     if torch.is_grad_enabled() and w.requires_grad:
@@ -550,7 +554,7 @@ def act_quant(module: nn.Module, x: Tensor) -> Tensor | None:
     """Brevitas' ``QuantReLU`` / ``QuantIdentity`` output for ``x`` (a plain tensor), with the
     same gradients and the same statistics-collection state updates; ``None`` where brevitas'
     own path must compute it (nothing has been changed then)."""
-    if not _fast or isinstance(x, QuantTensor) or _tracing():
+    if not _fast or isinstance(x, QuantTensor) or _tracing() or x.dtype != torch.float32:
         return None
     if module.return_quant_tensor or module.input_quant.is_quant_enabled:
         return None
