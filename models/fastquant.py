@@ -235,11 +235,17 @@ class _WeightQuant(torch.autograd.Function):
 
 
 def _weight_value(w: Tensor, scale: Tensor, plan: _IntPlan, clamp: bool) -> Tensor:
-    q = torch.div(w, scale).add_(plan.zero_point).round_()
+    q = _div_add(w, scale, plan.zero_point).round_()
     if clamp:
         q = torch.where(q > plan.max_int, plan.max_int.type_as(q), q)
         q = torch.where(q < plan.min_int, plan.min_int.type_as(q), q)
     return q.mul_(scale)
+
+
+def _div_add(x: Tensor, scale: Tensor, zero_point: Tensor) -> Tensor:
+    """``x / scale + zero_point`` in one pass: ``addcdiv`` computes ``zp + (1 · x) / scale``,
+    the same bits (``1 · x`` is ``x``; the sum is commutative, signed zeros included)."""
+    return torch.addcdiv(zero_point, x, scale)
 
 
 class _ActQuant(torch.autograd.Function):
@@ -254,7 +260,7 @@ class _ActQuant(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, x: Tensor, scale: Tensor, plan: _IntPlan, lower_bound: bool
     ) -> Tensor:
-        q = torch.div(x, scale).add_(plan.zero_point).round_()
+        q = _div_add(x, scale, plan.zero_point).round_()
         blocked = q > plan.max_int
         q.masked_fill_(blocked, plan.max_int)  # = where(q > max, max, q)
         if lower_bound:
@@ -275,7 +281,8 @@ class _ActQuant(torch.autograd.Function):
             grad_x = grad_y / scale
         if ctx.needs_input_grad[1]:
             from_mul = (grad * q).sum()
-            from_div = (-grad_y * ((x / scale) / scale)).sum()
+            # autograd's -g_y · ((x / s) / s), as -((x / s) / s · g_y): the same bits
+            from_div = torch.div(x, scale).div_(scale).mul_(grad_y).neg_().sum()
             grad_scale = from_mul + from_div
         return grad_x, grad_scale, None, None
 
