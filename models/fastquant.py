@@ -201,6 +201,7 @@ def _int_plan(tensor_quant: nn.Module, device: torch.device) -> _IntPlan | None:
         zero_point = tensor_quant.zero_point_impl.zero_point()
         min_int, max_int = iq.min_int(bit_width), iq.max_int(bit_width)
     zero = threshold.numel() == 1 and zero_point.numel() == 1 and float(zero_point) == 0.0
+    zero = zero and float(max_int) >= 1  # a clamp bound that is no zero (see _ActQuant)
     if not zero or math.copysign(1.0, float(zero_point)) < 0:  # +0 only: then v - zp = v
         return None
     return _IntPlan(
@@ -235,17 +236,11 @@ class _WeightQuant(torch.autograd.Function):
 
 
 def _weight_value(w: Tensor, scale: Tensor, plan: _IntPlan, clamp: bool) -> Tensor:
-    q = _div_add(w, scale, plan.zero_point).round_()
+    q = torch.div(w, scale).add_(plan.zero_point).round_()
     if clamp:
         q = torch.where(q > plan.max_int, plan.max_int.type_as(q), q)
         q = torch.where(q < plan.min_int, plan.min_int.type_as(q), q)
     return q.mul_(scale)
-
-
-def _div_add(x: Tensor, scale: Tensor, zero_point: Tensor) -> Tensor:
-    """``x / scale + zero_point`` in one pass: ``addcdiv`` computes ``zp + (1 · x) / scale``,
-    the same bits (``1 · x`` is ``x``; the sum is commutative, signed zeros included)."""
-    return torch.addcdiv(zero_point, x, scale)
 
 
 class _ActQuant(torch.autograd.Function):
@@ -260,9 +255,9 @@ class _ActQuant(torch.autograd.Function):
     def forward(  # type: ignore[override]
         ctx: Any, x: Tensor, scale: Tensor, plan: _IntPlan, lower_bound: bool
     ) -> Tensor:
-        q = _div_add(x, scale, plan.zero_point).round_()
+        q = torch.div(x, scale).add_(plan.zero_point).round_()
         blocked = q > plan.max_int
-        q.masked_fill_(blocked, plan.max_int)  # = where(q > max, max, q)
+        q.clamp_max_(plan.max_int)  # = where(q > max, max, q): the bound max >= 1 is no zero
         if lower_bound:
             lower = q < plan.min_int
             q.masked_fill_(lower, plan.min_int)
