@@ -14,21 +14,23 @@ as a handful of tensor operations, reading **brevitas' own parameters, buffers a
   ``collect_stats_steps`` training calls (the running ``buffer`` and ``counter`` updated exactly
   as brevitas does), then the learned ``value`` initialised from them, in training and eval mode.
 
-Each brevitas node is replaced by plain tensor operations whose forward values are exactly
-brevitas' (same operations in the same order: division by the scale, never multiplication by
-its reciprocal; ``+ zero_point`` before ``torch.round``, round-half-even; the two ``torch.where``
-of brevitas' clamp) and whose autograd graph hands every tensor the same gradient bits: a
-straight-through estimator brevitas writes as an ``autograd.Function`` with identity backward
-is written here as ``q - (y.detach() - y)`` (forward ``q`` exactly, signed zeros included;
-backward ``-(-g) = g`` exactly). Identities used are stated where used (e.g. brevitas'
-``sign(x) · clamp_min(|x|, m)`` on a statistic that is ``>= 0``).
+Brevitas' graph of small nodes is replaced by a few ``autograd.Function`` nodes whose forward
+values are exactly brevitas' (the same operations in the same order: division by the scale,
+never multiplication by its reciprocal; ``+ zero_point`` before ``torch.round``, round half to
+even; brevitas' clamp) and whose backward computes, with autograd's own formulas, the gradient
+bits brevitas' graph computes (``MulBackward`` ``g · s``, ``DivBackward`` ``g / s`` and
+``-g · ((x / s) / s)``, reductions as ``sum``, the straight-through estimators' identities, the
+clamp's ``+0`` where it clamps). Identities used are stated where used (e.g. brevitas'
+``sign(x) · clamp_min(|x|, m)`` on a statistic that is ``>= 0`` is ``clamp_min(x, m)``).
+``tests/learning/test_fast_quant.py`` holds the two paths to ``torch.equal``.
 
 Anything this module does not cover (another quantizer type, a configuration brevitas computes
 differently, export or tracing mode, ``QuantTensor`` inputs, ...) makes the caller use brevitas'
 own path: ``weight_quant`` / ``act_quant`` return ``None`` there. The whole fast path can be
 switched off (brevitas' reference path everywhere) with :func:`reference_quantizers`,
 :func:`set_fast_quantizers` or the environment variable ``HWSIM_REFERENCE_QUANT=1``.
-Exactness holds for finite inputs (a non-finite activation or weight is NaN/inf either way).
+Exactness holds for finite inputs (a non-finite activation or weight gives NaN/inf either way,
+not necessarily the same bits).
 """
 
 from __future__ import annotations
