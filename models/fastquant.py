@@ -67,6 +67,10 @@ _fast = os.environ.get(REFERENCE_ENV, "") in ("", "0")
 #: Below this many elements ``torch.kthvalue`` itself is as fast; the sample's length.
 _KTH_DIRECT, _KTH_SAMPLE = 4096, 4096
 
+#: After a percentile search ends in ties, this many calls use ``torch.kthvalue`` directly
+#: (only speed depends on it: both give the same value and gradient).
+_SKIP_AFTER_TIES = 20
+
 #: Smallest clamp of a scale for which the weight's integer clamp is provably a no-op
 #: (the scale is then a normal float, so ``|W / scale| <= threshold·(1 + 2⁻²²)``).
 _NORMAL_SCALE_MIN = 1e-30
@@ -300,7 +304,7 @@ def _round_clamp(y: Tensor, plan: _IntPlan) -> Tensor:
     return torch.where(q < plan.min_int, plan.min_int.type_as(q), q)
 
 
-def _percentile_stat(a: Tensor, k: int) -> Tensor:
+def _percentile_stat(a: Tensor, k: int, plan: _ActPlan | None = None) -> Tensor:
     """``torch.kthvalue(a, k)[0]`` of the 1-D ``a``, with its gradient (all of it to the one
     index ``kthvalue`` returns), found faster: the value is the ``n - k + 1``-th largest, so it
     is the maximum or lies among the few elements above a threshold read off a strided sample.
@@ -309,9 +313,13 @@ def _percentile_stat(a: Tensor, k: int) -> Tensor:
     n = a.numel()
     above = n - k + 1  # the value is the above-th largest
     at = None
-    if n >= _KTH_DIRECT and 1 <= above <= n // 64:
+    if plan is not None and plan.skip_search > 0:  # ties last time: likely again (same data)
+        plan.skip_search -= 1
+    elif n >= _KTH_DIRECT and 1 <= above <= n // 64:
         with torch.no_grad():
             at = _unique_kth_index(a.detach(), above)
+        if at is None and plan is not None:
+            plan.skip_search = _SKIP_AFTER_TIES
     if at is None:
         return torch.kthvalue(a, k)[0]
     return a[at]
@@ -475,6 +483,8 @@ class _ActPlan:
     momentum: float | None
     #: relu(x) / s + 0 >= +0 for s > 0 (s >= the clamp's min): nothing is below min_int = 0
     nonnegative: bool = False
+    #: calls left that go straight to ``torch.kthvalue`` (the search found ties recently)
+    skip_search: int = 0
 
 
 def _act_plan(module: nn.Module, proxy: nn.Module) -> _ActPlan | None:
@@ -527,7 +537,7 @@ def _act_scale(scaling: Any, x: Tensor, plan: _ActPlan) -> Tensor:
         if scaling.counter < collect:
             flat = x.reshape(-1)  # OverTensorView
             k = math.floor(0.01 * plan.q * flat.numel() + 0.5)  # brevitas' k, same float ops
-            stats = _percentile_stat(flat.abs().view(-1), k).view(())
+            stats = _percentile_stat(flat.abs().view(-1), k, plan).view(())
             # brevitas: stats + 0·value (its DDP workaround), clamp, / threshold
             scale, clamped = _CollectedScale.apply(stats, scaling.value, threshold, plan.min_val)
             new_counter = scaling.counter + 1
