@@ -25,6 +25,7 @@ from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
 from hwsim.core.rules import Rule
+from models import fastquant
 from models.feedback import (
     DirectFeedback,
     ErrorSlot,
@@ -38,6 +39,7 @@ from models.feedback import (
     uniform_sign_feedback,
     weight_sign,
 )
+from models.quant import FastQuantConv2d, FastQuantLinear
 
 
 def _plain(t: Tensor | QuantTensor | None) -> Tensor | None:
@@ -98,7 +100,11 @@ class FeedbackLayer:
         """The weight the forward uses, detached: brevitas' quantized weight, else ``weight``."""
         quant_weight = getattr(self, "quant_weight", None)
         with torch.no_grad():
-            w = quant_weight().value if quant_weight is not None else self.weight
+            if quant_weight is None:
+                w = self.weight
+            else:  # models.fastquant's is brevitas' value, bit for bit
+                fast = fastquant.weight_quant(self)  # type: ignore[arg-type]
+                w = quant_weight().value if fast is None else fast
         return w.detach()
 
     def feedback_matrix(self) -> Tensor | None:
@@ -215,8 +221,9 @@ class FeedbackConv2d(nn.Conv2d, FeedbackLayer):
         return self._product(x, self.weight, self.bias, conf)  # type: ignore[arg-type]
 
 
-class QuantFeedbackLinear(QuantLinear, FeedbackLayer):
-    """Brevitas ``QuantLinear``; the product of quantized input and weight follows the rule."""
+class QuantFeedbackLinear(FastQuantLinear, FeedbackLayer):
+    """Brevitas ``QuantLinear``; the product of quantized input and weight follows the rule.
+    (Its quantizers run through :mod:`models.fastquant`, see :class:`FastQuantLinear`.)"""
 
     def inner_forward_impl(self, x, quant_weight, quant_bias):  # type: ignore[override]
         x, w, b = _plain(x), _plain(quant_weight), _plain(quant_bias)
@@ -225,7 +232,7 @@ class QuantFeedbackLinear(QuantLinear, FeedbackLayer):
         return self._product(x, w, b, None)
 
 
-class QuantFeedbackConv2d(QuantConv2d, FeedbackLayer):
+class QuantFeedbackConv2d(FastQuantConv2d, FeedbackLayer):
     """Brevitas ``QuantConv2d`` (zero padding); the product follows the rule."""
 
     def inner_forward_impl(self, x, quant_weight, quant_bias):  # type: ignore[override]
@@ -244,4 +251,6 @@ FEEDBACK_CLASS: dict[type[nn.Module], type[nn.Module]] = {
     nn.Conv2d: FeedbackConv2d,
     QuantLinear: QuantFeedbackLinear,
     QuantConv2d: QuantFeedbackConv2d,
+    FastQuantLinear: QuantFeedbackLinear,
+    FastQuantConv2d: QuantFeedbackConv2d,
 }
