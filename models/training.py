@@ -410,6 +410,9 @@ def train(
     start_epoch = 0
     if ckpt_path.exists():
         start_epoch = _resume(ckpt_path, config, model, optimizer)
+        # The checkpoint was read onto the CPU; whatever loading put there goes to the device
+        # (a no-op for what is already there; parameters keep their identity for the optimizer).
+        model.to(dev)
         _restore_snapshot(config, out, start_epoch, model)
         rows = read_metrics(out, missing_ok=True, drop_torn_tail=True)
         rows = rows[: start_epoch + 1]  # drop rows past the checkpoint
