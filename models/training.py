@@ -504,6 +504,18 @@ def train(
     return result
 
 
+def train_job(job: tuple[Any, TrainConfig, Path, str | None, int | None]) -> RunResult:
+    """One training run for a worker process: ``(key, config, run_dir, device, threads)``.
+
+    Module level here, beside :func:`train`, so that a fork server that preloads this module
+    (:class:`hwsim.experiments.executors.ProcessExecutor`) starts workers with torch and
+    brevitas already imported. ``key`` is the caller's name for the run (not used here).
+    """
+    _, config, run_dir, device, threads = job
+    with torch_threads(threads):
+        return train(config, run_dir, device=device)
+
+
 def _read_result(path: Path) -> tuple[str, int]:
     """``(status, last epoch with a metrics row)`` of a run's ``result.json``, checked."""
     hint = _recover_hint(path, "finish the run again from its checkpoint")

@@ -159,19 +159,29 @@ def compare(
             tasks["sim"] = progress.add_task("simulate", total=total)
         progress.advance(tasks["sim"])
 
+    from hwsim.cli.sweep import exit_failed
+    from hwsim.experiments.executors import FailedPointsError
+
     with progress:
-        summary = run_compare(
-            experiment,
-            out_dir,
-            force=force,
-            device=device,
-            threads=threads,
-            workers=workers,
-            on_train_start=on_train_start,
-            on_epoch=on_epoch,
-            on_trained=on_trained,
-            on_simulated=on_simulated,
-        )
+        try:
+            summary = run_compare(
+                experiment,
+                out_dir,
+                force=force,
+                device=device,
+                threads=threads,
+                workers=workers,
+                on_train_start=on_train_start,
+                on_epoch=on_epoch,
+                on_trained=on_trained,
+                on_simulated=on_simulated,
+            )
+        except FailedPointsError as exc:
+            failure: FailedPointsError | None = exc
+        else:
+            failure = None
+    if failure is not None:  # after the progress display has closed
+        exit_failed(failure)
     write_report(out_dir)
     if as_json:
         echo_json(summary)

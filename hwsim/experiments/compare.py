@@ -8,11 +8,10 @@ overwritten without ``force``).
 
 from __future__ import annotations
 
-import concurrent.futures
+import contextlib
 import csv
 import io
 import json
-import multiprocessing
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -68,14 +67,6 @@ def default_workers(device: str | None = "cpu") -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _train_one(config: Any, run_dir: Path, device: str | None, threads: int | None) -> Any:
-    """One training run in a worker process (module level, so it pickles)."""
-    from models.training import torch_threads, train
-
-    with torch_threads(threads):
-        return train(config, run_dir, device=device)
-
-
 def train_runs(
     jobs: dict[tuple[str, int], tuple[Any, Path]],
     *,
@@ -88,13 +79,17 @@ def train_runs(
 ) -> dict[tuple[str, int], Any]:
     """Train each ``(rule, seed) → (config, run_dir)``; returns the :class:`RunResult` of each.
 
-    ``workers`` > 1 trains that many runs at once in separate processes, each with ``threads``
-    torch threads. A run's numbers do not depend on ``workers``: every run is seeded on its own
-    and trains with the same thread count wherever it runs. Callbacks: ``on_train_start`` and
+    ``workers`` > 1 trains that many runs at once in worker processes
+    (:class:`~hwsim.experiments.executors.ProcessExecutor`), each with ``threads`` torch
+    threads. A run's numbers do not depend on ``workers``: every run is seeded on its own and
+    trains with the same thread count wherever it runs. Callbacks: ``on_train_start`` and
     ``on_epoch`` (per metrics row) with one worker, ``on_trained(rule, seed)`` as each ends.
-    Ctrl-C stops the workers; each run resumes from its last checkpoint on the next call.
+    A run that fails in a worker is reported by
+    :class:`~hwsim.experiments.executors.FailedPointsError` once the others are done. Ctrl-C
+    stops the workers; each run resumes from its last checkpoint on the next call.
     """
-    from models.training import torch_threads, train
+    from hwsim.experiments.executors import FailedPointsError, ProcessExecutor
+    from models.training import torch_threads, train, train_job
 
     results: dict[tuple[str, int], Any] = {}
     if workers <= 1 or len(jobs) <= 1:
@@ -106,23 +101,20 @@ def train_runs(
                 if on_trained:
                     on_trained(rule, seed)
         return results
-    # spawn: a forked child of a process that already ran torch's thread pools can hang.
-    context = multiprocessing.get_context("spawn")
-    pool = concurrent.futures.ProcessPoolExecutor(min(workers, len(jobs)), mp_context=context)
-    try:
-        futures = {
-            pool.submit(_train_one, config, run_dir, device, threads): key
-            for key, (config, run_dir) in jobs.items()
-        }
-        for future in concurrent.futures.as_completed(futures):
-            key = futures[future]
-            results[key] = future.result()
+    items = [(key, config, run_dir, device, threads) for key, (config, run_dir) in jobs.items()]
+    failed: list[tuple[str, str]] = []
+    executor = ProcessExecutor(workers=min(workers, len(jobs)), threads=threads or 1, retries=0)
+    with executor, contextlib.closing(executor.map_unordered(train_job, items)) as outcomes:
+        for outcome in outcomes:
+            rule, seed = outcome.item[0]
+            if outcome.error is not None:
+                failed.append((f"{rule_dirname(rule)}-seed{seed}", outcome.error))
+                continue
+            results[rule, seed] = outcome.result
             if on_trained:
-                on_trained(*key)
-    except BaseException:
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    pool.shutdown()
+                on_trained(rule, seed)
+    if failed:
+        raise FailedPointsError("the comparison's training runs", failed)
     return {key: results[key] for key in jobs}  # in the caller's order
 
 

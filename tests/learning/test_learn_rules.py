@@ -88,3 +88,26 @@ def test_rule_properties_say_what_each_rule_keeps_and_reads():
         assert got == expected, kind
         assert rule.description
     assert rule_dirname("kp:decay=0.5") == "kp-decay=0.5"
+
+
+@pytest.mark.parametrize("arch", ["mlp", "cnn"])
+@pytest.mark.parametrize("bits", [8, 32])
+def test_layer_lists_match_named_modules(arch, bits):
+    """weight_layers/feedback_layers skip brevitas' internals but list what named_modules does."""
+    from models import TrainConfig, build_model, feedback_layers, weight_layers
+    from models.convert import WEIGHT_LAYER_TYPES, FeedbackLayer
+    from models.training import load_data
+
+    depth = 3 if arch == "mlp" else None
+    for algo in ("bp", "fa", "dfa"):
+        config = TrainConfig(
+            dataset="digits", model=arch, depth=depth, width=16, algo=algo, train_size=100
+        ).replace(weight_bits=bits, act_bits=bits)
+        model = build_model(config, load_data(config))
+        named = list(model.named_modules())
+        assert weight_layers(model) == [
+            (n, m) for n, m in named if isinstance(m, WEIGHT_LAYER_TYPES)
+        ]
+        assert feedback_layers(model) == [(n, m) for n, m in named if isinstance(m, FeedbackLayer)]
+        assert len(weight_layers(model)) == 3 if arch == "mlp" else len(weight_layers(model)) > 2
+        assert len(feedback_layers(model)) == (0 if algo == "bp" else len(weight_layers(model)))
