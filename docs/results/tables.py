@@ -69,7 +69,7 @@ def _rule_rows(summary: dict[str, Any], columns: list[str]) -> list[str]:
     cells: dict[str, Callable[[str, dict[str, Any]], str]] = {
         "rule": lambda rule, r: rule,
         "test acc": lambda rule, r: _accuracy(r["test_accuracy"], seeds),
-        "W∠B after training": lambda rule, r: _angle(summary["rules"][rule]),
+        "W∠B after training": lambda rule, r: _angle(r),
         "energy / step": lambda rule, r: format_si(r["energy_pj"]["total"] * 1e-12, "J"),
         "latency / step": lambda rule, r: format_si(r["latency_s"], "s"),
         "weight transport / step": lambda rule, r: _transport(rule, r),
@@ -291,6 +291,11 @@ def store(name: str, source: Path) -> None:
     if document.get("format") == "hwsim-reproduction" or "claims" in document:
         keep = ("format", "version", "plan", "verdict_rule", "claims", "timing", "environment")
         document = {k: document[k] for k in keep if k in document}
+    else:  # a comparison: everything but the per-level access counts (the run keeps those)
+        document.pop("rules", None)  # the same blocks as chips/<chip>/rules
+        for chip in document.get("chips", {}).values():
+            for block in chip.get("rules", {}).values():
+                block.pop("counts", None)
     write_atomic(RESULTS / f"{name}.json", json.dumps(document, indent=1) + "\n")
 
 
