@@ -12,7 +12,6 @@ import contextlib
 import csv
 import io
 import json
-import os
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -57,14 +56,10 @@ def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
 def default_workers(device: str | None = "cpu") -> int:
     """How many training runs ``hwsim compare`` runs at once by default: one per core the
     process may use on the CPU (each with one torch thread), one on a GPU."""
+    from hwsim.experiments.executors import available_cores
     from models.device import resolve_device
 
-    if resolve_device(device).type != "cpu":
-        return 1
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
+    return 1 if resolve_device(device).type != "cpu" else available_cores()
 
 
 def train_runs(
