@@ -44,23 +44,12 @@ from models.training import load_data, load_run
 
 
 def default_config(rule: str, epochs: int) -> TrainConfig:
-    """The default experiment's run of ``rule`` (configs/experiments/default.yaml), seed 0."""
-    return TrainConfig(
-        algo=rule,
-        dataset="mnist5k",
-        model="mlp",
-        depth=6,
-        width=256,
-        weight_bits=8,
-        act_bits=8,
-        feedback_bits=8,
-        epochs=epochs,
-        batch_size=64,
-        optimizer="adam",
-        lr=1e-3,
-        forward_gain=2**0.5,
-        seed=0,
-    )
+    """The default experiment's run of ``rule`` (configs/experiments/default.yaml), seed 0,
+    for ``epochs`` epochs."""
+    from hwsim.core.resources import DEFAULT_EXPERIMENT
+    from hwsim.experiments.experiment import load_experiment
+
+    return load_experiment(DEFAULT_EXPERIMENT).train_config(rule, 0).replace(epochs=epochs)
 
 
 def step_time(config: TrainConfig, device: torch.device, batch: int, steps: int) -> float:
