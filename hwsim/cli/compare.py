@@ -162,8 +162,8 @@ def compare(
     from hwsim.cli.sweep import exit_failed
     from hwsim.experiments.executors import FailedPointsError
 
-    with progress:
-        try:
+    try:
+        with progress:
             summary = run_compare(
                 experiment,
                 out_dir,
@@ -176,12 +176,8 @@ def compare(
                 on_trained=on_trained,
                 on_simulated=on_simulated,
             )
-        except FailedPointsError as exc:
-            failure: FailedPointsError | None = exc
-        else:
-            failure = None
-    if failure is not None:  # after the progress display has closed
-        exit_failed(failure)
+    except FailedPointsError as exc:  # reported once the progress display has closed
+        exit_failed(exc)
     write_report(out_dir)
     if as_json:
         echo_json(summary)

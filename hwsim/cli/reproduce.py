@@ -100,12 +100,12 @@ def reproduce(
 
     resolve_device(device)  # a GPU this machine lacks is bad input before any work
 
-    with (
-        open_executor(executor, workers, address, retries, threads) as runner,
-        progress,
-        torch_threads(threads),
-    ):
-        try:
+    try:
+        with (
+            open_executor(executor, workers, address, retries, threads) as runner,
+            progress,
+            torch_threads(threads),
+        ):
             document = run_reproduce(
                 plan,
                 out_dir,
@@ -115,12 +115,8 @@ def reproduce(
                 executor=runner,
                 device=device,
             )
-        except FailedPointsError as exc:
-            failure: FailedPointsError | None = exc
-        else:
-            failure = None
-    if failure is not None:
-        exit_failed(failure)
+    except FailedPointsError as exc:  # reported once the workers and the display have closed
+        exit_failed(exc)
     report = write_reproduction(out_dir)[-1]  # every sweep's figure, then REPRODUCTION.md
     if not quiet:
         console.print(_claims_table(document))

@@ -6,7 +6,7 @@ import dataclasses
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 from rich.table import Table
@@ -143,7 +143,7 @@ def open_executor(
     )
 
 
-def exit_failed(error: Exception) -> None:
+def exit_failed(error: Exception) -> NoReturn:
     """Points failed on every attempt: say which (finished ones are kept), exit 1."""
     from hwsim.cli import _print_error
 
@@ -309,21 +309,17 @@ def sweep(
 
     resolve_device(device)  # a GPU this machine lacks is bad input before any work
 
-    with (
-        open_executor(executor, workers, address, retries, threads) as runner,
-        progress,
-        torch_threads(threads),
-    ):
-        try:
+    try:
+        with (
+            open_executor(executor, workers, address, retries, threads) as runner,
+            progress,
+            torch_threads(threads),
+        ):
             summary = run_sweep(
                 spec, out_dir, force=force, on_point=on_point, executor=runner, device=device
             )
-        except FailedPointsError as exc:
-            failure: FailedPointsError | None = exc
-        else:
-            failure = None
-    if failure is not None:
-        exit_failed(failure)
+    except FailedPointsError as exc:  # reported once the workers and the display have closed
+        exit_failed(exc)
     figure = write_sweep_figure(out_dir)  # drawn from the sweep.json just written
     if as_json:
         echo_json(summary)
