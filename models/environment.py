@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from models.device import device_name
+from models.device import device_name, resolve_device
 
 
 def cpu_name() -> str:
@@ -28,9 +28,10 @@ def cpu_name() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
-    """hwsim, torch, brevitas and Python versions, the device, torch's intra-op threads, the
-    CPU and its core count: what a reader needs to rerun a measurement on the same footing."""
+def environment(device: torch.device | str = "cpu", threads: int | None = None) -> dict[str, Any]:
+    """hwsim, torch, brevitas and Python versions, the device (``auto`` resolved), the torch
+    intra-op threads the work ran with (``threads``; None: this process' count), the CPU and
+    its core count: what a reader needs to rerun a measurement on the same footing."""
     from importlib.metadata import PackageNotFoundError, version
 
     def package(name: str) -> str | None:
@@ -45,8 +46,8 @@ def environment(device: torch.device | str = "cpu") -> dict[str, Any]:
         "brevitas": package("brevitas"),
         "python": platform.python_version(),
         "platform": platform.platform(terse=True),
-        "device": device_name(torch.device(device)),
-        "threads": torch.get_num_threads(),
+        "device": device_name(resolve_device(device)),
+        "threads": threads if threads is not None else torch.get_num_threads(),
         "cpu": cpu_name(),
         "cpu_count": os.cpu_count(),
     }

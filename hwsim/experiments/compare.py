@@ -139,9 +139,8 @@ def run_compare(
     from hwsim.sim.api import simulate, unsupported_reason
     from hwsim.sim.chip import load_chip
     from hwsim.sim.explain import gaps_to_bp
-    from models.device import resolve_device
     from models.environment import environment
-    from models.training import load_data, torch_threads
+    from models.training import load_data
 
     out = Path(out_dir)
     chips = [load_chip(p) for p in experiment.chips]  # validate everything before any work
@@ -207,8 +206,7 @@ def run_compare(
 
     summary = build_summary(experiment, data, runs, chips, simulations)
     summary["chip_survey"] = chip_survey(experiment, runs, chips, simulations, results_by_chip)
-    with torch_threads(threads):  # the thread count each run trained with
-        env = environment(resolve_device(device))
+    env = environment(device, threads)  # threads: what each run trained with
     summary["environment"] = {**env, "workers": workers}
     write_atomic(out / "accesses.csv", accesses_csv(summary))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")

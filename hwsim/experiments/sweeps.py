@@ -762,13 +762,9 @@ def run_sweep(
 def sweep_environment(executor: Executor, device: str = "cpu") -> dict[str, Any]:
     """Where a sweep's points ran: :func:`models.environment.environment` with the torch threads
     each point trained with, the executor and its workers."""
-    import torch
-
-    from models.device import resolve_device
     from models.environment import environment
 
-    env = environment(resolve_device(device))
-    env["threads"] = executor.threads or torch.get_num_threads()
+    env = environment(device, executor.threads)  # None in-process: the driver's own count
     return {**env, "executor": executor.name, "workers": executor.workers}
 
 
