@@ -22,6 +22,7 @@ import gzip
 import math
 import pickle
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,12 +63,16 @@ class Dataset:
         device = torch.device(device)
         if self.x_train.device == device:
             return self
+        return self.map_tensors(lambda t: t.to(device))
+
+    def map_tensors(self, fn: Callable[[Tensor], Tensor]) -> Dataset:
+        """The same split with ``fn`` applied to each of its four tensors."""
         return Dataset(
             self.name,
-            self.x_train.to(device),
-            self.y_train.to(device),
-            self.x_test.to(device),
-            self.y_test.to(device),
+            fn(self.x_train),
+            fn(self.y_train),
+            fn(self.x_test),
+            fn(self.y_test),
             self.num_classes,
         )
 
@@ -116,15 +121,7 @@ def _shipped(name: str, seed: int) -> Dataset:
     """A dataset shipped with the package, parsed once per process (parsing mnist5k's CSV took
     8% of a default training run, and compare and sweep workers train many runs each); every
     call gets its own copy of the tensors."""
-    d = _parsed(name, seed)
-    return Dataset(
-        d.name,
-        d.x_train.clone(),
-        d.y_train.clone(),
-        d.x_test.clone(),
-        d.y_test.clone(),
-        d.num_classes,
-    )
+    return _parsed(name, seed).map_tensors(Tensor.clone)
 
 
 def _limit_train(data: Dataset, train_size: int) -> Dataset:
