@@ -296,7 +296,10 @@ def store(name: str, source: Path) -> None:
         for chip in document.get("chips", {}).values():
             for block in chip.get("rules", {}).values():
                 block.pop("counts", None)
-    write_atomic(RESULTS / f"{name}.json", json.dumps(document, indent=1) + "\n")
+    text = json.dumps(document, indent=1) + "\n"
+    # Paths into the checkout it ran from are saved relative to it: nothing of this machine.
+    text = text.replace(json.dumps(f"{ROOT}/")[1:-1], "")
+    write_atomic(RESULTS / f"{name}.json", text)
 
 
 def main() -> int:
