@@ -12,6 +12,7 @@ from brevitas.nn import QuantConv2d, QuantLinear
 from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
+from hwsim.core.layer_names import stable_layer_names
 from hwsim.core.rules import Rule, parse_rule
 from models.feedback import (
     FLOAT_BITS,
@@ -55,6 +56,22 @@ def _named_layers(model: nn.Module) -> Iterator[tuple[str, nn.Module]]:
 def weight_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     """``(name, module)`` of every Linear/Conv2d layer (float or brevitas), in module order."""
     return [(n, m) for n, m in _named_layers(model) if isinstance(m, WEIGHT_LAYER_TYPES)]
+
+
+def layer_names(model: nn.Module) -> dict[nn.Module, str]:
+    """The name of every weight layer of ``model``, in forward order: ``{module: name}``.
+
+    Linear layers (float or brevitas) are ``fc1, fc2, …``, convolutions ``conv1, conv2, …``,
+    each kind numbered from 1 (:func:`hwsim.core.layer_names.stable_layer_names`). This is the
+    one naming of layers: ``workload.json``, ``metrics.jsonl``/``metrics.csv``, the analyses and
+    the simulator's model specs all use it. Forward order is module registration order (what
+    :func:`weight_layers` lists), which is the order the forward pass runs them in for every
+    network :mod:`models.networks` builds (``nn.Sequential``); a model of your own whose
+    ``forward`` calls its layers in another order is named in registration order.
+    """
+    layers = [m for _, m in weight_layers(model)]
+    kinds = ["conv2d" if isinstance(m, nn.Conv2d | QuantConv2d) else "linear" for m in layers]
+    return dict(zip(layers, stable_layer_names(kinds), strict=True))
 
 
 def feedback_layers(model: nn.Module) -> list[tuple[str, FeedbackLayer]]:
@@ -288,7 +305,8 @@ def _direct_angle(layers: list[tuple[str, nn.Module]], index: int) -> float:
 
 
 def alignment_angles(model: nn.Module) -> dict[str, float]:
-    """Angle in degrees per weight layer between the forward weights and the feedback.
+    """Angle in degrees per weight layer (keyed by :func:`layer_names`) between the forward
+    weights and the feedback.
 
     ``angle(W, B)`` with the current ``B`` (0 for BP, which uses ``W``; uSF/frSF/brSF build ``B``
     from the current ``W``). DFA: the output layer's ``angle(W, B)``; below it, the angle between
@@ -296,8 +314,10 @@ def alignment_angles(model: nn.Module) -> dict[str, float]:
     network), NaN where a convolution is on that path (docs/learning.md).
     """
     layers = weight_layers(model)
+    names = layer_names(model)
     angles = {}
-    for index, (name, m) in enumerate(layers):
+    for index, (_, m) in enumerate(layers):
+        name = names[m]
         if not isinstance(m, FeedbackLayer):
             angles[name] = 0.0
         elif m.direct is not None and not m.direct_top:
@@ -313,7 +333,8 @@ def update_angles(
     batches: Iterable[tuple[Tensor, Tensor]],
     loss_fn: Callable[[Tensor, Tensor], Tensor],
 ) -> dict[str, float]:
-    """Angle in degrees between the rule's weight update direction and the true gradient.
+    """Angle in degrees between the rule's weight update direction and the true gradient, per
+    weight layer (keyed by :func:`layer_names`).
 
     Both are summed over ``batches``; the rule's direction is its gradient estimate (what SGD
     would apply; Adam rescales it further). BP's is 0 by definition. Leaves ``.grad`` untouched.
@@ -340,7 +361,8 @@ def update_angles(
         model.train(was_training)
         for p, g in zip(params, saved, strict=True):
             p.grad = g
+    names = layer_names(model)
     return {
-        name: angle_deg(r, t)
-        for (name, _), r, t in zip(layers, rule_grads, true_grads, strict=True)
+        names[m]: angle_deg(r, t)
+        for (_, m), r, t in zip(layers, rule_grads, true_grads, strict=True)
     }

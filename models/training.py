@@ -7,7 +7,10 @@ A run directory holds:
   ``train_loss``, ``train_accuracy``, ``test_loss``, ``test_accuracy``, ``alignment_deg``
   ({layer: degrees, or null where undefined: DFA with a convolution above the layer}),
   ``update_angle_deg`` (every rule but BP: angle between the rule's update direction and the
-  true gradient on a few fixed batches), ``lr`` and ``diverged``;
+  true gradient on a few fixed batches), ``lr`` and ``diverged``; layers are named ``fc1``,
+  ``conv1``, … (:func:`models.convert.layer_names`);
+- ``metrics.csv`` and ``tensorboard/``: the same rows flattened (``alignment_deg/fc1``), for
+  spreadsheets and TensorBoard, rewritten with ``metrics.jsonl`` (:mod:`models.run_logs`);
 - ``checkpoint.pt``: model, optimizer and progress, carrying the config that built them;
 - ``workload.json``: what the chip simulator consumes (docs/workload.md);
 - ``result.json``: written last: ``status`` (``completed`` or ``diverged``) and final numbers;
@@ -17,6 +20,10 @@ A run directory holds:
 
 Non-finite losses end the run cleanly (``diverged``). Running again into the same directory with
 the same config resumes from the last checkpoint (or returns the finished result).
+
+A run written before layers were named ``fc1``/``conv1`` (module paths ``'2'``, ``'4'``, …) reads
+with the new names (:func:`read_metrics` maps them through the run's ``workload.json``), and
+resuming it rewrites ``metrics.jsonl`` and ``workload.json`` with them, so no file mixes the two.
 
 A damaged run directory either recovers by itself or is one :class:`InputError` naming the file,
 what is wrong and how to go on:
@@ -53,6 +60,7 @@ from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import claim_out_dir, read_json, read_jsonl, write_atomic
+from hwsim.core.workload import legacy_layer_renames
 from hwsim.core.yaml_lines import load_yaml_text
 from models.config import TrainConfig
 from models.convert import alignment_angles, convert, feedback_step, update_angles
@@ -60,6 +68,7 @@ from models.data import Dataset, SyntheticSpec, load_dataset
 from models.device import resolve_device
 from models.environment import environment
 from models.networks import build_network
+from models.run_logs import open_tensorboard, write_metrics_csv
 from models.workload import record_workload
 
 CHECKPOINT_VERSION = 1
@@ -293,7 +302,44 @@ def read_metrics(
             raise InputError(f"{where}: 'test_accuracy' = {accuracy!r}: expected a number")
         if not isinstance(row.get("diverged", False), bool):
             raise InputError(f"{where}: 'diverged' = {row['diverged']!r}: expected true or false")
+    renames = _legacy_renames(Path(run_dir))
+    if renames:
+        for row in rows:
+            for key in LAYER_KEYED:
+                angles = row.get(key)
+                if isinstance(angles, dict):
+                    row[key] = {renames.get(k, k): v for k, v in angles.items()}
     return rows
+
+
+#: The keys of a metrics row that map layer names to values.
+LAYER_KEYED = ("alignment_deg", "update_angle_deg")
+
+
+def _legacy_renames(run: Path) -> dict[str, str]:
+    """``{old: new}`` layer names of a run written before the stable naming (read from its
+    ``workload.json``: :func:`hwsim.core.workload.legacy_layer_renames`); ``{}`` otherwise, and
+    when ``workload.json`` is missing or unreadable (the names are then left as they are)."""
+    try:
+        document = json.loads((run / "workload.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return legacy_layer_renames(document)
+
+
+def _rename_legacy_workload(run: Path) -> None:
+    """Rewrite the layer names of a pre-naming run's ``workload.json`` (on resume: the run's
+    files are written again, with the names the rest of the run now uses)."""
+    path = run / "workload.json"
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return
+    renames = legacy_layer_renames(document)
+    if renames:
+        for layer in document["layers"]:
+            layer["name"] = renames[layer["name"]]
+        write_atomic(path, json.dumps(document, indent=2) + "\n")
 
 
 def load_checkpoint(path: str | Path) -> Any:
@@ -312,7 +358,9 @@ def load_checkpoint(path: str | Path) -> Any:
 
 
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write ``metrics.jsonl`` and, from the same rows, ``metrics.csv`` (atomically each)."""
     write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
+    write_metrics_csv(path.parent, rows)
 
 
 def _result(out: Path, status: str, rows: list[dict[str, Any]]) -> RunResult:
@@ -375,14 +423,18 @@ def train(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_step: Callable[[int, int], None] | None = None,
     device: str | torch.device | None = "auto",
+    tensorboard: bool | None = None,
 ) -> RunResult:
     """Train ``config`` into ``out_dir``; resume from its checkpoint when one exists.
 
     ``on_epoch(row)`` is called with each metrics row, ``on_step(step, steps_per_epoch)`` after
     each optimizer step (progress bars). ``device``: ``auto`` (a GPU when torch sees one),
     ``cpu`` or ``cuda[:N]``; it is not part of the run's identity (a run started on one device
-    resumes on another), and ``result.json`` records the environment that finished it. Returns
-    how the run ended; divergence is a result, not an exception.
+    resumes on another), and ``result.json`` records the environment that finished it.
+    ``tensorboard``: write TensorBoard events into ``tensorboard/`` (``None``: the
+    ``HWSIM_TENSORBOARD`` environment variable, else whenever the package is installed;
+    :func:`models.run_logs.tensorboard_wanted`); not part of the run's identity, and it changes
+    no number. Returns how the run ended; divergence is a result, not an exception.
     """
     dev = resolve_device(device)
     out = Path(out_dir)
@@ -414,6 +466,8 @@ def train(
         # (a no-op for what is already there; parameters keep their identity for the optimizer).
         model.to(dev)
         _restore_snapshot(config, out, start_epoch, model)
+        # read_metrics gives a pre-naming run's rows the new names; its workload.json too
+        _rename_legacy_workload(out)
         rows = read_metrics(out, missing_ok=True, drop_torn_tail=True)
         rows = rows[: start_epoch + 1]  # drop rows past the checkpoint
         if len(rows) == start_epoch and start_epoch > 0:
@@ -445,51 +499,56 @@ def train(
         _save_snapshot(config, out, 0, model)
         workload = record_workload(model, config, data.x_test[:256], len(data.y_train))
         write_atomic(out / "workload.json", json.dumps(workload, indent=2) + "\n")
-    _write_metrics(metrics_path, rows)
-    if on_epoch and start_epoch == 0:
-        on_epoch(rows[0])
-
-    n = len(data.y_train)
-    steps = math.ceil(n / config.batch_size)
-    status = "completed"
-    for epoch in range(start_epoch + 1, config.epochs + 1):
-        lr = learning_rate(config.schedule, config.lr, epoch - 1, config.epochs)
-        for group in optimizer.param_groups:
-            group["lr"] = lr
-        model.train()
-        order = epoch_order(config.seed, epoch, n).to(dev)
-        diverged = False
-        for step, start in enumerate(range(0, n, config.batch_size)):
-            idx = order[start : start + config.batch_size]
-            loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
-            if not math.isfinite(float(loss.detach())):
-                diverged = True
-                break
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            with feedback_step(model, lr):  # Kolen-Pollack's B gets W's update here
-                optimizer.step()
-            if on_step:
-                on_step(step + 1, steps)
-        row = _metrics_row(config, model, data, epoch, lr, diverged)
-        rows.append(row)
+    board = open_tensorboard(out, tensorboard)
+    with contextlib.closing(board):
         _write_metrics(metrics_path, rows)
-        if on_epoch:
-            on_epoch(row)
-        if row["diverged"]:
-            status = "diverged"
-            break
-        state = {
-            "version": CHECKPOINT_VERSION,
-            "config": config.to_dict(),
-            "epoch": epoch,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "torch_rng": torch.get_rng_state(),
-            "runtime_stats": _runtime_stats(model),
-        }
-        _save_snapshot(config, out, epoch, model)
-        write_atomic(ckpt_path, _torch_bytes(state))
+        for row in rows:  # a fresh log: this session's rows so far (docs: models.run_logs)
+            board.write(row)
+        if on_epoch and start_epoch == 0:
+            on_epoch(rows[0])
+
+        n = len(data.y_train)
+        steps = math.ceil(n / config.batch_size)
+        status = "completed"
+        for epoch in range(start_epoch + 1, config.epochs + 1):
+            lr = learning_rate(config.schedule, config.lr, epoch - 1, config.epochs)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            model.train()
+            order = epoch_order(config.seed, epoch, n).to(dev)
+            diverged = False
+            for step, start in enumerate(range(0, n, config.batch_size)):
+                idx = order[start : start + config.batch_size]
+                loss = nn.functional.cross_entropy(model(data.x_train[idx]), data.y_train[idx])
+                if not math.isfinite(float(loss.detach())):
+                    diverged = True
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                with feedback_step(model, lr):  # Kolen-Pollack's B gets W's update here
+                    optimizer.step()
+                if on_step:
+                    on_step(step + 1, steps)
+            row = _metrics_row(config, model, data, epoch, lr, diverged)
+            rows.append(row)
+            _write_metrics(metrics_path, rows)
+            board.write(row)
+            if on_epoch:
+                on_epoch(row)
+            if row["diverged"]:
+                status = "diverged"
+                break
+            state = {
+                "version": CHECKPOINT_VERSION,
+                "config": config.to_dict(),
+                "epoch": epoch,
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "torch_rng": torch.get_rng_state(),
+                "runtime_stats": _runtime_stats(model),
+            }
+            _save_snapshot(config, out, epoch, model)
+            write_atomic(ckpt_path, _torch_bytes(state))
 
     result = _result(out, status, rows)
     summary = {

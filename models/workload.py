@@ -9,7 +9,7 @@ from torch import Tensor, nn
 
 from hwsim.core.workload import workload_document
 from models.config import TrainConfig
-from models.convert import observe_layers, weight_layers
+from models.convert import layer_names, observe_layers, weight_layers
 from models.feedback import FLOAT_BITS
 
 #: Errors (gradients) are not quantized by the training side: they travel as float32.
@@ -49,9 +49,11 @@ def record_workload(
     """Describe ``model``'s weight layers as the simulator needs them.
 
     Shapes and activation sparsity (fraction of exact zeros in each layer's input) are measured
-    with forward hooks on ``sample_inputs`` in eval mode.
+    with forward hooks on ``sample_inputs`` in eval mode. Layers are named by
+    :func:`models.convert.layer_names` (``fc1``, ``conv1``, …).
     """
     layers = weight_layers(model)
+    names = layer_names(model)
     seen: dict[str, dict[str, Any]] = {}
 
     def measure(name: str, x: Tensor, out: Tensor) -> None:
@@ -71,7 +73,7 @@ def record_workload(
         per_output = math.prod(weight_shape[1:])
         out_elems = shapes["output_shape"][0] if not is_conv else math.prod(shapes["output_shape"])
         entry: dict[str, Any] = {
-            "name": name,
+            "name": names[m],
             "kind": "conv2d" if is_conv else "linear",
             "weight_shape": weight_shape,
             "bias": m.bias is not None,

@@ -2,6 +2,11 @@
 
 ``build_workload("resnet18")`` gives the CIFAR ResNet-18 (3×3 stem, no max-pool, 32×32 inputs)
 layer by layer, in the workload contract of :mod:`hwsim.core.workload`. Torch-free.
+
+Layers are named as training names them (:mod:`hwsim.core.layer_names`): ``fc1, fc2, …`` for an
+MLP; for the ResNet-18 ``conv1`` (the stem), then each block's two 3×3 convolutions followed by
+its 1×1 shortcut convolution where it has one (``conv2`` … ``conv20``, the order the block's
+forward computes them, its modules' registration order), and ``fc1`` (the classifier).
 """
 
 from __future__ import annotations
@@ -11,6 +16,7 @@ from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.formats import parse_format
+from hwsim.core.layer_names import stable_layer_names
 from hwsim.core.workload import inferred_format, workload_document
 
 #: Optimizer → state tensors kept per weight element (SGD none, momentum its velocity, Adam m, v).
@@ -65,6 +71,8 @@ def build_workload(
             f"unknown model spec {spec!r}: expected mlp:<widths> (e.g. mlp:784-256-256-10) "
             "or resnet18"
         )
+    for layer, name in zip(layers, stable_layer_names([r["kind"] for r in layers]), strict=True):
+        layer["name"] = name
     return workload_document(
         source={"kind": "model-spec", "model": spec, "dataset": None, "rule": None},
         input_shape=input_shape,
@@ -112,7 +120,7 @@ def _mlp_layers(
         )
     layers = [
         {
-            "name": f"layers.{i}",
+            "name": "",  # named by build_workload
             "kind": "linear",
             "weight_shape": [out, inp],
             "bias": True,
@@ -121,18 +129,18 @@ def _mlp_layers(
             "macs_per_sample": out * inp,
             **bits,
         }
-        for i, (inp, out) in enumerate(itertools.pairwise(widths))
+        for inp, out in itertools.pairwise(widths)
     ]
     return layers, [widths[0]]
 
 
 def _conv(
-    name: str, cin: int, cout: int, size: int, k: int, stride: int, bits: dict[str, Any]
+    cin: int, cout: int, size: int, k: int, stride: int, bits: dict[str, Any]
 ) -> dict[str, Any]:
     pad = k // 2
     out = (size + 2 * pad - k) // stride + 1
     return {
-        "name": name,
+        "name": "",  # named by build_workload
         "kind": "conv2d",
         "weight_shape": [cout, cin, k, k],
         "bias": False,
@@ -147,21 +155,20 @@ def _conv(
 
 
 def _resnet18_layers(bits: dict[str, Any]) -> list[dict[str, Any]]:
-    layers = [_conv("conv1", 3, 64, 32, 3, 1, bits)]
+    layers = [_conv(3, 64, 32, 3, 1, bits)]
     cin, size = 64, 32
     for stage, cout in enumerate((64, 128, 256, 512), start=1):
         for block in range(2):
             stride = 2 if stage > 1 and block == 0 else 1
-            base = f"layer{stage}.{block}"
-            layers.append(_conv(f"{base}.conv1", cin, cout, size, 3, stride, bits))
+            layers.append(_conv(cin, cout, size, 3, stride, bits))
             out = size // stride
-            layers.append(_conv(f"{base}.conv2", cout, cout, out, 3, 1, bits))
-            if stride != 1 or cin != cout:
-                layers.append(_conv(f"{base}.shortcut.0", cin, cout, size, 1, stride, bits))
+            layers.append(_conv(cout, cout, out, 3, 1, bits))
+            if stride != 1 or cin != cout:  # the block's 1×1 shortcut convolution
+                layers.append(_conv(cin, cout, size, 1, stride, bits))
             cin, size = cout, out
     layers.append(
         {
-            "name": "linear",
+            "name": "",  # named by build_workload
             "kind": "linear",
             "weight_shape": [10, 512],
             "bias": True,
