@@ -466,8 +466,8 @@ def train(
         # (a no-op for what is already there; parameters keep their identity for the optimizer).
         model.to(dev)
         _restore_snapshot(config, out, start_epoch, model)
-        # read_metrics gives a pre-naming run's rows the new names; its workload.json too
-        _rename_legacy_workload(out)
+        # A run from before the layer naming: read_metrics gives its rows the new names
+        # (through its workload.json, renamed below once they are written).
         rows = read_metrics(out, missing_ok=True, drop_torn_tail=True)
         rows = rows[: start_epoch + 1]  # drop rows past the checkpoint
         if len(rows) == start_epoch and start_epoch > 0:
@@ -502,6 +502,8 @@ def train(
     board = open_tensorboard(out, tensorboard)
     with contextlib.closing(board):
         _write_metrics(metrics_path, rows)
+        if start_epoch:
+            _rename_legacy_workload(out)  # after the rows: a crash in between renames it next time
         for row in rows:  # a fresh log: this session's rows so far (docs: models.run_logs)
             board.write(row)
         if on_epoch and start_epoch == 0:

@@ -7,3 +7,6 @@ import os
 # ask for workers (tests/learning/test_devices_and_environment.py does, and checks that the
 # numbers do not change).
 os.environ.setdefault("HWSIM_WORKERS", "1")
+# Training writes TensorBoard events whenever the tensorboard package is installed; the tests
+# run alike with and without it (tests/learning/test_run_logs.py turns it on where it checks it).
+os.environ.setdefault("HWSIM_TENSORBOARD", "0")

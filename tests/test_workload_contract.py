@@ -22,7 +22,7 @@ from hwsim.core.workload import (
 )
 from hwsim.sim import simulate
 from models import TrainConfig, train
-from models.convert import weight_layers
+from models.convert import layer_names, weight_layers
 from models.training import build_model, load_data
 
 TINY = dict(dataset="digits", depth=3, width=16, epochs=1, batch_size=64, train_size=300)
@@ -53,7 +53,10 @@ def test_what_training_records_the_simulator_reads(run):
     data = load_data(config)
     model = build_model(config, data)
     modules = weight_layers(model)
-    assert [layer.name for layer in work.layers] == [name for name, _ in modules]
+    names = layer_names(model)
+    assert [layer.name for layer in work.layers] == [names[m] for _, m in modules]
+    prefix = "conv" if config.model == "cnn" else "fc"
+    assert work.layers[0].name == f"{prefix}1" and work.layers[-1].name.startswith("fc")
     for layer, (_, module) in zip(work.layers, modules, strict=True):
         assert layer.weight_shape == tuple(module.weight.shape)
         assert layer.bias == (module.bias is not None)

@@ -14,7 +14,7 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import InputError, console, echo_json, err_console
+from hwsim.cli.common import InputError, console, echo_json, progress_bar
 from hwsim.core.units import format_number
 
 _CHOICES = ("hessian", "landscape", "alignment", "robustness", "all")
@@ -219,7 +219,7 @@ def analyze(
 
     Every gradient-based analysis runs on the BP view (true gradients) of the model.
     """
-    from hwsim.experiments.analysis import analysis_files
+    from hwsim.experiments.analysis import analysis_files, analysis_names
     from hwsim.experiments.analysis import analyze as run_analysis
     from hwsim.render.analysis import write_analysis_figure
     from models.device import resolve_device
@@ -242,11 +242,17 @@ def analyze(
         options["corruptions"] = _names(corruptions)
     if surrogate is not None:
         options["surrogate_dir"] = surrogate
-    with err_console.status(f"analyzing {what} of {run_dir} …"):
-        result = run_analysis(run_dir, what, **options)
-        results = result if what == "all" else {what: result}
-        for name in results:
-            write_analysis_figure(run_dir, name)
+    # One step per analysis (its JSON and its figure): the bar's total, so it shows an ETA.
+    progress = progress_bar(quiet=False)
+    task = progress.add_task(f"analyze {what}", total=len(analysis_names(what)))
+
+    def done(name: str, _: dict[str, Any]) -> None:
+        write_analysis_figure(run_dir, name)
+        progress.advance(task)
+
+    with progress:
+        result = run_analysis(run_dir, what, on_done=done, **options)
+    results = result if what == "all" else {what: result}
     if as_json:
         echo_json(result, indent=1)
         return

@@ -45,12 +45,19 @@ class ExitCode(enum.IntEnum):
 
 def progress_bar(quiet: bool) -> Progress:
     """The progress display every long command shares: on stderr, hidden by ``--quiet`` and
-    when stderr is not a terminal (so logs and ``--json`` output stay clean)."""
+    when stderr is not a terminal (so logs and ``--json`` output stay clean).
+
+    Columns: description, bar, done/total, time elapsed and the estimated time remaining (``eta``,
+    from the rate so far; ``-:--:--`` until a task has a total and some progress)."""
+    from rich.progress import TimeRemainingColumn  # here: the module's imports are shared
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
+        TextColumn("eta"),
+        TimeRemainingColumn(),
         console=err_console,
         disable=quiet or not err_console.is_terminal,
     )

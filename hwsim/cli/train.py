@@ -84,6 +84,12 @@ from hwsim.core.units import format_number
 @click.option("--out", type=OUT_DIR, required=True, help="Run directory.")
 @click.option("--force", is_flag=True, help="Start over when --out holds a different run.")
 @click.option("--quiet", is_flag=True, help="No progress output.")
+@click.option(
+    "--tensorboard/--no-tensorboard",
+    default=None,
+    help="Write TensorBoard events to --out/tensorboard [default: $HWSIM_TENSORBOARD, else on "
+    "when the tensorboard package is installed].",
+)
 @device_option()
 @threads_option()
 def train(
@@ -92,6 +98,7 @@ def train(
     out: str,
     force: bool,
     quiet: bool,
+    tensorboard: bool | None,
     device: str,
     threads: int | None,
     **options: Any,
@@ -137,7 +144,13 @@ def train(
 
     with progress, torch_threads(threads):
         result = run_training(
-            config, Path(out), force=force, on_epoch=on_epoch, on_step=on_step, device=device
+            config,
+            Path(out),
+            force=force,
+            on_epoch=on_epoch,
+            on_step=on_step,
+            device=device,
+            tensorboard=tensorboard,
         )
     if result.diverged:
         err_console.print(

@@ -78,6 +78,7 @@ __all__ = [
     "DEFAULT_EPS",
     "RESULT_VERSION",
     "analysis_files",
+    "analysis_names",
     "analyze",
     "analyze_alignment",
     "analyze_curvature",
@@ -842,16 +843,30 @@ def _keywords(function: Callable[..., Any]) -> set[str]:
     }
 
 
-def analyze(run_dir: str | Path, what: str, **options: Any) -> dict[str, Any]:
+def analysis_names(what: str) -> list[str]:
+    """The analyses ``what`` runs, in order: ``[what]``, or every one of :data:`ANALYSES` for
+    ``"all"`` (an unknown name is an :class:`InputError`)."""
+    if what not in (*ANALYSES, "all"):
+        raise InputError(f"unknown analysis {what!r}: choose from {', '.join(ANALYSES)}, all")
+    return list(ANALYSES) if what == "all" else [what]
+
+
+def analyze(
+    run_dir: str | Path,
+    what: str,
+    *,
+    on_done: Callable[[str, dict[str, Any]], None] | None = None,
+    **options: Any,
+) -> dict[str, Any]:
     """Run analysis ``what`` (one of :data:`ANALYSES`, or ``"all"``) on ``run_dir``.
 
     ``options`` are the keyword arguments of the analysis function. For ``"all"`` each analysis
     gets the options it accepts, and the result maps each name to its result. An unknown
     ``what``, or an option no chosen analysis accepts, is an :class:`InputError`.
+    ``on_done(name, result)`` is called after each analysis (:func:`analysis_names` lists them:
+    a progress bar's total).
     """
-    if what not in (*ANALYSES, "all"):
-        raise InputError(f"unknown analysis {what!r}: choose from {', '.join(ANALYSES)}, all")
-    names = list(ANALYSES) if what == "all" else [what]
+    names = analysis_names(what)
     accepted = set().union(*(_keywords(_FUNCTIONS[name]) for name in names))
     unknown = sorted(set(options) - accepted)
     if unknown:
@@ -864,4 +879,6 @@ def analyze(run_dir: str | Path, what: str, **options: Any) -> dict[str, Any]:
         function = _FUNCTIONS[name]
         mine = {k: v for k, v in options.items() if k in _keywords(function)}
         results[name] = function(run_dir, **mine)
+        if on_done is not None:
+            on_done(name, results[name])
     return results if what == "all" else results[what]

@@ -53,7 +53,7 @@ def test_weight_outer_forward_reads_w_once_and_rereads_inputs_per_tile():
     assert c[("buf", "activations", "forward", "read")] == A(288 + 72, 9 + 3, 9 + 3)
     # y: layer 0 writes each tile's row for 3 samples, 24 bits (1 word) × 3; logits 48 bits (2)
     assert c[("buf", "activations", "forward", "write")] == A(72 + 48, 3 + 2, 3 + 2)
-    assert r.loop_orders["layers.0"]["forward"].startswith("weight_outer: 3 tile(s)")
+    assert r.loop_orders["fc1"]["forward"].startswith("weight_outer: 3 tile(s)")
 
 
 def test_auto_takes_the_cheapest_gradient_order_and_never_reads_dw_back():

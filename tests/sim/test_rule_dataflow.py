@@ -105,7 +105,7 @@ def test_dfa_reads_the_top_error_through_d(n):
     }
     assert c.macs_by_phase()["backward"] == 12 * n
     assert c.macs[("backward", "int8")] == 12 * n
-    assert r.placement["feedback_weights"] == {"layers.1": "fbmem", "layers.2": "fbmem"}
+    assert r.placement["feedback_weights"] == {"fc2": "fbmem", "fc3": "fbmem"}
     assert not c.interconnect_bits and not c.generated_values
     assert r.feedback_read_bits == 96 and r.weight_transport_bits == 0
     # nothing in the update beyond the common one (W and momentum of 3 layers)

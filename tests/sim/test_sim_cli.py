@@ -200,7 +200,7 @@ def test_simulate_shows_what_spilled_and_why(tmp_path):
     args += ["--error-bits", "32", "--algo", "fa"]
     doc = json.loads(_run(*args, "--json").output)
     fa = doc["rules"]["fa"]
-    assert fa["loop_orders"]["layers.1"]["gradient"].startswith("weight_outer")
+    assert fa["loop_orders"]["fc2"]["gradient"].startswith("weight_outer")
     spilled = {(s["tensor"], s["placed"]) for s in fa["spills"]}
     assert ("gradients", "dram") in spilled
     assert all(level == "global_buffer" for level in fa["placement"]["optimizer_state"].values())

@@ -296,7 +296,7 @@ def test_spilling_skips_rom_and_fails_when_nothing_fits():
     where = f"{DATA / 'toy_chip.yaml'}:59: placement.weights: "
     with pytest.raises(
         InputError,
-        match=re.escape(where + "weights of layer 'layers.0' (3000 bits) fit in neither"),
+        match=re.escape(where + "weights of layer 'fc1' (3000 bits) fit in neither"),
     ):
         make_plan(toy_workload(weight_bits=200), tight, parse_rule("fa"), 3)
 
@@ -345,7 +345,7 @@ def test_layer0_has_no_mirror_and_no_feedback_matrix():
     bp, ifa = result.rules["bp"], result.rules["ifa"]
     assert bp.sync_write_bits == (256 * 256 + 10 * 256) * 8 == 544_768
     assert bp.init.counts.total_interconnect_bits == 544_768
-    assert "layers.0" not in bp.placement["weight_mirror"]
+    assert "fc1" not in bp.placement["weight_mirror"]
     assert ifa.init.counts.total_interconnect_bits == 544_768
 
 
@@ -354,8 +354,8 @@ def test_freed_room_keeps_the_mirror_on_chip():
     exactly; with no layer-0 mirror taking 784·1024 bytes of it first, layer 1's mirror stays
     on chip (only layer 2's small one moves outward)."""
     bp = simulate("mlp:784-1024-1024-10", load_chip(CHIPS_DIR / "dfa_prng.yaml"), "bp").rules["bp"]
-    assert bp.placement["weight_mirror"]["layers.1"] == "mirror_sram"
-    assert bp.placement["weight_mirror"]["layers.2"] != "dram"
+    assert bp.placement["weight_mirror"]["fc2"] == "mirror_sram"
+    assert bp.placement["weight_mirror"]["fc3"] != "dram"
 
 
 def test_a_contested_level_goes_to_the_most_accessed_bits():

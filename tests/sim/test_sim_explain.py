@@ -134,9 +134,9 @@ def test_placement_differences_land_in_other():
         placement={"feedback_weights": "buf"},
     )
     r = simulate(toy_workload(), chip, "bp,fa")
-    assert r.rules["bp"].placement["errors"]["layers.0"] == "buf"
-    assert r.rules["fa"].placement["errors"]["layers.0"] == "dram"
-    assert r.rules["fa"].placement["errors"]["layers.1"] == "buf"
+    assert r.rules["bp"].placement["errors"]["fc1"] == "buf"
+    assert r.rules["fa"].placement["errors"]["fc1"] == "dram"
+    assert r.rules["fa"].placement["errors"]["fc2"] == "buf"
     gap = r.gaps_to_bp["fa"]
     check_exact(gap)
     leak = (r.rules["bp"].latency_cycles - r.rules["fa"].latency_cycles) * LEAK_PJ_PER_CYCLE

@@ -192,7 +192,7 @@ def test_unsupported_format_is_an_input_error_naming_chip_key_format_and_layer(t
     line = next(i for i, t in enumerate(text, 1) if t.strip().startswith("mac_energy_pj"))
     assert message == (
         f"{path}:{line}: compute.mac_energy_pj: no MAC unit runs fp32 for the backward MACs of "
-        "layer 'layers.1' (fa) (supported: int8, int32); add an entry fp32: <pJ per MAC> (or a "
+        "layer 'fc2' (fa) (supported: int8, int32); add an entry fp32: <pJ per MAC> (or a "
         "wider format of the same family)"
     )
     args = ["simulate", "--chip", str(path), "--model", "mlp:4-3-2", "--algo", "fa"]
