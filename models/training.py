@@ -60,7 +60,7 @@ from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import claim_out_dir, read_json, read_jsonl, write_atomic
-from hwsim.core.workload import legacy_layer_renames
+from hwsim.core.layer_names import legacy_layer_renames, rename_layer_keys, run_layer_renames
 from hwsim.core.yaml_lines import load_yaml_text
 from models.config import TrainConfig
 from models.convert import alignment_angles, convert, feedback_step, update_angles
@@ -283,6 +283,8 @@ def read_metrics(
     (0, 1, 2, ... in order), a numeric ``test_accuracy`` and a boolean ``diverged`` (when present);
     anything else is an :class:`InputError` naming ``metrics.jsonl`` and the row. With
     ``drop_torn_tail``, a last line cut off by a crash is dropped (see :func:`read_jsonl`).
+    A run written before layers were named ``fc1``/``conv1`` gets the new names in its layer keys
+    (:func:`hwsim.core.layer_names.run_layer_renames`); the file is not changed.
     """
     path = Path(run_dir) / "metrics.jsonl"
     rows = read_jsonl(path, METRICS_EXPECTED, missing_ok=missing_ok, drop_torn_tail=drop_torn_tail)
@@ -302,29 +304,8 @@ def read_metrics(
             raise InputError(f"{where}: 'test_accuracy' = {accuracy!r}: expected a number")
         if not isinstance(row.get("diverged", False), bool):
             raise InputError(f"{where}: 'diverged' = {row['diverged']!r}: expected true or false")
-    renames = _legacy_renames(Path(run_dir))
-    if renames:
-        for row in rows:
-            for key in LAYER_KEYED:
-                angles = row.get(key)
-                if isinstance(angles, dict):
-                    row[key] = {renames.get(k, k): v for k, v in angles.items()}
+    rename_layer_keys(rows, run_layer_renames(run_dir))
     return rows
-
-
-#: The keys of a metrics row that map layer names to values.
-LAYER_KEYED = ("alignment_deg", "update_angle_deg")
-
-
-def _legacy_renames(run: Path) -> dict[str, str]:
-    """``{old: new}`` layer names of a run written before the stable naming (read from its
-    ``workload.json``: :func:`hwsim.core.workload.legacy_layer_renames`); ``{}`` otherwise, and
-    when ``workload.json`` is missing or unreadable (the names are then left as they are)."""
-    try:
-        document = json.loads((run / "workload.json").read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {}
-    return legacy_layer_renames(document)
 
 
 def _rename_legacy_workload(run: Path) -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.formats import parse_format
-from hwsim.core.layer_names import legacy_renames
+from hwsim.core.layer_names import legacy_layer_renames
 
 WORKLOAD_FORMAT = "hwsim-workload"
 WORKLOAD_VERSION = 2
@@ -236,30 +236,6 @@ def workload_from_dict(data: Any, where: str = "<workload>") -> Workload:
         optimizer_state_per_weight=state,
         model=str(source.get("model") or ""),
     )
-
-
-def legacy_layer_renames(data: Any) -> dict[str, str]:
-    """``{old: new}`` layer names of a training run's workload document written before the
-    stable naming (:mod:`hwsim.core.layer_names`: module paths ``'2'``, ``'4'`` become ``fc1``,
-    ``fc2``); ``{}`` for anything else (a current document, a model spec, names chosen by hand,
-    a document too broken to tell).
-
-    The reader applies it (:func:`workload_from_dict`), and so does ``models.training`` to the
-    run's ``metrics.jsonl``, so a run from before the change reads with the names of a new one.
-    """
-    if not isinstance(data, dict):
-        return {}
-    source = data.get("source")
-    if not isinstance(source, dict) or source.get("kind") != "training-run":
-        return {}
-    raw_layers = data.get("layers")
-    if not isinstance(raw_layers, list) or not all(isinstance(r, dict) for r in raw_layers):
-        return {}
-    names = [r.get("name") for r in raw_layers]
-    kinds = [r.get("kind") for r in raw_layers]
-    if not all(isinstance(n, str) for n in names) or not all(isinstance(k, str) for k in kinds):
-        return {}
-    return legacy_renames(names, kinds)
 
 
 def workload_document(

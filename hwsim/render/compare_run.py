@@ -13,6 +13,7 @@ from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import read_json, read_jsonl, read_text
+from hwsim.core.layer_names import rename_layer_keys, run_layer_renames
 from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION
 from hwsim.core.rules import rule_dirname
 from hwsim.core.yaml_lines import load_yaml_text
@@ -64,6 +65,7 @@ def _require(mapping: Any, key: str, where: str, expected: str) -> Any:
 def _read_metrics(path: Path) -> list[dict[str, Any]]:
     expected = "one JSON object per epoch (docs/learning.md)"
     rows = read_jsonl(path, expected)
+    rename_layer_keys(rows, run_layer_renames(path.parent))  # a run from before fc1/conv1
     for number, row in enumerate(rows, start=1):
         for key in ("epoch", "test_accuracy"):
             _require(row, key, f"{path} row {number}", expected)

@@ -11,8 +11,15 @@ import torch
 from click.testing import CliRunner
 
 from hwsim.cli import main
-from hwsim.core.layer_names import is_legacy_name, legacy_renames, stable_layer_names
-from hwsim.core.workload import legacy_layer_renames, load_workload, workload_from_dict
+from hwsim.core.layer_names import (
+    is_legacy_name,
+    legacy_layer_renames,
+    legacy_renames,
+    rename_layer_keys,
+    run_layer_renames,
+    stable_layer_names,
+)
+from hwsim.core.workload import load_workload, workload_from_dict
 from hwsim.experiments.analysis import analyze_alignment
 from hwsim.sim.model_specs import build_workload
 from models import TrainConfig, layer_names, train, weight_layers
@@ -218,6 +225,10 @@ def test_a_finished_old_run_reads_with_the_new_names_and_is_left_as_it_is(tmp_pa
         "fc2",
         "fc3",
     ]
+    # the report's own (torch-free) reader too
+    from hwsim.render.compare_run import _read_metrics
+
+    assert list(_read_metrics(run / "metrics.jsonl")[-1]["alignment_deg"]) == ["fc1", "fc2", "fc3"]
     result = train(MLP, run)  # a finished run: its result, read back
     assert list(result.metrics[-1]["update_angle_deg"]) == ["fc1", "fc2", "fc3"]
     assert analyze_alignment(run)["layers"] == ["fc1", "fc2", "fc3"]
@@ -248,3 +259,22 @@ def test_names_someone_chose_are_left_alone(tmp_path: Path):
     _make_legacy(run, MLP)
     (run / "workload.json").write_text("{not json")
     assert list(read_metrics(run)[0]["alignment_deg"]) == ["1", "3", "5"]  # float: no quantizer
+
+
+def test_renaming_a_run_s_rows(tmp_path: Path):
+    rows = [
+        {"epoch": 0, "alignment_deg": {"2": 1.0, "4": None}, "update_angle_deg": None},
+        {"epoch": 1, "alignment_deg": {"2": 2.0, "4": 3.0}, "update_angle_deg": {"2": 4.0}},
+    ]
+    rename_layer_keys(rows, {"2": "fc1", "4": "fc2"})
+    assert rows == [
+        {"epoch": 0, "alignment_deg": {"fc1": 1.0, "fc2": None}, "update_angle_deg": None},
+        {"epoch": 1, "alignment_deg": {"fc1": 2.0, "fc2": 3.0}, "update_angle_deg": {"fc1": 4.0}},
+    ]
+    assert run_layer_renames(tmp_path) == {}  # no workload.json
+    document = build_workload("mlp:8-4-2")
+    document["source"]["kind"] = "training-run"
+    for layer, name in zip(document["layers"], ("2", "4"), strict=True):
+        layer["name"] = name
+    (tmp_path / "workload.json").write_text(json.dumps(document))
+    assert run_layer_renames(tmp_path) == {"2": "fc1", "4": "fc2"}
