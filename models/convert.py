@@ -126,21 +126,27 @@ def _input_shapes(
     return seen
 
 
+def _called(model: nn.Module, path: str, layer: nn.Module) -> str:
+    """How an error names a layer: its name (:func:`layer_names`) and its module path."""
+    return f"{layer_names(model)[layer]} (module {path!r})"
+
+
 def _direct_sizes(
     model: nn.Module, layers: list[tuple[str, nn.Module]], example_input: Tensor | None
 ) -> tuple[int, list[int]]:
     """DFA's ``n_out`` and, per layer below the output layer, its input elements per sample."""
     top_name, top = layers[-1]
+    top_called = _called(model, top_name, top)
     if not isinstance(top, nn.Linear | QuantLinear):
         raise InputError(
-            f"DFA: the last weight layer {top_name!r} is a {type(top).__name__}: the output layer "
+            f"DFA: the last weight layer {top_called} is a {type(top).__name__}: the output layer "
             "must be Linear with a 2-D output (batch, n_out)"
         )
     n_out = top.out_features
     shapes = _input_shapes(model, layers, example_input) if example_input is not None else None
     if shapes is not None and len(shapes[top_name][1]) != 1:
         raise InputError(
-            f"DFA: the output layer {top_name!r} must give a 2-D output (batch, n_out), got "
+            f"DFA: the output layer {top_called} must give a 2-D output (batch, n_out), got "
             f"shape [batch, {', '.join(map(str, shapes[top_name][1]))}] for example_input"
         )
     sizes = []
@@ -151,8 +157,9 @@ def _direct_sizes(
             sizes.append(layer.in_features)
         else:
             raise InputError(
-                f"DFA: layer {name!r} is a convolution, so the size of its input (C·H·W) is "
-                "unknown at convert time: pass example_input= (a batch of inputs) to convert"
+                f"DFA: layer {_called(model, name, layer)} is a convolution, so the size of its "
+                "input (C·H·W) is unknown at convert time: pass example_input= (a batch of "
+                "inputs) to convert"
             )
     return n_out, sizes
 
@@ -185,17 +192,22 @@ def convert(
         raise InputError("model has no Linear or Conv2d layer to train with a feedback rule")
     for name, layer in layers:
         if isinstance(layer, FeedbackLayer):
-            raise InputError(f"layer {name!r} is already trained by rule {layer.rule.spec!r}")
+            raise InputError(
+                f"layer {_called(model, name, layer)} is already trained by rule "
+                f"{layer.rule.spec!r}"
+            )
         if FEEDBACK_CLASS.get(type(layer)) is None:
             raise InputError(
-                f"layer {name!r} is a {type(layer).__name__}: only nn.Linear, nn.Conv2d, "
+                f"layer {_called(model, name, layer)} is a {type(layer).__name__}: only "
+                "nn.Linear, nn.Conv2d, "
                 "brevitas QuantLinear and QuantConv2d (not subclasses) can be converted"
             )
         if isinstance(layer, nn.Conv2d | QuantConv2d) and (
             isinstance(layer.padding, str) or layer.padding_mode != "zeros"
         ):
             raise InputError(
-                f"layer {name!r}: only numeric zero padding is supported for feedback convolutions"
+                f"layer {_called(model, name, layer)}: only numeric zero padding is supported "
+                "for feedback convolutions"
             )
     direct = DirectFeedback() if rule.direct else None
     if direct is not None:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from hwsim.core.errors import InputError
-from hwsim.core.files import write_atomic
+from hwsim.core.files import record_written, write_atomic
 
 __all__ = [
     "CSV_NAME",
@@ -190,7 +190,8 @@ class TensorBoardLog:
     """The TensorBoard event log of one training session, in ``RUN_DIR/tensorboard/``.
 
     Opening it removes the event files a previous session left (the rows it is then given
-    rewrite them), so the log holds each epoch once.
+    rewrite them), so the log holds each epoch once; the new file is listed in the run
+    directory's manifest (:func:`hwsim.core.files.record_written`), so ``--force`` removes it.
     """
 
     def __init__(self, run_dir: str | Path) -> None:
@@ -201,6 +202,8 @@ class TensorBoardLog:
             for old in self.log_dir.glob("events.out.tfevents.*"):
                 old.unlink()
         self._writer = SummaryWriter(log_dir=str(self.log_dir))
+        for path in self.log_dir.glob("events.out.tfevents.*"):  # the one just created
+            record_written(path)  # the run's manifest: --force removes it with the rest
 
     def write(self, row: Mapping[str, Any]) -> None:
         """Log one metrics row as scalars at step ``row["epoch"]``, and flush."""
