@@ -14,6 +14,7 @@ from hwsim.cli.common import (
     console,
     device_option,
     echo_json,
+    err_console,
     progress_bar,
     set_option,
 )
@@ -174,6 +175,16 @@ def compare(
             tasks["sim"] = progress.add_task("simulate", total=total)
         progress.advance(tasks["sim"])
 
+    def on_plan(reused: int, to_train: int) -> None:
+        if reused and not quiet:
+            err_console.print(
+                f"reusing {reused} finished training run{'s' if reused > 1 else ''} in "
+                f"{out_dir / 'runs'}; "
+                + (f"training {to_train}" if to_train else "nothing to train"),
+                highlight=False,
+                soft_wrap=True,
+            )
+
     from hwsim.cli.sweep import exit_failed
     from hwsim.experiments.executors import FailedPointsError
 
@@ -191,6 +202,7 @@ def compare(
                 on_epoch=on_epoch,
                 on_trained=on_trained,
                 on_simulated=on_simulated,
+                on_plan=on_plan,
             )
     except FailedPointsError as exc:  # reported once the progress display has closed
         exit_failed(exc)

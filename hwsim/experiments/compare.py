@@ -174,6 +174,7 @@ def run_compare(
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_trained: Callable[[str, int], None] | None = None,
     on_simulated: Callable[[str, str], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Train, simulate and write the comparison of ``experiment`` into ``out_dir``.
 
@@ -188,8 +189,10 @@ def run_compare(
     ``device`` with ``threads`` torch threads per run, ``workers`` runs at once
     (:func:`train_runs`; None: :func:`default_workers`). Callbacks feed progress displays:
     ``on_train_start(rule, seed, epochs)`` and ``on_epoch(row)`` (one worker),
-    ``on_trained(rule, seed)``, ``on_simulated(chip, rule)``. Returns the summary document,
-    which records where the runs were trained (each run's ``result.json`` records its own).
+    ``on_trained(rule, seed)``, ``on_simulated(chip, rule)``, and once, before any training,
+    ``on_plan(reused, to_train)`` (how many runs are reused and how many train). Returns the
+    summary document, which records where the runs were trained (each run's ``result.json``
+    records its own).
     """
     from hwsim.sim.api import unsupported_reason
 
@@ -226,6 +229,8 @@ def run_compare(
         resolve_device(device)
         workers = workers if workers is not None else default_workers(device)
     _prepare_out(out, experiment, force)
+    if on_plan:
+        on_plan(len(done), len(missing))
     write_atomic(out / "experiment.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
     _write_chip_copies(out, chips)
 

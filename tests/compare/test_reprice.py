@@ -190,6 +190,27 @@ def test_unchanged_chips_are_priced_from_the_cache(copy: Path, monkeypatch):
     assert priced() == before
 
 
+def test_the_compare_table_fits_80_columns(copy: Path):
+    from rich.console import Console
+
+    from hwsim.cli.compare import _table
+
+    summary = json.loads((copy / "out" / "summary.json").read_text())
+    console = Console(width=80, record=True)
+    console.print(_table(summary, "mine"))
+    text = console.export_text()
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80
+    assert "± " in text and "2 seeds" in text  # the spread, and over how many seeds
+
+
+def test_a_rerun_says_what_it_reuses(copy: Path):
+    out = copy / "out"
+    args = ["compare", "--experiment", str(copy / "tiny.yaml"), "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--seeds", "0,1,2"])
+    assert result.exit_code == 0, result.output
+    assert f"reusing 4 finished training runs in {out / 'runs'}; training 2" in result.output
+
+
 def test_compare_has_every_option_its_errors_suggest(tmp_path: Path):
     result = _invoke(
         "compare", "--dataset", "mnist", "--data-dir", str(tmp_path / "none"), "--out",
