@@ -123,3 +123,15 @@ def threads_option(default: int | None = None) -> Any:
         if default is None
         else "Torch threads.",
     )
+
+
+def set_option() -> Any:
+    """``--set KEY.PATH=VALUE`` (repeatable): a chip setting changed for this command only."""
+    return click.option(
+        "--set",
+        "overrides",
+        multiple=True,
+        metavar="KEY.PATH=VALUE",
+        help="Change a chip setting for this command, e.g. "
+        "memories.weight_sram.read_energy_pj=2; repeatable.",
+    )
