@@ -149,7 +149,7 @@ def tensorboard_available() -> bool:
     """Whether ``torch.utils.tensorboard`` can write events here (the package is installed)."""
     try:
         from torch.utils.tensorboard import SummaryWriter  # noqa: F401
-    except ImportError:
+    except Exception:  # not installed, or an install that cannot load (protobuf, numpy mismatch)
         return False
     return True
 
