@@ -21,6 +21,7 @@ __all__ = [
     "echo_json",
     "err_console",
     "progress_bar",
+    "set_option",
     "threads_option",
 ]
 
@@ -115,4 +116,21 @@ def threads_option(default: int | None = None) -> Any:
         help="Torch threads [default: torch's own, one per core]."
         if default is None
         else "Torch threads.",
+    )
+
+
+def set_option(
+    name: str = "overrides",
+    help: str = "Override a chip key, e.g. memories.weight_sram.read_energy_pj=2 or "
+    "placement.weights=dram (repeatable; the value is YAML; null deletes the key).",
+) -> Any:
+    """``--set KEY.PATH=VALUE`` (repeatable): chip overrides for
+    :func:`hwsim.sim.chip.load_chip`'s ``overrides``; the command gets a tuple of strings in its
+    parameter ``name``."""
+    return click.option(
+        "--set",
+        name,
+        multiple=True,
+        metavar="KEY.PATH=VALUE",
+        help=help,
     )

@@ -8,7 +8,7 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import InputError, console, echo_json
+from hwsim.cli.common import InputError, console, echo_json, set_option
 from hwsim.core.rules import RULE_SYNTAX
 
 
@@ -26,6 +26,7 @@ from hwsim.core.rules import RULE_SYNTAX
     default=None,
     help="Chip YAML (default: configs/chips/edge_sram.yaml).",
 )
+@set_option()
 @click.option(
     "--workload",
     "workload_file",
@@ -71,6 +72,7 @@ from hwsim.core.rules import RULE_SYNTAX
 def simulate(
     algo: str,
     chip_file: str | None,
+    overrides: tuple[str, ...],
     workload_file: str | None,
     model: str | None,
     batch_size: int | None,
@@ -124,7 +126,7 @@ def simulate(
                     f"({fmt.bits} bits): give one, or both agreeing"
                 )
         workload = workload_from_dict(build_workload(model, **given), model)
-    chip = load_chip(chip_file or DEFAULT_CHIP)
+    chip = load_chip(chip_file or DEFAULT_CHIP, overrides=overrides)
     result = run_simulation(workload, chip, algo, timeline=timeline)
     savings = prng_against_stored(workload, chip, algo, simulated=result.rules)
     if as_json:
