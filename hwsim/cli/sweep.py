@@ -22,6 +22,7 @@ from hwsim.cli.common import (
     err_console,
     progress_bar,
 )
+from hwsim.cli.sweep_chip import chip_sweep_options, sweep_chip
 from hwsim.core.resources import default_output
 from hwsim.core.units import MISSING, format_mean_std
 
@@ -32,7 +33,13 @@ KIND_OPTIONS = {
     "sizes": ("data",),
     "min_steps": ("data",),
     "gains": ("init",),
-    "algo": ("depth", "data", "init"),
+    "algo": ("depth", "data", "init", "chip"),
+    # the chip sweep's own (hwsim.cli.sweep_chip)
+    "set": ("chip",),
+    "workload": ("chip",),
+    "model": ("chip",),
+    "run": ("chip",),
+    "chip": ("chip",),
 }
 
 
@@ -152,7 +159,7 @@ def exit_failed(error: Exception) -> NoReturn:
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["angle", "depth", "data", "init"]))
+@click.argument("kind", type=click.Choice(["angle", "depth", "data", "init", "chip"]))
 @click.option("--dataset", default="mnist5k", show_default=True, help="Dataset name.")
 @click.option(
     "--data-dir",
@@ -187,6 +194,7 @@ def exit_failed(error: Exception) -> NoReturn:
 )
 @click.option("--gains", default=None, help="init: gains, forward × backward grid [0.5,1,1.414,2].")
 @click.option("--algo", default=None, help="depth/data: rules [bp,fa,ifa]; init: [ifa,fa].")
+@chip_sweep_options
 @click.option(
     "--curvature/--no-curvature",
     default=None,
@@ -243,20 +251,32 @@ def sweep(
     """Train one run per parameter value × rule × seed; resumable; mean ± std over seeds.
 
     KIND: angle (rule ifa:θ per θ, Fig 4), depth (Fig 3b), data (training-set size, Fig 3c) or
-    init (forward × backward init gain grid, final train accuracy, Fig 3a). Each finished point
+    init (forward × backward init gain grid, final train accuracy, Fig 3a), or chip (no
+    training: simulate a workload on a grid of chip variants, --set KEY.PATH=V1,V2,…; see
+    docs/simulator.md, "Editing a chip"). Each finished point
     is appended to OUT/points.jsonl at once; Ctrl-C keeps them and the same command resumes.
     At the end: OUT/sweep.json (mean ± sample std over seeds) and its figure OUT/<kind>.png.
     --executor processes|ray runs several points at once; this process still writes every line.
     """
+    for name, value in kind_options.items():
+        if value not in (None, ()) and kind not in KIND_OPTIONS[name]:
+            option = "--" + name.replace("_", "-")
+            raise InputError(f"{option} does not apply to the {kind} sweep")
+    if kind == "chip":
+        sweep_chip(
+            sets=kind_options["set"],
+            **{k: kind_options[k] for k in ("workload", "model", "run", "chip", "algo")},
+            out=out,
+            force=force,
+            as_json=as_json,
+            quiet=quiet,
+        )
+        return
     from hwsim.experiments.executors import FailedPointsError
     from hwsim.experiments.sweeps import CurvatureSettings, make_spec, run_sweep
     from hwsim.render.sweeps import write_sweep_figure
     from models.config import TrainConfig
 
-    for name, value in kind_options.items():
-        if value is not None and kind not in KIND_OPTIONS[name]:
-            option = "--" + name.replace("_", "-")
-            raise InputError(f"{option} does not apply to the {kind} sweep")
     base = TrainConfig(
         dataset=dataset,
         data_dir=data_dir,
