@@ -77,7 +77,7 @@ def _figure(summary: dict[str, Any]) -> Any:
         return None
 
     for ax, (field, label, scale) in zip(axes[0], _PANELS, strict=True):
-        for rule in rules:
+        for k, rule in enumerate(rules):
             for n, combo in enumerate(combos):
                 ys = []
                 for x in x_values:
@@ -96,6 +96,10 @@ def _figure(summary: dict[str, Any]) -> Any:
                     linestyle=_STYLES[n % len(_STYLES)],
                     marker=_MARKERS[n % len(_MARKERS)],
                     label=name,
+                    # later rules thinner and on top: rules with equal numbers all stay visible
+                    linewidth=max(0.8, 2.4 - 0.5 * k),
+                    markersize=max(3.0, 8.0 - 2.0 * k),
+                    zorder=2 + k,
                 )
         if log_x:
             ax.set_xscale("log")
