@@ -333,8 +333,14 @@ def load_chip(path: str | Path, overrides: Sequence[str] = ()) -> Chip:
     :attr:`Chip.document` is the merged, overridden document.
     """
     path = Path(path)
-    if not path.exists() and path.parent == Path(".") and shipped_chip(path).is_file():
-        path = shipped_chip(path)
+    if not path.exists() and path.parent == Path("."):
+        if shipped_chip(path).is_file():
+            path = shipped_chip(path)
+        elif path.suffix not in (".yaml", ".yml"):
+            raise InputError(
+                f"{path}: cannot read file (no such file, and no shipped chip of that name: "
+                f"{', '.join(shipped_chip_names())})"
+            )
     resolved = resolve_extends(path)
     document, origins = apply_overrides(resolved.document, resolved.origins, overrides)
     problems = list(resolved.problems) + _inherited_name(resolved, origins, path)

@@ -333,3 +333,11 @@ def test_simulate_set_bad_input_is_exit_2_without_traceback():
     assert result.exit_code == 2
     assert "--set memories.wmme.read_energy_pj: memories has no 'wmme'" in result.output
     assert "Traceback" not in result.output
+
+
+def test_a_bare_name_that_is_no_chip_lists_the_shipped_ones(tmp_path: Path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as info:
+        load_chip("edge_sramm")
+    assert str(info.value).startswith("edge_sramm: cannot read file (no such file, and no ship")
+    assert "edge_sram, split_cores" in str(info.value)
