@@ -31,9 +31,7 @@ import torch
 from torch import Tensor
 
 from hwsim.core.errors import InputError
-
-DATASETS = ("digits", "mnist5k", "mnist", "fashion-mnist", "cifar10", "synthetic")
-MIN_TRAIN_SIZE, MAX_TRAIN_SIZE = 100, 50_000
+from models.config import DATASETS, MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
 
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -10,7 +10,8 @@ A run directory holds:
   true gradient on a few fixed batches), ``lr`` and ``diverged``;
 - ``checkpoint.pt``: model, optimizer and progress, carrying the config that built them;
 - ``workload.json``: what the chip simulator consumes (docs/workload.md);
-- ``result.json``: written last: ``status`` (``completed`` or ``diverged``) and final numbers;
+- ``result.json``: written last: ``status`` (``completed`` or ``diverged``), final numbers, the
+  environment and the data it trained on (dataset, train and test samples);
 - ``snapshots/epoch-NNNN.pt``: the model's ``state_dict`` after every epoch (epoch 0 = init),
   for analyses over training (curvature at chosen epochs, trajectory PCA); off with
   ``TrainConfig(snapshots=False)``.
@@ -43,7 +44,6 @@ import json
 import math
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -52,7 +52,14 @@ import yaml
 from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
-from hwsim.core.files import claim_out_dir, read_json, read_jsonl, write_atomic
+from hwsim.core.files import claim_out_dir, write_atomic
+from hwsim.core.runs import (
+    RunResult,
+    read_metrics,
+    read_result,
+    recover_hint,
+    run_result,
+)
 from hwsim.core.yaml_lines import load_yaml_text
 from models.config import TrainConfig
 from models.convert import alignment_angles, convert, feedback_step, update_angles
@@ -108,23 +115,6 @@ def _restore_snapshot(config: TrainConfig, out: Path, epoch: int, model: nn.Modu
     except InputError:
         pass
     _save_snapshot(config, out, epoch, model)
-
-
-@dataclass(frozen=True)
-class RunResult:
-    """How a run ended, and its headline numbers."""
-
-    out_dir: Path
-    status: str  # "completed" or "diverged"
-    epochs_completed: int
-    final_test_accuracy: float | None
-    best_test_accuracy: float | None
-    metrics: list[dict[str, Any]]
-
-    @property
-    def diverged(self) -> bool:
-        """True when a non-finite loss ended the run early."""
-        return self.status == "diverged"
 
 
 @contextlib.contextmanager
@@ -262,40 +252,6 @@ def _metrics_row(
     return row
 
 
-METRICS_EXPECTED = "one JSON object per epoch (docs/learning.md)"
-
-
-def read_metrics(
-    run_dir: str | Path, *, missing_ok: bool = False, drop_torn_tail: bool = False
-) -> list[dict[str, Any]]:
-    """The rows of a run's ``metrics.jsonl``, one per epoch (epoch 0 = before training).
-
-    Each row is checked to hold what the run's results are made of: an integer ``epoch``
-    (0, 1, 2, ... in order), a numeric ``test_accuracy`` and a boolean ``diverged`` (when present);
-    anything else is an :class:`InputError` naming ``metrics.jsonl`` and the row. With
-    ``drop_torn_tail``, a last line cut off by a crash is dropped (see :func:`read_jsonl`).
-    """
-    path = Path(run_dir) / "metrics.jsonl"
-    rows = read_jsonl(path, METRICS_EXPECTED, missing_ok=missing_ok, drop_torn_tail=drop_torn_tail)
-    for number, row in enumerate(rows):
-        where = f"{path}: row {number + 1}"
-        epoch = row.get("epoch")
-        if isinstance(epoch, bool) or not isinstance(epoch, int):
-            raise InputError(
-                f"{where}: 'epoch' = {epoch!r}: expected an integer; {METRICS_EXPECTED}"
-            )
-        if epoch != number:
-            raise InputError(
-                f"{where}: 'epoch' = {epoch}: expected {number} (one row per epoch, in order)"
-            )
-        accuracy = row.get("test_accuracy")
-        if isinstance(accuracy, bool) or not isinstance(accuracy, int | float):
-            raise InputError(f"{where}: 'test_accuracy' = {accuracy!r}: expected a number")
-        if not isinstance(row.get("diverged", False), bool):
-            raise InputError(f"{where}: 'diverged' = {row['diverged']!r}: expected true or false")
-    return rows
-
-
 def load_checkpoint(path: str | Path) -> Any:
     """A checkpoint or snapshot written by :func:`train`, loaded with ``weights_only=True``.
 
@@ -315,30 +271,8 @@ def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
     write_atomic(path, "".join(json.dumps(r) + "\n" for r in rows))
 
 
-def _result(out: Path, status: str, rows: list[dict[str, Any]]) -> RunResult:
-    finished = [r for r in rows if not r.get("diverged")]
-    return RunResult(
-        out_dir=out,
-        status=status,
-        epochs_completed=max((r["epoch"] for r in finished), default=0),
-        # The weights the run ended with, a diverged last epoch included: divergence is a
-        # failure to learn and must count as one wherever runs are compared (docs/learning.md).
-        final_test_accuracy=rows[-1]["test_accuracy"] if rows else None,
-        best_test_accuracy=max((r["test_accuracy"] for r in finished), default=None),
-        metrics=rows,
-    )
-
-
 def _load_config(text: str, source: str = "config.yaml") -> TrainConfig:
     return TrainConfig.from_dict(load_yaml_text(text, source), source=source)
-
-
-def _recover_hint(path: Path, deleting: str) -> str:
-    """How to get past a damaged file of a run directory, appended to its error."""
-    return (
-        f"delete {path.name} to {deleting}, or pass --force to start the run over "
-        f"(removes the run's files in {path.parent})"
-    )
 
 
 def _check_existing(out: Path, config: TrainConfig, force: bool) -> None:
@@ -389,10 +323,10 @@ def train(
     _check_existing(out, config, force)
     result_path = out / "result.json"
     if result_path.exists():
-        status, last_epoch = _read_result(result_path)
+        status, last_epoch = read_result(result_path)
         rows = read_metrics(out, drop_torn_tail=True)
         if rows and rows[-1]["epoch"] >= last_epoch:
-            return _result(out, status, rows[: last_epoch + 1])
+            return run_result(out, status, rows[: last_epoch + 1])
         # metrics.jsonl lost its last row(s) (a torn tail): finish the run again from its
         # checkpoint; result.json is written again from the rows.
         result_path.unlink()
@@ -491,7 +425,7 @@ def train(
         _save_snapshot(config, out, epoch, model)
         write_atomic(ckpt_path, _torch_bytes(state))
 
-    result = _result(out, status, rows)
+    result = run_result(out, status, rows)
     summary = {
         "status": status,
         "epochs_completed": result.epochs_completed,
@@ -499,6 +433,12 @@ def train(
         "best_test_accuracy": result.best_test_accuracy,
         "finished_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "environment": environment(dev),
+        # What it trained on, so that a finished run can be reported without loading its data.
+        "data": {
+            "dataset": data.name,
+            "train_samples": len(data.y_train),
+            "test_samples": len(data.y_test),
+        },
     }
     write_atomic(result_path, json.dumps(summary, indent=2) + "\n")
     return result
@@ -516,30 +456,12 @@ def train_job(job: tuple[Any, TrainConfig, Path, str | None, int | None]) -> Run
         return train(config, run_dir, device=device)
 
 
-def _read_result(path: Path) -> tuple[str, int]:
-    """``(status, last epoch with a metrics row)`` of a run's ``result.json``, checked."""
-    hint = _recover_hint(path, "finish the run again from its checkpoint")
-    try:
-        raw = read_json(path, "the result of a finished training run")
-    except InputError as exc:
-        raise InputError(f"{exc}; {hint}") from None
-    status = raw.get("status") if isinstance(raw, dict) else None
-    epochs = raw.get("epochs_completed") if isinstance(raw, dict) else None
-    if status not in ("completed", "diverged"):
-        raise InputError(f"{path}: 'status' = {status!r}: expected completed or diverged; {hint}")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 0:
-        raise InputError(
-            f"{path}: 'epochs_completed' = {epochs!r}: expected a non-negative integer; {hint}"
-        )
-    return status, epochs + (status == "diverged")
-
-
 def _resume(
     path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer
 ) -> int:
     """Load a run's checkpoint into ``model``, ``optimizer`` and torch's random stream; returns
     its epoch. A damaged checkpoint is an :class:`InputError` naming it and how to go on."""
-    hint = _recover_hint(path, "train this run again from the start")
+    hint = recover_hint(path, "train this run again from the start")
     try:
         ckpt = load_checkpoint(path)
     except InputError as exc:

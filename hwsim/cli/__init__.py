@@ -7,15 +7,14 @@ functions. Heavy imports (torch) happen inside commands, so ``hwsim simulate`` s
 from __future__ import annotations
 
 import contextlib
-import signal
 import sys
-from collections.abc import Iterator
 
 import click
 from rich.text import Text
 
 from hwsim import __version__
 from hwsim.cli.common import ExitCode, InputError, err_console
+from hwsim.core.interrupts import interrupts_deferred
 
 
 def _print_error(message: str) -> None:
@@ -30,25 +29,8 @@ def _print_error(message: str) -> None:
 
 
 #: Commands that train or read trained models: they import torch, which takes seconds.
-_TORCH_COMMANDS = {"train", "compare", "sweep", "reproduce", "analyze"}
-
-
-@contextlib.contextmanager
-def _interrupts_deferred() -> Iterator[None]:
-    """Hold Ctrl-C until the block is done, then raise it: an import cut in half by
-    KeyboardInterrupt leaves a module half-initialised and fails with an unrelated traceback."""
-    caught: list[int] = []
-    try:
-        previous = signal.signal(signal.SIGINT, lambda number, frame: caught.append(number))
-    except ValueError:  # not the main thread: nothing to defer
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
+#: (``compare`` imports it only when a run needs training: re-pricing trained runs stays light.)
+_TORCH_COMMANDS = {"train", "sweep", "reproduce", "analyze"}
 
 
 class _Group(click.Group):
@@ -61,7 +43,7 @@ class _Group(click.Group):
         name, command, rest = super().resolve_command(ctx, args)
         simulates = name == "sweep" and rest[:1] == ["chip"]  # the chip sweep trains nothing
         if name in _TORCH_COMMANDS and not simulates:
-            with _interrupts_deferred(), contextlib.suppress(ImportError):
+            with interrupts_deferred(), contextlib.suppress(ImportError):
                 import models.training  # noqa: F401  (whole, before any work starts)
         return name, command, rest
 

@@ -9,45 +9,47 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import OUT_DIR, console, device_option, echo_json, progress_bar
+from hwsim.cli.common import (
+    OUT_DIR,
+    console,
+    device_option,
+    echo_json,
+    err_console,
+    progress_bar,
+    set_option,
+)
 from hwsim.core.resources import default_output
 from hwsim.core.rules import RULE_SYNTAX
 
 
 def _table(summary: dict[str, Any], chip: str) -> Table:
-    from hwsim.core.units import MISSING, format_si
+    """The headline numbers per rule on ``chip``, narrow enough for an 80-column terminal
+    (the transport, sync and feedback bits are in the report and summary.json)."""
+    from hwsim.core.units import format_si
 
-    table = Table(title=f"{summary['data']['dataset']} on chip {chip}")
-    for header in (
-        "rule",
-        "test acc",
-        "weight transport / step",
-        "sync writes / step",
-        "feedback reads / step",
-        "energy / step",
-        "energy / run",
-        "latency / step",
-        "energy ÷ BP",
-    ):
+    seeds = len(summary["seeds"])
+    table = Table(
+        title=f"{summary['data']['dataset']} on chip {chip}",
+        caption=f"test accuracy: {'mean ± std over ' if seeds > 1 else ''}{seeds} seed"
+        f"{'s' if seeds > 1 else ''}; chip numbers per training step",
+    )
+    for header in ("rule", "test acc", "energy", "latency", "energy ÷ BP", "latency ÷ BP"):
         table.add_column(header, justify="right")
     for rule in summary["rule_order"]:
         r = summary["chips"][chip]["rules"][rule]
         acc = r["test_accuracy"]
-        run = r.get("run_totals") or {}
-        ratio = (r.get("ratios_to_bp") or {}).get("energy_per_step")
+        ratios = r.get("ratios_to_bp") or {}
         table.add_row(
             rule,
-            f"{acc['final']:.3f}"
-            + (f" ± {acc['final_std']:.3f}" if len(summary["seeds"]) > 1 else "")
-            if acc["final"] is not None
-            else "—",
-            format_si(r["weight_transport_bits"], "bit"),
-            format_si(r["sync_write_bits"], "bit"),
-            format_si(r["feedback_read_bits"], "bit"),
+            "—"
+            if acc["final"] is None
+            else f"{acc['final']:.3f}" + (f" ± {acc['final_std']:.3f}" if seeds > 1 else ""),
             format_si(r["energy_pj"]["total"] * 1e-12, "J"),
-            format_si(run["energy_pj"]["total"] * 1e-12, "J") if run else MISSING,
             format_si(r["latency_s"], "s"),
-            "—" if ratio is None else f"{ratio:.3f}",
+            *(
+                "—" if ratios.get(key) is None else f"{ratios[key]:.3f}"
+                for key in ("energy_per_step", "latency_per_step")
+            ),
         )
     return table
 
@@ -70,6 +72,12 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
     help="Experiment YAML [default: configs/experiments/default.yaml].",
 )
 @click.option("--dataset", default=None, help="Override the experiment's dataset.")
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Folder with the mnist / fashion-mnist / cifar10 files [default: the experiment's].",
+)
 @click.option("--epochs", type=int, default=None, help="Override the experiment's epochs.")
 @click.option("--seed", type=int, default=None, help="Train with this one seed.")
 @click.option(
@@ -81,7 +89,12 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
     default=None,
     help="Run directory [default: reports/compare-<experiment name>].",
 )
-@click.option("--force", is_flag=True, help="Overwrite a report already in --out.")
+@set_option()
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Start over when --out holds other training settings (trained runs are kept).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars or tables.")
 @device_option()
@@ -105,10 +118,12 @@ def compare(
     chips: tuple[str, ...],
     experiment_path: str | None,
     dataset: str | None,
+    data_dir: str | None,
     epochs: int | None,
     seed: int | None,
     seeds: str | None,
     out: str | None,
+    overrides: tuple[str, ...],
     force: bool,
     as_json: bool,
     quiet: bool,
@@ -116,25 +131,27 @@ def compare(
     threads: int,
     workers: int | None,
 ) -> None:
-    """Train every rule on the same data and init, simulate the chip, write the report."""
+    """Train every rule on the same data and init, simulate the chip, write the report.
+
+    Rerunning into the same --out reuses every finished training run whose settings match
+    (runs are keyed by a hash of what determines them): edit a chip, or add one, and the
+    same command re-prices in seconds without training.
+    """
     from hwsim.cli.sweep import parse_list
     from hwsim.core.resources import DEFAULT_EXPERIMENT
-    from hwsim.experiments.compare import default_workers, run_compare
+    from hwsim.experiments.compare import run_compare
     from hwsim.experiments.experiment import load_experiment
     from hwsim.render.report import write_report
-    from models.device import resolve_device
 
     experiment = load_experiment(experiment_path or DEFAULT_EXPERIMENT).with_overrides(
         rules=algo,
         chips=list(chips) or None,
         dataset=dataset,
+        data_dir=data_dir,
         epochs=epochs,
         seed=seed,
         seeds=parse_list(seeds, int, "--seeds") if seeds is not None else None,
     )
-    resolve_device(device)  # a GPU this machine lacks is bad input before any work
-    if workers is None:
-        workers = default_workers(device)
     out_dir = Path(out) if out else default_output(f"compare-{experiment.name}")
     progress = progress_bar(quiet)
     tasks: dict[str, Any] = {}
@@ -146,11 +163,10 @@ def compare(
         progress.update(tasks["train"], completed=row["epoch"])
 
     def on_trained(rule: str, seed_: int) -> None:
-        if workers == 1:
-            return  # the per-run bar of on_train_start shows it
+        if "train" in tasks:
+            return  # one run at a time: the per-run bar of on_train_start shows it
         if "runs" not in tasks:
-            total = len(experiment.rules) * len(experiment.seeds)
-            tasks["runs"] = progress.add_task(f"train ({workers} at once)", total=total)
+            tasks["runs"] = progress.add_task("train (runs at once)", total=None)
         progress.advance(tasks["runs"])
 
     def on_simulated(chip: str, rule: str) -> None:
@@ -158,6 +174,16 @@ def compare(
             total = len(experiment.chips) * len(experiment.rules)
             tasks["sim"] = progress.add_task("simulate", total=total)
         progress.advance(tasks["sim"])
+
+    def on_plan(reused: int, to_train: int) -> None:
+        if reused and not quiet:
+            err_console.print(
+                f"reusing {reused} finished training run{'s' if reused > 1 else ''} in "
+                f"{out_dir / 'runs'}; "
+                + (f"training {to_train}" if to_train else "nothing to train"),
+                highlight=False,
+                soft_wrap=True,
+            )
 
     from hwsim.cli.sweep import exit_failed
     from hwsim.experiments.executors import FailedPointsError
@@ -168,6 +194,7 @@ def compare(
                 experiment,
                 out_dir,
                 force=force,
+                chip_overrides=overrides,
                 device=device,
                 threads=threads,
                 workers=workers,
@@ -175,6 +202,7 @@ def compare(
                 on_epoch=on_epoch,
                 on_trained=on_trained,
                 on_simulated=on_simulated,
+                on_plan=on_plan,
             )
     except FailedPointsError as exc:  # reported once the progress display has closed
         exit_failed(exc)

@@ -72,13 +72,16 @@ def record_written(path: str | Path) -> None:
             handle.write(entry + "\n")
 
 
-def _remove_written(out: Path) -> None:
+def _remove_written(out: Path, keep: tuple[str, ...] = ()) -> None:
     """Remove every file ``out``'s manifest lists (nested claimed directories first), then the
-    directories left empty, and empty the manifest. Entries that would leave ``out`` (``..``,
-    absolute paths, symlinks pointing elsewhere) are ignored."""
+    directories left empty; the manifest then lists only what was kept. Entries under a
+    top-level name in ``keep`` are kept. Entries that would leave ``out`` (``..``, absolute
+    paths, symlinks pointing elsewhere) are ignored."""
     manifest = out / MANIFEST
     root = out.resolve()
-    entries = list(dict.fromkeys(manifest.read_text(encoding="utf-8").splitlines()))
+    listed = list(dict.fromkeys(manifest.read_text(encoding="utf-8").splitlines()))
+    kept = [e for e in listed if e and Path(e).parts[0] in keep]
+    entries = [e for e in listed if e not in kept]
     for entry in entries:
         relative = Path(entry)
         if not entry or relative.is_absolute() or ".." in relative.parts:
@@ -101,7 +104,7 @@ def _remove_written(out: Path) -> None:
                 parent.rmdir()  # only succeeds when empty: a user's file keeps its directory
             except OSError:
                 break
-    manifest.write_text("", encoding="utf-8")
+    manifest.write_text("".join(e + "\n" for e in kept), encoding="utf-8")
 
 
 def _start_manifest(out: Path) -> None:
@@ -201,6 +204,7 @@ def claim_out_dir(
     load: Callable[[str], Any],
     force: bool,
     finished: str | None = None,
+    keep: tuple[str, ...] = (),
 ) -> None:
     """The one guard before hwsim writes into an output directory ``out``; creates it.
 
@@ -210,8 +214,10 @@ def claim_out_dir(
 
     - ``out`` exists but is no directory, or cannot be created or written: refused.
     - ``force``: the files hwsim wrote there (its manifest) are removed, nothing else, and the
-      caller starts over. A non-empty directory without a manifest holds nothing of hwsim's:
-      refused, since nothing in it may be replaced.
+      caller starts over; those under a top-level name in ``keep`` stay (a compare run keeps
+      its trained runs, which are keyed by what determines them). A non-empty directory
+      without a manifest holds nothing of hwsim's: refused, since nothing in it may be
+      replaced.
     - ``finished`` names a file that marks a finished ``what``: refused (pass ``force``).
     - ``identity_file`` exists and does not load to ``identity``: refused, it is another ``what``.
     - otherwise a directory with files hwsim did not write (no manifest, no identity file) is
@@ -223,7 +229,7 @@ def claim_out_dir(
     foreign = out.is_dir() and any(entry.name != MANIFEST for entry in out.iterdir())
     if force:
         if ours:
-            _remove_written(out)
+            _remove_written(out, keep)
         elif foreign:
             raise InputError(
                 f"--out {out} is not empty and holds nothing hwsim wrote (no {MANIFEST}); "

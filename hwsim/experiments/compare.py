@@ -1,18 +1,23 @@
 """`hwsim compare`: train every rule, simulate each on every chip, write one comparison.
 
 The run directory and ``summary.json`` are documented in docs/compare.md. Everything is
-resumable: training runs resume from their checkpoints, finished ones are reused, and the
-summary, CSV and report are written atomically at the end (an existing report is never
-overwritten without ``force``).
+resumable and nothing is trained twice: each training run lives in a directory keyed by a
+hash of what determines it, resumes from its checkpoint, and once finished is reused — read
+without torch — by every later call whose settings match, whatever its chips. Pricing a chip
+is cached the same way (``cache/``), keyed by the chip's contents, the workloads and the
+simulator's code. The summary, CSV and report are written atomically at the end.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
+import dataclasses
+import functools
+import hashlib
 import io
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +25,13 @@ import yaml
 
 from hwsim import __version__
 from hwsim.core.errors import InputError
-from hwsim.core.files import claim_out_dir, write_atomic
+from hwsim.core.files import claim_out_dir, read_json, write_atomic
 from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
 from hwsim.core.rules import rule_dirname
+from hwsim.core.runs import finished_run
 from hwsim.core.stats import mean_std
 from hwsim.core.yaml_lines import load_yaml_text
-from hwsim.experiments.experiment import Experiment
+from hwsim.experiments.experiment import Experiment, training_identity
 
 CSV_COLUMNS = (
     "chip",
@@ -41,16 +47,54 @@ CSV_COLUMNS = (
 )
 
 
+#: Top-level entries of a compare run that ``--force`` keeps: trained runs, keyed by what
+#: determines them (:meth:`Experiment.run_key`), so a run that matches is never trained twice.
+KEPT_ON_FORCE = ("runs",)
+
+
 def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
+    """Claim ``out`` for ``experiment``'s comparison.
+
+    A compare run of the same training settings (dataset, network, quantization, training) is
+    taken as it is, whatever its chips, rules or seeds: finished runs are reused, missing ones
+    trained, the chips simulated again and the report written again. Other training settings
+    are refused without ``force``; with it, what hwsim wrote is removed except the trained runs.
+    """
+    identity = experiment.training_identity()
+    previous_path = out / "experiment.yaml"
+    if not force and previous_path.is_file():
+        try:
+            previous = training_identity(load_yaml_text(previous_path.read_text("utf-8"), ""))
+        except (InputError, OSError, UnicodeDecodeError):
+            previous = None
+        if previous != identity:
+            changed = _differences(previous, identity) if previous is not None else []
+            what = f" ({'; '.join(changed)})" if changed else ""
+            raise InputError(
+                f"{out} holds a compare run with other training settings{what}; pass --force to "
+                "replace its report (trained runs are kept, and reused when they match), or "
+                "choose another --out"
+            )
     claim_out_dir(
         out,
         what="compare run",
         identity_file="experiment.yaml",
-        identity=experiment.to_dict(),
-        load=lambda text: load_yaml_text(text, out / "experiment.yaml"),
+        identity=identity,
+        load=lambda text: training_identity(load_yaml_text(text, out / "experiment.yaml")),
         force=force,
-        finished="report.html",  # written last: a run cut short before it finishes on rerun
+        keep=KEPT_ON_FORCE,
     )
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any]) -> list[str]:
+    """``section.key: old → new`` for each training setting that differs."""
+    changes = []
+    for section, values in new.items():
+        before = old.get(section) if isinstance(old.get(section), dict) else {}
+        for key, value in (values or {}).items():
+            if before.get(key, "—") != value:
+                changes.append(f"{section}.{key}: {before.get(key, '—')} → {value}")
+    return changes
 
 
 def default_workers(device: str | None = "cpu") -> int:
@@ -83,8 +127,11 @@ def train_runs(
     :class:`~hwsim.experiments.executors.FailedPointsError` once the others are done. Ctrl-C
     stops the workers; each run resumes from its last checkpoint on the next call.
     """
+    from hwsim.core.interrupts import interrupts_deferred
     from hwsim.experiments.executors import FailedPointsError, ProcessExecutor
-    from models.training import torch_threads, train, train_job
+
+    with interrupts_deferred():  # torch loads only when something trains
+        from models.training import torch_threads, train, train_job
 
     results: dict[tuple[str, int], Any] = {}
     if workers <= 1 or len(jobs) <= 1:
@@ -103,7 +150,7 @@ def train_runs(
         for outcome in outcomes:
             rule, seed = outcome.item[0]
             if outcome.error is not None:
-                failed.append((f"{rule_dirname(rule)}-seed{seed}", outcome.error))
+                failed.append((Path(outcome.item[2]).name, outcome.error))
                 continue
             results[rule, seed] = outcome.result
             if on_trained:
@@ -118,32 +165,39 @@ def run_compare(
     out_dir: str | Path,
     *,
     force: bool = False,
+    chip_overrides: Sequence[str] = (),
+    train: bool = True,
     device: str | None = "cpu",
     threads: int | None = 1,
-    workers: int = 1,
+    workers: int | None = 1,
     on_train_start: Callable[[str, int, int], None] | None = None,
     on_epoch: Callable[[dict[str, Any]], None] | None = None,
     on_trained: Callable[[str, int], None] | None = None,
     on_simulated: Callable[[str, str], None] | None = None,
+    on_plan: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Train, simulate and write the comparison of ``experiment`` into ``out_dir``.
+
+    Each rule × seed trains into ``runs/<rule>-seed<k>-<key>`` (:meth:`Experiment.run_key`);
+    a finished run there is reused without loading torch, so changing only the chips (or
+    rules, or seeds: the runs that match) re-prices in seconds. ``train=False`` refuses to
+    train (``hwsim report --chip``): a run that is missing is an :class:`InputError`.
+    ``chip_overrides``: ``key.path=value`` settings applied to every chip (``--set``).
 
     Writes ``summary.json`` and ``accesses.csv`` (data); the human report is drawn from them by
     :func:`hwsim.render.report.write_report` (``hwsim compare`` calls both). Training runs on
     ``device`` with ``threads`` torch threads per run, ``workers`` runs at once
-    (:func:`train_runs`). Callbacks feed progress displays: ``on_train_start(rule, seed,
-    epochs)`` and ``on_epoch(row)`` (one worker), ``on_trained(rule, seed)``,
-    ``on_simulated(chip, rule)``. Returns the summary document, which records the environment
-    (each run's ``result.json`` records its own).
+    (:func:`train_runs`; None: :func:`default_workers`). Callbacks feed progress displays:
+    ``on_train_start(rule, seed, epochs)`` and ``on_epoch(row)`` (one worker),
+    ``on_trained(rule, seed)``, ``on_simulated(chip, rule)``, and once, before any training,
+    ``on_plan(reused, to_train)`` (how many runs are reused and how many train). Returns the
+    summary document, which records where the runs were trained (each run's ``result.json``
+    records its own).
     """
-    from hwsim.sim.api import simulate, unsupported_reason
-    from hwsim.sim.chip import load_chip
-    from hwsim.sim.explain import gaps_to_bp
-    from models.environment import environment
-    from models.training import load_data
+    from hwsim.sim.api import unsupported_reason
 
     out = Path(out_dir)
-    chips = [load_chip(p) for p in experiment.chips]  # validate everything before any work
+    chips = [_load_chip(p, chip_overrides) for p in experiment.chips]  # all checked before work
     names = [c.name for c in chips]
     if len(set(names)) != len(names):
         raise InputError(f"two chip files share a name: {', '.join(names)}")
@@ -155,136 +209,252 @@ def run_compare(
     ]
     if refused:  # before any training: a rule this chip cannot run is bad input
         raise InputError("\n".join(refused))
-    configs = {
-        (r, s): experiment.train_config(r, s) for r in experiment.rules for s in experiment.seeds
+    run_dirs = {
+        (r, s): out / "runs" / experiment.run_dir_name(r, s)
+        for r in experiment.rules
+        for s in experiment.seeds
     }
-    data = load_data(next(iter(configs.values())))
-    _prepare_out(out, experiment, force)
-    out.mkdir(parents=True, exist_ok=True)
-    write_atomic(out / "experiment.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
-    for chip, path in zip(chips, experiment.chips, strict=True):
-        write_atomic(out / "chips" / f"{chip.name}.yaml", Path(path).read_bytes())
+    done = {key: result for key, path in run_dirs.items() if (result := finished_run(path))}
+    missing = [key for key in run_dirs if key not in done]
+    if missing and not train:
+        names_missing = ", ".join(run_dirs[key].name for key in missing)
+        raise InputError(
+            f"{out}: no finished training run for {names_missing}; `hwsim report` only re-prices "
+            "trained runs: train them with `hwsim compare` (same experiment, --out "
+            f"{out})"
+        )
+    if missing:  # a GPU this machine lacks is bad input before any work
+        from models.device import resolve_device
 
-    jobs = {
-        key: (config, out / "runs" / f"{rule_dirname(key[0])}-seed{key[1]}")
-        for key, config in configs.items()
-    }
-    trained = train_runs(
-        jobs,
-        workers=workers,
-        device=device,
-        threads=threads,
-        on_train_start=on_train_start,
-        on_epoch=on_epoch,
-        on_trained=on_trained,
-    )
+        resolve_device(device)
+        workers = workers if workers is not None else default_workers(device)
+    _prepare_out(out, experiment, force)
+    if on_plan:
+        on_plan(len(done), len(missing))
+    write_atomic(out / "experiment.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    _write_chip_copies(out, chips)
+
+    if missing:
+        jobs = {key: (experiment.train_config(*key), run_dirs[key]) for key in missing}
+        done.update(
+            train_runs(
+                jobs,
+                workers=workers or 1,
+                device=device,
+                threads=threads,
+                on_train_start=on_train_start,
+                on_epoch=on_epoch,
+                on_trained=on_trained,
+            )
+        )
     runs: dict[str, list[Any]] = {r: [] for r in experiment.rules}
-    for (rule, _), result in trained.items():
-        runs[rule].append(result)
+    for key in run_dirs:  # the experiment's order, whatever was reused
+        runs[key[0]].append(done[key])
+    environment = _environment(out, runs, (device, threads) if missing else None, workers)
+    workloads = {rule: results[0].out_dir / "workload.json" for rule, results in runs.items()}
 
     simulations: dict[str, dict[str, dict[str, Any]]] = {}
-    results_by_chip: dict[str, dict[str, Any]] = {}
+    entries = []
     for chip in chips:
-        simulations[chip.name] = {}
-        results = results_by_chip[chip.name] = {}
-        for rule in experiment.rules:
-            workload = runs[rule][0].out_dir / "workload.json"
-            results[rule] = simulate(workload, chip, [rule], timeline=True).rules[rule]
-            if on_simulated:
-                on_simulated(chip.name, rule)
-        # Each rule simulates its own run's workload; BP's gap to each is explained across them.
-        gaps = gaps_to_bp(results, chip)
-        for rule, result in results.items():
-            sim = result.to_dict()
-            if rule in gaps:
-                sim["gap_to_bp"] = gaps[rule].to_dict()
+        priced = _priced(out, chip, workloads, timeline=True)
+        simulations[chip.name] = priced["sims"]
+        for rule, sim in priced["sims"].items():
             write_atomic(
                 out / "simulation" / chip.name / f"{rule_dirname(rule)}.json",
                 json.dumps(sim) + "\n",
             )
-            simulations[chip.name][rule] = sim
+            if on_simulated:
+                on_simulated(chip.name, rule)
+        entries.append(_survey_entry(chip, priced, in_report=True))
 
-    summary = build_summary(experiment, data, runs, chips, simulations)
-    summary["chip_survey"] = chip_survey(experiment, runs, chips, simulations, results_by_chip)
-    env = environment(device, threads)  # threads: what each run trained with
-    summary["environment"] = {**env, "workers": workers}
+    summary = build_summary(experiment, _data_block(experiment, runs), runs, chips, simulations)
+    summary["chip_survey"] = entries + chip_survey(out, experiment, workloads, chips)
+    summary["environment"] = environment
     write_atomic(out / "accesses.csv", accesses_csv(summary))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
 
-def chip_survey(
-    experiment: Experiment,
-    runs: dict[str, list[Any]],
-    chips: list[Any],
-    simulations: dict[str, dict[str, dict[str, Any]]],
-    results_by_chip: dict[str, dict[str, Any]],
-) -> list[dict[str, Any]]:
-    """Every rule's workload on every shipped chip (and the experiment's): does BP's cost change?
-
-    One entry per chip, the experiment's chips first: name, description, whether the report
-    covers it in full, and per rule its energy and latency per step, its ratios to BP and the
-    leading cause of BP's energy gap; on a chip that regenerates its feedback (PRNG), also the
-    DRAM accesses per step that saves against storing it in DRAM (``prng_against_stored``,
-    :mod:`hwsim.sim.feedback_storage`). The other shipped chips are simulated here without a
-    timeline; nothing else of them is written. ``results_by_chip``: the experiment's chips'
-    simulation results (``RuleResult`` by rule), reused rather than simulated again.
-    """
-    from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
-    from hwsim.sim.api import simulate, unsupported_reason
+def _load_chip(path: str | Path, overrides: Sequence[str]) -> Any:
     from hwsim.sim.chip import load_chip
+
+    if overrides:
+        return load_chip(path, overrides=overrides)
+    return load_chip(path)
+
+
+def _write_chip_copies(out: Path, chips: list[Any]) -> None:
+    """Each chip's file as priced into ``chips/<name>.yaml``; what an earlier call wrote for
+    chips no longer compared (their copies and simulations) is removed."""
+    names = {c.name for c in chips}
+    for old in sorted((out / "chips").glob("*.yaml")):
+        if old.stem not in names:
+            old.unlink()
+    for old in sorted((out / "simulation").glob("*/*.json")):
+        if old.parent.name not in names:
+            old.unlink()
+            with contextlib.suppress(OSError):
+                old.parent.rmdir()
+    for chip in chips:
+        write_atomic(out / "chips" / f"{chip.name}.yaml", _chip_text(chip))
+
+
+def _chip_text(chip: Any) -> bytes | str:
+    """The chip as priced: its resolved document when it extends a chip or was overridden,
+    else its file as written (comments and all)."""
+    try:
+        from hwsim.sim.chip import chip_yaml  # type: ignore[attr-defined]
+    except ImportError:
+        return Path(chip.path).read_bytes()
+    return chip_yaml(chip)
+
+
+def _environment(
+    out: Path, runs: dict[str, list[Any]], trained: Any | None, workers: int | None
+) -> dict[str, Any]:
+    """Where the runs were trained: this call's environment when it trained (``trained``: the
+    device and threads it used), else what the run directory recorded (its last summary, or
+    the first run's ``result.json``): re-pricing uses no device and does not import torch."""
+    if trained is not None:
+        from models.environment import environment
+
+        return {**environment(*trained), "workers": workers or 1}
+    with contextlib.suppress(InputError, AttributeError):
+        previous = read_json(out / "summary.json", "a compare summary").get("environment")
+        if isinstance(previous, dict):
+            return dict(previous)
+    first = next(iter(runs.values()))[0]
+    with contextlib.suppress(InputError, AttributeError):
+        recorded = read_json(first.out_dir / "result.json", "a run's result").get("environment")
+        if isinstance(recorded, dict):
+            return dict(recorded)
+    return {}
+
+
+def _data_block(experiment: Experiment, runs: dict[str, list[Any]]) -> dict[str, Any]:
+    """Dataset name and sizes, from the first run's ``result.json`` (runs before it recorded
+    them: from the dataset itself)."""
+    first = next(iter(runs.values()))[0]
+    recorded = read_json(first.out_dir / "result.json", "a finished run's result").get("data")
+    if isinstance(recorded, dict) and {"dataset", "train_samples", "test_samples"} <= set(recorded):
+        return {k: recorded[k] for k in ("dataset", "train_samples", "test_samples")}
+    from models.training import load_data
+
+    rule, seed = experiment.rules[0], experiment.seeds[0]
+    data = load_data(experiment.train_config(rule, seed))
+    return {
+        "dataset": data.name,
+        "train_samples": len(data.y_train),
+        "test_samples": len(data.y_test),
+    }
+
+
+def price_chip(chip: Any, workloads: dict[str, Path], timeline: bool = False) -> dict[str, Any]:
+    """Every rule's workload simulated on ``chip``: ``sims`` (rule → the simulation's JSON,
+    with ``gap_to_bp`` for every rule but BP when BP is there), ``unsupported`` (rule →
+    why the chip cannot run it) and ``prng_against_stored`` (chips that regenerate feedback)."""
+    from hwsim.sim.api import simulate, unsupported_reason
     from hwsim.sim.explain import gaps_to_bp
     from hwsim.sim.feedback_storage import prng_against_stored
 
-    results_by_chip = dict(results_by_chip)  # the survey's chips join the caller's, locally
-    entries = []
-    for chip in chips:
-        entries.append(_survey_entry(chip, simulations[chip.name], in_report=True))
+    unsupported = {
+        rule: reason for rule in workloads if (reason := unsupported_reason(chip, rule)) is not None
+    }
+    results = {
+        rule: simulate(workload, chip, [rule], timeline=timeline).rules[rule]
+        for rule, workload in workloads.items()
+        if rule not in unsupported
+    }
+    # Each rule simulates its own run's workload; BP's gap to each is explained across them.
+    gaps = gaps_to_bp(results, chip)
+    sims = {}
+    for rule, result in results.items():
+        sims[rule] = result.to_dict()
+        if rule in gaps:
+            sims[rule]["gap_to_bp"] = gaps[rule].to_dict()
+    savings = [
+        saving.to_dict()
+        for rule in results
+        for saving in prng_against_stored(workloads[rule], chip, [rule], simulated=results)
+    ]
+    return {"sims": sims, "unsupported": unsupported, "prng_against_stored": savings}
+
+
+def _priced(out: Path, chip: Any, workloads: dict[str, Path], timeline: bool) -> dict[str, Any]:
+    """:func:`price_chip`, reused from ``out/cache/`` when nothing it depends on changed: the
+    chip's validated contents, the workload files, the simulator's code (see
+    :func:`_pricing_key`)."""
+    key = _pricing_key(chip, workloads, timeline)
+    path = out / "cache" / f"{chip.name}.json"
+    if path.is_file():
+        with contextlib.suppress(ValueError, OSError, InputError):
+            cached = read_json(path, "a cached pricing")
+            if isinstance(cached, dict) and cached.get("key") == key:
+                return dict(cached["priced"])
+    priced = price_chip(chip, workloads, timeline=timeline)
+    write_atomic(path, json.dumps({"key": key, "priced": priced}) + "\n")
+    return priced
+
+
+def _pricing_key(chip: Any, workloads: dict[str, Path], timeline: bool) -> str:
+    """A hash of what a chip's pricing depends on: every validated field of the chip (not its
+    path, comments or sources), each rule's workload file, and the source of the simulator
+    and of this module — a changed formula must never be answered from the cache."""
+    fields = {
+        k: v
+        for k, v in dataclasses.asdict(chip).items()
+        if k not in ("path", "lines", "sources", "document")
+    }
+    digest = hashlib.sha256()
+    digest.update(json.dumps(fields, sort_keys=True, default=repr).encode())
+    digest.update(json.dumps([list(workloads), timeline, __version__]).encode())
+    for workload in workloads.values():
+        digest.update(Path(workload).read_bytes())
+    digest.update(_code_fingerprint().encode())
+    return digest.hexdigest()
+
+
+@functools.cache
+def _code_fingerprint() -> str:
+    import hwsim.core
+    import hwsim.sim
+
+    digest = hashlib.sha256()
+    for package in (hwsim.sim, hwsim.core):
+        for source in sorted(Path(package.__path__[0]).glob("*.py")):
+            digest.update(source.read_bytes())
+    digest.update(Path(__file__).read_bytes())
+    return digest.hexdigest()
+
+
+def chip_survey(
+    out: Path, experiment: Experiment, workloads: dict[str, Path], chips: list[Any]
+) -> list[dict[str, Any]]:
+    """Every rule's workload on every other shipped chip: does BP's cost change?
+
+    One entry per shipped chip not among ``chips`` (the experiment's own, whose entries the
+    caller makes): name, description, ``in_report: false``, and per rule its energy and
+    latency per step, its ratios to BP and the leading cause of BP's energy gap; the rules the
+    chip cannot run under ``unsupported``; on a chip that regenerates its feedback (PRNG),
+    also the DRAM accesses per step that saves against storing it in DRAM
+    (``prng_against_stored``, :mod:`hwsim.sim.feedback_storage`). Nothing else of these chips
+    is written; their pricing is cached in ``out/cache/`` like the experiment's chips'.
+    """
+    from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
+    from hwsim.sim.chip import load_chip
+
     covered = {c.name for c in chips}
-    survey_chips = []
+    entries = []
     for name in shipped_chip_names():
         chip = load_chip(CHIPS_DIR / f"{name}.yaml")
         if chip.name in covered:
             continue
-        survey_chips.append(chip)
-        unsupported = {
-            rule: reason
-            for rule in experiment.rules
-            if (reason := unsupported_reason(chip, rule)) is not None
-        }
-        results = {
-            rule: simulate(runs[rule][0].out_dir / "workload.json", chip, [rule]).rules[rule]
-            for rule in experiment.rules
-            if rule not in unsupported
-        }
-        gaps = gaps_to_bp(results, chip)
-        sims = {}
-        for rule, result in results.items():
-            sims[rule] = result.to_dict()
-            if rule in gaps:
-                sims[rule]["gap_to_bp"] = gaps[rule].to_dict()
-        results_by_chip[chip.name] = results
-        entry = _survey_entry(chip, sims, in_report=False)
-        if unsupported:
-            entry["unsupported"] = unsupported
-        entries.append(entry)
-    for entry, chip in zip(entries, [*chips, *survey_chips], strict=True):
-        savings = [
-            saving
-            for rule in experiment.rules
-            for saving in prng_against_stored(
-                runs[rule][0].out_dir / "workload.json",
-                chip,
-                [rule],
-                simulated=results_by_chip[chip.name],
-            )
-        ]
-        if savings:
-            entry["prng_against_stored"] = [s.to_dict() for s in savings]
+        entries.append(_survey_entry(chip, _priced(out, chip, workloads, timeline=False), False))
     return entries
 
 
-def _survey_entry(chip: Any, sims: dict[str, dict[str, Any]], in_report: bool) -> dict[str, Any]:
+def _survey_entry(chip: Any, priced: dict[str, Any], in_report: bool) -> dict[str, Any]:
+    sims = priced["sims"]
     bp = sims.get("bp")
     rules = {}
     for rule, sim in sims.items():
@@ -299,12 +469,17 @@ def _survey_entry(chip: Any, sims: dict[str, dict[str, Any]], in_report: bool) -
             "latency_vs_bp": _ratio(latency, bp["latency_cycles"]) if bp else None,
             "gap_leading_cause": gap["energy_pj"]["leading_cause"] if gap else None,
         }
-    return {
+    entry: dict[str, Any] = {
         "chip": chip.name,
         "description": chip.description,
         "in_report": in_report,
         "rules": rules,
     }
+    if priced["unsupported"]:
+        entry["unsupported"] = priced["unsupported"]
+    if priced["prng_against_stored"]:
+        entry["prng_against_stored"] = priced["prng_against_stored"]
+    return entry
 
 
 def _training_block(rule: str, results: list[Any], out: Path) -> dict[str, Any]:
@@ -372,7 +547,7 @@ OPTIONAL_SIMULATION_FIELDS = ("gap_to_bp",)
 
 def build_summary(
     experiment: Experiment,
-    data: Any,
+    data: dict[str, Any],
     runs: dict[str, list[Any]],
     chips: list[Any],
     simulations: dict[str, dict[str, dict[str, Any]]],
@@ -406,11 +581,7 @@ def build_summary(
         "version": SUMMARY_VERSION,
         "hwsim_version": __version__,
         "experiment": experiment.to_dict(),
-        "data": {
-            "dataset": data.name,
-            "train_samples": len(data.y_train),
-            "test_samples": len(data.y_test),
-        },
+        "data": data,
         "seeds": list(experiment.seeds),
         "rule_order": list(experiment.rules),
         "chip_order": [c.name for c in chips],

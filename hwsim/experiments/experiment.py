@@ -9,6 +9,8 @@ file, the key path and its line.
 from __future__ import annotations
 
 import copy
+import hashlib
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.resources import DEFAULT_COMPARE_CHIP, DEFAULT_EXPERIMENT
-from hwsim.core.rules import RULE_SYNTAX, parse_rules
+from hwsim.core.rules import RULE_SYNTAX, parse_rules, rule_dirname
 from hwsim.core.yaml_lines import KeyPath, load_yaml_with_lines
 from hwsim.sim.chip import resolve_chip
 
@@ -158,6 +160,23 @@ class Experiment:
             **s["training"],
         )
 
+    def training_identity(self) -> dict[str, Any]:
+        """What determines every training run but the rule and seed: the dataset, network,
+        quantization and training sections. Chips, rules, seeds, name and description do not."""
+        return training_identity(self.to_dict())
+
+    def run_key(self, rule: str, seed: int) -> str:
+        """A short hash of everything that determines the training run of ``rule`` and ``seed``
+        (:meth:`training_identity` with them): two runs with the same key train the same
+        numbers, so a finished one is reused. Device, threads and workers are not in it."""
+        document = {"settings": self.training_identity(), "rule": rule, "seed": seed}
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()[:RUN_KEY_CHARS]
+
+    def run_dir_name(self, rule: str, seed: int) -> str:
+        """The directory of that run inside a compare run: ``runs/<rule>-seed<k>-<key>``."""
+        return f"{rule_dirname(rule)}-seed{seed}-{self.run_key(rule, seed)}"
+
     def to_dict(self) -> dict[str, Any]:
         """The resolved experiment as it is written to ``experiment.yaml``."""
         return {
@@ -176,6 +195,7 @@ class Experiment:
         rules: str | None = None,
         chips: list[str] | None = None,
         dataset: str | None = None,
+        data_dir: str | None = None,
         epochs: int | None = None,
         seed: int | None = None,
         seeds: tuple[int, ...] | None = None,
@@ -221,6 +241,8 @@ class Experiment:
         settings = copy.deepcopy(self.settings)
         if dataset is not None:
             settings["dataset"]["name"] = dataset
+        if data_dir is not None:
+            settings["dataset"]["data_dir"] = data_dir
         if epochs is not None:
             settings["training"]["epochs"] = epochs
         return Experiment(
@@ -232,6 +254,18 @@ class Experiment:
             chips=tuple(chip_paths),
             path=self.path,
         )
+
+
+#: Hex digits of a run key: collisions among the runs of one compare directory are negligible.
+RUN_KEY_CHARS = 8
+
+
+def training_identity(document: Any) -> dict[str, Any]:
+    """The training sections (:data:`SCHEMA`) of an experiment document (``experiment.yaml``
+    as loaded); a section that is missing or no mapping reads as None."""
+    if not isinstance(document, dict):
+        return {section: None for section in SCHEMA}
+    return {section: copy.deepcopy(document.get(section)) for section in SCHEMA}
 
 
 def _short(value: Any) -> str:

@@ -139,13 +139,26 @@ def test_accesses_csv_sums_equal_summary(tiny):
         assert feedback == block["feedback_read_bits"]
 
 
+def _run_dir(out: Path, rule: str, seed: int = 0) -> Path:
+    """The one run directory of ``rule`` and ``seed``: ``runs/<rule>-seed<k>-<key>``."""
+    (found,) = (out / "runs").glob(f"{rule_dirname(rule)}-seed{seed}-*")
+    return found
+
+
 def test_run_directory_layout(tiny):
-    _, out, _ = tiny
+    from hwsim.experiments.experiment import load_experiment
+
+    experiment, out, summary = tiny
+    expected = load_experiment(experiment)
+    for rule in summary["rule_order"]:
+        # each run's directory is keyed by a hash of what determines it
+        name = f"{rule_dirname(rule)}-seed0-{expected.run_key(rule, 0)}"
+        assert summary["rules"][rule]["run_dirs"] == [f"runs/{name}"]
     for rel in (
         "experiment.yaml",
         "chips/edge_sram.yaml",
-        "runs/ifa-30-seed0/metrics.jsonl",
-        "runs/bp-seed0/workload.json",
+        f"runs/ifa-30-seed0-{expected.run_key('ifa:30', 0)}/metrics.jsonl",
+        f"runs/bp-seed0-{expected.run_key('bp', 0)}/workload.json",
         "simulation/edge_sram/ifa-30.json",
     ):
         assert (out / rel).is_file(), rel
@@ -153,15 +166,39 @@ def test_run_directory_layout(tiny):
     assert sim["timeline"] and sim["weight_transport_bits"] > 0
 
 
-def test_existing_report_is_refused_then_forced(tiny, tmp_path):
-    experiment, out, _ = tiny
+def test_other_training_settings_are_refused_then_forced_keeping_runs(tiny, tmp_path):
+    import shutil
+
+    experiment, first, _ = tiny
+    out = tmp_path / "copy"
+    shutil.copytree(first, out)
     before = (out / "summary.json").read_bytes()
-    result = _invoke("--experiment", str(experiment), "--out", str(out))
+    result = _invoke("--experiment", str(experiment), "--out", str(out), "--epochs", "1")
     assert result.exit_code == 2
-    assert (
-        "already holds a finished compare run" in result.output and "Traceback" not in result.output
-    )
+    assert "holds a compare run with other training settings" in result.output
+    assert "training.epochs: 2 → 1" in result.output and "Traceback" not in result.output
     assert (out / "summary.json").read_bytes() == before
+    kept = sorted(p.name for p in (out / "runs").iterdir())
+    result = _invoke(
+        "--experiment", str(experiment), "--out", str(out), "--epochs", "1", "--algo", "bp"
+    )
+    assert result.exit_code == 2
+    result = _invoke(
+        "--experiment", str(experiment), "--out", str(out), "--epochs", "1", "--algo", "bp",
+        "--force", "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    # the 2-epoch runs stay (keyed apart from the new 1-epoch run) and are reused on return
+    after = sorted(p.name for p in (out / "runs").iterdir())
+    assert set(kept) < set(after) and len(after) == len(kept) + 1
+    assert json.loads(result.output)["rules"]["bp"]["epochs_completed"] == 1
+    stamps = {p.name: (p / "metrics.jsonl").stat().st_mtime_ns for p in (out / "runs").iterdir()}
+    result = _invoke("--experiment", str(experiment), "--out", str(out), "--force", "--json")
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output)["rules"]["bp"]["epochs_completed"] == 2
+    assert stamps == {
+        p.name: (p / "metrics.jsonl").stat().st_mtime_ns for p in (out / "runs").iterdir()
+    }
 
 
 def test_same_seed_same_numbers_and_force(tiny, tmp_path):
@@ -179,7 +216,9 @@ def test_same_seed_same_numbers_and_force(tiny, tmp_path):
     )
     assert result.exit_code == 0, result.output
     forced = json.loads((again / "summary.json").read_text())
-    assert forced["rule_order"] == ["bp", "fa"] and not (again / "runs" / "ifa-seed0").exists()
+    assert forced["rule_order"] == ["bp", "fa"]
+    assert not (again / "simulation" / "edge_sram" / "ifa.json").exists()
+    assert _run_dir(again, "ifa").is_dir()  # --force keeps trained runs
 
 
 def test_several_chips(tiny, tmp_path):
@@ -270,13 +309,14 @@ def test_interrupt_keeps_finished_rules_and_resumes(tiny, tmp_path, monkeypatch)
     # One worker: the runs train in this process, where the patched train() is.
     result = _invoke("--experiment", str(experiment), "--out", str(out), "--workers", "1")
     assert result.exit_code == 130, result.output
-    assert (out / "runs/fa-seed0/result.json").is_file() and not (out / "summary.json").exists()
-    finished = (out / "runs/bp-seed0/metrics.jsonl").stat().st_mtime_ns
+    assert (_run_dir(out, "fa") / "result.json").is_file()
+    assert not (out / "summary.json").exists()
+    finished = (_run_dir(out, "bp") / "metrics.jsonl").stat().st_mtime_ns
 
     monkeypatch.undo()
     result = _invoke("--experiment", str(experiment), "--out", str(out), "--json")
     assert result.exit_code == 0, result.output
-    assert (out / "runs/bp-seed0/metrics.jsonl").stat().st_mtime_ns == finished  # not retrained
+    assert (_run_dir(out, "bp") / "metrics.jsonl").stat().st_mtime_ns == finished  # not retrained
     resumed = json.loads(result.output)
     for spec in summary["rule_order"]:
         assert resumed["rules"][spec]["test_accuracy"] == summary["rules"][spec]["test_accuracy"]
@@ -349,4 +389,4 @@ def test_every_rule_trains_and_is_priced_end_to_end(tiny, tmp_path):
         report.replace("df_lnpu, dfa_prng, dram_prng", "dfa_prng, dram_prng, df_lnpu")
     )
     for rule in ALL_RULES:
-        assert (out / "runs" / f"{rule_dirname(rule)}-seed0" / "workload.json").exists()
+        assert (_run_dir(out, rule) / "workload.json").exists()

@@ -208,7 +208,7 @@ def test_prng_chips_report_the_dram_accesses_regeneration_saves(compare_run: Pat
     for name in ("dfa_prng", "df_lnpu"):  # regenerate B: in the report, and in the survey only
         savings = survey[name]["prng_against_stored"]
         assert [s["rule"] for s in savings] == ["fa", "ifa"]  # BP keeps no feedback
-        workload = compare_run / "runs" / "fa-seed0" / "workload.json"
+        workload = next((compare_run / "runs").glob("fa-seed0-*")) / "workload.json"
         (expected,) = prng_against_stored(workload, load_chip(name), ["fa"])
         assert savings[0] == expected.to_dict()
         assert (

@@ -167,7 +167,7 @@ def test_malformed_timeline_rows_name_the_simulation_file(fresh, change, named):
 )
 def test_metrics_rows_with_wrong_types_name_the_file(fresh, change, named):
     run = next(fresh)
-    path = run / "runs" / "fa-seed1" / "metrics.jsonl"
+    path = next((run / "runs").glob("fa-seed1-*")) / "metrics.jsonl"
     rows = [json.loads(line) for line in path.read_text().splitlines()]
     rows[1].update(change)
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -179,7 +179,7 @@ def test_metrics_rows_with_wrong_types_name_the_file(fresh, change, named):
 
 def test_torn_metrics_line_names_file_and_line(fresh):
     run = next(fresh)
-    path = run / "runs" / "bp-seed0" / "metrics.jsonl"
+    path = next((run / "runs").glob("bp-seed0-*")) / "metrics.jsonl"
     path.write_text(path.read_text()[:-20])
     message = clean(report(run))
     assert f"{path}:" in message and "invalid JSON" in message, message
