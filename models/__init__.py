@@ -18,6 +18,8 @@ each optimizer step in :func:`feedback_step` (Kolen–Pollack updates ``B`` ther
 from __future__ import annotations
 
 import importlib
+import sys
+import types
 from typing import TYPE_CHECKING, Any
 
 # Names load on first use (PEP 562): importing ``models.config`` (validating an experiment, pricing
@@ -117,6 +119,20 @@ if TYPE_CHECKING:
     from models.networks import build_network, cnn, mlp
     from models.training import RunResult, build_model, evaluate, learning_rate, load_run, train
     from models.workload import record_workload
+
+
+class _Package(types.ModuleType):
+    """This package, keeping a name of ``_HOME`` for its function when a submodule of the same
+    name is imported (``models.convert`` the module would otherwise replace ``convert`` the
+    function, as the import system binds each submodule on its package)."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in _HOME and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
 
 
 def __getattr__(name: str) -> Any:

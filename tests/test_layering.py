@@ -160,3 +160,27 @@ def test_importing_a_layer_loads_nothing_above_it(layer: str):
         if name == banned or name.startswith(banned + ".")
     ]
     assert problems == []
+
+
+_LIGHT = """
+import sys
+from hwsim.experiments.experiment import load_experiment
+from models.config import TrainConfig
+
+experiment = load_experiment()  # validated, training settings and all
+config = experiment.train_config("ifa", 0)
+assert isinstance(config, TrainConfig) and config.epochs == 5, config
+heavy = sorted(n for n in ("torch", "brevitas") if n in sys.modules)
+import models.convert  # binds the submodule on the package; the function must stay
+from models import convert
+print(heavy, callable(convert) and not isinstance(convert, type(sys)))
+"""
+
+
+def test_experiments_and_configs_are_validated_without_torch():
+    """Loading an experiment and building its training configs (what re-pricing a compare run
+    does) import no torch; ``models``' names load lazily and keep their meaning."""
+    done = subprocess.run(
+        [sys.executable, "-c", _LIGHT], capture_output=True, text=True, check=True, cwd=ROOT
+    )
+    assert done.stdout.split() == ["[]", "True"], done.stdout + done.stderr

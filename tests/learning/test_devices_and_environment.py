@@ -138,7 +138,8 @@ def test_compare_seeds_option(tmp_path):
     base = ["compare", "--experiment", str(path), "--quiet", "--workers", "1"]
     result = CliRunner().invoke(main, [*base, "--seeds", "3", "--out", str(tmp_path / "o")])
     assert result.exit_code == 0, result.output
-    assert sorted(p.name for p in (tmp_path / "o" / "runs").iterdir()) == ["bp-seed3", "fa-seed3"]
+    names = sorted(p.name.rsplit("-", 1)[0] for p in (tmp_path / "o" / "runs").iterdir())
+    assert names == ["bp-seed3", "fa-seed3"]
     for extra, message in (
         (["--seeds", "0,0"], "--seeds 0,0: a seed is given twice"),
         (["--seeds", "0,x"], "--seeds '0,x': expected comma-separated numbers"),
