@@ -9,6 +9,7 @@ file, the key path and its line.
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,45 @@ FIELD_KEYS: dict[str, KeyPath] = {
     for section, keys in SCHEMA.items()
     for key in keys
 }
+
+
+def default_settings() -> dict[str, Any]:
+    """The training settings of the built-in default experiment
+    (``configs/experiments/default.yaml``, :data:`DEFAULT_EXPERIMENT`) as ``TrainConfig`` field →
+    value, plus ``seeds`` (a tuple), read without importing torch.
+
+    The one source of the training defaults: ``hwsim train``, ``hwsim sweep`` and ``hwsim
+    reproduce`` take theirs from here (their ``--help`` shows these values), and
+    ``hwsim compare`` runs the file itself. Keys the file leaves out take :data:`SCHEMA`'s
+    fallback. The ranges are checked where a ``TrainConfig`` is built from them
+    (:func:`default_train_config`; a test loads the file with :func:`load_experiment`).
+    """
+    return dict(_default_settings())
+
+
+@functools.cache
+def _default_settings() -> dict[str, Any]:
+    data, _ = load_yaml_with_lines(Path(DEFAULT_EXPERIMENT))
+    if not isinstance(data, dict):
+        raise InputError(f"{DEFAULT_EXPERIMENT}:1: expected a mapping")
+    settings: dict[str, Any] = {}
+    for field, (section, key) in FIELD_KEYS.items():
+        given = data.get(section)
+        fallback = SCHEMA[section][key][1]
+        settings[field] = given.get(key, fallback) if isinstance(given, dict) else fallback
+    settings["seeds"] = tuple(data.get("seeds", [0]))
+    return settings
+
+
+def default_train_config(**changes: Any):  # -> models.TrainConfig (torch import is lazy)
+    """The default experiment's :class:`models.TrainConfig` (rule ``bp``, its first seed), with
+    ``changes`` applied: what ``hwsim train`` builds when given no options."""
+    from models.config import TrainConfig
+
+    settings = default_settings()
+    values = {k: v for k, v in settings.items() if k != "seeds"}
+    values["seed"] = settings["seeds"][0]
+    return TrainConfig(**{**values, **changes})
 
 
 def _setting_problems(
