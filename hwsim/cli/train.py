@@ -154,8 +154,9 @@ def train(
 ) -> None:
     """Train one network with one learning rule; resumes an interrupted run in --out.
 
-    Every default is the built-in default experiment's (configs/experiments/default.yaml):
-    the MLP and data that `hwsim compare` trains, one rule and seed at a time.
+    The option defaults come from the built-in default experiment
+    (configs/experiments/default.yaml): the MLP and data that `hwsim compare` trains, one rule
+    and seed at a time.
     """
     from hwsim.core.errors import InputError
     from models.config import TrainConfig, config_problems
