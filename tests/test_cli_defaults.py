@@ -98,7 +98,7 @@ def test_sweep_options_default_to_the_default_experiment():
     assert f"[default: {settings['weight_bits']}]" in text
 
 
-class _Stop(Exception):
+class _StopError(Exception):
     """Raised by a stand-in for the training: the command built what it would run."""
 
 
@@ -109,11 +109,11 @@ def test_hwsim_train_builds_the_default_experiments_run(monkeypatch, tmp_path: P
 
     def capture(config: Any, *args: Any, **kwargs: Any) -> None:
         built.append(config)
-        raise _Stop
+        raise _StopError
 
     monkeypatch.setattr(models.training, "train", capture)
     result = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "r"), "--quiet"])
-    assert isinstance(result.exception, _Stop), result.output
+    assert isinstance(result.exception, _StopError), result.output
     assert _comparable(built[0]) == _comparable(default_train_config())
     assert built[0].depth == 6 and built[0].weight_bits == 8  # the documented values
 
@@ -126,12 +126,12 @@ def test_hwsim_train_cnn_keeps_its_own_shape(monkeypatch, tmp_path: Path):
 
     def capture(config: Any, *args: Any, **kwargs: Any) -> None:
         built.append(config)
-        raise _Stop
+        raise _StopError
 
     monkeypatch.setattr(models.training, "train", capture)
     out = str(tmp_path / "r")
     result = CliRunner().invoke(main, ["train", "--model", "cnn", "--out", out, "--quiet"])
-    assert isinstance(result.exception, _Stop), result.output
+    assert isinstance(result.exception, _StopError), result.output
     assert built[0].model == "cnn" and built[0].depth is None and built[0].width is None
 
 
@@ -142,11 +142,11 @@ def test_hwsim_sweep_builds_the_default_experiments_base(monkeypatch, tmp_path: 
 
     def capture(spec: Any, *args: Any, **kwargs: Any) -> None:
         specs.append(spec)
-        raise _Stop
+        raise _StopError
 
     monkeypatch.setattr(hwsim.experiments.sweeps, "run_sweep", capture)
     result = CliRunner().invoke(main, ["sweep", "depth", "--out", str(tmp_path / "s"), "--quiet"])
-    assert isinstance(result.exception, _Stop), result.output
+    assert isinstance(result.exception, _StopError), result.output
     spec = specs[0]
     assert _comparable(spec.base) == _comparable(default_train_config(snapshots=False))
     assert spec.seeds == default_settings()["seeds"]
