@@ -185,8 +185,8 @@ def simulate_table(result: Any, clock_hz: float) -> Table:
         f"({clock_hz / 1e6:g} MHz), per training step"
     )
     table = Table(title=title, show_edge=False)
+    table.add_column("rule", justify="right", min_width=max(map(len, result.rules), default=4))
     for column in (
-        "rule",
         "energy",
         "latency",
         "weight transport",
