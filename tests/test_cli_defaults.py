@@ -13,8 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from hwsim.cli import main
+from hwsim.core.defaults import default_settings
 from hwsim.core.resources import DEFAULT_EXPERIMENT
-from hwsim.experiments.experiment import default_settings, default_train_config, load_experiment
+from hwsim.experiments.experiment import default_train_config, load_experiment
 
 #: Option of ``hwsim train`` / ``hwsim sweep`` → the TrainConfig field whose default it shows.
 TRAIN_OPTIONS = {

@@ -23,9 +23,9 @@ from hwsim.cli.common import (
     err_console,
     progress_bar,
 )
+from hwsim.core.defaults import default_settings
 from hwsim.core.resources import default_output
 from hwsim.core.units import MISSING, format_mean_std
-from hwsim.experiments.experiment import default_settings
 
 #: The training defaults: the built-in default experiment (configs/experiments/default.yaml,
 #: docs/learning.md "The default experiment"); --help shows these values.

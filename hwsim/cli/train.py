@@ -16,9 +16,9 @@ from hwsim.cli.common import (
     progress_bar,
     threads_option,
 )
+from hwsim.core.defaults import default_settings
 from hwsim.core.rules import RULE_SYNTAX
 from hwsim.core.units import format_number
-from hwsim.experiments.experiment import default_settings
 
 #: The training defaults: the built-in default experiment (configs/experiments/default.yaml,
 #: docs/learning.md "The default experiment"), read once; --help shows these values.

@@ -9,12 +9,12 @@ file, the key path and its line.
 from __future__ import annotations
 
 import copy
-import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hwsim.core.defaults import FIELD_KEYS, SCHEMA, default_settings
 from hwsim.core.errors import InputError
 from hwsim.core.resources import DEFAULT_COMPARE_CHIP, DEFAULT_EXPERIMENT
 from hwsim.core.rules import RULE_SYNTAX, parse_rules
@@ -26,71 +26,7 @@ EXPERIMENT_VERSION = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 _NONE = type(None)
-#: section → key → (accepted types, default). Keys map 1:1 onto models.TrainConfig fields,
-#: except ``dataset.name`` (→ ``dataset``) and ``network.model``.
-SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
-    "dataset": {
-        "name": ((str,), "mnist5k"),
-        "data_dir": ((str, _NONE), None),
-        "train_size": ((int, _NONE), None),
-    },
-    "network": {
-        "model": ((str,), "mlp"),
-        "depth": ((int, _NONE), None),
-        "width": ((int, _NONE), None),
-    },
-    "quantization": {
-        "weight_bits": ((int,), 32),
-        "act_bits": ((int,), 32),
-        "feedback_bits": ((int, _NONE), None),
-    },
-    "training": {
-        "epochs": ((int,), 10),
-        "batch_size": ((int,), 64),
-        "optimizer": ((str,), "adam"),
-        "lr": ((int, float), 1e-3),
-        "momentum": ((int, float), 0.9),
-        "weight_decay": ((int, float), 0.0),
-        "schedule": ((str,), "constant"),
-        "forward_gain": ((int, float), 2**0.5),
-        "backward_gain": ((int, float, _NONE), None),
-    },
-}
 TOP_KEYS = {"version", "name", "description", "seeds", "rules", "chips", *SCHEMA}
-#: TrainConfig field → the experiment key that sets it.
-FIELD_KEYS: dict[str, KeyPath] = {
-    ("dataset" if (section, key) == ("dataset", "name") else key): (section, key)
-    for section, keys in SCHEMA.items()
-    for key in keys
-}
-
-
-def default_settings() -> dict[str, Any]:
-    """The training settings of the built-in default experiment
-    (``configs/experiments/default.yaml``, :data:`DEFAULT_EXPERIMENT`) as ``TrainConfig`` field →
-    value, plus ``seeds`` (a tuple), read without importing torch.
-
-    The one source of the training defaults: ``hwsim train``, ``hwsim sweep`` and ``hwsim
-    reproduce`` take theirs from here (their ``--help`` shows these values), and
-    ``hwsim compare`` runs the file itself. Keys the file leaves out take :data:`SCHEMA`'s
-    fallback. The ranges are checked where a ``TrainConfig`` is built from them
-    (:func:`default_train_config`; a test loads the file with :func:`load_experiment`).
-    """
-    return dict(_default_settings())
-
-
-@functools.cache
-def _default_settings() -> dict[str, Any]:
-    data, _ = load_yaml_with_lines(Path(DEFAULT_EXPERIMENT))
-    if not isinstance(data, dict):
-        raise InputError(f"{DEFAULT_EXPERIMENT}:1: expected a mapping")
-    settings: dict[str, Any] = {}
-    for field, (section, key) in FIELD_KEYS.items():
-        given = data.get(section)
-        fallback = SCHEMA[section][key][1]
-        settings[field] = given.get(key, fallback) if isinstance(given, dict) else fallback
-    settings["seeds"] = tuple(data.get("seeds", [0]))
-    return settings
 
 
 def default_train_config(**changes: Any):  # -> models.TrainConfig (torch import is lazy)

@@ -31,12 +31,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from hwsim.core.defaults import default_settings
 from hwsim.core.errors import InputError
 from hwsim.core.files import claim_out_dir, jsonable, write_atomic
 from hwsim.core.outputs import REPRODUCTION_FILE, REPRODUCTION_MARKDOWN, REPRODUCTION_SWEEPS_DIR
 from hwsim.core.stats import describe, finite, mean_std
 from hwsim.experiments.executors import Executor, FailedPointsError, LocalExecutor
-from hwsim.experiments.experiment import default_settings, default_train_config
+from hwsim.experiments.experiment import default_train_config
 from hwsim.experiments.sweeps import (
     CurvatureSettings,
     RobustnessSettings,
