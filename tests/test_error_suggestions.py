@@ -39,6 +39,11 @@ RAISED_BY: dict[str, set[str]] = {
     "models/device.py": {*TRAINING, "analyze"},
     "models/training.py": TRAINING,  # resume and thread messages, from every training run
 }
+#: (module, option) whose message names another command's option: where it is used.
+USED_ON = {
+    # hwsim chip init: "use it with: --chip mine.yaml"
+    ("hwsim/cli/chip.py", "--chip"): {"simulate", "compare"},
+}
 #: (module, option, command) that does not hold yet, with why; strict: fixed means remove it.
 KNOWN_MISSING = {
     ("models/data.py", "--data-dir", "compare"): (
@@ -107,16 +112,16 @@ def _commands_of(module: str, text: str) -> set[str]:
         if sub and isinstance(group, click.Group) and sub in group.commands:
             return {f"{named[1]} {sub}"}
         return {named[1]}
-    if module.startswith("hwsim/cli/"):
-        name = Path(module).stem
-        return {name} if name in main.commands else set()
-    return RAISED_BY.get(module, set())
+    if module in RAISED_BY:
+        return RAISED_BY[module]
+    name = Path(module).stem
+    return {name} if module.startswith("hwsim/cli/") and name in main.commands else set()
 
 
 def _checks() -> list[object]:
     params = {}
     for module, line, text, option in MENTIONS:
-        for command in sorted(_commands_of(module, text)):
+        for command in sorted(USED_ON.get((module, option)) or _commands_of(module, text)):
             key = (module, option, command)
             if key in params:
                 continue
