@@ -153,6 +153,19 @@ def test_hwsim_sweep_builds_the_default_experiments_base(monkeypatch, tmp_path: 
     assert spec.seeds == default_settings()["seeds"]
 
 
+def test_an_experiment_file_fills_its_gaps_from_the_default_experiment(tmp_path: Path):
+    minimal = tmp_path / "minimal.yaml"
+    minimal.write_text("version: 1\ndataset: {name: digits}\nquantization: {weight_bits: 32}\n")
+    config = load_experiment(minimal).train_config("bp", 0)
+    expected = default_train_config(dataset="digits", weight_bits=32, feedback_bits=None)
+    assert config == expected  # B follows the weights' 32 bits, not the default's 8
+    cnn = tmp_path / "cnn.yaml"
+    cnn.write_text("version: 1\nnetwork: {model: cnn}\n")
+    config = load_experiment(cnn).train_config("bp", 0)
+    assert (config.model, config.depth, config.width) == ("cnn", None, None)
+    assert config.epochs == default_settings()["epochs"]
+
+
 def test_reproduce_plans_are_the_default_experiment_in_float():
     from hwsim.experiments.reproduce import plan_for
 

@@ -1,9 +1,11 @@
 """Experiment YAML: what `hwsim compare` trains and on which chips (versioned, validated).
 
-An experiment file (``configs/experiments/*.yaml``) has ``version: 1`` and the sections below;
-every key is optional except ``version`` and defaults to the value shown by
-:data:`DEFAULT_SECTIONS`. Unknown keys and wrong types are reported all at once, each with the
-file, the key path and its line.
+An experiment file (``configs/experiments/*.yaml``) has ``version: 1`` and the sections of
+:data:`hwsim.core.defaults.SCHEMA`; every key is optional except ``version``. A training key
+left out takes the default experiment's value (``configs/experiments/default.yaml``,
+docs/learning.md "The default experiment"; :func:`_fallback` has the two exceptions); seeds
+default to ``[0]``, rules to ``[bp, fa, ifa]``, chips to ``split_cores``. Unknown keys and wrong
+types are reported all at once, each with the file, the key path and its line.
 """
 
 from __future__ import annotations
@@ -215,6 +217,22 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:77]}..."
 
 
+def _fallback(section: str, key: str, data: dict[str, Any]) -> Any:
+    """The value of a training key an experiment file leaves out: the default experiment's
+    (docs/learning.md, "The default experiment"), except ``feedback_bits`` (null: the weights'
+    width, which the file may have changed) and, for another model than the default's, its
+    ``depth`` and ``width`` (null: that model's own)."""
+    defaults = default_settings()
+    field = "dataset" if (section, key) == ("dataset", "name") else key
+    if field == "feedback_bits":
+        return None
+    if field in ("depth", "width"):
+        network = data.get("network")
+        model = network.get("model", defaults["model"]) if isinstance(network, dict) else None
+        return defaults[field] if model in (None, defaults["model"]) else None
+    return defaults[field]
+
+
 def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:
     """Read and validate an experiment YAML file, reporting every problem with its line."""
     path = Path(path)
@@ -246,8 +264,8 @@ def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:
         for key in sorted(set(given) - set(keys), key=str):
             problem((section, key), f"unknown key (expected one of {', '.join(keys)})")
         settings[section] = {}
-        for key, (types, default) in keys.items():
-            value = given.get(key, default)
+        for key, (types, _) in keys.items():
+            value = given.get(key, _fallback(section, key, data))
             if isinstance(value, bool) or not isinstance(value, types):
                 names = " or ".join("null" if t is _NONE else t.__name__ for t in types)
                 problem((section, key), f"expected {names}, got {_short(value)}")
