@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from typing import Any
 
 import click
@@ -29,9 +30,10 @@ __all__ = [
 console = Console()
 err_console = Console(stderr=True)
 # Piped or captured output has no terminal width; rich would assume 80 columns and truncate the
-# tables' numbers. Give it room instead (a real terminal keeps its own width).
+# tables' numbers. Give it room instead (a real terminal keeps its own width, and so does output
+# whose width COLUMNS sets: COLUMNS=80 shows what an 80-column terminal gets).
 for _c in (console, err_console):
-    if not _c.is_terminal:
+    if not _c.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         _c.width = max(_c.width, 160)
 
 
