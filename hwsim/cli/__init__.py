@@ -41,7 +41,8 @@ class _Group(click.Group):
         self, ctx: click.Context, args: list[str]
     ) -> tuple[str | None, click.Command | None, list[str]]:
         name, command, rest = super().resolve_command(ctx, args)
-        if name in _TORCH_COMMANDS:
+        simulates = name == "sweep" and rest[:1] == ["chip"]  # the chip sweep trains nothing
+        if name in _TORCH_COMMANDS and not simulates:
             with interrupts_deferred(), contextlib.suppress(ImportError):
                 import models.training  # noqa: F401  (whole, before any work starts)
         return name, command, rest

@@ -168,33 +168,45 @@ _PRINTERS = {
     "--samples",
     type=int,
     default=None,
-    help="Data samples used: first N training (hessian, landscape) or test (robustness) [1000].",
+    help="Data samples used: first N training (hessian, landscape) or test (robustness) "
+    "[default: 1000].",
 )
-@click.option("--batch-size", type=int, default=None, help="Batch size of the Hessian data [250].")
-@click.option("--probes", type=int, default=None, help="hessian: Hutchinson probes [100].")
-@click.option("--top-k", type=int, default=None, help="hessian: eigenvalues to find [5].")
-@click.option("--slq/--no-slq", default=None, help="hessian: spectral density [on].")
-@click.option("--grid", type=int, default=None, help="landscape: grid points per axis [21].")
+@click.option(
+    "--batch-size", type=int, default=None, help="Batch size of the Hessian data [default: 250]."
+)
+@click.option("--probes", type=int, default=None, help="hessian: Hutchinson probes [default: 100].")
+@click.option("--top-k", type=int, default=None, help="hessian: eigenvalues to find [default: 5].")
+@click.option("--slq/--no-slq", default=None, help="hessian: spectral density [default: on].")
+@click.option(
+    "--grid", type=int, default=None, help="landscape: grid points per axis [default: 21]."
+)
 @click.option(
     "--span",
     type=float,
     default=None,
-    help="landscape: grid half-width, a parameter-space distance [where the loss rises --rise].",
+    help="landscape: grid half-width, a parameter-space distance "
+    "[default: where the loss rises --rise].",
 )
 @click.option(
-    "--rise", type=float, default=None, help="landscape: loss rise that sizes the grid [1.0]."
+    "--rise",
+    type=float,
+    default=None,
+    help="landscape: loss rise that sizes the grid [default: 1.0].",
 )
-@click.option("--eps", default=None, help="robustness: L∞ radii [0,0.01,0.03,0.1,0.2].")
-@click.option("--attacks", default=None, help="robustness: fgsm,pgd [both].")
-@click.option("--pgd-steps", type=int, default=None, help="robustness: PGD steps [10].")
-@click.option("--corruptions", default=None, help="robustness: comma-separated names [all 7].")
+@click.option("--eps", default=None, help="robustness: L∞ radii [default: 0,0.01,0.03,0.1,0.2].")
+@click.option("--attacks", default=None, help="robustness: fgsm,pgd [default: both].")
+@click.option("--pgd-steps", type=int, default=None, help="robustness: PGD steps [default: 10].")
+@click.option(
+    "--corruptions", default=None, help="robustness: comma-separated names [default: all 7]."
+)
 @click.option(
     "--surrogate",
     type=click.Path(file_okay=False),
     default=None,
-    help="robustness: BP run to transfer from [train one into RUN_DIR/analysis/surrogate].",
+    help="robustness: BP run to transfer from "
+    "[default: train one into RUN_DIR/analysis/surrogate].",
 )
-@click.option("--seed", type=int, default=None, help="Seed of probes, starts, noise [0].")
+@click.option("--seed", type=int, default=None, help="Seed of probes, starts, noise [default: 0].")
 @click.option(
     "--device",
     type=click.Choice(DEVICE_CHOICES),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import os
 from typing import Any
 
 import click
@@ -21,6 +22,7 @@ __all__ = [
     "echo_json",
     "err_console",
     "progress_bar",
+    "set_option",
     "threads_option",
 ]
 
@@ -28,9 +30,10 @@ __all__ = [
 console = Console()
 err_console = Console(stderr=True)
 # Piped or captured output has no terminal width; rich would assume 80 columns and truncate the
-# tables' numbers. Give it room instead (a real terminal keeps its own width).
+# tables' numbers. Give it room instead (a real terminal keeps its own width, and so does output
+# whose width COLUMNS sets: COLUMNS=80 shows what an 80-column terminal gets).
 for _c in (console, err_console):
-    if not _c.is_terminal:
+    if not _c.is_terminal and not os.environ.get("COLUMNS", "").strip().isdigit():
         _c.width = max(_c.width, 160)
 
 
@@ -125,13 +128,18 @@ def threads_option(default: int | None = None) -> Any:
     )
 
 
-def set_option() -> Any:
-    """``--set KEY.PATH=VALUE`` (repeatable): a chip setting changed for this command only."""
+def set_option(
+    name: str = "overrides",
+    help: str = "Override a chip key, e.g. memories.weight_sram.read_energy_pj=2 or "
+    "placement.weights=dram (repeatable; the value is YAML; null deletes the key).",
+) -> Any:
+    """``--set KEY.PATH=VALUE`` (repeatable): chip overrides for
+    :func:`hwsim.sim.chip.load_chip`'s ``overrides``; the command gets a tuple of strings in its
+    parameter ``name``."""
     return click.option(
         "--set",
-        "overrides",
+        name,
         multiple=True,
         metavar="KEY.PATH=VALUE",
-        help="Change a chip setting for this command, e.g. "
-        "memories.weight_sram.read_energy_pj=2; repeatable.",
+        help=help,
     )

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import InputError, console, echo_json
+from hwsim.cli.common import InputError, console, echo_json, set_option
 from hwsim.core.rules import RULE_SYNTAX
+from hwsim.core.units import format_si
 
 
 @main.command()
@@ -24,8 +26,9 @@ from hwsim.core.rules import RULE_SYNTAX
     "chip_file",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Chip YAML (default: configs/chips/edge_sram.yaml).",
+    help="Chip YAML file or shipped chip name [default: edge_sram].",
 )
+@set_option()
 @click.option(
     "--workload",
     "workload_file",
@@ -66,11 +69,17 @@ from hwsim.core.rules import RULE_SYNTAX
     help="Errors' number format with --model: int8, int16, fp16, bf16, fp32… (sets the width; "
     "with --error-bits both must agree) [default: int8].",
 )
-@click.option("--timeline", is_flag=True, help="Include the event timeline in --json output.")
+@click.option(
+    "--timeline",
+    is_flag=True,
+    help="The event timeline of one step: in the --json output, or without --json drawn to "
+    "reports/simulate/timeline_<chip>.png.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
 def simulate(
     algo: str,
     chip_file: str | None,
+    overrides: tuple[str, ...],
     workload_file: str | None,
     model: str | None,
     batch_size: int | None,
@@ -85,13 +94,16 @@ def simulate(
 ) -> None:
     """Count, time and price every memory access of on-chip training, per rule.
 
-    The workload is a training run's workload.json (--workload), or a model spec (--model) with
-    the assumptions given by the options: batch 64, int8 weights, activations, feedback and
-    errors, SGD with momentum, unless set; the line under the table states them.
+    The workload is a training run's workload.json (--workload), which carries its own batch,
+    bit widths and optimizer, or a model spec (--model) with the assumptions the options set:
+    batch 64, int8 weights, activations, feedback and errors, SGD with momentum (1 state tensor
+    per weight), unless set; the input shape is the spec's (mlp:784-…: 784 values; resnet18:
+    3×32×32). The line under the table states them all. Energy and latency are per training
+    step, in the units of hwsim compare (µJ, mJ; µs, ms).
     """
     from hwsim.core.formats import parse_format
     from hwsim.core.resources import DEFAULT_CHIP
-    from hwsim.core.workload import workload_from_dict
+    from hwsim.core.workload import load_workload, workload_from_dict
     from hwsim.sim.api import simulate as run_simulation
     from hwsim.sim.chip import load_chip
     from hwsim.sim.feedback_storage import prng_against_stored
@@ -124,7 +136,7 @@ def simulate(
                     f"({fmt.bits} bits): give one, or both agreeing"
                 )
         workload = workload_from_dict(build_workload(model, **given), model)
-    chip = load_chip(chip_file or DEFAULT_CHIP)
+    chip = load_chip(chip_file or DEFAULT_CHIP, overrides=overrides)
     result = run_simulation(workload, chip, algo, timeline=timeline)
     savings = prng_against_stored(workload, chip, algo, simulated=result.rules)
     if as_json:
@@ -133,31 +145,12 @@ def simulate(
             document["prng_against_stored"] = [s.to_dict() for s in savings]
         echo_json(document)
         return
-    table = Table(title=f"{result.workload['model'] or 'workload'} on chip {result.chip}")
-    for column in (
-        "rule",
-        "energy / step (µJ)",
-        "latency / step (cycles)",
-        "latency / step (ms)",
-        "weight transport (bits)",
-        "sync writes (bits)",
-        "feedback reads (bits)",
-        "MACs",
-    ):
-        table.add_column(column, justify="right")
-    for spec, r in result.rules.items():
-        table.add_row(
-            spec,
-            f"{r.energy_pj / 1e6:,.3f}",
-            f"{r.latency_cycles:,}",
-            f"{r.latency_s * 1e3:,.3f}",
-            f"{r.weight_transport_bits:,}",
-            f"{r.sync_write_bits:,}",
-            f"{r.feedback_read_bits:,}",
-            f"{r.macs:,}",
-        )
-    console.print(table)
-    console.print(_assumptions(result.workload), highlight=False)
+    work = load_workload(workload) if isinstance(workload, str) else workload
+    optimizer_name = (optimizer or "momentum") if model is not None else _file_optimizer(workload)
+    console.print(simulate_table(result, chip.clock_hz))
+    console.print(
+        _assumptions(result.workload, work, optimizer_name), highlight=False, soft_wrap=True
+    )
     for spec, r in result.rules.items():
         console.print(_orders_line(spec, r), highlight=False, soft_wrap=True)
         if r.spills:
@@ -177,22 +170,106 @@ def simulate(
             rt = r.run_totals
             console.print(
                 f"{spec}: whole run ({rt.epochs} epochs × {rt.steps_per_epoch} steps): "
-                f"{rt.energy.total_pj / 1e12:,.4f} J, {rt.latency_s:,.3f} s",
+                f"{format_si(rt.energy.total_pj * 1e-12, 'J')}, {format_si(rt.latency_s, 's')}",
                 highlight=False,
             )
+    if timeline:
+        path = _draw_timeline(result, chip)
+        console.print(f"timeline of one step per rule → {path}", highlight=False, soft_wrap=True)
 
 
-def _assumptions(workload: dict[str, Any]) -> str:
-    """One line stating the workload the numbers are for (number formats, optimizer, batch)."""
+def simulate_table(result: Any, clock_hz: float) -> Table:
+    """One row per rule, per training step, in the units of ``hwsim compare`` (one SI prefix per
+    value: µJ, mJ; µs, ms; kbit, Mbit; ``format_si``); it fits an 80-column terminal (cells
+    fold rather than being cut to ``…``; cycles and every count are in ``--json``)."""
+    title = (
+        f"{result.workload['model'] or 'workload'} on chip {result.chip} "
+        f"({clock_hz / 1e6:g} MHz), per training step"
+    )
+    table = Table(title=title, show_edge=False)
+    table.add_column("rule", justify="right", min_width=max(map(len, result.rules), default=4))
+    for column in (
+        "energy",
+        "latency",
+        "weight transport",
+        "sync writes",
+        "feedback reads",
+        "MACs",
+    ):
+        table.add_column(column, justify="right", overflow="fold")
+    for spec, r in result.rules.items():
+        table.add_row(
+            spec,
+            format_si(r.energy_pj * 1e-12, "J"),
+            format_si(r.latency_s, "s"),
+            format_si(r.weight_transport_bits, "bit"),
+            format_si(r.sync_write_bits, "bit"),
+            format_si(r.feedback_read_bits, "bit"),
+            format_si(r.macs, ""),
+        )
+    return table
+
+
+#: ``hwsim simulate --timeline`` without ``--json`` draws the timeline here (under the current
+#: directory), named after the chip.
+TIMELINE_DIR = "reports/simulate"
+
+
+def _draw_timeline(result: Any, chip: Any) -> Path:
+    """Draw the step timeline of every rule with the compare report's figure
+    (:func:`hwsim.render.compare_figures.timeline_figure`) to ``TIMELINE_DIR``; the path."""
+    import matplotlib
+
+    from hwsim.core.files import write_atomic
+    from hwsim.render.compare_figures import timeline_figure
+    from hwsim.render.compare_run import RunData
+    from hwsim.render.style import FIGURE_STYLE
+
+    data = RunData(
+        run_dir=Path.cwd(),
+        summary={"chips": {result.chip: {"clock_hz": chip.clock_hz}}},
+        rules=list(result.rules),
+        chips=[result.chip],
+        seed_runs={},
+        simulations={result.chip: {s: r.to_dict() for s, r in result.rules.items()}},
+        chip_texts={},
+        chip_memories={result.chip: [m.name for m in chip.memories]},
+        experiment_text="",
+    )
+    with matplotlib.rc_context(FIGURE_STYLE):
+        figure = timeline_figure(data, result.chip)
+    path = Path(TIMELINE_DIR) / figure.name
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, figure.png)
+    return path
+
+
+def _file_optimizer(path: str) -> str:
+    """The optimizer a ``workload.json`` names (``optimizer.name``), or ``unnamed``."""
+    import json
+
+    try:
+        name = json.loads(Path(path).read_text(encoding="utf-8"))["optimizer"]["name"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return "unnamed"
+    return str(name)
+
+
+def _assumptions(workload: dict[str, Any], work: Any, optimizer: str) -> str:
+    """One line stating what the numbers assume: the model and its input shape, the batch, the
+    number formats (bit widths) of every operand and the optimizer with its state tensors."""
 
     def formats(field: str) -> str:
         return "/".join(workload[field])
 
+    shape = "×".join(map(str, work.layers[0].input_shape)) if work.layers else "?"
+    state = workload["optimizer_state_per_weight"]
     return (
-        f"workload: {workload['model'] or 'from file'}, batch {workload['batch_size']}, "
+        f"workload: {workload['model'] or 'from file'}, input {shape}, "
+        f"batch {workload['batch_size']}, "
         f"{formats('weight_format')} weights, {formats('activation_format')} activations, "
         f"{formats('feedback_format')} feedback, {formats('error_format')} errors, "
-        f"{workload['optimizer_state_per_weight']} optimizer state tensor(s) per weight"
+        f"optimizer {optimizer} ({state} state tensor{'' if state == 1 else 's'} per weight)"
     )
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 import click
+from rich.console import Group
 from rich.table import Table
 
 from hwsim.cli import main
@@ -22,8 +23,14 @@ from hwsim.cli.common import (
     err_console,
     progress_bar,
 )
+from hwsim.cli.sweep_chip import chip_sweep_options, sweep_chip
+from hwsim.core.defaults import default_settings
 from hwsim.core.resources import default_output
 from hwsim.core.units import MISSING, format_mean_std
+
+#: The training defaults: the built-in default experiment (configs/experiments/default.yaml,
+#: docs/learning.md "The default experiment"); --help shows these values.
+DEFAULTS = default_settings()
 
 #: The kind-specific options, and the kinds that take each.
 KIND_OPTIONS = {
@@ -32,7 +39,13 @@ KIND_OPTIONS = {
     "sizes": ("data",),
     "min_steps": ("data",),
     "gains": ("init",),
-    "algo": ("depth", "data", "init"),
+    "algo": ("depth", "data", "init", "chip"),
+    # the chip sweep's own (hwsim.cli.sweep_chip)
+    "set": ("chip",),
+    "workload": ("chip",),
+    "model": ("chip",),
+    "run": ("chip",),
+    "chip": ("chip",),
 }
 
 
@@ -49,49 +62,73 @@ def parse_list(text: str, convert: Callable[[str], Any], option: str) -> tuple[A
 
 
 def fmt_stat(stat: dict[str, Any] | None, spec: str = ".3f") -> str:
-    """``mean ± std`` of an aggregate of ``sweep.json`` (``—`` when missing; no ``±`` with one
-    seed), in :func:`hwsim.core.units.format_mean_std`'s one format."""
+    """``mean ± std`` of an aggregate of ``sweep.json`` (``—`` when missing), in
+    :func:`hwsim.core.units.format_mean_std`'s one format. With fewer than two seeds there is
+    no spread, so no ``±`` at all (never ``± 0.000``), whatever the file's ``std`` says."""
     stat = stat or {}
-    return format_mean_std(stat.get("mean"), stat.get("std"), spec)
+    values = stat.get("values")
+    count = stat.get("n", len(values) if isinstance(values, list) else None)
+    std = stat.get("std") if count is None or count >= 2 else None
+    return format_mean_std(stat.get("mean"), std, spec)
 
 
 def _value_text(value: Any) -> str:
-    if isinstance(value, list):
-        return f"fwd {value[0]:g} × bwd {value[1]:g}"
+    if isinstance(value, list):  # init sweep: [forward gain, backward gain]
+        return f"{value[0]:g} × {value[1]:g}"
     return MISSING if value is None else f"{value:g}"
 
 
-def sweep_table(summary: dict[str, Any]) -> Table:
-    """The aggregates of a sweep as a rich table: one row per parameter value × rule."""
+def _stat_table(title: str, parameter: str, columns: list[str]) -> Table:
+    """A sweep table: parameter and rule first, then ``columns``; every cell folds rather than
+    being cut to ``…``, and the widths used (13 characters for ``0.912 ± 0.003``) fit 80."""
+    table = Table(title=title)
+    for header in [parameter, "rule", *columns]:
+        table.add_column(header, justify="right", overflow="fold")
+    return table
+
+
+def sweep_table(summary: dict[str, Any]) -> Group:
+    """The aggregates of a sweep as rich tables that fit an 80-column terminal: accuracy (one
+    row per parameter value × rule), then curvature and robustness each in a table of their
+    own when measured (mean ± sample std over seeds; no ``±`` with one seed)."""
     parameter = summary["parameter"] or "config"
-    table = Table(title=f"{summary['kind']} sweep ({summary['points']} points)")
-    columns = [parameter, "rule", "seeds", "test acc", "train acc", "diverged"]
-    curvature = any("hessian_trace" in g["metrics"] for g in summary["groups"])
-    robust = any("pgd_true_accuracy" in g["metrics"] for g in summary["groups"])
-    columns += ["Hessian trace", "top eig."] if curvature else []
-    columns += ["PGD true", "PGD transfer", "corrupted"] if robust else []
-    for header in columns:
-        table.add_column(header, justify="right")
-    for g in summary["groups"]:
+    groups = summary["groups"]
+    if any(isinstance(g["value"], list) for g in groups):
+        parameter = "fwd × bwd gain"
+    title = f"{summary['kind']} sweep ({summary['points']} points)"
+    accuracy = _stat_table(title, parameter, ["seeds", "test acc", "train acc", "diverged"])
+    curvature = _stat_table(
+        "curvature (BP view, final weights)", parameter, ["Hessian trace", "top eigenvalue"]
+    )
+    robustness = _stat_table(
+        "robustness (mean over ε > 0)", parameter, ["PGD true", "PGD transfer", "corrupted"]
+    )
+    for g in groups:
         m = g["metrics"]
-        row = [
-            _value_text(g["value"]),
-            g["rule"],
+        head = [_value_text(g["value"]), g["rule"]]
+        accuracy.add_row(
+            *head,
             str(len(g["seeds"])),
             fmt_stat(m.get("final_test_accuracy")),
             fmt_stat(m.get("final_train_accuracy")),
             str(g["diverged"]),
-        ]
-        if curvature:
-            row += [fmt_stat(m.get(k), ".4g") for k in ("hessian_trace", "top_eigenvalue")]
-        if robust:
-            row += [
-                fmt_stat(m.get("pgd_true_accuracy")),
-                fmt_stat(m.get("pgd_transfer_accuracy")),
-                fmt_stat(m.get("corruption_accuracy")),
-            ]
-        table.add_row(*row)
-    return table
+        )
+        curvature.add_row(
+            *head, *(fmt_stat(m.get(k), ".4g") for k in ("hessian_trace", "top_eigenvalue"))
+        )
+        robustness.add_row(
+            *head,
+            *(
+                fmt_stat(m.get(k))
+                for k in ("pgd_true_accuracy", "pgd_transfer_accuracy", "corruption_accuracy")
+            ),
+        )
+    tables = [accuracy]
+    if any("hessian_trace" in g["metrics"] for g in groups):
+        tables.append(curvature)
+    if any("pgd_true_accuracy" in g["metrics"] for g in groups):
+        tables.append(robustness)
+    return Group(*tables)
 
 
 #: ``hwsim sweep`` and ``hwsim reproduce``: where the points run (docs/reproduce.md).
@@ -152,26 +189,56 @@ def exit_failed(error: Exception) -> NoReturn:
 
 
 @main.command()
-@click.argument("kind", type=click.Choice(["angle", "depth", "data", "init"]))
-@click.option("--dataset", default="mnist5k", show_default=True, help="Dataset name.")
+@click.argument("kind", type=click.Choice(["angle", "depth", "data", "init", "chip"]))
+@click.option("--dataset", default=DEFAULTS["dataset"], show_default=True, help="Dataset name.")
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False),
     default=None,
     help="Folder with the mnist / fashion-mnist / cifar10 files.",
 )
-@click.option("--seeds", default="0,1,2", show_default=True, help="Seeds, e.g. 0,1,2.")
-@click.option("--epochs", type=int, default=5, show_default=True)
 @click.option(
-    "--depth", type=int, default=6, show_default=True, help="MLP depth (except the depth sweep)."
+    "--seeds",
+    default=",".join(map(str, DEFAULTS["seeds"])),
+    show_default=True,
+    help="Seeds, e.g. 0,1,2.",
 )
-@click.option("--width", type=int, default=256, show_default=True, help="MLP hidden width.")
-@click.option("--batch-size", type=int, default=64, show_default=True)
-@click.option("--optimizer", type=click.Choice(["adam", "sgd"]), default="adam", show_default=True)
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Learning rate.")
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
-@click.option("--weight-bits", type=int, default=32, show_default=True, help="32 = float.")
-@click.option("--act-bits", type=int, default=32, show_default=True, help="32 = float.")
+@click.option("--epochs", type=int, default=DEFAULTS["epochs"], show_default=True)
+@click.option(
+    "--depth",
+    type=int,
+    default=DEFAULTS["depth"],
+    show_default=True,
+    help="MLP depth (except the depth sweep).",
+)
+@click.option(
+    "--width", type=int, default=DEFAULTS["width"], show_default=True, help="MLP hidden width."
+)
+@click.option("--batch-size", type=int, default=DEFAULTS["batch_size"], show_default=True)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["adam", "sgd"]),
+    default=DEFAULTS["optimizer"],
+    show_default=True,
+)
+@click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True, help="Learning rate.")
+@click.option(
+    "--momentum", type=float, default=DEFAULTS["momentum"], show_default=True, help="SGD momentum."
+)
+@click.option(
+    "--weight-bits",
+    type=int,
+    default=DEFAULTS["weight_bits"],
+    show_default=True,
+    help="Weights (and B): 2..16, 32 = float.",
+)
+@click.option(
+    "--act-bits",
+    type=int,
+    default=DEFAULTS["act_bits"],
+    show_default=True,
+    help="Activations: 2..16, 32 = float.",
+)
 @click.option("--angles", default=None, help="angle: θ in degrees [0,15,30,45,60,75,90].")
 @click.option("--depths", default=None, help="depth: depths [2,4,6,8,10].")
 @click.option(
@@ -187,6 +254,7 @@ def exit_failed(error: Exception) -> NoReturn:
 )
 @click.option("--gains", default=None, help="init: gains, forward × backward grid [0.5,1,1.414,2].")
 @click.option("--algo", default=None, help="depth/data: rules [bp,fa,ifa]; init: [ifa,fa].")
+@chip_sweep_options
 @click.option(
     "--curvature/--no-curvature",
     default=None,
@@ -243,20 +311,32 @@ def sweep(
     """Train one run per parameter value × rule × seed; resumable; mean ± std over seeds.
 
     KIND: angle (rule ifa:θ per θ, Fig 4), depth (Fig 3b), data (training-set size, Fig 3c) or
-    init (forward × backward init gain grid, final train accuracy, Fig 3a). Each finished point
+    init (forward × backward init gain grid, final train accuracy, Fig 3a), or chip (no
+    training: simulate a workload on a grid of chip variants, --set KEY.PATH=V1,V2,…; see
+    docs/simulator.md, "Editing a chip"). Each finished point
     is appended to OUT/points.jsonl at once; Ctrl-C keeps them and the same command resumes.
     At the end: OUT/sweep.json (mean ± sample std over seeds) and its figure OUT/<kind>.png.
     --executor processes|ray runs several points at once; this process still writes every line.
     """
+    for name, value in kind_options.items():
+        if value not in (None, ()) and kind not in KIND_OPTIONS[name]:
+            option = "--" + name.replace("_", "-")
+            raise InputError(f"{option} does not apply to the {kind} sweep")
+    if kind == "chip":
+        sweep_chip(
+            sets=kind_options["set"],
+            **{k: kind_options[k] for k in ("workload", "model", "run", "chip", "algo")},
+            out=out,
+            force=force,
+            as_json=as_json,
+            quiet=quiet,
+        )
+        return
     from hwsim.experiments.executors import FailedPointsError
     from hwsim.experiments.sweeps import CurvatureSettings, make_spec, run_sweep
     from hwsim.render.sweeps import write_sweep_figure
     from models.config import TrainConfig
 
-    for name, value in kind_options.items():
-        if value is not None and kind not in KIND_OPTIONS[name]:
-            option = "--" + name.replace("_", "-")
-            raise InputError(f"{option} does not apply to the {kind} sweep")
     base = TrainConfig(
         dataset=dataset,
         data_dir=data_dir,

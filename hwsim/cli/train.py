@@ -16,15 +16,26 @@ from hwsim.cli.common import (
     progress_bar,
     threads_option,
 )
+from hwsim.core.defaults import default_settings
 from hwsim.core.rules import RULE_SYNTAX
 from hwsim.core.units import format_number
+
+#: The training defaults: the built-in default experiment (configs/experiments/default.yaml,
+#: docs/learning.md "The default experiment"), read once; --help shows these values.
+DEFAULTS = default_settings()
+
+
+def _arch_default(field: str, arch: str) -> Any:
+    """The default experiment's ``depth``/``width`` for its own architecture; for another one,
+    None (that architecture's own: the cnn has 4 weight layers and 32 base channels)."""
+    return DEFAULTS[field] if arch == DEFAULTS["model"] else None
 
 
 @main.command()
 @click.option("--algo", default="bp", show_default=True, help="Rule: " + RULE_SYNTAX + ".")
 @click.option(
     "--dataset",
-    default="mnist5k",
+    default=DEFAULTS["dataset"],
     show_default=True,
     help="digits, mnist5k, mnist, fashion-mnist, cifar10 or synthetic.",
 )
@@ -32,53 +43,98 @@ from hwsim.core.units import format_number
     "--model",
     "arch",
     type=click.Choice(["mlp", "cnn"]),
-    default="mlp",
+    default=DEFAULTS["model"],
     show_default=True,
     help="Network architecture.",
 )
-@click.option("--depth", type=int, default=None, help="MLP weight layers, 2..10 [default: 4].")
+@click.option(
+    "--depth",
+    type=int,
+    default=None,
+    help=f"MLP weight layers, 2..10 [default: {DEFAULTS['depth'] or 4}; the cnn has 4].",
+)
 @click.option(
     "--width",
     type=int,
     default=None,
-    help="MLP hidden width [256] or CNN base channels [32], 1..8192.",
+    help=f"MLP hidden width or CNN base channels, 1..8192 "
+    f"[default: {DEFAULTS['width'] or 256} for the mlp, 32 for the cnn].",
 )
-@click.option("--epochs", type=int, default=10, show_default=True, help="1..100000.")
-@click.option("--batch-size", type=int, default=64, show_default=True, help="1..65536.")
-@click.option("--lr", type=float, default=1e-3, show_default=True, help="Base learning rate, > 0.")
-@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
-@click.option("--momentum", type=float, default=0.9, show_default=True, help="SGD momentum.")
+@click.option(
+    "--epochs", type=int, default=DEFAULTS["epochs"], show_default=True, help="1..100000."
+)
+@click.option(
+    "--batch-size", type=int, default=DEFAULTS["batch_size"], show_default=True, help="1..65536."
+)
+@click.option(
+    "--lr", type=float, default=DEFAULTS["lr"], show_default=True, help="Base learning rate, > 0."
+)
+@click.option(
+    "--optimizer",
+    type=click.Choice(["sgd", "adam"]),
+    default=DEFAULTS["optimizer"],
+    show_default=True,
+)
+@click.option(
+    "--momentum", type=float, default=DEFAULTS["momentum"], show_default=True, help="SGD momentum."
+)
 @click.option(
     "--schedule",
     type=click.Choice(["constant", "cosine", "step"]),
-    default="constant",
+    default=DEFAULTS["schedule"],
     show_default=True,
     help="Learning-rate schedule.",
 )
-@click.option("--weight-bits", type=int, default=32, show_default=True, help="2..16, 32 = float.")
-@click.option("--act-bits", type=int, default=32, show_default=True, help="2..16, 32 = float.")
+@click.option(
+    "--weight-bits",
+    type=int,
+    default=DEFAULTS["weight_bits"],
+    show_default=True,
+    help="2..16, 32 = float.",
+)
+@click.option(
+    "--act-bits",
+    type=int,
+    default=DEFAULTS["act_bits"],
+    show_default=True,
+    help="2..16, 32 = float.",
+)
 @click.option(
     "--feedback-bits",
     type=int,
     default=None,
-    help="Bit width of B, 1..16 (1 = sign), 32 = float [default: weight bits].",
+    help="Bit width of B, 1..16 (1 = sign), 32 = float [default: --weight-bits].",
 )
 @click.option(
     "--forward-gain",
     type=float,
-    default=2**0.5,
+    default=DEFAULTS["forward_gain"],
     show_default=True,
     help="Init gain of W (1 = LeCun, 1.414 = He).",
 )
 @click.option(
-    "--backward-gain", type=float, default=None, help="Init gain of B [default: the scale of W]."
+    "--backward-gain",
+    type=float,
+    default=DEFAULTS["backward_gain"],
+    help="Init gain of B [default: the scale of W]."
+    if DEFAULTS["backward_gain"] is None
+    else f"Init gain of B [default: {DEFAULTS['backward_gain']}].",
 )
-@click.option("--train-size", type=int, default=None, help="Use this many training samples.")
-@click.option("--seed", type=int, default=0, show_default=True, help="0..2^32-1.")
+@click.option(
+    "--train-size",
+    type=int,
+    default=DEFAULTS["train_size"],
+    help="Use this many training samples [default: all]."
+    if DEFAULTS["train_size"] is None
+    else f"Use this many training samples [default: {DEFAULTS['train_size']}].",
+)
+@click.option(
+    "--seed", type=int, default=DEFAULTS["seeds"][0], show_default=True, help="0..2^32-1."
+)
 @click.option(
     "--data-dir",
     type=click.Path(file_okay=False),
-    default=None,
+    default=DEFAULTS["data_dir"],
     help="Folder with the mnist / fashion-mnist / cifar10 files.",
 )
 @click.option("--out", type=OUT_DIR, required=True, help="Run directory.")
@@ -103,13 +159,26 @@ def train(
     threads: int | None,
     **options: Any,
 ) -> None:
-    """Train one network with one learning rule; resumes an interrupted run in --out."""
+    """Train one network with one learning rule; resumes an interrupted run in --out.
+
+    The option defaults come from the built-in default experiment
+    (configs/experiments/default.yaml): the MLP and data that `hwsim compare` trains, one rule
+    and seed at a time.
+    """
     from hwsim.core.errors import InputError
     from models.config import TrainConfig, config_problems
     from models.training import torch_threads
     from models.training import train as run_training
 
-    values = {"model": arch, "data_dir": data_dir, **options}
+    for field in ("depth", "width"):
+        if options[field] is None:
+            options[field] = _arch_default(field, arch)
+    values = {
+        "weight_decay": DEFAULTS["weight_decay"],  # no option: the default experiment's
+        "model": arch,
+        "data_dir": data_dir,
+        **options,
+    }
     problems = config_problems(values)
     if problems:  # every bad option at once, named as on the command line
         raise InputError(

@@ -195,9 +195,11 @@ def run_compare(
     records its own).
     """
     from hwsim.sim.api import unsupported_reason
+    from hwsim.sim.chip import load_chip
 
     out = Path(out_dir)
-    chips = [_load_chip(p, chip_overrides) for p in experiment.chips]  # all checked before work
+    # every chip is checked before any work
+    chips = [load_chip(p, overrides=chip_overrides) for p in experiment.chips]
     names = [c.name for c in chips]
     if len(set(names)) != len(names):
         raise InputError(f"two chip files share a name: {', '.join(names)}")
@@ -275,14 +277,6 @@ def run_compare(
     return summary
 
 
-def _load_chip(path: str | Path, overrides: Sequence[str]) -> Any:
-    from hwsim.sim.chip import load_chip
-
-    if overrides:
-        return load_chip(path, overrides=overrides)
-    return load_chip(path)
-
-
 def _write_chip_copies(out: Path, chips: list[Any]) -> None:
     """Each chip's file as priced into ``chips/<name>.yaml``; what an earlier call wrote for
     chips no longer compared (their copies and simulations) is removed."""
@@ -300,12 +294,14 @@ def _write_chip_copies(out: Path, chips: list[Any]) -> None:
 
 
 def _chip_text(chip: Any) -> bytes | str:
-    """The chip as priced: its resolved document when it extends a chip or was overridden,
-    else its file as written (comments and all)."""
-    try:
-        from hwsim.sim.chip import chip_yaml  # type: ignore[attr-defined]
-    except ImportError:
-        return Path(chip.path).read_bytes()
+    """The chip as priced: its file as written (comments and all) when that is what was priced,
+    else (it ``extends:`` another, or ``--set`` changed it) its resolved document."""
+    from hwsim.sim.chip import chip_yaml
+
+    raw = Path(chip.path).read_bytes()
+    with contextlib.suppress(InputError, UnicodeDecodeError):
+        if load_yaml_text(raw.decode("utf-8"), chip.path) == chip.document:
+            return raw
     return chip_yaml(chip)
 
 

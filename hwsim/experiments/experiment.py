@@ -1,9 +1,11 @@
 """Experiment YAML: what `hwsim compare` trains and on which chips (versioned, validated).
 
-An experiment file (``configs/experiments/*.yaml``) has ``version: 1`` and the sections below;
-every key is optional except ``version`` and defaults to the value shown by
-:data:`DEFAULT_SECTIONS`. Unknown keys and wrong types are reported all at once, each with the
-file, the key path and its line.
+An experiment file (``configs/experiments/*.yaml``) has ``version: 1`` and the sections of
+:data:`hwsim.core.defaults.SCHEMA`; every key is optional except ``version``. A training key
+left out takes the default experiment's value (``configs/experiments/default.yaml``,
+docs/learning.md "The default experiment"; :func:`_fallback` has the two exceptions); seeds
+default to ``[0]``, rules to ``[bp, fa, ifa]``, chips to ``split_cores``. Unknown keys and wrong
+types are reported all at once, each with the file, the key path and its line.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hwsim.core.defaults import FIELD_KEYS, SCHEMA, default_settings
 from hwsim.core.errors import InputError
 from hwsim.core.resources import DEFAULT_COMPARE_CHIP, DEFAULT_EXPERIMENT
 from hwsim.core.rules import RULE_SYNTAX, parse_rules, rule_dirname
@@ -27,43 +30,18 @@ EXPERIMENT_VERSION = 1
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 _NONE = type(None)
-#: section → key → (accepted types, default). Keys map 1:1 onto models.TrainConfig fields,
-#: except ``dataset.name`` (→ ``dataset``) and ``network.model``.
-SCHEMA: dict[str, dict[str, tuple[tuple[type, ...], Any]]] = {
-    "dataset": {
-        "name": ((str,), "mnist5k"),
-        "data_dir": ((str, _NONE), None),
-        "train_size": ((int, _NONE), None),
-    },
-    "network": {
-        "model": ((str,), "mlp"),
-        "depth": ((int, _NONE), None),
-        "width": ((int, _NONE), None),
-    },
-    "quantization": {
-        "weight_bits": ((int,), 32),
-        "act_bits": ((int,), 32),
-        "feedback_bits": ((int, _NONE), None),
-    },
-    "training": {
-        "epochs": ((int,), 10),
-        "batch_size": ((int,), 64),
-        "optimizer": ((str,), "adam"),
-        "lr": ((int, float), 1e-3),
-        "momentum": ((int, float), 0.9),
-        "weight_decay": ((int, float), 0.0),
-        "schedule": ((str,), "constant"),
-        "forward_gain": ((int, float), 2**0.5),
-        "backward_gain": ((int, float, _NONE), None),
-    },
-}
 TOP_KEYS = {"version", "name", "description", "seeds", "rules", "chips", *SCHEMA}
-#: TrainConfig field → the experiment key that sets it.
-FIELD_KEYS: dict[str, KeyPath] = {
-    ("dataset" if (section, key) == ("dataset", "name") else key): (section, key)
-    for section, keys in SCHEMA.items()
-    for key in keys
-}
+
+
+def default_train_config(**changes: Any):  # -> models.TrainConfig (torch import is lazy)
+    """The default experiment's :class:`models.TrainConfig` (rule ``bp``, its first seed), with
+    ``changes`` applied: what ``hwsim train`` builds when given no options."""
+    from models.config import TrainConfig
+
+    settings = default_settings()
+    values = {k: v for k, v in settings.items() if k != "seeds"}
+    values["seed"] = settings["seeds"][0]
+    return TrainConfig(**{**values, **changes})
 
 
 def _setting_problems(
@@ -273,6 +251,22 @@ def _short(value: Any) -> str:
     return text if len(text) <= 80 else f"{text[:77]}..."
 
 
+def _fallback(section: str, key: str, data: dict[str, Any]) -> Any:
+    """The value of a training key an experiment file leaves out: the default experiment's
+    (docs/learning.md, "The default experiment"), except ``feedback_bits`` (null: the weights'
+    width, which the file may have changed) and, for another model than the default's, its
+    ``depth`` and ``width`` (null: that model's own)."""
+    defaults = default_settings()
+    field = "dataset" if (section, key) == ("dataset", "name") else key
+    if field == "feedback_bits":
+        return None
+    if field in ("depth", "width"):
+        network = data.get("network")
+        model = network.get("model", defaults["model"]) if isinstance(network, dict) else None
+        return defaults[field] if model in (None, defaults["model"]) else None
+    return defaults[field]
+
+
 def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:
     """Read and validate an experiment YAML file, reporting every problem with its line."""
     path = Path(path)
@@ -304,8 +298,8 @@ def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:
         for key in sorted(set(given) - set(keys), key=str):
             problem((section, key), f"unknown key (expected one of {', '.join(keys)})")
         settings[section] = {}
-        for key, (types, default) in keys.items():
-            value = given.get(key, default)
+        for key, (types, _) in keys.items():
+            value = given.get(key, _fallback(section, key, data))
             if isinstance(value, bool) or not isinstance(value, types):
                 names = " or ".join("null" if t is _NONE else t.__name__ for t in types)
                 problem((section, key), f"expected {names}, got {_short(value)}")

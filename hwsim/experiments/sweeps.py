@@ -50,6 +50,7 @@ from hwsim.core.outputs import SWEEP_SUMMARY_FILE
 from hwsim.core.rules import parse_rule, rule_dirname
 from hwsim.core.stats import describe, finite, mean_std
 from hwsim.experiments.executors import Executor, FailedPointsError, LocalExecutor
+from hwsim.experiments.experiment import default_train_config
 from models.config import TrainConfig
 from models.data import MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
 from models.training import RunResult, train
@@ -99,8 +100,10 @@ DEFAULT_RULES: dict[str, tuple[str, ...]] = {
     "init": ("ifa", "fa"),
     "rules": ("bp", "fa", "ifa", "ifa:45"),
 }
-#: Fast defaults for a 2-core CPU: float MLP 784-256×5-10 on mnist5k, Adam 1e-3 (docs/learning.md).
-DEFAULT_BASE = TrainConfig(dataset="mnist5k", depth=6, width=256, epochs=5, snapshots=False)
+#: The base of a spec that names none: the default experiment's training settings
+#: (configs/experiments/default.yaml: 8-bit MLP 784-256×5-10 on mnist5k, Adam 1e-3, 5 epochs),
+#: without weight snapshots; ``hwsim sweep`` builds its base from the same values.
+DEFAULT_BASE = default_train_config(snapshots=False)
 
 SPEC_FILE = "sweep-spec.json"
 POINTS_FILE = "points.jsonl"

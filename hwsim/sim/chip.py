@@ -2,21 +2,34 @@
 
 Validation runs before anything else and reports every problem at once, one line each, as
 ``FILE:LINE: key.path: what is wrong``. The schema is documented key by key in
-``docs/simulator.md``.
+``docs/simulator.md``. A file may build on another (``extends:``) and ``--set key.path=value``
+overrides apply on top (:mod:`hwsim.sim.chip_document`); a problem then names the file and line
+its value came from, or the ``--set`` option that gave it.
 """
 
 from __future__ import annotations
 
+import copy
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, cast
 
+import yaml
+
 from hwsim.core.errors import InputError
 from hwsim.core.formats import FORMATS, int_format, parse_format, unit_for
 from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
-from hwsim.core.yaml_lines import KeyPath, load_yaml_with_lines
+from hwsim.core.yaml_lines import KeyPath
+from hwsim.sim.chip_document import (
+    Origin,
+    Origins,
+    ResolvedDocument,
+    apply_overrides,
+    resolve_extends,
+)
 
 SCHEMA_VERSION = 1
 #: Where the shipped chips live; ``resolve_chip`` finds them by bare name.
@@ -145,16 +158,25 @@ class Chip:
     version: int = SCHEMA_VERSION
     path: str | None = field(default=None, compare=False)
     sources: dict[str, SourcedNumber] = field(default_factory=dict)
-    #: dotted key path → line in the chip file (for errors found after validation)
+    #: dotted key path → line in the chip file (for errors found after validation); for a key
+    #: that came from another file (``extends:``), its line in that file
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+    #: dotted key path → where its value came from, when that is not :attr:`path`: the file it
+    #: extends (its line is in :attr:`lines`) or a ``--set key.path`` override (no line)
+    origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    #: the chip document as validated: ``extends:`` merged, ``--set`` overrides applied, in key
+    #: order (JSON- and YAML-dumpable; :func:`chip_yaml` writes it out as an effective chip file)
+    document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str) -> str:
-        """``FILE:LINE: key`` for an error about ``key`` (the nearest key given in the file)."""
+        """``FILE:LINE: key`` for an error about ``key`` (the nearest key given in the file that
+        gave it; ``--set key.path: key`` when an override gave it)."""
         probe = key
-        while probe and probe not in self.lines:
+        while probe and probe not in self.lines and probe not in self.origins:
             probe = probe.rpartition(".")[0]
+        source = self.origins.get(probe, self.path or self.name)
         line = f":{self.lines[probe]}" if probe in self.lines else ""
-        return f"{self.path or self.name}{line}: {key}"
+        return f"{source}{line}: {key}"
 
     @functools.cached_property
     def _levels(self) -> dict[str, MemoryLevel]:
@@ -204,20 +226,29 @@ class Chip:
 
 
 class _Problems:
-    """Collects one message per problem, each naming file, line and key path."""
+    """Collects one message per problem, each naming file, line and key path.
 
-    def __init__(self, file: Path, lines: dict[KeyPath, int]):
+    ``origins`` (key path → :class:`Origin`) says where each value came from when the document
+    was merged from several files or overridden (``--set``); without it every key is in
+    ``file``, at its line in ``lines``. A problem names the nearest key path that has a place.
+    """
+
+    def __init__(self, file: Path, lines: dict[KeyPath, int], origins: Origins | None = None):
         self.file = file
-        self.lines = lines
+        self.origins: Origins = (
+            origins
+            if origins is not None
+            else {k: Origin(str(file), line) for k, line in lines.items()}
+        )
         self.messages: list[str] = []
 
     def add(self, path: KeyPath, message: str) -> None:
         probe = path
-        while probe not in self.lines and probe:
+        while probe not in self.origins and probe:
             probe = probe[:-1]
-        line = self.lines.get(probe, 1)
+        origin = self.origins.get(probe, Origin(str(self.file), 1))
         dotted = ".".join(str(p) for p in path) or "<document>"
-        self.messages.append(f"{self.file}:{line}: {dotted}: {message}")
+        self.messages.append(f"{origin}: {dotted}: {message}")
 
     def mapping(
         self, value: Any, path: KeyPath, required: tuple[str, ...], optional: tuple[str, ...]
@@ -292,32 +323,77 @@ def resolve_chip(name: str | Path, base: Path | None = None) -> Path:
     raise InputError(f"chip file {name!s} not found (shipped chips: {shipped})")
 
 
-def load_chip(path: str | Path) -> Chip:
+def load_chip(path: str | Path, overrides: Sequence[str] = ()) -> Chip:
     """Read and validate a chip YAML file; raise :class:`InputError` listing every problem.
 
-    A bare name that is no file here (``dram_accel``) means the shipped chip of that name.
+    A bare name that is no file here (``dram_accel``) means the shipped chip of that name. The
+    file's ``extends:`` chain is merged first, then each ``key.path=value`` of ``overrides`` is
+    applied in order (:mod:`hwsim.sim.chip_document`), then the result is validated: a problem
+    names the file and line its value came from, or ``--set key.path``. The result's
+    :attr:`Chip.document` is the merged, overridden document.
     """
     path = Path(path)
-    if not path.exists() and path.parent == Path(".") and shipped_chip(path).is_file():
-        path = shipped_chip(path)
-    data, lines = load_yaml_with_lines(path)
-    return chip_from_dict(data, path, lines)
+    if not path.exists() and path.parent == Path("."):
+        if shipped_chip(path).is_file():
+            path = shipped_chip(path)
+        elif path.suffix not in (".yaml", ".yml"):
+            raise InputError(
+                f"{path}: cannot read file (no such file, and no shipped chip of that name: "
+                f"{', '.join(shipped_chip_names())})"
+            )
+    resolved = resolve_extends(path)
+    document, origins = apply_overrides(resolved.document, resolved.origins, overrides)
+    problems = list(resolved.problems) + _inherited_name(resolved, origins, path)
+    return chip_from_dict(document, path, origins=origins, problems=problems)
+
+
+def _inherited_name(resolved: ResolvedDocument, origins: Origins, path: Path) -> list[str]:
+    """The problem of a chip that extends another without a ``name`` of its own (it would share
+    its parent's in reports and comparisons): ``--set name=…`` gives one too."""
+    origin = origins.get(("name",))
+    if resolved.extends is None or origin is None:
+        return []  # no name at all: validation reports the missing key
+    if origin.source == str(path) or origin.line is None:
+        return []
+    return [
+        f"{resolved.extends_at}: name: a chip that extends another must give its own name "
+        f"(else it shares {resolved.document.get('name')!r} with {resolved.extends!r} in "
+        "reports); add name: <new name>"
+    ]
+
+
+def chip_yaml(chip: Chip) -> str:
+    """The effective chip file of ``chip``: its :attr:`Chip.document` (``extends:`` merged,
+    overrides applied) as YAML, keys in document order. It loads back to an equal chip."""
+    return yaml.safe_dump(
+        chip.document, sort_keys=False, allow_unicode=True, default_flow_style=False, width=100
+    )
 
 
 def chip_from_dict(
-    data: Any, path: str | Path = "<chip>", lines: dict[KeyPath, int] | None = None
+    data: Any,
+    path: str | Path = "<chip>",
+    lines: dict[KeyPath, int] | None = None,
+    *,
+    origins: Origins | None = None,
+    problems: Sequence[str] = (),
 ) -> Chip:
-    """Validate an already-parsed chip document; ``lines`` maps key paths to line numbers."""
-    p = _Problems(Path(path), lines or {})
+    """Validate an already-parsed chip document; ``lines`` maps key paths to line numbers in
+    ``path``. ``origins`` replaces ``lines`` for a document merged from several files or
+    overridden (:func:`load_chip`); ``problems`` are reported with validation's own."""
+    p = _Problems(Path(path), lines or {}, origins)
+    p.messages.extend(problems)
     top = p.mapping(
         data,
         (),
         ("version", "name", "clock_hz", "memories", "interconnect", "compute", "placement"),
-        ("description", "training"),
+        ("description", "training", "extends"),
     )
     if "version" in top and top["version"] != SCHEMA_VERSION:
         p.add(("version",), f"unsupported chip schema version {top['version']!r} (this is 1)")
         raise InputError("\n".join(p.messages))
+    if "extends" in top:
+        p.add(("extends",), "extends: is resolved when a chip file is loaded (load_chip)")
     name = top.get("name", "chip")
     if "name" in top and not isinstance(name, str):
         p.add(("name",), f"must be a string, got {_kind(name)}")
@@ -342,7 +418,11 @@ def chip_from_dict(
         placement=placement,
         path=str(path),
         sources=_sources(top),
-        lines={".".join(map(str, k)): v for k, v in (lines or {}).items() if k},
+        lines={".".join(map(str, k)): o.line for k, o in p.origins.items() if k and o.line},
+        origins={
+            ".".join(map(str, k)): o.source for k, o in p.origins.items() if o.source != str(path)
+        },
+        document=copy.deepcopy(top),
         **training,
     )
 

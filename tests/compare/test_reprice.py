@@ -119,6 +119,40 @@ def test_editing_a_chip_reprices_without_training_or_torch(copy: Path):
     )
 
 
+def test_set_and_extends_price_like_an_edited_file(copy: Path):
+    """``--set`` on compare, a chip that ``extends:`` a shipped one and an edited copy are the
+    same chip: the same prices, and the run keeps the resolved chip it priced."""
+    out = copy / "out"
+    stamps = _stamps(out)
+    base = ["compare", "--experiment", str(copy / "tiny.yaml"), "--out", str(out), "--quiet"]
+    result = _invoke(*base, "--set", "memories.weight_sram.read_energy_pj=212")
+    assert result.exit_code == 0, result.output
+    with_set = json.loads((out / "summary.json").read_text())["rules"]
+    copied = yaml.safe_load((out / "chips" / "mine.yaml").read_text())
+    assert copied["memories"]["weight_sram"]["read_energy_pj"] == 212 and "extends" not in copied
+
+    (copy / "child.yaml").write_text(
+        "extends: edge_sram\nname: mine\nmemories:\n  weight_sram:\n    read_energy_pj: 212\n"
+    )
+    result = _invoke(*base, "--chip", str(copy / "child.yaml"))
+    assert result.exit_code == 0, result.output
+    extended = json.loads((out / "summary.json").read_text())["rules"]
+    _write_chip(copy / "mine.yaml", 212)
+    result = _invoke(*base)
+    assert result.exit_code == 0, result.output
+    edited = json.loads((out / "summary.json").read_text())["rules"]
+    for rule in ("bp", "fa"):
+        assert (
+            with_set[rule]["energy_pj"] == extended[rule]["energy_pj"] == edited[rule]["energy_pj"]
+        )
+    assert _stamps(out) == stamps
+    # a bad override is named as the option, before anything is written
+    before = (out / "summary.json").read_bytes()
+    result = _invoke(*base, "--set", "memories.wieght_sram.read_energy_pj=1")
+    assert result.exit_code == 2 and "--set memories.wieght_sram" in result.output
+    assert (out / "summary.json").read_bytes() == before
+
+
 def test_report_adds_and_swaps_chips_without_training(copy: Path, monkeypatch):
     import models.training
 

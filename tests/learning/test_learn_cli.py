@@ -17,6 +17,12 @@ ARGS = [
     "300",
     "--batch-size",
     "100",
+    # float: the exact initial angle below (the default experiment's 8-bit B adds quantization
+    # noise to it, docs/learning.md)
+    "--weight-bits",
+    "32",
+    "--act-bits",
+    "32",
 ]
 
 

@@ -177,8 +177,10 @@ def test_simulate_model_options_and_stated_assumptions():
     assert workload["error_format"] == ["fp32"]  # 32-bit errors alone: float32, as training
     table = _run("simulate", "--chip", str(TOY), "--model", "mlp:4-3-2", "--weight-bits", "4")
     assert table.exit_code == 0, table.output
-    assert "workload: mlp:4-3-2, batch 64, int4 weights, int8 activations" in table.output
-    assert "1 optimizer state tensor(s) per weight" in table.output
+    assert "workload: mlp:4-3-2, input 4, batch 64, int4 weights, int8 activations" in table.output
+    assert "optimizer momentum (1 state tensor per weight)" in table.output
+    adam = _run("simulate", "--chip", str(TOY), "--model", "mlp:4-3-2", "--optimizer", "adam")
+    assert "optimizer adam (2 state tensors per weight)" in adam.output
 
 
 def test_model_options_need_a_model(tmp_path):

@@ -34,6 +34,7 @@ from models.config import TrainConfig
 ARGS = [
     *("depth", "--depths", "2,3", "--algo", "fa,ifa", "--seeds", "0,1", "--dataset", "digits"),
     *("--width", "16", "--epochs", "2", "--lr", "0.01", "--quiet"),
+    *("--weight-bits", "32", "--act-bits", "32"),  # float, as BASE below (the default is 8-bit)
 ]
 BASE = TrainConfig(dataset="digits", depth=6, width=16, epochs=2, lr=0.01, snapshots=False)
 POINTS = 8

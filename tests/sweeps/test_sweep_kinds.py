@@ -16,6 +16,7 @@ from hwsim.render.sweeps import write_sweep_figure
 from models.config import TrainConfig
 
 TINY = ["--dataset", "digits", "--depth", "2", "--width", "16", "--epochs", "2", "--lr", "0.01"]
+TINY += ["--weight-bits", "32", "--act-bits", "32"]  # float: initial angles exactly θ
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
