@@ -148,8 +148,6 @@ def accuracy_sentence(chip: str, rules: Mapping[str, Mapping[str, Any]], seeds: 
             f"({_seed_phrase(n)}), {_points(gap)} above {named(runner)}"
         )
         rest = ranked[2:]
-        if n == 1:
-            text += " (one seed: this difference may not survive other seeds)"
     else:
         low = min(_accuracy(rules[r])[0] or 0.0 for r in tied)
         exact = all(f"{_accuracy(rules[r])[0]:.3f}" == f"{top_mean:.3f}" for r in tied)
@@ -168,6 +166,8 @@ def accuracy_sentence(chip: str, rules: Mapping[str, Mapping[str, Any]], seeds: 
             for r in rest
         ]
         text += "; " + "; ".join(below)
+    if n == 1 and len(tied) == 1:
+        text += "; with one seed, other seeds may not confirm these gaps"
     return text + tail + "."
 
 

@@ -185,11 +185,16 @@ def dram_findings(data: RunData, chip: str) -> list[str]:
         return [f"{chip} has no memory of kind {OFF_CHIP}: no step energy goes off chip."]
     shares = []
     for rule in data.rules:
-        total = float(data.rule_summary(chip, rule)["energy_pj"]["total"])
+        energy = data.rule_summary(chip, rule)["energy_pj"]
+        total, memory = float(energy["total"]), float(energy["breakdown"]["memory"])
         dram = kind_energy_pj(data, chip, rule, OFF_CHIP)
-        shares.append(f"{rule} {_share(dram, total)} ({_j(dram)} of {_j(total)})")
+        shares.append(
+            f"{rule} {_share(dram, total)} ({_j(dram)} of {_j(total)}; "
+            f"{_share(dram, memory)} of its memory energy)"
+        )
+    levels = ", ".join(f"`{level}`" for level in drams)
     out = [
-        f"On {chip}, DRAM ({', '.join(drams)}) takes this share of a training step's energy: "
+        f"On {chip}, the DRAM (level {levels}) takes this share of a training step's energy: "
         + "; ".join(shares)
         + "."
     ]
