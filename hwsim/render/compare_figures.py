@@ -289,7 +289,7 @@ def layer_energy_figure(data: RunData, chip: str) -> Figure | None:
     for kind in kind_order:
 
         def by_kind(e: dict[str, Any], kind: str = kind) -> float:
-            return sum(v for lv, v in e["memory_by_level"].items() if kinds.get(lv) == kind)
+            return sum(float(v) for lv, v in e["memory_by_level"].items() if kinds.get(lv) == kind)
 
         stacks.append((f"memory: {kind}", by_kind, kind_color(kind)))
     for part in ("interconnect", "compute", "feedback_generation"):
@@ -347,14 +347,21 @@ def cross_chip_figure(data: RunData) -> Figure | None:
     n = len(data.rules)
     width = 0.8 / n
     fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * n * len(data.chips) + 2), 4))
-    panels = (
+
+    def energy_j(b: dict[str, Any]) -> float:
+        return float(b["energy_pj"]["total"]) * 1e-12
+
+    def latency_s(b: dict[str, Any]) -> float:
+        return float(b["latency_s"])
+
+    panels: tuple[tuple[str, str, Callable[[dict[str, Any]], float], str], ...] = (
         (
             "energy per training step",
             "J",
-            lambda b: float(b["energy_pj"]["total"]) * 1e-12,
+            energy_j,
             "energy_per_step",
         ),
-        ("latency per training step", "s", lambda b: float(b["latency_s"]), "latency_per_step"),
+        ("latency per training step", "s", latency_s, "latency_per_step"),
     )
     for ax, (title, unit, value, ratio_key) in zip(axes, panels, strict=True):
         peak = max(value(data.rule_summary(c, r)) for c in data.chips for r in data.rules)

@@ -42,7 +42,8 @@ def _n_seeds(block: Mapping[str, Any], fallback: int) -> int:
 
 def _accuracy(block: Mapping[str, Any]) -> tuple[float | None, float | None]:
     acc = block.get("test_accuracy") or {}
-    mean, std = acc.get("final"), acc.get("final_std")
+    mean: Any = acc.get("final")
+    std: Any = acc.get("final_std")
     return (
         float(mean) if finite(mean) else None,
         float(std) if finite(std) else None,

@@ -94,11 +94,11 @@ def placement_table(data: RunData, chip: str) -> Table | None:
                 else:
                     cells.append(level)
             groups.setdefault(tuple(cells), []).append(rule)
-        for cells, rules in groups.items():
+        for shown, rules in groups.items():
             who = (
                 "all" if len(rules) == len(data.rules) and len(data.rules) > 1 else ", ".join(rules)
             )
-            rows.append([tensor, who, *cells])
+            rows.append([tensor, who, *shown])
     return Table(["tensor", "rules", *[f"layer {name}" for name in layers]], rows)
 
 
