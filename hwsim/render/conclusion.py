@@ -44,6 +44,8 @@ def _accuracy(block: Mapping[str, Any]) -> tuple[float | None, float | None]:
     acc = block.get("test_accuracy") or {}
     mean: Any = acc.get("final")
     std: Any = acc.get("final_std")
+    if _n_seeds(block, 2) < 2:
+        std = None  # one seed measures no spread, whatever an old summary says (never "± 0")
     return (
         float(mean) if finite(mean) else None,
         float(std) if finite(std) else None,

@@ -163,3 +163,13 @@ def test_within_spread_uses_the_larger_std():
     assert not within_spread(a, rule(0.875, 0.02, 1, 1))  # 2.5 points > 2 points
     assert not within_spread(rule(0.9, None, 1, 1), rule(0.899, None, 1, 1))
     assert within_spread(rule(0.9, None, 1, 1), rule(0.9, None, 1, 1))
+
+
+def test_one_seed_with_a_zero_std_from_an_old_summary_shows_no_spread():
+    rules = {
+        "bp": rule(0.93, 0.0, 751, 8.0, seeds=1),
+        "ifa": rule(0.93, 0.0, 661, 8.0, seeds=1),
+    }
+    acc, _ = conclusion(summary({"c": rules}, seeds=1))
+    assert "±" not in acc
+    assert "bp (0.930) and ifa (0.930) tie" in acc
