@@ -120,7 +120,8 @@ def learning_curves_figure(data: RunData) -> Figure:
     ax.set_ylabel("test accuracy (%)")
     seeds = len(data.summary.get("seeds", [])) or 1
     band = ", band ±1 std" if seeds > 1 else ""
-    ax.set_title(f"Test accuracy, mean over {seeds} seed(s){band}")
+    what = f"mean over {seeds} seeds" if seeds > 1 else "1 seed"
+    ax.set_title(f"Test accuracy, {what}{band}")
     ax.legend(loc="best")
     fig.tight_layout()
     return Figure("learning_curves.png", "Test accuracy per epoch and rule", png_bytes(fig))
@@ -374,7 +375,7 @@ def cross_chip_figure(data: RunData) -> Figure | None:
             for x, h, b in zip(xs, heights, blocks, strict=True):
                 ratio = (b.get("ratios_to_bp") or {}).get(ratio_key)
                 if rule != "bp" and finite(ratio):
-                    ax.text(x, h, f"{ratio:.2f}×", ha="center", va="bottom", fontsize=7)
+                    ax.text(x, h, f"{ratio:.3f}×", ha="center", va="bottom", fontsize=7)
         ax.set_xticks(range(len(data.chips)), data.chips, fontsize=8)
         ax.set_ylabel(f"{title} ({prefix}{unit})")
         ax.set_ylim(0, peak / scale * 1.15)

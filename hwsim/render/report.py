@@ -384,7 +384,8 @@ def findings(data: RunData) -> list[str]:
             delta = 100 * (finals[rule] - finals["bp"])
             text += f" (Δ {delta:+.2f} pp vs bp)"
         parts.append(text)
-    out.append(f"Final test accuracy, mean over {seeds} seed(s): " + "; ".join(parts) + ".")
+    over = f"mean over {seeds} seeds" if seeds > 1 else "1 seed"
+    out.append(f"Final test accuracy, {over}: " + "; ".join(parts) + ".")
     ranked = sorted((r for r in data.rules if finite(finals[r])), key=lambda r: -finals[r])
     if len(ranked) > 1:
         out.append(f"Ranking by final test accuracy: {' > '.join(ranked)}.")

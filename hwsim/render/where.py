@@ -118,8 +118,7 @@ def spill_lines(data: RunData, chip: str) -> list[str]:
         who = "every rule" if len(rules) == len(data.rules) else ", ".join(rules)
         out.append(
             f"{tensor} of layer{'s' if len(names) > 1 else ''} {', '.join(names)}: in {placed} "
-            f"instead of {preferred}, which was full ({who}); placement gives the contested "
-            "levels to the most accessed bits."
+            f"instead of {preferred}, which was full ({who})."
         )
     return out
 
