@@ -13,6 +13,8 @@ follows, in the words the report uses:
 - energy and latency per step are exact (no seeds): rules within :data:`SAME` of each other
   are "the same"; a saving is stated against BP when BP is compared, otherwise against the
   most expensive rule;
+- given the chips' memory kinds, one sentence says what share of a step's energy goes to DRAM
+  on the first chip, per rule, and which tensor takes most of it;
 - with several chips, one more sentence says on which chip BP pays most for carrying W to its
   error unit (BP's energy per step over the cheapest other rule's, on each chip).
 """
@@ -26,7 +28,7 @@ from typing import Any
 from hwsim.core.stats import finite
 from hwsim.core.units import format_si
 
-__all__ = ["SAME", "conclusion", "within_spread"]
+__all__ = ["SAME", "conclusion", "dram_sentence", "within_spread"]
 
 #: Relative difference below which two exact chip numbers count as the same.
 SAME = 5e-4
@@ -254,10 +256,63 @@ def chips_sentence(summary: Mapping[str, Any]) -> str | None:
     )
 
 
-def conclusion(summary: Mapping[str, Any]) -> list[str]:
-    """Two to four sentences that open the report, computed from ``summary`` (module docstring):
-    accuracy on the first chip, energy and latency there, and across chips when there are
-    several."""
+def dram_sentence(
+    chip: str, rules: Mapping[str, Mapping[str, Any]], kinds: Mapping[str, str]
+) -> str | None:
+    """What share of a step's energy goes to DRAM on ``chip`` (``kinds``: memory name → kind),
+    per rule, and which tensor takes most of it. ``None`` for a chip without a DRAM."""
+    drams = {level for level, kind in kinds.items() if kind == "dram"}
+    if not drams:
+        return None
+    dram: dict[str, float] = {}
+    by_tensor: dict[str, dict[str, float]] = {}  # rule → tensor → DRAM energy
+    for rule, block in rules.items():
+        energy = block["energy_pj"]
+        dram[rule] = sum(
+            float(v) for lv, v in (energy.get("memory_by_level") or {}).items() if lv in drams
+        )
+        tensors_pj = by_tensor.setdefault(rule, {})
+        for level, tensors in (block.get("counts") or {}).items():
+            if level not in drams:
+                continue
+            for tensor, phases in tensors.items():
+                for directions in phases.values():
+                    for c in directions.values():
+                        tensors_pj[tensor] = tensors_pj.get(tensor, 0.0) + float(c["energy_pj"])
+    if not any(dram.values()):
+        return f"On {chip}, no step energy goes to DRAM."
+
+    def grouped(values: Mapping[str, str]) -> list[str]:
+        groups: dict[str, list[str]] = {}
+        for rule, text in values.items():
+            groups.setdefault(text, []).append(rule)
+        return [f"{text} of " + _join([r + "'s" for r in rs]) for text, rs in groups.items()]
+
+    shares = {r: f"{100 * v / float(rules[r]['energy_pj']['total']):.0f}%" for r, v in dram.items()}
+    text = f"On {chip}, DRAM takes " + ", ".join(grouped(shares)) + " energy per step"
+    totals: dict[str, float] = {}
+    for tensors_pj in by_tensor.values():
+        for tensor, value in tensors_pj.items():
+            totals[tensor] = totals.get(tensor, 0.0) + value
+    if totals:
+        top = max(totals, key=lambda t: totals[t])
+        parts = {}
+        for rule, tensors_pj in by_tensor.items():
+            whole = sum(tensors_pj.values())
+            if whole:
+                share = tensors_pj.get(top, 0.0) / whole
+                parts[rule] = "all" if share >= 0.995 else _percent(share)
+        text += f"; {top} take " + ", ".join(grouped(parts)) + " DRAM energy"
+    return text + "."
+
+
+def conclusion(
+    summary: Mapping[str, Any], kinds: Mapping[str, Mapping[str, str]] | None = None
+) -> list[str]:
+    """Two to five sentences that open the report, computed from ``summary`` (module
+    docstring): accuracy on the first chip, energy and latency there, DRAM's share of a step
+    there (when ``kinds``, chip → memory name → kind, is given and the chip has a DRAM), and
+    across chips when there are several."""
     chips = list(summary["chip_order"])
     rules = list(summary["rule_order"])
     first = chips[0]
@@ -265,6 +320,9 @@ def conclusion(summary: Mapping[str, Any]) -> list[str]:
     seeds = len(summary.get("seeds") or []) or 1
     label = first if len(chips) == 1 else f"{first} (the first of {len(chips)} chips)"
     out = [accuracy_sentence(label, blocks, seeds), cost_sentence(first, blocks)]
+    dram = dram_sentence(first, blocks, (kinds or {}).get(first, {}))
+    if dram:
+        out.append(dram)
     across = chips_sentence(summary)
     if across:
         out.append(across)

@@ -542,7 +542,8 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
     """The report as blocks, in reading order."""
     by_name = {f.name: f for f in figures}
     blocks: list[Block] = [("h1", "Learning rules on chip: memory-access report")]
-    blocks.append(("lead", "**Conclusion.** " + " ".join(conclusion(data.summary))))
+    lead = " ".join(conclusion(data.summary, data.chip_kinds))
+    blocks.append(("lead", "**Conclusion.** " + lead))
     blocks.append(("list", _header_lines(data)))
     blocks.append(("p", HOW_TO_READ))
     blocks.append(("h2", "Findings"))

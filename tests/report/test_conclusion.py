@@ -173,3 +173,47 @@ def test_one_seed_with_a_zero_std_from_an_old_summary_shows_no_spread():
     acc, _ = conclusion(summary({"c": rules}, seeds=1))
     assert "±" not in acc
     assert "bp (0.930) and ifa (0.930) tie" in acc
+
+
+def with_dram(block: dict[str, Any], dram_uj: float, tensors: dict[str, float]) -> dict[str, Any]:
+    """``block`` with ``dram_uj`` of its energy in the level ``dram``, split over ``tensors``
+    (µJ each, read accesses), the rest in ``sram``."""
+    total = block["energy_pj"]["total"]
+    block = dict(block)
+    block["energy_pj"] = {
+        "total": total,
+        "memory_by_level": {"sram": total - dram_uj * 1e6 - 1.0, "dram": dram_uj * 1e6},
+    }
+    block["counts"] = {
+        "dram": {
+            t: {"update": {"read": {"bits": 1, "energy_pj": v * 1e6}}} for t, v in tensors.items()
+        },
+        "sram": {"weights": {"forward": {"read": {"bits": 1, "energy_pj": 1.0}}}},
+    }
+    return block
+
+
+KINDS = {"c": {"sram": "sram", "dram": "dram"}}
+
+
+def test_dram_share_of_a_step_on_the_first_chip():
+    rules = {
+        # 388 of 751 µJ = 51.66 % → 52 %; gradients 302 of 388 µJ = 77.8 % → 78 %
+        "bp": with_dram(DEFAULT["bp"], 388, {"gradients": 302, "weight_mirror": 86}),
+        # 302 of 661 µJ = 45.69 % → 46 %, all of it gradients
+        "fa": with_dram(DEFAULT["fa"], 302, {"gradients": 302}),
+        "ifa": with_dram(DEFAULT["ifa"], 302, {"gradients": 302}),
+    }
+    text = conclusion(summary({"c": rules}), KINDS)
+    assert text[2] == (
+        "On c, DRAM takes 52% of bp's, 46% of fa's and ifa's energy per step; gradients take "
+        "78% of bp's, all of fa's and ifa's DRAM energy."
+    )
+    # without the chip's memory kinds, or on a chip without DRAM, no such sentence
+    assert len(conclusion(summary({"c": rules}))) == 2
+    assert len(conclusion(summary({"c": rules}), {"c": {"sram": "sram"}})) == 2
+
+
+def test_a_chip_whose_dram_is_never_touched():
+    rules = {r: with_dram(b, 0, {}) for r, b in DEFAULT.items()}
+    assert conclusion(summary({"c": rules}), KINDS)[2] == "On c, no step energy goes to DRAM."
