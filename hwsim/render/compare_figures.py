@@ -235,7 +235,13 @@ def energy_figure(data: RunData, chip: str, peak_j: float | None = None) -> Figu
     styles = _memory_styles(data, chip, levels)
     # (label, section of the energy block, key, colour, hatch)
     parts = [
-        (f"{kinds.get(lv, 'memory')}: {lv}", "memory_by_level", lv, *styles[lv]) for lv in levels
+        (
+            lv if kinds.get(lv, lv) == lv else f"{kinds.get(lv, 'memory')}: {lv}",
+            "memory_by_level",
+            lv,
+            *styles[lv],
+        )
+        for lv in levels
     ]
     parts += [
         (p.replace("_", " "), "breakdown", p, PART_COLORS.get(p, "#cccccc"), "")
@@ -275,10 +281,22 @@ def energy_figure(data: RunData, chip: str, peak_j: float | None = None) -> Figu
     )
 
 
-def layer_energy_figure(data: RunData, chip: str) -> Figure | None:
+def layer_energy_peak_j(data: RunData) -> float | None:
+    """The largest energy of one layer in one step over every chip and rule, in joules (a
+    shared y-axis for the per-layer figures); ``None`` without the per-layer split."""
+    values = [
+        float(e["total"]) * 1e-12
+        for c in data.chips
+        for r in data.rules
+        for e in (data.rule_summary(c, r).get("energy_by_layer_pj") or {}).values()
+    ]
+    return max(values) if values else None
+
+
+def layer_energy_figure(data: RunData, chip: str, peak_j: float | None = None) -> Figure | None:
     """Energy of one step per layer, one bar per rule in each layer, stacked by memory kind
-    (the kind colours), then interconnect, compute and PRNG generation. ``None`` for a run
-    without the per-layer split."""
+    (the kind colours), then interconnect, compute and PRNG generation; ``peak_j`` (joules)
+    shares the y-axis across chips. ``None`` for a run without the per-layer split."""
     per_rule = {r: data.rule_summary(chip, r).get("energy_by_layer_pj") for r in data.rules}
     if not all(isinstance(v, dict) and v for v in per_rule.values()):
         return None
@@ -299,7 +317,8 @@ def layer_energy_figure(data: RunData, chip: str) -> Figure | None:
             return float(e["breakdown"].get(part, 0.0))
 
         stacks.append((part.replace("_", " "), by_part, PART_COLORS[part]))
-    peak = max(float(e["total"]) * 1e-12 for v in per_rule.values() for e in (v or {}).values())
+    own = max(float(e["total"]) * 1e-12 for v in per_rule.values() for e in (v or {}).values())
+    peak = peak_j if peak_j is not None else own
     scale, prefix = si_prefix(peak)
     n = len(data.rules)
     width = 0.8 / n
@@ -625,9 +644,10 @@ def render_figures(data: RunData) -> list[Figure]:
             figures.append(chips)
         # one y-axis for every chip's energy breakdown, so the bars compare across chips
         peak = step_energy_peak_j(data)
+        layer_peak = layer_energy_peak_j(data)
         for chip in data.chips:
             figures.append(energy_figure(data, chip, peak))
-            layers = layer_energy_figure(data, chip)
+            layers = layer_energy_figure(data, chip, layer_peak)
             if layers is not None:
                 figures.append(layers)
             gap = gap_waterfall_figure(data, chip)
