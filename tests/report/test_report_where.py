@@ -89,7 +89,9 @@ def test_placement_table_is_the_simulations_placement(compare_run: Path) -> None
 def _workload_layers(run: Path) -> list[Any]:
     from hwsim.core.workload import load_workload
 
-    return list(load_workload(run / "runs" / "bp-seed0" / "workload.json").layers)
+    summary = json.loads((run / "summary.json").read_text())
+    first = summary["chips"][summary["chip_order"][0]]["rules"][summary["rule_order"][0]]
+    return list(load_workload(run / first["run_dirs"][0] / "workload.json").layers)
 
 
 def _dram_pj_from_csv(run: Path, chip: str, rule: str) -> float:
