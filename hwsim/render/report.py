@@ -639,8 +639,9 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
             blocks.append(
                 (
                     "p",
-                    "This run was made before hwsim recorded a step's counts per layer; "
-                    "`hwsim compare --force` on it records them.",
+                    "This run was priced before hwsim recorded a step's counts per layer; "
+                    "the same `hwsim compare` again prices it anew from its trained runs "
+                    "(nothing is retrained) and records them.",
                 )
             )
         else:
