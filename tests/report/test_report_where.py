@@ -287,6 +287,6 @@ def test_a_run_without_the_per_layer_split_still_reports(run_copy: Path) -> None
     for path in (run_copy / "figures").glob("layers_*.png"):
         path.unlink()
     markdown = report(run_copy)
-    assert "made before hwsim recorded a step's counts per layer" in markdown
+    assert "priced before hwsim recorded a step's counts per layer" in markdown
     assert not list((run_copy / "figures").glob("layers_*.png"))
     assert "## Where each tensor lives" in markdown  # placement comes from the simulation JSON
