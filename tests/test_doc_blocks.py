@@ -1,7 +1,7 @@
 """Everything README.md and docs/*.md show runs, or at least parses.
 
-The rules, block by block (every fenced block names its language: ``python``, ``bash`` or
-``text``):
+The rules, block by block (every fenced block names its language: ``python``, ``bash``,
+``yaml`` or ``text``):
 
 - ``python`` blocks are executed as written, each in an empty temporary directory with the
   repository root on ``sys.path`` (a block that would take minutes is made cheaper in the
@@ -15,6 +15,8 @@ The rules, block by block (every fenced block names its language: ``python``, ``
   directory, so that the cheap commands after it (``report``, ``simulate --workload``) have
   their input. A ``text`` block right after a runnable ``bash`` block is the output of that
   block's last command at 80 columns, compared line by line.
+- ``yaml`` blocks are chip files: each must load and validate (``load_chip``), ``extends:``
+  and all.
 - ``text`` blocks that start with ``hwsim CMD`` are synopses: each ``--option`` in them must be
   an option of CMD. The same holds for inline ``hwsim …`` code spans in the prose; a span
   without synopsis marks (``[``, ``|``, ``<``, ``…``) is a command line and is parsed like a
@@ -40,7 +42,7 @@ from hwsim.cli import main
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 FENCE = re.compile(r"^```([\w-]*)\n(.*?)^```[ \t]*$", re.S | re.M)
-LANGUAGES = {"python", "bash", "text"}
+LANGUAGES = {"python", "bash", "text", "yaml"}
 #: Commands that take seconds: run, not only parsed (the group ``chip`` with every subcommand).
 CHEAP = {"simulate", "chip", "report"}
 #: Shell operators that separate commands on one line.
@@ -229,6 +231,16 @@ def _python_param(block: Block) -> object:
     """A block that trains whole runs (``train(``: tens of seconds) is marked slow."""
     marks = [pytest.mark.slow] if re.search(r"(?<![\w.])train\(", block.code) else []
     return pytest.param(block, id=block.name, marks=marks)
+
+
+@pytest.mark.parametrize("block", [b for b in BLOCKS if b.language == "yaml"], ids=lambda b: b.name)
+def test_yaml_block_is_a_valid_chip(block: Block, tmp_path: Path):
+    from hwsim.sim.chip import load_chip
+
+    path = tmp_path / "shown.yaml"
+    path.write_text(block.code)
+    chip = load_chip(path)
+    assert chip.name and chip.memories
 
 
 @pytest.mark.parametrize("block", [_python_param(b) for b in _of("python")])

@@ -37,6 +37,10 @@ RAISED_BY: dict[str, set[str]] = {
     "hwsim/experiments/compare.py": {"compare"},  # the compare run's guard
     "hwsim/core/runs.py": TRAINING,  # a damaged run directory, from every training run
     "hwsim/experiments/sweeps.py": {"sweep"},
+    "hwsim/cli/sweep_chip.py": {"sweep"},  # hwsim sweep chip's own checks
+    "hwsim/experiments/chip_sweep.py": {"sweep"},
+    # extends: and --set, read by every command that loads a chip with overrides
+    "hwsim/sim/chip_document.py": {"simulate", "compare", "report", "sweep"},
     "hwsim/sim/chip_copy.py": {"chip init"},
     # load_dataset: every command that trains, and analyze (it loads the run's data again)
     "models/data.py": {*TRAINING, "analyze"},
@@ -50,9 +54,6 @@ USED_ON = {
 }
 #: (module, option, command) that does not hold yet, with why; strict: fixed means remove it.
 KNOWN_MISSING = {
-    ("models/data.py", "--data-dir", "compare"): (
-        "hwsim compare has no --data-dir yet: added on the compare branch"
-    ),
     ("models/data.py", "--data-dir", "analyze"): (
         "hwsim analyze has no --data-dir: a run whose data files moved cannot be pointed at "
         "them (needs models.training.load_run(data_dir=...), another branch's file)"
@@ -146,10 +147,8 @@ def _checks() -> list[object]:
             if key in params:
                 continue
             marks = []
-            if key in KNOWN_MISSING:
-                # not strict for compare: the compare branch adds --data-dir, and its merge
-                # must not turn this into a failure; analyze's is strict (fix means remove)
-                marks = [pytest.mark.xfail(reason=KNOWN_MISSING[key], strict=command != "compare")]
+            if key in KNOWN_MISSING:  # strict: once it holds, remove it from KNOWN_MISSING
+                marks = [pytest.mark.xfail(reason=KNOWN_MISSING[key], strict=True)]
             params[key] = pytest.param(
                 module, line, option, command, id=f"{command}:{option}:{module}", marks=marks
             )

@@ -44,6 +44,7 @@ CSV_COLUMNS = (
     "words",
     "accesses",
     "energy_pj",
+    "layer",  # last, so the columns before it keep their positions
 )
 
 
@@ -561,6 +562,10 @@ def build_summary(
             block["weight_writes_bits"] = _weight_bits_by_level(sim["counts"], ("write",))
             block.update({key: sim[key] for key in SIMULATION_FIELDS})
             block.update({key: sim[key] for key in OPTIONAL_SIMULATION_FIELDS if key in sim})
+            # the step split by layer (accesses.csv's rows, the report's per-layer table)
+            for key in ("counts_by_layer", "energy_by_layer_pj"):
+                if key in sim:
+                    block[key] = sim[key]
             rules[rule] = block
         if "bp" in rules:
             bp = rules["bp"]
@@ -607,29 +612,36 @@ def _ratios(block: dict[str, Any], bp: dict[str, Any]) -> dict[str, float | None
 
 
 def accesses_csv(summary: dict[str, Any]) -> str:
-    """The memory-access report: one row per chip × rule × level × tensor × phase × direction."""
+    """The memory-access report: one row per chip × rule × level × tensor × layer × phase ×
+    direction (``layer`` is the last column). A rule block without ``counts_by_layer`` gives
+    its aggregated ``counts`` with layer ``""``; the rows of one (chip, rule, level, tensor,
+    phase, direction) always add up to that entry of ``counts``."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for chip_name in summary["chip_order"]:
         rules = summary["chips"][chip_name]["rules"]
         for rule in summary["rule_order"]:
-            for level, tensors in rules[rule]["counts"].items():
-                for tensor, phases in tensors.items():
-                    for phase, directions in phases.items():
-                        for direction, c in directions.items():
-                            writer.writerow(
-                                [
-                                    chip_name,
-                                    rule,
-                                    level,
-                                    tensor,
-                                    phase,
-                                    direction,
-                                    c["bits"],
-                                    c["words"],
-                                    c["accesses"],
-                                    c["energy_pj"],
-                                ]
-                            )
+            block = rules[rule]
+            by_layer = block.get("counts_by_layer") or {"": block["counts"]}
+            for level, tensors in block["counts"].items():
+                for tensor in tensors:
+                    for layer, counts in by_layer.items():
+                        for phase, directions in counts.get(level, {}).get(tensor, {}).items():
+                            for direction, c in directions.items():
+                                writer.writerow(
+                                    [
+                                        chip_name,
+                                        rule,
+                                        level,
+                                        tensor,
+                                        phase,
+                                        direction,
+                                        c["bits"],
+                                        c["words"],
+                                        c["accesses"],
+                                        c["energy_pj"],
+                                        layer,
+                                    ]
+                                )
     return buffer.getvalue()

@@ -20,7 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from hwsim.core.outputs import WEIGHT_TENSORS
 from hwsim.core.stats import finite, mean_std
-from hwsim.core.units import column_scale, format_si, format_sig, si_prefix
+from hwsim.core.units import format_si, format_sig, si_prefix
 from hwsim.render.compare_run import RunData, SeedRun
 from hwsim.render.style import FIGURE_STYLE, png_bytes, rule_colors
 from hwsim.sim.dataflow import DIRECTIONS
@@ -120,7 +120,8 @@ def learning_curves_figure(data: RunData) -> Figure:
     ax.set_ylabel("test accuracy (%)")
     seeds = len(data.summary.get("seeds", [])) or 1
     band = ", band ±1 std" if seeds > 1 else ""
-    ax.set_title(f"Test accuracy, mean over {seeds} seed(s){band}")
+    what = f"mean over {seeds} seeds" if seeds > 1 else "1 seed"
+    ax.set_title(f"Test accuracy, {what}{band}")
     ax.legend(loc="best")
     fig.tight_layout()
     return Figure("learning_curves.png", "Test accuracy per epoch and rule", png_bytes(fig))
@@ -160,7 +161,10 @@ def alignment_figure(data: RunData) -> Figure:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("angle between W and B (degrees)")
     ax.set_title("Alignment angle: mean over layers (thick), each layer (thin)")
-    ax.set_ylim(bottom=0)
+    # BP's angle is 0° throughout: leave room below 0 so its line is not hidden on the axis
+    top = ax.get_ylim()[1]
+    ax.set_ylim(bottom=-0.04 * max(top, 1.0), top=top)
+    ax.axhline(0, color="black", lw=0.5, zorder=0)
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best")
     fig.tight_layout()
@@ -173,30 +177,96 @@ def _levels_in_order(data: RunData, chip: str, present: Iterable[str]) -> list[s
     return order + sorted(m for m in present if m not in order)
 
 
-def energy_figure(data: RunData, chip: str) -> Figure:
-    """Energy of one training step per rule, stacked: memory by level, then the other parts."""
+#: One colour per memory kind, the same on every chip's figures.
+KIND_COLORS = {
+    "register_file": "#9ECAE1",
+    "sram": "#3182BD",
+    "global_buffer": "#08519C",
+    "rom": "#8C6D31",
+    "dram": "#C44E52",
+}
+#: Colours of the parts of a step's energy that are not memory.
+PART_COLORS = {
+    "interconnect": "#DD8452",
+    "compute": "#55A868",
+    "feedback_generation": "#8172B3",
+    "leakage": "#937860",
+}
+#: Hatches that tell apart two levels of the same kind on one chip (same colour).
+_HATCHES = ("", "//", "..", "xx", "\\\\", "++")
+
+
+def kind_color(kind: str) -> Any:
+    """The colour of a memory kind (grey for a kind without one)."""
+    return KIND_COLORS.get(kind, "#999999")
+
+
+def _memory_styles(data: RunData, chip: str, levels: Sequence[str]) -> dict[str, tuple[Any, str]]:
+    """Level → (colour of its kind, hatch): levels of one kind share the colour, not the hatch."""
+    kinds = data.chip_kinds.get(chip, {})
+    seen: dict[str, int] = {}
+    out = {}
+    for level in levels:
+        kind = kinds.get(level, "")
+        n = seen.get(kind, 0)
+        seen[kind] = n + 1
+        out[level] = (kind_color(kind), _HATCHES[n % len(_HATCHES)])
+    return out
+
+
+def step_energy_peak_j(data: RunData) -> float:
+    """The largest energy of one step over every chip and rule, in joules (a shared y-axis)."""
+    return max(
+        float(data.rule_summary(c, r)["energy_pj"]["total"]) * 1e-12
+        for c in data.chips
+        for r in data.rules
+    )
+
+
+def energy_figure(data: RunData, chip: str, peak_j: float | None = None) -> Figure:
+    """Energy of one training step per rule, stacked: memory by level (coloured by its kind, the
+    same on every chip), then the other parts. ``peak_j``: the y-axis top in joules, so that the
+    figures of several chips share one axis (default: this chip's tallest bar)."""
     energies = {r: data.rule_summary(chip, r)["energy_pj"] for r in data.rules}
     levels = _levels_in_order(
         data, chip, (lv for e in energies.values() for lv in e.get("memory_by_level", {}))
     )
-    # (label, section of the energy block, key): memory by level, then the other parts
-    parts = [(f"memory: {lv}", "memory_by_level", lv) for lv in levels]
-    parts += [(p.replace("_", " "), "breakdown", p) for p in NON_MEMORY_PARTS]
-    scale, prefix = column_scale(e["total"] * 1e-12 for e in energies.values())
-    blues = plt.get_cmap("Blues")
-    others = ["#DD8452", "#55A868", "#8172B3", "#937860"]
-    colors: list[Any] = [
-        blues(0.35 + 0.6 * i / max(1, len(levels) - 1)) for i in range(len(levels))
+    kinds = data.chip_kinds.get(chip, {})
+    styles = _memory_styles(data, chip, levels)
+    # (label, section of the energy block, key, colour, hatch)
+    parts = [
+        (
+            lv if kinds.get(lv, lv) == lv else f"{kinds.get(lv, 'memory')}: {lv}",
+            "memory_by_level",
+            lv,
+            *styles[lv],
+        )
+        for lv in levels
     ]
-    colors += others
+    parts += [
+        (p.replace("_", " "), "breakdown", p, PART_COLORS.get(p, "#cccccc"), "")
+        for p in NON_MEMORY_PARTS
+    ]
+    top_j = peak_j if peak_j is not None else max(e["total"] * 1e-12 for e in energies.values())
+    scale, prefix = si_prefix(top_j)
     fig, ax = plt.subplots(figsize=(max(5, 1.3 * len(data.rules) + 3), 4))
     x = range(len(data.rules))
     bottom = [0.0] * len(data.rules)
-    for (label, section, key), color in zip(parts, colors, strict=True):
+    for label, section, key, color, hatch in parts:
         heights = [energies[r].get(section, {}).get(key, 0.0) * 1e-12 / scale for r in data.rules]
         if not any(heights):
             continue
-        ax.bar(x, heights, bottom=bottom, color=color, label=label, width=0.6)
+        ax.bar(
+            x,
+            heights,
+            bottom=bottom,
+            color=color,
+            hatch=hatch,
+            edgecolor="white",
+            lw=0.5,
+            label=label,
+            width=0.6,
+        )
         bottom = [b + h for b, h in zip(bottom, heights, strict=True)]
     for i in range(len(data.rules)):
         ax.text(i, bottom[i], format_sig(bottom[i], 3), ha="center", va="bottom", fontsize=8)
@@ -204,11 +274,137 @@ def energy_figure(data: RunData, chip: str) -> Figure:
     ax.set_ylabel(f"energy per training step ({prefix}J)")
     ax.set_title(f"Energy breakdown of one training step, chip {chip}")
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
-    ax.set_ylim(0, max(max(bottom), 1e-30) * 1.12)  # room for the totals above the bars
+    ax.set_ylim(0, max(top_j / scale, 1e-30) * 1.12)  # room for the totals above the bars
     fig.tight_layout()
     return Figure(
         f"energy_{figure_stem(chip)}.png", f"Energy breakdown per rule, chip {chip}", png_bytes(fig)
     )
+
+
+def layer_energy_peak_j(data: RunData) -> float | None:
+    """The largest energy of one layer in one step over every chip and rule, in joules (a
+    shared y-axis for the per-layer figures); ``None`` without the per-layer split."""
+    values = [
+        float(e["total"]) * 1e-12
+        for c in data.chips
+        for r in data.rules
+        for e in (data.rule_summary(c, r).get("energy_by_layer_pj") or {}).values()
+    ]
+    return max(values) if values else None
+
+
+def layer_energy_figure(data: RunData, chip: str, peak_j: float | None = None) -> Figure | None:
+    """Energy of one step per layer, one bar per rule in each layer, stacked by memory kind
+    (the kind colours), then interconnect, compute and PRNG generation; ``peak_j`` (joules)
+    shares the y-axis across chips. ``None`` for a run without the per-layer split."""
+    per_rule = {r: data.rule_summary(chip, r).get("energy_by_layer_pj") for r in data.rules}
+    if not all(isinstance(v, dict) and v for v in per_rule.values()):
+        return None
+    layers = data.layers(chip)
+    kinds = data.chip_kinds.get(chip, {})
+    kind_order = [k for k in KIND_COLORS if k in kinds.values()]
+    kind_order += sorted(set(kinds.values()) - set(kind_order))
+    stacks: list[tuple[str, Callable[[dict[str, Any]], float], Any]] = []
+    for kind in kind_order:
+
+        def by_kind(e: dict[str, Any], kind: str = kind) -> float:
+            return sum(float(v) for lv, v in e["memory_by_level"].items() if kinds.get(lv) == kind)
+
+        stacks.append((f"memory: {kind}", by_kind, kind_color(kind)))
+    for part in ("interconnect", "compute", "feedback_generation"):
+
+        def by_part(e: dict[str, Any], part: str = part) -> float:
+            return float(e["breakdown"].get(part, 0.0))
+
+        stacks.append((part.replace("_", " "), by_part, PART_COLORS[part]))
+    own = max(float(e["total"]) * 1e-12 for v in per_rule.values() for e in (v or {}).values())
+    peak = peak_j if peak_j is not None else own
+    scale, prefix = si_prefix(peak)
+    n = len(data.rules)
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(max(6, 0.5 * n * len(layers) + 3), 4))
+    labelled: set[str] = set()
+    for g, layer in enumerate(layers):
+        for i, rule in enumerate(data.rules):
+            energy = (per_rule[rule] or {}).get(layer)
+            if energy is None:
+                continue
+            pos = g + (i - (n - 1) / 2) * width
+            bottom = 0.0
+            for label, value, color in stacks:
+                h = value(energy) * 1e-12 / scale
+                if h:
+                    ax.bar(
+                        pos,
+                        h,
+                        width=width * 0.9,
+                        bottom=bottom,
+                        color=color,
+                        label=None if label in labelled else label,
+                    )
+                    labelled.add(label)
+                    bottom += h
+            ax.text(pos, bottom, rule, ha="center", va="bottom", fontsize=6, rotation=90)
+    ax.set_xticks(range(len(layers)), [f"layer {la}" for la in layers], fontsize=8)
+    ax.set_ylabel(f"energy per training step ({prefix}J)")
+    ax.set_ylim(0, peak / scale * 1.15)
+    ax.set_title(f"Energy of one step per layer (bars: {', '.join(data.rules)}), chip {chip}")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    fig.tight_layout()
+    return Figure(
+        f"layers_{figure_stem(chip)}.png",
+        f"Energy per layer and rule, chip {chip}",
+        png_bytes(fig),
+    )
+
+
+def cross_chip_figure(data: RunData) -> Figure | None:
+    """Energy and latency of one step per chip, one bar per rule (rule colours), two panels; the
+    ratio to BP on the same chip is written on each non-BP bar. ``None`` with one chip."""
+    if len(data.chips) < 2:
+        return None
+    colors = rule_colors(data.rules)
+    n = len(data.rules)
+    width = 0.8 / n
+    fig, axes = plt.subplots(1, 2, figsize=(max(8, 1.2 * n * len(data.chips) + 2), 4))
+
+    def energy_j(b: dict[str, Any]) -> float:
+        return float(b["energy_pj"]["total"]) * 1e-12
+
+    def latency_s(b: dict[str, Any]) -> float:
+        return float(b["latency_s"])
+
+    panels: tuple[tuple[str, str, Callable[[dict[str, Any]], float], str], ...] = (
+        (
+            "energy per training step",
+            "J",
+            energy_j,
+            "energy_per_step",
+        ),
+        ("latency per training step", "s", latency_s, "latency_per_step"),
+    )
+    for ax, (title, unit, value, ratio_key) in zip(axes, panels, strict=True):
+        peak = max(value(data.rule_summary(c, r)) for c in data.chips for r in data.rules)
+        scale, prefix = si_prefix(peak)
+        for i, rule in enumerate(data.rules):
+            xs = [g + (i - (n - 1) / 2) * width for g in range(len(data.chips))]
+            blocks = [data.rule_summary(c, rule) for c in data.chips]
+            heights = [value(b) / scale for b in blocks]
+            ax.bar(xs, heights, width=width * 0.9, color=colors[rule], label=rule)
+            for x, h, b in zip(xs, heights, blocks, strict=True):
+                ratio = (b.get("ratios_to_bp") or {}).get(ratio_key)
+                if rule != "bp" and finite(ratio):
+                    ax.text(x, h, f"{ratio:.3f}×", ha="center", va="bottom", fontsize=7)
+        ax.set_xticks(range(len(data.chips)), data.chips, fontsize=8)
+        ax.set_ylabel(f"{title} ({prefix}{unit})")
+        ax.set_ylim(0, peak / scale * 1.15)
+        ax.set_title(
+            title[0].upper() + title[1:] + (" (× BP on bars)" if "bp" in data.rules else "")
+        )
+    axes[0].legend(loc="upper left", fontsize=8)
+    fig.suptitle("The same workloads on the report's chips", fontsize=10)
+    fig.tight_layout()
+    return Figure("chips.png", "Energy and latency per step on each chip and rule", png_bytes(fig))
 
 
 def gap_waterfall_figure(data: RunData, chip: str) -> Figure | None:
@@ -443,8 +639,17 @@ def render_figures(data: RunData) -> list[Figure]:
     """Every figure of the report, rendered in memory (nothing is written)."""
     with matplotlib.rc_context(FIGURE_STYLE):
         figures = [learning_curves_figure(data), alignment_figure(data)]
+        chips = cross_chip_figure(data)
+        if chips is not None:
+            figures.append(chips)
+        # one y-axis for every chip's energy breakdown, so the bars compare across chips
+        peak = step_energy_peak_j(data)
+        layer_peak = layer_energy_peak_j(data)
         for chip in data.chips:
-            figures.append(energy_figure(data, chip))
+            figures.append(energy_figure(data, chip, peak))
+            layers = layer_energy_figure(data, chip, layer_peak)
+            if layers is not None:
+                figures.append(layers)
             gap = gap_waterfall_figure(data, chip)
             if gap is not None:
                 figures.append(gap)

@@ -42,6 +42,22 @@ class RunData:
     chip_memories: dict[str, list[str]]  # memory names innermost first
     experiment_text: str
     config: dict[str, Any] = field(default_factory=dict)  # first run's config.yaml
+    #: chip → memory name → its ``kind`` (register_file, sram, global_buffer, dram, rom, …)
+    chip_kinds: dict[str, dict[str, str]] = field(default_factory=dict)
+
+    def layers(self, chip: str) -> list[str]:
+        """The workload's layer names in layer order, as the simulation of ``chip`` names them
+        (from the per-layer counts, else from the loop orders, which list every layer)."""
+        for rule in self.rules:
+            by_layer = self.rule_summary(chip, rule).get("counts_by_layer")
+            if isinstance(by_layer, dict) and by_layer:
+                return list(by_layer)
+        names: list[str] = []
+        for rule in self.rules:
+            sim = self.simulations[chip][rule]
+            for source in (sim.get("loop_orders") or {}, *(sim.get("placement") or {}).values()):
+                names += [n for n in source if n not in names]
+        return names
 
     def rule_summary(self, chip: str, rule: str) -> dict[str, Any]:
         """The ``RULE`` block of summary.json for ``rule`` on ``chip``."""
@@ -147,6 +163,9 @@ _RULE: Shape = {
         },
     },
     "ratios_to_bp?": ("map", "num?"),
+    # the step split by layer (runs made before hwsim recorded it have neither)
+    "counts_by_layer?": ("map", ("map", ("map", ("map", ("map", _COUNT))))),
+    "energy_by_layer_pj?": ("map", _ENERGY),
 }
 _SURVEY_RULE: Shape = {
     "energy_pj": "num",
@@ -189,6 +208,17 @@ _TIMELINE_EVENT: Shape = ("row", "str", "str", "str?", "any", "num", "num")
 #: What the report reads from simulation/<chip>/<rule>.json.
 _SIMULATION: Shape = {
     "timeline": ("list", _TIMELINE_EVENT),
+    "placement?": ("map", ("map", "str")),
+    "spills?": (
+        "list",
+        {
+            "tensor": "str",
+            "layer": "str",
+            "preferred": "str",
+            "placed": "str",
+            "accesses_per_bit": "num",
+        },
+    ),
     "loop_orders?": ("map", ("map", "any")),
     "feedback_generated_values?": "num",
 }
@@ -338,6 +368,7 @@ def load_run(run_dir: str | Path) -> RunData:
     simulations: dict[str, dict[str, dict[str, Any]]] = {}
     chip_texts: dict[str, str] = {}
     chip_memories: dict[str, list[str]] = {}
+    chip_kinds: dict[str, dict[str, str]] = {}
     for chip in chips:
         simulations[chip] = {}
         for rule in rules:
@@ -354,6 +385,11 @@ def load_run(run_dir: str | Path) -> RunData:
         chip_yaml = load_yaml_text(chip_texts[chip], chip_path)
         memories = chip_yaml.get("memories") if isinstance(chip_yaml, dict) else None
         chip_memories[chip] = list(memories) if isinstance(memories, dict) else []
+        chip_kinds[chip] = {
+            str(name): str(spec["kind"])
+            for name, spec in (memories.items() if isinstance(memories, dict) else ())
+            if isinstance(spec, dict) and isinstance(spec.get("kind"), str)
+        }
     experiment_text = read_text(run_dir / "experiment.yaml", "the resolved experiment YAML")
     return RunData(
         run_dir=run_dir,
@@ -366,4 +402,5 @@ def load_run(run_dir: str | Path) -> RunData:
         chip_memories=chip_memories,
         experiment_text=experiment_text,
         config=config,
+        chip_kinds=chip_kinds,
     )

@@ -22,7 +22,7 @@ class Table:
     rows: list[list[str]]
 
 
-Block = tuple[str, Any]  # ("h2"|"h3"|"p"|"table"|"figure"|"code", payload)
+Block = tuple[str, Any]  # ("h2"|"h3"|"p"|"table"|"figure"|"code"|"diff", payload)
 
 
 def _md_cell(text: str) -> str:
@@ -42,7 +42,7 @@ def render_markdown(blocks: Sequence[Block]) -> str:
     for kind, payload in blocks:
         if kind in ("h1", "h2", "h3"):
             out.append("#" * int(kind[1]) + " " + payload)
-        elif kind == "p":
+        elif kind in ("p", "lead"):
             out.append(payload)
         elif kind == "list":
             out.append("\n".join(f"- {item}" for item in payload))
@@ -57,9 +57,10 @@ def render_markdown(blocks: Sequence[Block]) -> str:
             out.append("\n".join(lines))
         elif kind == "figure":
             out.append(f"![{payload.alt}](figures/{payload.name})")
-        elif kind == "code":
+        elif kind in ("code", "diff"):
             fence = _fence(payload)
-            out.append(f"{fence}yaml\n{payload.rstrip()}\n{fence}")
+            language = "yaml" if kind == "code" else "diff"
+            out.append(f"{fence}{language}\n{payload.rstrip()}\n{fence}")
     return "\n\n".join(out) + "\n"
 
 
@@ -74,8 +75,15 @@ body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; mar
        max-width: 78rem; padding: 0 1rem; color: #222; line-height: 1.45; }
 h1 { font-size: 1.6rem; } h2 { font-size: 1.25rem; border-bottom: 1px solid #ddd;
        padding-bottom: .2rem; margin-top: 2rem; } h3 { font-size: 1.05rem; }
-table { border-collapse: collapse; font-size: .85rem; display: block; overflow-x: auto; }
-th, td { border: 1px solid #ccc; padding: .25rem .5rem; }
+table { border-collapse: collapse; font-size: .8rem; display: block; overflow-x: auto;
+        max-width: 100%; }
+th, td { border: 1px solid #ccc; padding: .2rem .45rem; }
+th { max-width: 11rem; vertical-align: bottom; }
+.conclusion { font-size: 1.05rem; background: #eef5ee; border-left: 4px solid #55A868;
+       padding: .6rem .9rem; }
+pre.diff .add { color: #116329; background: #e6ffec; } pre.diff .del { color: #82071e;
+       background: #ffebe9; } pre.diff .hunk { color: #6639ba; }
+pre.diff .file { font-weight: bold; }
 th { background: #f3f3f3; } td { text-align: right; font-variant-numeric: tabular-nums; }
 td:nth-child(-n+3) { text-align: left; } tr:nth-child(even) td { background: #fafafa; }
 img { max-width: 100%; height: auto; border: 1px solid #eee; }
@@ -94,6 +102,8 @@ def render_html(blocks: Sequence[Block]) -> str:
             body.append(f"<{kind}>{_inline_html(payload)}</{kind}>")
         elif kind == "p":
             body.append(f"<p>{_inline_html(payload)}</p>")
+        elif kind == "lead":
+            body.append(f'<p class="conclusion">{_inline_html(payload)}</p>')
         elif kind == "list":
             items = "".join(f"<li>{_inline_html(i)}</li>" for i in payload)
             body.append(f"<ul>{items}</ul>")
@@ -112,6 +122,15 @@ def render_html(blocks: Sequence[Block]) -> str:
             )
         elif kind == "code":
             body.append(f"<pre><code>{html.escape(payload.rstrip())}</code></pre>")
+        elif kind == "diff":
+            lines = []
+            for line in payload.rstrip().split("\n"):
+                cls = {"+": "add", "-": "del", "@": "hunk"}.get(line[:1], "")
+                if line.startswith(("+++", "---")):
+                    cls = "file"
+                text = html.escape(line)
+                lines.append(f'<span class="{cls}">{text}</span>' if cls else text)
+            body.append('<pre class="diff"><code>' + "\n".join(lines) + "</code></pre>")
     return (
         '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
         f"<title>{html.escape(title)}</title>\n<style>{_CSS}</style>\n</head>\n<body>\n"

@@ -21,7 +21,17 @@ from hwsim.core.stats import finite
 from hwsim.core.units import MISSING, column_scale, format_si, format_sig
 from hwsim.render.compare_figures import Figure, figure_stem, render_figures
 from hwsim.render.compare_run import RunData, load_run
+from hwsim.render.conclusion import conclusion
 from hwsim.render.markup import Block, Table, render_html, render_markdown
+from hwsim.render.where import (
+    chip_yaml_diff,
+    cross_chip_table,
+    dram_findings,
+    layer_energy_table,
+    level_energy_table,
+    placement_table,
+    spill_lines,
+)
 from hwsim.sim.dataflow import PHASES
 from hwsim.sim.explain import CAUSE_LABELS, CAUSES
 from hwsim.sim.loops import orders_taken
@@ -71,6 +81,7 @@ def summary_table(data: RunData) -> Table:
             "latency ÷ BP (×)",
             "accuracy ÷ BP (×)",
         ]
+    one_seed = len(data.summary.get("seeds") or []) == 1  # no spread measured: never "± 0.00"
     rows = []
     for chip, rule, b in blocks:
         acc = b.get("test_accuracy", {})
@@ -79,7 +90,7 @@ def summary_table(data: RunData) -> Table:
             chip,
             rule,
             str(b.get("status", MISSING)),
-            _pct_mean_std(acc.get("final"), acc.get("final_std")),
+            _pct_mean_std(acc.get("final"), None if one_seed else acc.get("final_std")),
             _pct(acc.get("best")),
             f"{int(b['weight_transport_bits']):,}",
             f"{int(b['sync_write_bits']):,}",
@@ -373,7 +384,8 @@ def findings(data: RunData) -> list[str]:
             delta = 100 * (finals[rule] - finals["bp"])
             text += f" (Δ {delta:+.2f} pp vs bp)"
         parts.append(text)
-    out.append(f"Final test accuracy, mean over {seeds} seed(s): " + "; ".join(parts) + ".")
+    over = f"mean over {seeds} seeds" if seeds > 1 else "1 seed"
+    out.append(f"Final test accuracy, {over}: " + "; ".join(parts) + ".")
     ranked = sorted((r for r in data.rules if finite(finals[r])), key=lambda r: -finals[r])
     if len(ranked) > 1:
         out.append(f"Ranking by final test accuracy: {' > '.join(ranked)}.")
@@ -530,6 +542,8 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
     """The report as blocks, in reading order."""
     by_name = {f.name: f for f in figures}
     blocks: list[Block] = [("h1", "Learning rules on chip: memory-access report")]
+    lead = " ".join(conclusion(data.summary, data.chip_kinds))
+    blocks.append(("lead", "**Conclusion.** " + lead))
     blocks.append(("list", _header_lines(data)))
     blocks.append(("p", HOW_TO_READ))
     blocks.append(("h2", "Findings"))
@@ -563,6 +577,19 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
             )
         )
         blocks.append(("table", survey))
+    side = cross_chip_table(data)
+    if side is not None:
+        blocks.append(("h2", "The report's chips side by side"))
+        blocks.append(
+            (
+                "p",
+                "Each rule's own workload on each chip of this report: energy and latency of one "
+                "step, the ratio to BP on the same chip, and the share of the step's energy that "
+                "goes to DRAM. Both panels of the figure share one axis across chips.",
+            )
+        )
+        blocks.append(("table", side))
+        blocks.append(("figure", by_name["chips.png"]))
     blocks.append(("h2", "Learning curves"))
     blocks.append(("figure", by_name["learning_curves.png"]))
     blocks.append(("h2", "Alignment angle over training"))
@@ -578,7 +605,58 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
         suffix = f", chip {chip}" if len(data.chips) > 1 else ""
         name = figure_stem(chip)
         blocks.append(("h2", f"Energy breakdown per rule{suffix}"))
+        if len(data.chips) > 1:
+            blocks.append(
+                (
+                    "p",
+                    "Every chip's breakdown uses one y-axis and one colour per memory kind "
+                    "(register file, SRAM, global buffer, DRAM); two levels of one kind differ "
+                    "by hatching.",
+                )
+            )
         blocks.append(("figure", by_name[f"energy_{name}.png"]))
+        blocks.append(("h3", f"Energy by memory level{suffix}"))
+        blocks.append(("list", dram_findings(data, chip)))
+        blocks.append(("table", level_energy_table(data, chip)))
+        placement = placement_table(data, chip)
+        if placement is not None:
+            blocks.append(("h2", f"Where each tensor lives{suffix}"))
+            blocks.append(
+                (
+                    "p",
+                    "The memory level holding each stored tensor of each layer in one step "
+                    "(`rules`: the rules placed this way; `all`: every rule). Placement fills "
+                    "each class's preferred level with the most accessed bits first; a tensor "
+                    "marked `(X full)` went outward because level X was full.",
+                )
+            )
+            blocks.append(("table", placement))
+            spills = spill_lines(data, chip)
+            blocks.append(("list", spills or ["Nothing spilled: every tensor got its level."]))
+        blocks.append(("h2", f"Energy per layer{suffix}"))
+        layers = layer_energy_table(data, chip)
+        if layers is None:
+            blocks.append(
+                (
+                    "p",
+                    "This run was priced before hwsim recorded a step's counts per layer; "
+                    "the same `hwsim compare` again prices it anew from its trained runs "
+                    "(nothing is retrained) and records them.",
+                )
+            )
+        else:
+            blocks.append(
+                (
+                    "p",
+                    "Energy of one step per layer: its memory accesses, interconnect bits, MACs "
+                    "and PRNG values, priced as the step is (share of the step's energy); the "
+                    "DRAM part apart. Leakage belongs to the step, not to a layer. "
+                    "`accesses.csv` has the counts behind it, one row per layer.",
+                )
+            )
+            blocks.append(("table", layers))
+            if f"layers_{name}.png" in by_name:
+                blocks.append(("figure", by_name[f"layers_{name}.png"]))
         gaps = gap_table(data, chip)
         latency = latency_gap_table(data, chip)
         if gaps is not None and latency is not None:
@@ -624,10 +702,16 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
         )
         blocks.append(("figure", by_name[f"timeline_{name}.png"]))
     blocks.append(("h2", "Chip and experiment"))
+    first = data.chips[0]
     for chip in data.chips:
         copy = data.summary["chips"][chip].get("copy", f"chips/{chip}.yaml")
-        blocks.append(("h3", f"Chip {chip} (`{copy}`)"))
-        blocks.append(("code", data.chip_texts[chip]))
+        if chip == first:
+            blocks.append(("h3", f"Chip {chip} (`{copy}`)"))
+            blocks.append(("code", data.chip_texts[chip]))
+            continue
+        blocks.append(("h3", f"Chip {chip} (`{copy}`), as a diff against {first}"))
+        diff = chip_yaml_diff(data, chip)
+        blocks.append(("diff", diff) if diff else ("p", f"Identical to {first}'s file."))
     blocks.append(("h3", "Experiment (`experiment.yaml`)"))
     blocks.append(("code", data.experiment_text))
     return blocks

@@ -17,7 +17,7 @@ from hwsim.core.resources import DEFAULT_CHIP
 from hwsim.core.rules import Rule, parse_rules
 from hwsim.core.workload import Workload, load_workload, workload_from_dict
 from hwsim.sim.chip import Chip, load_chip
-from hwsim.sim.counting import Counts, count_init, count_step
+from hwsim.sim.counting import Counts, count_init, count_step_by_layer
 from hwsim.sim.dataflow import (
     PHASES,
     Plan,
@@ -46,6 +46,11 @@ class StepResult:
     stall_cycles: dict[str, int]
     events: int
     timeline: tuple[TimelineEvent, ...] | None = None
+    #: layer name → that layer's share of ``counts`` (they add up to ``counts`` exactly)
+    counts_by_layer: dict[str, Counts] = field(default_factory=dict)
+    #: layer name → the price of its counts: memory, interconnect, compute and PRNG generation;
+    #: leakage is the step's, not a layer's, and stays 0 here
+    energy_by_layer: dict[str, Energy] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -175,6 +180,13 @@ class RuleResult:
             "accesses_per_bit": self.accesses_per_bit,
             "spills": [s.to_dict() for s in self.spills],
             "counts": counts_to_dict(step.counts, step.energy),
+            "counts_by_layer": {
+                layer: counts_to_dict(c, step.energy_by_layer[layer])
+                for layer, c in step.counts_by_layer.items()
+            },
+            "energy_by_layer_pj": {
+                layer: energy_to_dict(e) for layer, e in step.energy_by_layer.items()
+            },
             "interconnect_bits": step.counts.total_interconnect_bits,
             "weight_transport_bits": self.weight_transport_bits,
             "sync_write_bits": self.sync_write_bits,
@@ -380,7 +392,8 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
         plan = make_plan(work, chip, rule, size)
         if not steps:
             _check_mac_formats(work, chip, plan)
-        closed = count_step(work, chip, plan)
+        closed, by_layer = count_step_by_layer(work, chip, plan)
+        _check_layers_add_up(closed, by_layer, rule, size)
         sim = simulate_step(work, chip, plan, timeline=timeline and size == nominal)
         _check_agree(closed, sim.counts, rule, size)
         energy = price(closed, chip, sim.latency_cycles)
@@ -396,6 +409,8 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
             stall_cycles=sim.stall_cycles,
             events=sim.events,
             timeline=sim.timeline,
+            counts_by_layer=by_layer,
+            energy_by_layer={name: price(c, chip, 0) for name, c in by_layer.items()},
         )
         if size == nominal:
             nominal_plan = plan
@@ -476,6 +491,19 @@ def _check_agree(closed: Counts, simulated: Counts, rule: Rule, size: int) -> No
     if closed != simulated:
         raise RuntimeError(
             f"internal error: simulated counts differ from the closed form ({rule.spec}, "
+            f"batch {size})"
+        )
+
+
+def _check_layers_add_up(
+    closed: Counts, by_layer: Mapping[str, Counts], rule: Rule, size: int
+) -> None:
+    # The per-layer split is the same tally kept apart: a difference is a bug, not bad input.
+    layers = list(by_layer.values())
+    total = sum(layers[1:], layers[0]) if layers else None
+    if total is not None and total != closed:
+        raise RuntimeError(
+            f"internal error: per-layer counts do not add up to the step's ({rule.spec}, "
             f"batch {size})"
         )
 

@@ -3,6 +3,10 @@
 Counts are bits, words and accesses per (level, tensor, phase, direction), interconnect bits per
 (tensor, phase), MACs and generated feedback values per phase. They never depend on an energy
 or a time. The SimPy simulation (``hwsim.sim.simulation``) must reproduce them exactly.
+
+The same closed form also splits them by layer (:func:`count_step_by_layer`): every fetch,
+update and init move belongs to one layer's walk (the loss's error write to the top layer), so
+the per-layer counts add up exactly to the aggregated ones.
 """
 
 from __future__ import annotations
@@ -153,58 +157,95 @@ class Tally:
 class _ClosedForm:
     """Counts as sums over runs of identical fetches: each fetch's moves × the run's length."""
 
-    def __init__(self, workload: Workload, chip: Chip, plan: Plan):
+    def __init__(self, workload: Workload, chip: Chip, plan: Plan, *, split: bool = False):
         self.workload, self.chip, self.plan = workload, chip, plan
+        #: also tally each layer apart (off where only the totals matter: the planner's walks)
+        self.split = split
         self.tally = Tally()
+        #: the same counts split by layer index (every move belongs to one layer)
+        self.layer_tallies: defaultdict[int, Tally] = defaultdict(Tally)
         #: bits moved per stored (tensor, layer), whatever the level (placement's traffic)
         self.moved: defaultdict[tuple[str, int], int] = defaultdict(int)
 
-    def add(self, moves: list[Move], phase: str, times: int) -> None:
-        """``moves`` of one fetch, happening ``times`` times, into the tally."""
+    def add(self, moves: list[Move], phase: str, times: int, layer: int) -> None:
+        """``moves`` of one fetch of layer ``layer``, happening ``times`` times, into the tally
+        (and into that layer's)."""
+        tallies = (self.tally, self.layer_tallies[layer]) if self.split else (self.tally,)
+        for tally in tallies:
+            for m in moves:
+                if m.level is None:
+                    tally.generated_values[phase] += m.generated_values * times
+                else:
+                    level = self.chip.memory(m.level)
+                    words, accesses = level.words_and_accesses(m.bits)
+                    key = (level.name, m.tensor, phase, m.direction)
+                    tally.accesses[key] += AccessCount(m.bits, words, accesses).scaled(times)
+                if m.link_bits:
+                    tally.interconnect_bits[(m.tensor, phase)] += m.link_bits * times
         for m in moves:
             if m.owner is not None:
                 self.moved[m.owner] += m.bits * times
-            if m.level is None:
-                self.tally.generated_values[phase] += m.generated_values * times
-            else:
-                level = self.chip.memory(m.level)
-                words, accesses = level.words_and_accesses(m.bits)
-                key = (level.name, m.tensor, phase, m.direction)
-                self.tally.accesses[key] += AccessCount(m.bits, words, accesses).scaled(times)
-            if m.link_bits:
-                self.tally.interconnect_bits[(m.tensor, phase)] += m.link_bits * times
+
+    def add_macs(self, phase: str, fmt: str, macs: int, layer: int) -> None:
+        """``macs`` MACs of ``phase`` in format ``fmt`` on layer ``layer``."""
+        self.tally.macs[(phase, fmt)] += macs
+        if self.split:
+            self.layer_tallies[layer].macs[(phase, fmt)] += macs
 
     def walk(self, phase: str, i: int, walk: Walk) -> None:
         """Every fetch of one (phase, layer) walk, and its MACs."""
         fmt = mac_format(self.workload, self.chip, self.plan, phase, i)
         for run in walk.runs():
             moves, macs = fetch_moves(self.workload, self.chip, self.plan, phase, i, run)
-            self.add(moves, phase, run.count)
-            self.tally.macs[(phase, fmt)] += macs * run.count
+            self.add(moves, phase, run.count, i)
+            self.add_macs(phase, fmt, macs * run.count, i)
 
     def step(self) -> Counts:
         plan, w = self.plan, self.workload
         for (phase, i), walk in plan.walks.items():
             self.walk(phase, i, walk)
+        top = len(w.layers) - 1  # the loss writes the top layer's output errors
         for run in plan.loss_walk.runs():
-            self.add(loss_moves(w, plan, run), "backward", run.count)
+            self.add(loss_moves(w, plan, run), "backward", run.count, top)
         for i in range(len(w.layers)):
             for part in update_parts(w, self.chip, plan, i):
                 times = plan.update_times if part.per_update else 1
-                self.add(part.moves, "update", times)
+                self.add(part.moves, "update", times, i)
                 if part.macs:
-                    self.tally.macs[("update", part.mac_format)] += part.macs * times
+                    self.add_macs("update", part.mac_format, part.macs * times, i)
         return self.tally.freeze()
 
     def init(self) -> Counts:
         for i in range(len(self.workload.layers)):
-            self.add(init_moves(self.workload, self.chip, self.plan, i), INIT_PHASE, 1)
+            self.add(init_moves(self.workload, self.chip, self.plan, i), INIT_PHASE, 1, i)
         return self.tally.freeze()
+
+    def by_layer(self) -> dict[str, Counts]:
+        """Layer name → that layer's counts, in layer order (layers with no traffic left out)."""
+        names = [layer.name for layer in self.workload.layers]
+        out = {names[i]: self.layer_tallies[i].freeze() for i in sorted(self.layer_tallies)}
+        return {
+            name: c
+            for name, c in out.items()
+            if c.accesses or c.interconnect_bits or c.macs or c.generated_values
+        }
 
 
 def count_step(workload: Workload, chip: Chip, plan: Plan) -> Counts:
     """Closed-form counts of one training step of ``plan.batch_size`` samples."""
     return _ClosedForm(workload, chip, plan).step()
+
+
+def count_step_by_layer(
+    workload: Workload, chip: Chip, plan: Plan
+) -> tuple[Counts, dict[str, Counts]]:
+    """:func:`count_step` and the same counts split by layer name (layer order).
+
+    The per-layer counts add up exactly to the aggregated ones (``sum`` with ``+``): each move
+    of the closed form is tallied once in the step and once in its layer.
+    """
+    closed = _ClosedForm(workload, chip, plan, split=True)
+    return closed.step(), closed.by_layer()
 
 
 def count_init(workload: Workload, chip: Chip, plan: Plan) -> Counts:

@@ -124,6 +124,7 @@ def test_accesses_csv_sums_equal_summary(tiny):
         "words",
         "accesses",
         "energy_pj",
+        "layer",
     }
     for spec, block in summary["rules"].items():
         mine = [r for r in rows if r["rule"] == spec and r["chip"] == "edge_sram"]

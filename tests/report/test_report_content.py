@@ -54,8 +54,9 @@ def test_every_file_is_written_and_linked(compare_run: Path) -> None:
     assert figures == sorted(
         p.relative_to(compare_run).as_posix() for p in (compare_run / "figures").glob("*.png")
     )
-    # 2 run-wide figures + energy, BP's gap waterfall, accesses and timeline for each chip
-    assert len(figures) == 2 + 4 * 2
+    # 3 run-wide figures (learning curves, alignment, the chips side by side) + energy, energy
+    # per layer, BP's gap waterfall, accesses and timeline for each of the 2 chips
+    assert len(figures) == 3 + 5 * 2
     markdown = (compare_run / "report.md").read_text()
     assert sorted(re.findall(r"\]\((figures/[^)]+\.png)\)", markdown)) == figures
     assert not list(compare_run.rglob("*.tmp"))
@@ -163,8 +164,42 @@ def test_findings_and_inputs_come_from_the_run(compare_run: Path) -> None:
     )
     assert "seeds: 0, 1" in header and "Epochs: 2" in header and "weights 8 bit" in header
     assert (compare_run / "experiment.yaml").read_text().rstrip() in markdown
-    for chip in summary["chip_order"]:
-        assert (compare_run / "chips" / f"{chip}.yaml").read_text().rstrip() in markdown
+    first, *others = summary["chip_order"]
+    first_text = (compare_run / "chips" / f"{first}.yaml").read_text()
+    assert first_text.rstrip() in markdown  # the first chip in full
+    for chip in others:  # every other chip as a unified diff against it, which rebuilds it
+        diff = markdown.split(f"as a diff against {first}\n\n```diff\n", 1)[1].split("\n```", 1)[0]
+        assert (
+            apply_unified_diff(first_text, diff)
+            == (compare_run / "chips" / f"{chip}.yaml").read_text()
+        )
+
+
+def apply_unified_diff(text: str, diff: str) -> str:
+    """``text`` with a unified diff applied (hunks in order; context lines checked)."""
+    old = text.splitlines(keepends=True)
+    out: list[str] = []
+    at = 0
+    lines = diff.split("\n")
+    i = 0
+    while i < len(lines):
+        line = lines[i]
+        match = re.match(r"@@ -(\d+)(?:,(\d+))? \+\d+(?:,\d+)? @@", line)
+        i += 1
+        if not match:
+            continue
+        start = int(match.group(1)) - (0 if match.group(2) == "0" else 1)
+        out += old[at:start]
+        at = start
+        while i < len(lines) and lines[i][:1] in (" ", "-", "+"):
+            body = lines[i][1:] + "\n"
+            if lines[i][0] in " -":
+                assert old[at] == body, (at, old[at], body)
+                at += 1
+            if lines[i][0] in " +":
+                out.append(body)
+            i += 1
+    return "".join(out + old[at:])
 
 
 def test_regenerating_gives_identical_files(compare_run: Path, run_copy: Path) -> None:
