@@ -126,3 +126,23 @@ def test_sweep_tables_fit_80_columns():
         _fits(text)
         assert "0.912 ± 0.003" in text and "511.3 ± 212.8" in text
     assert "1.414 × 0.5" in _render(sweep_table(init))
+
+
+def test_chip_sweep_table_fits_80_columns(tmp_path: Path):
+    import json
+
+    from hwsim.cli.sweep_chip import chip_sweep_table
+
+    out = tmp_path / "sweep"
+    result = CliRunner().invoke(
+        main,
+        [
+            "sweep", "chip", "--model", "mlp:784-256-10", "--out", str(out), "--quiet",
+            "--set", "memories.weight_sram.read_energy_pj=53,106",
+            "--set", "memories.feedback_sram.read_energy_pj=1,2",
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = _render(chip_sweep_table(json.loads((out / "sweep.json").read_text())))
+    assert "…" not in text and max(map(len, text.splitlines())) <= 80, text
+    assert "memories.weight_sram.read_energy_pj" in text  # the whole key, in the caption

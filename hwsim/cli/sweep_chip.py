@@ -129,20 +129,23 @@ def chip_sweep_table(summary: dict[str, Any]) -> Table:
     from hwsim.experiments.chip_sweep import value_text
 
     keys = [p["key"] for p in summary["parameters"]]
+    # A key path is long (memories.weight_sram.read_energy_pj): its last part heads the column,
+    # the whole path is in the caption, so the table fits an 80-column terminal.
     table = Table(
-        title=f"chip sweep on {summary['chip']['name']} ({len(summary['points'])} points)"
+        title=f"chip sweep on {summary['chip']['name']} ({len(summary['points'])} points)",
+        caption="swept: " + ", ".join(keys) + "; energy and latency per training step; "
+        "transport: weight transport's share of the energy",
     )
     columns = [
-        *keys,
+        *(key.rsplit(".", 1)[-1] for key in keys),
         "rule",
-        "energy / step (µJ)",
+        "energy (µJ)",
         "÷ BP",
-        "latency / step (cycles)",
-        "latency / step (ms)",
-        "transport share",
+        "latency (ms)",
+        "transport",
     ]
     for header in columns:
-        table.add_column(header, justify="right")
+        table.add_column(header, justify="right", min_width=max(map(len, header.split())))
 
     def rows(values: list[str], rules: dict[str, Any], style: str | None = None) -> None:
         for rule, r in rules.items():
@@ -152,9 +155,8 @@ def chip_sweep_table(summary: dict[str, Any]) -> Table:
                 *values,
                 rule,
                 f"{r['energy_pj'] / 1e6:,.3f}",
-                "—" if ratio is None else f"{ratio:.4f}",
-                f"{r['latency_cycles']:,}",
-                f"{r['latency_s'] * 1e3:,.4f}",
+                "—" if ratio is None else f"{ratio:.3f}",
+                f"{r['latency_s'] * 1e3:,.3f}",
                 "—" if share is None else f"{100 * share:.2f} %",
                 style=style,
             )
