@@ -221,7 +221,7 @@ def _idx(dataset: str, data_dir: str | Path | None) -> Dataset:
     if missing:
         raise InputError(
             f"dataset {dataset!r}: missing {', '.join(missing)} (optionally .gz) in {root} "
-            f"or {root / dataset}"
+            f"or {root / dataset}; pass --data-dir DIR where they are"
         )
     arrays = {n: read_idx(p) for n, p in found.items()}
     (xtr, ytr), (xte, yte) = (
@@ -247,7 +247,8 @@ def _cifar10(data_dir: str | Path | None) -> Dataset:
     if missing:
         raise InputError(
             f"dataset 'cifar10': missing {', '.join(missing)} in {root} or "
-            f"{root / 'cifar-10-batches-py'} (the CIFAR-10 python version)"
+            f"{root / 'cifar-10-batches-py'} (the CIFAR-10 python version); pass --data-dir "
+            "DIR where they are"
         )
 
     def batch(path: Path) -> tuple[np.ndarray, np.ndarray]:

@@ -46,6 +46,7 @@ what is wrong and how to go on:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import math
@@ -587,10 +588,16 @@ def load_weights(model: nn.Module, state: dict[str, Tensor], source: str | Path)
 
 
 def load_run(
-    run_dir: str | Path, *, epoch: int | None = None, device: str | torch.device | None = "cpu"
+    run_dir: str | Path,
+    *,
+    epoch: int | None = None,
+    device: str | torch.device | None = "cpu",
+    data_dir: str | Path | None = None,
 ) -> tuple[TrainConfig, nn.Module, Dataset]:
     """Rebuild a run's model, data and config: after training, or after ``epoch`` (a snapshot),
-    with model and data on ``device`` (``auto``, ``cpu``, ``cuda[:N]``)."""
+    with model and data on ``device`` (``auto``, ``cpu``, ``cuda[:N]``). ``data_dir``: where the
+    dataset's files are now, when they moved since the run trained (the config returned says
+    so; nothing in the run directory changes)."""
     run = Path(run_dir)
     ckpt_path = run / "checkpoint.pt"
     if not ckpt_path.exists():
@@ -599,6 +606,8 @@ def load_run(
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("model"), dict):
         raise InputError(f"{ckpt_path}: not a checkpoint of `hwsim train` (no 'config', 'model')")
     config = TrainConfig.from_dict(ckpt.get("config"), source=f"{ckpt_path}: 'config'")
+    if data_dir is not None:
+        config = dataclasses.replace(config, data_dir=str(data_dir))
     state, source = ckpt["model"], ckpt_path
     if epoch is not None:
         path = snapshot_path(run, epoch)

@@ -53,12 +53,7 @@ USED_ON = {
     ("hwsim/cli/chip.py", "--chip"): {"simulate", "compare"},
 }
 #: (module, option, command) that does not hold yet, with why; strict: fixed means remove it.
-KNOWN_MISSING = {
-    ("models/data.py", "--data-dir", "analyze"): (
-        "hwsim analyze has no --data-dir: a run whose data files moved cannot be pointed at "
-        "them (needs models.training.load_run(data_dir=...), another branch's file)"
-    ),
-}
+KNOWN_MISSING = {}
 
 
 def _docstrings(tree: ast.AST) -> set[int]:

@@ -208,6 +208,13 @@ _PRINTERS = {
 )
 @click.option("--seed", type=int, default=None, help="Seed of probes, starts, noise [default: 0].")
 @click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False),
+    default=None,
+    help="Where the run's mnist / fashion-mnist / cifar10 files are now, if they moved "
+    "[default: where the run read them].",
+)
+@click.option(
     "--device",
     type=click.Choice(DEVICE_CHOICES),
     default="auto",
@@ -223,6 +230,7 @@ def analyze(
     attacks: str | None,
     corruptions: str | None,
     surrogate: str | None,
+    data_dir: str | None,
     device: str,
     as_json: bool,
     **numbers: Any,
@@ -242,6 +250,8 @@ def analyze(
     resolved = resolve_device(device)
     if what != "alignment":
         options["device"] = resolved
+        if data_dir is not None:
+            options["data_dir"] = data_dir
     if epochs is not None:
         options["epochs"] = (
             "all" if epochs.strip() == "all" else _number_list(epochs, int, "--epochs")

@@ -159,14 +159,16 @@ DeviceSpec = str | torch.device | None
 """``"cpu"``, ``"cuda"``, ``"cuda:N"``, ``"auto"`` (the GPU when there is one) or a device."""
 
 
-def _open_run(run_dir: str | Path, device: torch.device) -> _Run:
+def _open_run(
+    run_dir: str | Path, device: torch.device, data_dir: str | Path | None = None
+) -> _Run:
     run = _require(run_dir, ("checkpoint.pt",))
     ckpt_path = run / "checkpoint.pt"
     # Model building draws default inits from the global RNG; leave the caller's stream alone.
     with torch.random.fork_rng(devices=[]):
         try:
             epoch = int(load_checkpoint(ckpt_path)["epoch"])
-            config, model, data = load_run(run)
+            config, model, data = load_run(run, data_dir=data_dir)
         except InputError:
             raise
         except (
@@ -406,6 +408,7 @@ def analyze_curvature(
     slq_probes: int = 4,
     seed: int = 0,
     device: DeviceSpec = "cpu",
+    data_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Hessian trace, top eigenvalues and spectral density of a run; writes ``hessian.json``.
 
@@ -435,7 +438,7 @@ def analyze_curvature(
         _positive("slq_steps", slq_steps)
         _positive("slq_probes", slq_probes)
     level = _loss_level(at_loss)
-    run = _open_run(run_dir, resolve_device(device))
+    run = _open_run(run_dir, resolve_device(device), data_dir)
     wanted = _resolve_epochs(run, epochs)
     at = _at_loss_epoch(run, level) if level is not None else None
     batches, n = _train_batches(run.data, samples, batch_size, run.device)
@@ -514,6 +517,7 @@ def analyze_landscape(
     margin: float = 0.2,
     seed: int = 0,
     device: DeviceSpec = "cpu",
+    data_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Loss surface along the top-2 Hessian eigenvectors, and the trajectory; ``landscape.json``.
 
@@ -535,7 +539,7 @@ def analyze_landscape(
             raise InputError(f"{name} must be a positive number, got {value!r}")
     if not (isinstance(margin, int | float) and margin >= 0):
         raise InputError(f"margin must be non-negative, got {margin!r}")
-    run = _open_run(run_dir, resolve_device(device))
+    run = _open_run(run_dir, resolve_device(device), data_dir)
     batches, n = _train_batches(run.data, samples, batch_size, run.device)
     view = bp_view(run.model).eval()
     # The same Lanczos call loss_surface makes by default; done here to size the grid first.
@@ -709,6 +713,7 @@ def analyze_robustness(
     samples: int = 1000,
     seed: int = 0,
     device: DeviceSpec = "cpu",
+    data_dir: str | Path | None = None,
 ) -> dict[str, Any]:
     """Corruption and adversarial robustness of a run's final model; writes ``robustness.json``.
 
@@ -744,7 +749,7 @@ def analyze_robustness(
         raise InputError(f"eps values must be finite and non-negative, got {list(eps_list)}")
     _positive("pgd_steps", pgd_steps)
     _positive("samples", samples)
-    run = _open_run(run_dir, resolve_device(device))
+    run = _open_run(run_dir, resolve_device(device), data_dir)
     n = min(samples, len(run.data.y_test))
     x, y = run.data.x_test[:n].to(run.device), run.data.y_test[:n].to(run.device)
     model = run.model

@@ -118,3 +118,27 @@ def test_train_size_limits(size, message):
 def test_unknown_dataset():
     with pytest.raises(InputError, match="unknown dataset 'imagenet'"):
         load_dataset("imagenet")
+
+
+def test_analyze_finds_moved_data_with_data_dir(tmp_path):
+    """A run whose data files moved: analyze says to pass --data-dir, and with it runs."""
+    from click.testing import CliRunner
+
+    from hwsim.cli import main
+    from models import TrainConfig, train
+
+    _mnist_files(tmp_path / "before", n_train=150, n_test=40)
+    run = tmp_path / "run"
+    config = TrainConfig(
+        algo="bp", dataset="mnist", data_dir=str(tmp_path / "before"), depth=2, width=8,
+        epochs=1, batch_size=50, weight_bits=32, act_bits=32,
+    )  # fmt: skip
+    train(config, run, device="cpu")
+    (tmp_path / "before").rename(tmp_path / "after")
+    args = ["analyze", "hessian", str(run), "--samples", "40", "--probes", "2", "--top-k", "1"]
+    args += ["--no-slq", "--device", "cpu", "--json"]
+    lost = CliRunner().invoke(main, args)
+    assert lost.exit_code == 2 and "pass --data-dir DIR" in lost.output, lost.output
+    found = CliRunner().invoke(main, [*args, "--data-dir", str(tmp_path / "after")])
+    assert found.exit_code == 0, found.output
+    assert (run / "analysis" / "hessian.json").is_file()
