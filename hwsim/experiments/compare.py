@@ -49,8 +49,10 @@ CSV_COLUMNS = (
 
 
 #: Top-level entries of a compare run that ``--force`` keeps: trained runs, keyed by what
-#: determines them (:meth:`Experiment.run_key`), so a run that matches is never trained twice.
-KEPT_ON_FORCE = ("runs",)
+#: determines them (:meth:`Experiment.run_key`), so a run that matches is never trained twice,
+#: and the environment of the call that trained them.
+ENVIRONMENT_FILE = "environment.json"
+KEPT_ON_FORCE = ("runs", ENVIRONMENT_FILE)
 
 
 def _prepare_out(out: Path, experiment: Experiment, force: bool) -> None:
@@ -238,6 +240,7 @@ def run_compare(
     _write_chip_copies(out, chips)
 
     if missing:
+        environment = _environment(out, {}, (device, threads), workers)
         jobs = {key: (experiment.train_config(*key), run_dirs[key]) for key in missing}
         done.update(
             train_runs(
@@ -253,7 +256,8 @@ def run_compare(
     runs: dict[str, list[Any]] = {r: [] for r in experiment.rules}
     for key in run_dirs:  # the experiment's order, whatever was reused
         runs[key[0]].append(done[key])
-    environment = _environment(out, runs, (device, threads) if missing else None, workers)
+    if not missing:
+        environment = _environment(out, runs, None, workers)
     workloads = {rule: results[0].out_dir / "workload.json" for rule, results in runs.items()}
 
     simulations: dict[str, dict[str, dict[str, Any]]] = {}
@@ -309,22 +313,26 @@ def _chip_text(chip: Any) -> bytes | str:
 def _environment(
     out: Path, runs: dict[str, list[Any]], trained: Any | None, workers: int | None
 ) -> dict[str, Any]:
-    """Where the runs were trained: this call's environment when it trained (``trained``: the
-    device and threads it used), else what the run directory recorded (its last summary, or
-    the first run's ``result.json``): re-pricing uses no device and does not import torch."""
+    """Where the runs were trained. A call that trains (``trained``: the device and threads it
+    uses) records its environment in ``environment.json``, before training; a call that only
+    re-prices reads it back (no device is used, and torch is not imported), or, for a run
+    directory without it, the first run's ``result.json``'s."""
+    path = out / ENVIRONMENT_FILE
     if trained is not None:
         from models.environment import environment
 
-        return {**environment(*trained), "workers": workers or 1}
-    with contextlib.suppress(InputError, AttributeError):
-        previous = read_json(out / "summary.json", "a compare summary").get("environment")
-        if isinstance(previous, dict):
-            return dict(previous)
-    first = next(iter(runs.values()))[0]
-    with contextlib.suppress(InputError, AttributeError):
-        recorded = read_json(first.out_dir / "result.json", "a run's result").get("environment")
-        if isinstance(recorded, dict):
-            return dict(recorded)
+        recorded = {**environment(*trained), "workers": workers or 1}
+        write_atomic(path, json.dumps(recorded, indent=2) + "\n")
+        return recorded
+    for source, what in (
+        (path, "the environment of a compare run"),
+        (next(iter(runs.values()))[0].out_dir / "result.json", "a run's result"),
+    ):
+        with contextlib.suppress(InputError, AttributeError):
+            found = read_json(source, what)
+            found = found if source == path else found.get("environment")
+            if isinstance(found, dict):
+                return dict(found)
     return {}
 
 
