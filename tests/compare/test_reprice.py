@@ -103,6 +103,9 @@ def test_editing_a_chip_reprices_without_training_or_torch(copy: Path):
     assert done.returncode == 0, done.stderr
     assert _stamps(out) == stamps  # not one file of a training run was written again
     after = json.loads((out / "summary.json").read_text())
+    # where the runs were trained, as the call that trained them recorded it
+    assert after["environment"] == before["environment"]
+    assert after["environment"]["workers"] >= 1 and "torch" in after["environment"]
     for rule in ("bp", "fa"):
         old, new = before["rules"][rule], after["rules"][rule]
         assert new["test_accuracy"] == old["test_accuracy"]
