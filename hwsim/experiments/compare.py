@@ -275,7 +275,7 @@ def run_compare(
         entries.append(_survey_entry(chip, priced, in_report=True))
 
     summary = build_summary(experiment, _data_block(experiment, runs), runs, chips, simulations)
-    summary["chip_survey"] = entries + chip_survey(out, experiment, workloads, chips)
+    summary["chip_survey"] = entries + chip_survey(out, workloads, chips)
     summary["environment"] = environment
     write_atomic(out / "accesses.csv", accesses_csv(summary))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
@@ -432,9 +432,7 @@ def _code_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def chip_survey(
-    out: Path, experiment: Experiment, workloads: dict[str, Path], chips: list[Any]
-) -> list[dict[str, Any]]:
+def chip_survey(out: Path, workloads: dict[str, Path], chips: list[Any]) -> list[dict[str, Any]]:
     """Every rule's workload on every other shipped chip: does BP's cost change?
 
     One entry per shipped chip not among ``chips`` (the experiment's own, whose entries the
