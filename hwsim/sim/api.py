@@ -19,6 +19,7 @@ from hwsim.core.workload import Workload, load_workload, workload_from_dict
 from hwsim.sim.chip import Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step_by_layer
 from hwsim.sim.dataflow import (
+    CIM_FORMAT,
     PHASES,
     Plan,
     check_feedback_storage,
@@ -456,7 +457,9 @@ def _check_mac_formats(work: Workload, chip: Chip, plan: Plan) -> None:
             if phase == "backward" and i == 0:
                 continue  # layer 0 sends no error down
             what = f"{phase} MACs of layer {layer.name!r} ({plan.rule.spec})"
-            chip.mac_unit_for(mac_format(work, chip, plan, phase, i), what)
+            fmt = mac_format(work, chip, plan, phase, i)
+            if fmt != CIM_FORMAT:  # an array's product needs no MAC unit
+                chip.mac_unit_for(fmt, what)
     for i, layer in enumerate(work.layers):
         _, macs, fmt = feedback_update_moves(work, chip, plan, i)
         if macs:  # Kolen–Pollack's update of B
