@@ -16,10 +16,9 @@ from hwsim.core.errors import InputError
 from hwsim.core.resources import DEFAULT_CHIP
 from hwsim.core.rules import Rule, parse_rules
 from hwsim.core.workload import Workload, load_workload, workload_from_dict
-from hwsim.sim.chip import Chip, load_chip
+from hwsim.sim.chip import CIM_FORMAT, Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step_by_layer
 from hwsim.sim.dataflow import (
-    CIM_FORMAT,
     PHASES,
     Plan,
     check_feedback_storage,

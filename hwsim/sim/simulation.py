@@ -26,9 +26,9 @@ from simpy.core import SimTime
 from simpy.events import NORMAL, EventPriority
 
 from hwsim.core.workload import Workload
-from hwsim.sim.chip import Chip
+from hwsim.sim.chip import CIM_FORMAT, Chip
 from hwsim.sim.counting import AccessCount, Counts, Tally
-from hwsim.sim.dataflow import CIM_FORMAT, Plan, Task, Transfer, lower_init, lower_step
+from hwsim.sim.dataflow import Plan, Task, Transfer, lower_init, lower_step
 
 LINK = "interconnect"
 PRNG = "prng"
