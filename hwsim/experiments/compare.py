@@ -648,6 +648,7 @@ def _all_layers(measured: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
     std over the seeds. None when a layer lacks its weight count."""
     per_seed_epochs: list[list[float]] = []
     per_seed_run: list[float | None] = []
+    total = 0
     for found in measured.values():
         layers = found["layers"].values()
         if not all(isinstance(v["weights"], int) and v["weights"] > 0 for v in layers):
@@ -668,6 +669,7 @@ def _all_layers(measured: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
     per_epoch = [mean_std(e[i] for e in per_seed_epochs if i < len(e)) for i in range(epochs)]
     mean, std = mean_std(per_seed_run)
     return {
+        "weights": total,
         "changed_fraction": {"mean": mean, "std": std, "per_seed": per_seed_run},
         "changed_fraction_per_epoch": {
             "mean": [m for m, _ in per_epoch],

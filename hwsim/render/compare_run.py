@@ -160,7 +160,11 @@ _SPARSITY: Shape = {
             "mean_changes_per_weight?": "num",
         },
     ),
-    "all_layers?": {"changed_fraction": _STATS, "changed_fraction_per_epoch": _PER_EPOCH},
+    "all_layers?": {
+        "weights?": "int",
+        "changed_fraction": _STATS,
+        "changed_fraction_per_epoch": _PER_EPOCH,
+    },
 }
 _RULE: Shape = {
     "status": "str",

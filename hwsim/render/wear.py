@@ -16,7 +16,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
-from matplotlib.ticker import MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator
 
 from hwsim.core.stats import finite
 from hwsim.core.units import MISSING
@@ -162,7 +162,7 @@ def sparsity_table(data: RunData) -> Table | None:
                     ", ".join(str(s) for s in entry.get("seeds", block["seeds"])),
                     f"{entry['weights']:,}" if isinstance(entry.get("weights"), int) else MISSING,
                     _pct_mean_std(entry["changed_fraction"]),
-                    ", ".join(_pct(v, 2) for v in per_epoch),
+                    ", ".join(_pct_mean_std({"mean": v}) for v in per_epoch),
                     f"{most['max']:,} ({rate:.3g} per step)"
                     if isinstance(most.get("max"), int) and finite(rate)
                     else MISSING,
@@ -298,19 +298,19 @@ def lifetime_sentence(
     phrases = []
     for i, ((when, where), rules) in enumerate(grouped.items()):
         owners = _join([f"{r}'s" for r in rules])
-        cells = "cell" if len(rules) == 1 else "cells"
         if i == 0:
-            verb = "reaches its" if len(rules) == 1 else "reach their"
+            cells, verb = ("cell", "reaches its") if len(rules) == 1 else ("cells", "reach their")
             phrases.append(f"{owners} most-written {cells} ({where}) {verb} endurance after {when}")
         else:
-            phrases.append(f"{owners} after {when} ({where})")
+            shown = f" ({where})" if where != parts[0][2] else ""
+            phrases.append(f"{owners}{shown} after {when}")
     bases: dict[str, list[str]] = {}
     for rule, *_, basis in parts:
         bases.setdefault(basis, []).append(rule)
-    notes = [f"{_BASIS_NOTES.get(b, b)} for {_join(rules)}" for b, rules in bases.items()]
+    notes = [f"{_join(rules)}: {_BASIS_NOTES.get(b, b)}" for b, rules in bases.items()]
     if never:
-        notes.append(f"no cell programmed by a step for {_join(never)}")
-    return f"On {chip}, " + "; ".join(phrases) + " (" + "; ".join(notes) + ")."
+        notes.append(f"{_join(never)}: no cell programmed by a step")
+    return f"On {chip}, " + ", ".join(phrases) + "; " + "; ".join(notes) + "."
 
 
 def _join(items: list[str]) -> str:
@@ -321,9 +321,9 @@ def _join(items: list[str]) -> str:
 _BASIS_NOTES = {
     "measured update sparsity": "from the measured update sparsity",
     "upper bound: every update programs every cell": (
-        "an upper bound, every update programming every cell"
+        "an upper bound (no measured update sparsity: every update programs every cell)"
     ),
-    "every write rewrites the tensor's words": "every write rewriting the tensor's words",
+    "every write rewrites the tensor's words": "exact (every write rewrites the tensor's words)",
 }
 
 
@@ -339,10 +339,12 @@ def wear_figure(data: RunData) -> Figure | None:
     colors = rule_colors(data.rules)
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     plotted = False
+    unmeasured = []
     for rule in data.rules:
         block = _sparsity(data.summary, rule)
         every = (block or {}).get("all_layers")
         if not every:
+            unmeasured.append(rule)
             continue
         means = every["changed_fraction_per_epoch"]["mean"]
         stds = every["changed_fraction_per_epoch"]["std"]
@@ -362,11 +364,26 @@ def wear_figure(data: RunData) -> Figure | None:
         plotted = True
     if plotted:
         left.set_yscale("log")
+        plain = FuncFormatter(lambda v, _: f"{v:g}")
+        left.yaxis.set_major_formatter(plain)
+        left.yaxis.set_minor_formatter(plain)
+        left.tick_params(axis="y", which="minor", labelsize=7)
         left.set_xlabel("epoch")
         left.xaxis.set_major_locator(MaxNLocator(integer=True))
-        left.set_ylabel("weights whose stored level changed per step (%)")
-        left.set_title("Measured update sparsity, all layers (mean over seeds, band ±1 std)")
+        left.set_ylabel("weight levels changed per step (%, all layers)")
+        left.set_title(
+            "Measured update sparsity (mean over seeds, band ±1 std)", fontsize=9, loc="left"
+        )
         left.legend(loc="best", fontsize=8)
+        if unmeasured:
+            left.text(
+                0.01,
+                0.01,
+                f"not measured: {', '.join(unmeasured)}",
+                transform=left.transAxes,
+                fontsize=8,
+                va="bottom",
+            )
     else:
         left.axis("off")
         left.text(
@@ -407,7 +424,7 @@ def wear_figure(data: RunData) -> Figure | None:
         right.set_yscale("log")
         right.set_ylim(min(values) / 3, max(values) * 6)
     right.set_ylabel(f"training {key} until the first cell wears out")
-    right.set_title("Lifetime: the most-written cell reaches its endurance")
+    right.set_title("Lifetime: until the most-written cell wears out", fontsize=9, loc="left")
     handles = [Patch(color=colors[r], label=r) for r in data.rules]
     handles.append(
         Patch(facecolor="white", edgecolor="grey", hatch="//", label="upper bound (unmeasured)")
