@@ -243,16 +243,12 @@ def cim_matrix(workload: Workload, rule: Rule, tensor: str, i: int) -> tuple[int
     return out, per_output, bits
 
 
-def cim_footprint(
-    chip: Chip, level: str, workload: Workload, rule: Rule, tensor: str, i: int
-) -> tuple[int, int, int]:
-    """(arrays, cells, rows read to read it all out) of (tensor, layer i) on a cim level."""
+def cim_tiles(chip: Chip, level: str, workload: Workload, rule: Rule, tensor: str, i: int) -> int:
+    """Whole arrays (tensor, layer i) is tiled over on the cim level ``level``."""
     arrays = chip.memory(level).cim
     assert arrays is not None
     rows, per_row, bits = cim_matrix(workload, rule, tensor, i)
-    k = arrays.cells_per_weight(bits)
-    column_tiles = -(-per_row * k // arrays.columns)
-    return arrays.tiles(rows, per_row * k), rows * per_row * k, rows * column_tiles
+    return arrays.tiles(rows, per_row * arrays.cells_per_weight(bits))
 
 
 def cim_level(chip: Chip, plan: Plan, tensor: str, i: int) -> str | None:
@@ -303,7 +299,7 @@ def _mvm_move(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, sa
         operand_bits = layer.activation_bits
     else:
         operand_bits = workload.layers[error_source_layer(workload, plan.rule, i)].error_bits
-    tiles, _, _ = cim_footprint(chip, level, workload, plan.rule, tensor, i)
+    tiles = cim_tiles(chip, level, workload, plan.rule, tensor, i)
     rows, per_row, bits = cim_matrix(workload, plan.rule, tensor, i)
     vectors = samples * positions * arrays.slices(operand_bits)
     return Move(
@@ -321,21 +317,28 @@ def _readout_move(
     workload: Workload,
     chip: Chip,
     plan: Plan,
-    tensor: str,
     i: int,
     direction: str = "read",
+    *,
+    bias: bool = False,
     link: bool = False,
 ) -> Move:
-    """Reading (tensor, layer i) out of its arrays row by row, through the converters."""
-    level = cim_level(chip, plan, tensor, i)
+    """Reading layer i's W out of its arrays row by row, through the converters: the rows of
+    its weights, and its bias row with ``bias`` (only the update needs the bias; the error
+    pass and a copy of W into B or a mirror do not)."""
+    level = cim_level(chip, plan, "weights", i)
     assert level is not None
-    _, _, rows_read = cim_footprint(chip, level, workload, plan.rule, tensor, i)
-    rows, per_row, bits = cim_matrix(workload, plan.rule, tensor, i)
+    arrays = chip.memory(level).cim
+    assert arrays is not None
+    rows, per_row, bits = cim_matrix(workload, plan.rule, "weights", i)
+    if not bias and workload.layers[i].bias:
+        rows -= 1
+    rows_read = rows * -(-per_row * arrays.cells_per_weight(bits) // arrays.columns)
     stored = rows * per_row * bits
     return Move(
         level,
-        tensor,
-        (tensor, i),
+        "weights",
+        ("weights", i),
         direction,
         stored,
         stored if link else 0,
@@ -776,7 +779,7 @@ def _fetch_moves(
             moves.append(_mvm_move(workload, chip, plan, phase, i, n))
             source = "none"
         elif source == "transport" and cim_level(chip, plan, "weights", i):
-            moves.append(_readout_move(workload, chip, plan, "weights", i, "transport", True))
+            moves.append(_readout_move(workload, chip, plan, i, "transport", link=True))
             source = "none"
         elif source == "transpose":  # W spilled out of its arrays: carried like transport
             source = "transport"
@@ -832,7 +835,7 @@ def update_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> tuple[li
     w = ("weights", i)
     if cim_level(chip, plan, "weights", i):
         # the old levels read out, then only the weights whose level changed reprogrammed
-        moves.append(_readout_move(workload, chip, plan, "weights", i))
+        moves.append(_readout_move(workload, chip, plan, i, bias=True))
         moves.append(
             _program_move(workload, chip, plan, "weights", i, changed_weights(plan, i, params))
         )
@@ -970,7 +973,7 @@ def init_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Move]
     w, b = ("weights", i), ("feedback_weights", i)
     stored = storage in ("sram", "dram", "cim")
     read_w = (
-        _readout_move(workload, chip, plan, "weights", i)
+        _readout_move(workload, chip, plan, i)
         if cim_level(chip, plan, "weights", i)
         else Move(place[w], "weights", w, "read", wbits)
     )
