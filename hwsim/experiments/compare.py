@@ -567,7 +567,10 @@ def _read_sparsity(path: Path) -> dict[str, Any] | None:
             "weights": layer.get("weights"),
             "levels": layer.get("levels"),
         }
-    return {"how": raw.get("measured"), "layers": checked}
+    batch = raw.get("batch_size")
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
+        raise _sparsity_error(path, "batch_size", "an integer ≥ 1")
+    return {"how": raw.get("measured"), "batch_size": batch, "layers": checked}
 
 
 def update_sparsity_block(seeds: Sequence[int], results: list[Any], out: Path) -> dict[str, Any]:
@@ -590,6 +593,9 @@ def update_sparsity_block(seeds: Sequence[int], results: list[Any], out: Path) -
         "simulated_run": first.relative_to(out).as_posix(),
         "simulated_measured": seeds[0] in measured,
         "how": next((m["how"] for m in measured.values() if m["how"] is not None), None),
+        "batch_size": next(
+            (m["batch_size"] for m in measured.values() if m["batch_size"] is not None), None
+        ),
         "layers": None,
     }
     if not measured:

@@ -184,7 +184,7 @@ KIND_COLORS = {
     "global_buffer": "#08519C",
     "rom": "#8C6D31",
     "dram": "#C44E52",
-    "cim": "#2CA02C",
+    "cim": "#E377C2",
 }
 #: Colours of the parts of a step's energy that are not memory.
 PART_COLORS = {

@@ -111,6 +111,7 @@ _WEAR: Shape = {
     "measured": "bool",
     "updates_per_step?": "int",
     "update_fraction?": ("map", "num"),
+    "measured_batch?": "int",
     "tensors": (
         "list",
         {
@@ -147,6 +148,7 @@ _SPARSITY: Shape = {
     "simulated_run": "str",
     "simulated_measured?": "bool",
     "how?": "any",
+    "batch_size?": "int",
     "layers?": (
         "map",
         {

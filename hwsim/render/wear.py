@@ -211,6 +211,8 @@ def sparsity_lines(data: RunData) -> list[str]:
             continue
         seeds = ", ".join(str(s) for s in block["seeds"])
         text = f"{rule}: measured on seed{'s' if len(block['seeds']) > 1 else ''} {seeds}"
+        if block.get("batch_size"):
+            text += f" at batch {block['batch_size']}"
         if block.get("seeds_without"):
             missing = ", ".join(str(s) for s in block["seeds_without"])
             text += f" (not on {missing})"
