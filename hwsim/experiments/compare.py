@@ -541,7 +541,8 @@ def _numbers(value: Any, path: Path, key: str, integer: bool = False) -> list[An
 
 def _read_sparsity(path: Path) -> dict[str, Any] | None:
     """The ``update_sparsity`` of one run's ``workload.json``, checked (None: not measured)."""
-    raw = read_json(path, "a training run's workload").get("update_sparsity")
+    document = read_json(path, "a training run's workload")
+    raw = document.get("update_sparsity") if isinstance(document, dict) else None
     if raw is None:
         return None
     layers = raw.get("layers") if isinstance(raw, dict) else None

@@ -16,7 +16,7 @@ from typing import Any
 
 import matplotlib.pyplot as plt
 from matplotlib.patches import Patch
-from matplotlib.ticker import FuncFormatter, MaxNLocator
+from matplotlib.ticker import FuncFormatter, MaxNLocator, NullFormatter
 
 from hwsim.core.stats import finite
 from hwsim.core.units import MISSING
@@ -424,7 +424,9 @@ def wear_figure(data: RunData) -> Figure | None:
     right.set_xticks(range(len(chips)), chips, fontsize=8)
     if values:
         right.set_yscale("log")
-        right.set_ylim(min(values) / 3, max(values) * 6)
+        right.set_ylim(min(values) / 3, max(values) * 6)  # always more than a decade
+        right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: count_text(v)))
+        right.yaxis.set_minor_formatter(NullFormatter())
     right.set_ylabel(f"training {key} until the first cell wears out")
     right.set_title("Lifetime: until the most-written cell wears out", fontsize=9, loc="left")
     handles = [Patch(color=colors[r], label=r) for r in data.rules]

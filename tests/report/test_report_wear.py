@@ -272,7 +272,7 @@ def test_report_has_a_wear_section_with_tables_and_a_figure(wear_run: Path) -> N
             f"the chips priced seed {seed0}'s workload (`{run}`)" in section
         )
     assert "fa: not measured" in section
-    assert f"ifa: measured on seed {seed0} (not on {summary['seeds'][1]})" in section
+    assert f"ifa: measured on seed {seed0} at batch 100 (not on {summary['seeds'][1]})" in section
     # the wear table: one row per rule and stored non-volatile tensor, numbers from the summary
     rows = [line for line in section.splitlines() if line.startswith("| bp | weights")]
     t = next(
