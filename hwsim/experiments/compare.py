@@ -560,12 +560,15 @@ def _read_sparsity(path: Path) -> dict[str, Any] | None:
         most = layer.get("max_changes_per_weight")
         if not isinstance(most, int) or isinstance(most, bool) or most < 0:
             raise _sparsity_error(path, f"{at}.max_changes_per_weight", "an integer ≥ 0")
+        weights = layer.get("weights")
+        if weights is not None and (not isinstance(weights, int) or isinstance(weights, bool)):
+            raise _sparsity_error(path, f"{at}.weights", "an integer")
         checked[name] = {
             "fractions": fractions,
             "steps": steps,
             "most": most,
             "mean_changes": layer.get("mean_changes_per_weight"),
-            "weights": layer.get("weights"),
+            "weights": weights,
             "levels": layer.get("levels"),
         }
     batch = raw.get("batch_size")

@@ -302,3 +302,22 @@ def test_no_wear_section_on_chips_without_non_volatile_levels(compare_run: Path)
     assert not (compare_run / "figures" / "wear.png").exists()
     data = load_run(compare_run)
     assert not any("endurance" in s for s in conclusion(summary, data.chip_kinds))
+
+
+def test_a_malformed_measurement_is_one_error_naming_the_file_and_key(
+    wear_run: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(wear_run, run)
+    summary = _summary(run)
+    path = _first_workload(run, summary, "bp")
+    workload = json.loads(path.read_text())
+    workload["update_sparsity"]["layers"]["fc1"]["steps"] = [2]  # one epoch of two
+    path.write_text(json.dumps(workload))
+    result = CliRunner().invoke(main, ["report", str(run), "--chip", str(CIM_CHIP)])
+    assert result.exit_code == 2, result.output
+    assert f"{path}: update_sparsity.layers.fc1.steps: expected one count per epoch" in (
+        result.output.replace("\n", "")
+    )
