@@ -45,6 +45,9 @@ _DEFAULT_TECHNOLOGY = {
     "rom": "rom",
     "dram": "dram",
 }
+#: The "number format" of MACs an array computes in place: priced in its activations, not as
+#: digital MACs, and taking no time on a unit's MAC array.
+CIM_FORMAT = "cim"
 #: Tensor classes a compute-in-memory level may hold: the weight-like ones an MVM multiplies.
 CIM_TENSORS = ("weights", "weight_mirror", "feedback_weights")
 #: Tensor classes a chip places. ``weight_mirror`` is BP's copy of W in ``mirror`` mode.
@@ -333,7 +336,10 @@ class Chip:
         return unit
 
     def mac_energy_for(self, mac_format: str, what: str = "") -> float:
-        """Energy of one MAC in ``mac_format``, on the unit :meth:`mac_unit_for` picks."""
+        """Energy of one MAC in ``mac_format``, on the unit :meth:`mac_unit_for` picks; 0 for
+        a product an array computes in place (:data:`CIM_FORMAT`: its activations price it)."""
+        if mac_format == CIM_FORMAT:
+            return 0.0
         return self.mac_energy_pj[self.mac_unit_for(mac_format, what)]
 
 
