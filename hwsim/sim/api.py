@@ -21,6 +21,7 @@ from hwsim.sim.counting import Counts, count_init, count_step_by_layer
 from hwsim.sim.dataflow import (
     PHASES,
     Plan,
+    check_cim_rule,
     check_feedback_storage,
     feedback_update_moves,
     mac_format,
@@ -351,12 +352,14 @@ def simulate(
 
 def unsupported_reason(chip: Chip | str | Path, rule: str | Rule) -> str | None:
     """Why ``rule`` cannot train on ``chip`` (the :class:`InputError` :func:`simulate` would
-    raise: Kolen–Pollack with ``feedback_storage`` prng or rom, brSF with rom), or ``None`` when
+    raise: Kolen–Pollack with ``feedback_storage`` prng or rom, brSF with rom, a rule a chip's
+    compute-in-memory arrays do not run), or ``None`` when
     it can. For callers that simulate many rules on many chips and skip what cannot run."""
     the_chip = chip if isinstance(chip, Chip) else load_chip(chip)
     the_rule = rule if isinstance(rule, Rule) else parse_rules(rule)[0]
     try:
         check_feedback_storage(the_chip, the_rule)
+        check_cim_rule(the_chip, the_rule)
     except InputError as err:
         return str(err)
     return None

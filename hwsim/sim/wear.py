@@ -85,6 +85,8 @@ class Wear:
     update_fraction: dict[str, float]
     #: updates per step (1 accumulated, the batch when fused)
     updates_per_step: int
+    #: the batch the training run measured the fractions at (None: not measured)
+    measured_batch: int | None = None
 
     @property
     def first_failure(self) -> TensorWear | None:
@@ -104,6 +106,7 @@ class Wear:
             "measured": self.measured,
             "updates_per_step": self.updates_per_step,
             "update_fraction": dict(self.update_fraction),
+            "measured_batch": self.measured_batch,
             "tensors": [t.to_dict() for t in self.tensors],
             "first_failure": None
             if first is None
@@ -189,7 +192,9 @@ def step_wear(
             )
         )
     fractions = {layers[i].name: f for i, f in sorted(plan.update_fraction.items())}
-    return Wear(tuple(tensors), fractions, plan.update_times)
+    sparsity = getattr(workload, "update_sparsity", None)
+    batch = sparsity.batch_size if sparsity is not None else None
+    return Wear(tuple(tensors), fractions, plan.update_times, batch)
 
 
 def _count(value: float) -> str:
@@ -201,12 +206,21 @@ def describe_wear(wear: Wear) -> str:
     """One line per stored tensor: program operations per cell per step, the most-written
     cell, and when it reaches its endurance (``hwsim simulate`` prints it per rule)."""
     parts = []
+    if wear.update_fraction:
+        fractions = ", ".join(f"{k} {100 * f:.3g}%" for k, f in wear.update_fraction.items())
+        per = "sample" if wear.updates_per_step > 1 else "update"
+        parts.append(
+            f"measured update sparsity (levels changed per step of batch "
+            f"{wear.measured_batch}, applied per {per}): {fractions}"
+        )
+    else:
+        parts.append("update sparsity not measured: every update writes every cell")
     for t in wear.tensors:
         where = f"{t.tensor} in {t.level} ({t.technology})"
         if not t.writes_per_step:
             parts.append(f"{where}: not written by a step")
             continue
-        source = "measured" if t.measured else "every update writes every cell"
+        source = "measured" if t.measured else "upper bound"
         text = (
             f"{where}: {t.mean_writes_per_cell_per_step:.3g} writes/cell/step on average, "
             f"most-written cell {t.max_writes_per_cell_per_step:.3g} ({t.max_layer}, {source})"
