@@ -52,6 +52,8 @@ class TensorWear:
     max_layer: str
     #: whether the most-written cell's rate comes from the training run's measurement
     measured: bool
+    #: whether the level is a compute-in-memory level (programmed cell by cell) or digital
+    level_is_cim: bool
     endurance_cycles: float | None
     #: steps until the most-written cell reaches endurance (None: no endurance or no writes)
     steps_to_endurance: float | None
@@ -70,6 +72,7 @@ class TensorWear:
             "max_writes_per_cell_per_step": self.max_writes_per_cell_per_step,
             "max_layer": self.max_layer,
             "measured": self.measured,
+            "level_is_cim": self.level_is_cim,
             "endurance_cycles": self.endurance_cycles,
             "steps_to_endurance": self.steps_to_endurance,
             "runs_to_endurance": self.runs_to_endurance,
@@ -186,6 +189,7 @@ def step_wear(
                 max_writes_per_cell_per_step=top[3],
                 max_layer=top[0],
                 measured=top[4],
+                level_is_cim=level.cim is not None,
                 endurance_cycles=level.endurance_cycles,
                 steps_to_endurance=steps,
                 runs_to_endurance=runs,
@@ -205,15 +209,18 @@ def _count(value: float) -> str:
 def describe_wear(wear: Wear) -> str:
     """One line per stored tensor: program operations per cell per step, the most-written
     cell, and when it reaches its endurance (``hwsim simulate`` prints it per rule)."""
+    if not wear.tensors:
+        return "nothing this rule stores is in non-volatile cells"
     parts = []
-    if wear.update_fraction:
+    programmed = any(t.level_is_cim and t.writes_per_step for t in wear.tensors)
+    if programmed and wear.update_fraction:
         fractions = ", ".join(f"{k} {100 * f:.3g}%" for k, f in wear.update_fraction.items())
         per = "sample" if wear.updates_per_step > 1 else "update"
         parts.append(
             f"measured update sparsity (levels changed per step of batch "
             f"{wear.measured_batch}, applied per {per}): {fractions}"
         )
-    else:
+    elif programmed:  # digital levels rewrite whole words: the sparsity plays no part there
         parts.append("update sparsity not measured: every update writes every cell")
     for t in wear.tensors:
         where = f"{t.tensor} in {t.level} ({t.technology})"
