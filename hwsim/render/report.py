@@ -344,16 +344,15 @@ def survey_findings(data: RunData) -> list[str]:
             "How much a rule saves depends on how the chip gets W (or its sign) to its error "
             "unit, and on what the rule reads, writes and computes instead."
         )
-    refused: dict[str, list[str]] = {}
-    reasons: dict[str, str] = {}
+    # one line per rule and reason: chips refuse a rule for different reasons (a PRNG cannot
+    # hold KP's changing B; compute-in-memory arrays do not model the sign rules or KP)
+    refused: dict[tuple[str, str], list[str]] = {}
     for entry in survey:
         for rule, reason in (entry.get("unsupported") or {}).items():
-            refused.setdefault(rule, []).append(entry["chip"])
-            reasons.setdefault(rule, str(reason).split(": ", 2)[-1])  # past FILE:LINE: key
-    for rule, chips in refused.items():
-        out.append(
-            f"{rule} cannot train on {', '.join(chips)} (not simulated there): {reasons[rule]}."
-        )
+            why = str(reason).split(": ", 2)[-1]  # past FILE:LINE: key
+            refused.setdefault((rule, why), []).append(entry["chip"])
+    for (rule, why), chips in refused.items():
+        out.append(f"{rule} cannot train on {', '.join(chips)} (not simulated there): {why}.")
     for entry in survey:
         savings = entry.get("prng_against_stored") or []
         if not savings:
