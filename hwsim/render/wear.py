@@ -330,8 +330,9 @@ _BASIS_NOTES = {
 
 
 def wear_figure(data: RunData) -> Figure | None:
-    """Left: the fraction of all stored weight levels one optimizer step changes, per epoch and
-    rule (mean over the seeds that measured it, ±1 sample-std band, log y). Right: training
+    """Left (when some rule measured it): the fraction of all stored weight levels one optimizer
+    step changes, per epoch and rule (mean over the seeds that measured it, ±1 sample-std
+    band, log y). Right: training
     runs (steps where a run has no length) until each rule's most-written cell reaches its
     endurance, one group of bars per chip with non-volatile levels, hatched where the writes
     are an upper bound. ``None`` when no chip has wear."""
@@ -339,10 +340,20 @@ def wear_figure(data: RunData) -> Figure | None:
     if not chips:
         return None
     colors = rule_colors(data.rules)
-    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
-    plotted = False
+    measured = [r for r in data.rules if ((_sparsity(data.summary, r) or {}).get("all_layers"))]
+    # the lifetime panel grows with its bars; without a measurement it stands alone
+    bars_width = max(4.5, 0.45 * len(data.rules) * len(chips) + 2.5)
+    if measured:
+        fig, (left, right) = plt.subplots(
+            1,
+            2,
+            figsize=(5.5 + bars_width, 4),
+            gridspec_kw={"width_ratios": [5.5, bars_width]},
+        )
+    else:
+        fig, right = plt.subplots(figsize=(bars_width + 1.5, 4))
     unmeasured = []
-    for rule in data.rules:
+    for rule in data.rules if measured else ():
         block = _sparsity(data.summary, rule)
         every = (block or {}).get("all_layers")
         if not every:
@@ -363,8 +374,7 @@ def wear_figure(data: RunData) -> Figure | None:
                 for m, s in zip(means, stds, strict=True)
             ]
             left.fill_between(epochs, low, high, color=colors[rule], alpha=0.2, linewidth=0)
-        plotted = True
-    if plotted:
+    if measured:
         left.set_yscale("log")
         plain = FuncFormatter(lambda v, _: f"{v:g}")
         left.yaxis.set_major_formatter(plain)
@@ -386,17 +396,6 @@ def wear_figure(data: RunData) -> Figure | None:
                 fontsize=8,
                 va="bottom",
             )
-    else:
-        left.axis("off")
-        left.text(
-            0.5,
-            0.5,
-            "No training run measured its update sparsity:\n"
-            "the wear assumes that every update programs every cell.",
-            ha="center",
-            va="center",
-            transform=left.transAxes,
-        )
     n = len(data.rules)
     width = 0.8 / n
     firsts = {c: _first_failures(data.summary, c, data.chip_kinds.get(c, {})) for c in chips}
@@ -420,15 +419,26 @@ def wear_figure(data: RunData) -> Figure | None:
                 edgecolor="white",
                 label=rule if g == 0 else None,
             )
-            right.text(pos, value, count_text(value), ha="center", va="bottom", fontsize=7)
+            right.text(
+                pos,
+                value,
+                f" {count_text(value)}",
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                rotation=90,
+            )
     right.set_xticks(range(len(chips)), chips, fontsize=8)
     if values:
         right.set_yscale("log")
-        right.set_ylim(min(values) / 3, max(values) * 6)  # always more than a decade
+        right.set_ylim(min(values) / 3, max(values) * 20)  # room for the labels above
         right.yaxis.set_major_formatter(FuncFormatter(lambda v, _: count_text(v)))
         right.yaxis.set_minor_formatter(NullFormatter())
     right.set_ylabel(f"training {key} until the first cell wears out")
-    right.set_title("Lifetime: until the most-written cell wears out", fontsize=9, loc="left")
+    title = "Lifetime: until the most-written cell wears out"
+    if not measured:
+        title += " (no run measured its update sparsity)"
+    right.set_title(title, fontsize=9, loc="left")
     handles = [Patch(color=colors[r], label=r) for r in data.rules]
     handles.append(
         Patch(facecolor="white", edgecolor="grey", hatch="//", label="upper bound (unmeasured)")
