@@ -276,10 +276,11 @@ def _recorded_workload(run: Path) -> dict[str, Any] | None:
     path = run / "workload.json"
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
+        if isinstance(document, dict):  # measured again from the checkpoint: not read
+            document.pop("update_sparsity", None)
         workload_from_dict(document, str(path))
     except (OSError, UnicodeDecodeError, ValueError, InputError):
         return None
-    document.pop("update_sparsity", None)
     renames = legacy_layer_renames(document)
     if renames:
         for layer in document["layers"]:
