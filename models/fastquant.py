@@ -461,11 +461,12 @@ def weight_quant(layer: nn.Module) -> Tensor | None:
         return _weight_value(w, scale, plan.int_plan, clamp)
 
 
-def weight_int(layer: nn.Module) -> Tensor | None:
+def weight_int(layer: nn.Module, out: Tensor | None = None) -> Tensor | None:
     """The integer levels of ``layer``'s quantized weight, as float32 integers: what brevitas'
     ``layer.quant_weight().int()`` gives (``clamp(round(W / scale + zero_point))``, the scale
     from ``max|W|`` as the forward computes it), without gradient; ``None`` where brevitas' own
-    path must compute it (as :func:`weight_quant`)."""
+    path must compute it (as :func:`weight_quant`). ``out``: a float32 tensor of the weight's
+    shape to write them into (and return), instead of a new one."""
     plan = _weight_ready(layer)
     if plan is None:
         return None
@@ -473,10 +474,12 @@ def weight_int(layer: nn.Module) -> Tensor | None:
         w = layer.weight
         scale = _weight_scale(w, plan)
         ip = plan.int_plan
-        q = torch.div(w, scale).add_(ip.zero_point).round_()
+        q = torch.div(w, scale, out=out) if out is not None else torch.div(w, scale)
+        # brevitas adds the zero point before rounding; a plan's zero point is +0 (_int_plan),
+        # which changes only the sign of a zero, never a level: not added
+        q.round_()
         if not plan.skip_clamp:
-            q = torch.where(q > ip.max_int, ip.max_int.type_as(q), q)
-            q = torch.where(q < ip.min_int, ip.min_int.type_as(q), q)
+            q.clamp_(ip.min_int.type_as(q), ip.max_int.type_as(q))
         return q
 
 

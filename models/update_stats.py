@@ -57,27 +57,34 @@ def quantized_weight(layer: nn.Module) -> bool:
     )
 
 
-def weight_levels(layer: nn.Module, top: int | None = None) -> Tensor:
-    """The stored levels of ``layer``'s weight, without gradient (``top``: the largest level,
-    ``2^(b-1) - 1``, read from the layer's quantizer when not given).
+def weight_levels(layer: nn.Module) -> Tensor:
+    """The stored levels of ``layer``'s weight, without gradient: for a quantized layer its
+    integer levels as ``int32`` (what the forward pass uses: brevitas' ``quant_weight().int()``),
+    for a float layer a copy of the float weight. What :class:`UpdateStats` compares."""
+    if not quantized_weight(layer):
+        with torch.no_grad():
+            return layer.weight.detach().clone()
+    out = torch.empty_like(layer.weight, dtype=torch.float32)
+    return _read_levels(layer, out, _top_level(layer)).to(torch.int32)
 
-    Quantized layers: the integer levels the forward pass uses, as ``int32``
-    (:func:`models.fastquant.weight_int`; brevitas' ``quant_weight().int()`` where the fast
-    path does not apply). A non-finite weight (the step a run diverges on) has no level; it is
-    recorded at level 0 (NaN) or the end of the range (±inf), so that every level stays in the
-    format's range. Float layers: a copy of the float weight.
+
+def _read_levels(layer: nn.Module, out: Tensor, top: int | None) -> Tensor:
+    """Write ``layer``'s levels into the float32 ``out`` and return it (``top``: the largest
+    integer level of a quantized layer, :func:`_top_level`; read once, brevitas computes it).
+
+    Quantized layers: the integer levels (:func:`models.fastquant.weight_int`; brevitas'
+    ``quant_weight().int()`` where the fast path does not apply), as float32 integers. A
+    non-finite weight (the step a run diverges on) has no level; it is recorded at level 0
+    (NaN) or the end of the range (±inf), so every level stays in the format's range. Float
+    layers: the float weight.
     """
     with torch.no_grad():
-        if not quantized_weight(layer):
-            return layer.weight.detach().clone()
-        levels = fastquant.weight_int(layer)
+        if top is None:
+            return out.copy_(layer.weight)
+        levels = fastquant.weight_int(layer, out=out)
         if levels is None:
-            levels = layer.quant_weight().int()
-        else:
-            if top is None:
-                top = 2 ** (int(layer.weight_quant.bit_width()) - 1) - 1
-            levels = torch.nan_to_num(levels, nan=0.0, posinf=float(top), neginf=-float(top))
-        return levels.to(torch.int32)
+            levels = out.copy_(layer.quant_weight().int())
+        return torch.nan_to_num_(levels, nan=0.0, posinf=float(top), neginf=-float(top))
 
 
 def levels_format(layer: nn.Module) -> str:
@@ -89,31 +96,55 @@ def levels_format(layer: nn.Module) -> str:
 
 
 def _top_level(layer: nn.Module) -> int | None:
+    """The largest integer level of a quantized layer (narrow range: ``2^(b-1) - 1``)."""
     if not quantized_weight(layer):
         return None
     return 2 ** (int(layer.weight_quant.bit_width()) - 1) - 1
 
 
+#: Float32 holds every integer up to this exactly.
+_FLOAT32_EXACT = 2**24
+
+
+def _exact_sum(values: Tensor, chunk: int) -> Tensor:
+    """``Σ values`` as a float64 scalar, exactly, for float32 ``values`` that are non-negative
+    integers of at most ``2^24 / chunk`` each: summed in float32 over chunks of ``chunk``
+    elements (every partial sum an integer ≤ 2^24, so every addition is exact), then the chunk
+    sums in float64. On the device, without a read-back."""
+    flat = values.view(-1)
+    n = flat.numel()
+    if n <= chunk:
+        return flat.sum().to(torch.float64)
+    full = n - n % chunk
+    total = flat[:full].view(-1, chunk).sum(1).to(torch.float64).sum()
+    if full < n:
+        total = total + flat[full:].sum().to(torch.float64)
+    return total
+
+
 @dataclass
 class _Layer:
-    """One layer's measuring state. Host-side numbers are exact integers, per epoch."""
+    """One layer's measuring state: device tensors and, per epoch, exact host integers."""
 
     name: str
     module: nn.Module
     weights: int
     levels: str
-    top: int | None  # the largest integer level (None: float levels)
-    #: per weight: steps in which its level changed (on the layer's device)
+    #: the largest |Δlevel| (twice the top level; float levels: None)
+    largest_change: int | None
+    #: per weight: steps in which its level changed, over the measured run (int32)
     counter: Tensor
-    #: the levels after the last step, and the weight's version counter they were read at
-    current: Tensor | None = None
+    #: the same for this epoch, as float32 (exact: an epoch has < 2^24 steps)
+    epoch_counter: Tensor
+    #: two float32 buffers of levels: before and after a step, swapped every step
+    buffers: list[Tensor]
+    #: which buffer holds the current levels, and the weight's version counter they were read at
+    current: int = 0
     version: int = -1
-    #: this epoch's sum of |Δlevel| (integer levels), on the device
+    #: the current levels were read before the step in progress
+    armed: bool = False
+    #: this epoch's Σ|Δlevel| (integer levels), a float64 scalar on the device
     level_change: Tensor | None = None
-    #: the levels before the step in progress
-    before: Tensor | None = None
-    #: sum of ``counter`` at the start of the epoch (host)
-    counted: int = 0
     changed: list[int] = field(default_factory=list)  # weights changed, summed over steps
     level_changes: list[int] = field(default_factory=list)  # Σ|Δlevel|, integer levels only
     max_changes: int = 0
@@ -121,7 +152,36 @@ class _Layer:
 
     @property
     def integer(self) -> bool:
-        return self.levels != FLOAT_LEVELS
+        return self.largest_change is not None
+
+    def levels_now(self) -> Tensor:
+        """The current levels; read again only when the weight changed since last read."""
+        weight = self.module.weight
+        buffer = self.buffers[self.current]
+        if self.version != weight._version or buffer.device != weight.device:
+            if buffer.device != weight.device:
+                self.to(weight.device)
+                buffer = self.buffers[self.current]
+            top = None if self.largest_change is None else self.largest_change // 2
+            _read_levels(self.module, buffer, top)
+            self.version = weight._version
+        return buffer
+
+    def restart(self) -> None:
+        """Forget the epoch in progress and the levels read (loading a state)."""
+        self.epoch_counter.zero_()
+        self.level_change = None
+        self.version = -1
+        self.armed = False
+
+    def to(self, device: torch.device) -> None:
+        """Move the device state to ``device`` (the weight moved)."""
+        self.counter = self.counter.to(device)
+        self.epoch_counter = self.epoch_counter.to(device)
+        self.buffers = [b.to(device) for b in self.buffers]
+        if self.level_change is not None:
+            self.level_change = self.level_change.to(device)
+        self.version = -1
 
 
 class UpdateStats:
@@ -139,14 +199,21 @@ class UpdateStats:
         self._layers: list[_Layer] = []
         for _, module in weight_layers(model):
             weight = module.weight
+            top = _top_level(module)
+
+            def zeros(dtype: torch.dtype, w: Tensor = weight) -> Tensor:
+                return torch.zeros(w.shape, dtype=dtype, device=w.device)
+
             self._layers.append(
                 _Layer(
                     name=names[module],
                     module=module,
                     weights=weight.numel(),
                     levels=levels_format(module),
-                    top=_top_level(module),
-                    counter=torch.zeros(weight.shape, dtype=torch.int32, device=weight.device),
+                    largest_change=None if top is None else 2 * top,
+                    counter=zeros(torch.int32),
+                    epoch_counter=zeros(torch.float32),
+                    buffers=[zeros(torch.float32), zeros(torch.float32)],
                 )
             )
         if not self._layers:
@@ -159,53 +226,53 @@ class UpdateStats:
         """Epochs recorded so far (measured or not)."""
         return len(self._steps)
 
-    def _levels(self, layer: _Layer) -> Tensor:
-        """The layer's levels now; read again only when the weight changed since last read."""
-        version = layer.module.weight._version
-        if (
-            layer.current is None
-            or layer.version != version
-            or (layer.current.device != layer.module.weight.device)
-        ):
-            layer.current = weight_levels(layer.module, layer.top)
-            layer.version = version
-        return layer.current
-
     def before_step(self, model: nn.Module) -> None:
-        """Remember every layer's levels before the optimizer step (``model`` is the model the
-        statistics were built for)."""
+        """Take every layer's levels before the optimizer step (``model`` is the model the
+        statistics were built for). Levels read after the last step are reused when the weight
+        has not changed since (its version counter says so)."""
         self._check_model(model)
         for layer in self._layers:
-            layer.before = self._levels(layer)
+            layer.levels_now()
+            layer.armed = True
 
     @torch.no_grad()
     def after_step(self, model: nn.Module) -> None:
-        """Compare every layer's levels with those :meth:`before_step` kept, and count."""
+        """Compare every layer's levels with those :meth:`before_step` took, and count, on the
+        device (nothing is read back)."""
         self._check_model(model)
         for layer in self._layers:
-            before = layer.before
-            if before is None:
+            if not layer.armed:
                 raise RuntimeError("UpdateStats.after_step without before_step")
-            layer.before = None
-            after = self._levels(layer)
-            if layer.counter.device != after.device:
-                layer.counter = layer.counter.to(after.device)
-            changed = after != before
-            layer.counter += changed
-            if layer.integer:
-                step_change = (after - before).abs_().sum()
-                if layer.level_change is None or layer.level_change.device != step_change.device:
-                    layer.level_change = torch.zeros((), dtype=torch.int64, device=after.device)
-                layer.level_change += step_change
+            layer.armed = False
+            before = layer.buffers[layer.current]
+            if before.device != layer.module.weight.device:
+                raise RuntimeError("UpdateStats: the model moved to another device mid-step")
+            layer.current = 1 - layer.current
+            layer.version = -1
+            after = layer.levels_now()
+            # the levels before are not needed after this step: their buffer takes the
+            # difference, and the next step's levels after
+            delta = before.sub_(after)
+            if layer.largest_change is None:  # float levels: any change (NaN: a change too)
+                layer.epoch_counter.add_(delta.ne_(0.0))
+                continue
+            delta.abs_()  # integers 0..largest_change
+            step_change = _exact_sum(delta, _FLOAT32_EXACT // layer.largest_change)
+            if layer.level_change is None:
+                layer.level_change = step_change
+            else:
+                layer.level_change.add_(step_change)
+            layer.epoch_counter.add_(delta.clamp_max_(1.0))  # 1 where the level changed
         self._epoch_steps += 1
 
     def end_epoch(self) -> None:
         """Close the epoch: read its totals from the device (once) and start the next."""
         for layer in self._layers:
-            total = int(layer.counter.sum(dtype=torch.int64))
-            layer.changed.append(total - layer.counted)
-            layer.counted = total
-            layer.total_changes = total
+            epoch_counts = layer.epoch_counter.to(torch.int32)
+            layer.changed.append(int(epoch_counts.sum(dtype=torch.int64)))
+            layer.counter += epoch_counts
+            layer.epoch_counter.zero_()
+            layer.total_changes = int(layer.counter.sum(dtype=torch.int64))
             layer.max_changes = int(layer.counter.max())
             if layer.integer:
                 change = 0 if layer.level_change is None else int(layer.level_change)
@@ -279,8 +346,8 @@ class UpdateStats:
                 layer.counter.zero_()
                 layer.changed = [0] * epochs
                 layer.level_changes = [0] * epochs if layer.integer else []
-                layer.counted = layer.total_changes = layer.max_changes = 0
-                layer.current = layer.before = layer.level_change = None
+                layer.total_changes = layer.max_changes = 0
+                layer.restart()
             self._epoch_steps = 0
             return
         if not isinstance(state, dict) or not isinstance(state.get("layers"), dict):
@@ -306,10 +373,10 @@ class UpdateStats:
                 raise ValueError(
                     f"update statistics of {layer.name}: per-epoch lists of wrong length"
                 )
-            layer.counter = counter.to(device=layer.module.weight.device, dtype=torch.int32)
+            layer.counter = counter.to(device=layer.counter.device, dtype=torch.int32)
             layer.changed, layer.level_changes = changed, level_changes
-            layer.counted = layer.total_changes = int(layer.counter.sum(dtype=torch.int64))
+            layer.total_changes = int(layer.counter.sum(dtype=torch.int64))
             layer.max_changes = int(layer.counter.max())
-            layer.current = layer.before = layer.level_change = None
+            layer.restart()
         self._steps = list(steps)
         self._epoch_steps = 0
