@@ -290,3 +290,35 @@ def test_the_names_are_the_models_layer_names():
     assert layer_names(model)[layer] == "fc1" and stats.epochs == 0
     assert stats.document(1)["layers"]["fc1"]["steps"] == []
     assert not math.isnan(stats.document(1)["layers"]["fc1"]["mean_changes_per_weight"])
+
+
+def _online_bp_config() -> TrainConfig:
+    from hwsim.core.resources import EXPERIMENTS_DIR
+    from hwsim.experiments.experiment import load_experiment
+
+    online = load_experiment(EXPERIMENTS_DIR / "online.yaml")
+    assert (online.seeds, online.rules) == ((0, 1, 2), ("bp", "fa", "ifa"))
+    return online.train_config("bp", 0)
+
+
+def test_the_online_experiment_is_the_default_network_at_batch_one():
+    """configs/experiments/online.yaml: the default experiment's network, data, rules and
+    seeds, one plain-SGD step per sample."""
+    from hwsim.experiments.experiment import default_train_config
+
+    config, default = _online_bp_config(), default_train_config()
+    assert (config.batch_size, config.optimizer, config.momentum) == (1, "sgd", 0.0)
+    for key in ("dataset", "model", "depth", "width", "weight_bits", "act_bits", "feedback_bits"):
+        assert getattr(config, key) == getattr(default, key), key
+
+
+@pytest.mark.slow
+def test_an_online_run_records_batch_one_sparsity(tmp_path: Path):
+    """A short run of the online experiment's BP config (100 samples, 1 epoch: 100 steps)."""
+    short = _online_bp_config().replace(train_size=100, epochs=1)
+    train(short, tmp_path / "run")
+    work = load_workload(tmp_path / "run" / "workload.json")
+    assert work.batch_size == 1 and work.steps_per_epoch == 100
+    assert work.update_sparsity is not None and work.update_sparsity.batch_size == 1
+    for entry in work.update_sparsity.layers.values():
+        assert entry.steps == (100,) and 0 < entry.run_changed_fraction < 1
