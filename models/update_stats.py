@@ -134,7 +134,8 @@ class _Layer:
     largest_change: int | None
     #: per weight: steps in which its level changed, over the measured run (int32)
     counter: Tensor
-    #: the same for this epoch, as float32 (exact: an epoch has < 2^24 steps)
+    #: the same for this epoch, as float32 (exact: an epoch has far fewer than 2^24 steps,
+    #: at most one per training sample)
     epoch_counter: Tensor
     #: two float32 buffers of levels: before and after a step, swapped every step
     buffers: list[Tensor]
