@@ -103,6 +103,7 @@ def show(file: str) -> None:
         levels.add_column(m.name, justify="right")
     rows = [
         ("kind", lambda m: m.kind),
+        ("technology", lambda m: m.technology),
         ("size (bytes)", lambda m: f"{m.size_bytes:,}"),
         ("word (bits)", lambda m: str(m.word_bits)),
         ("banks", lambda m: str(m.banks)),
@@ -113,10 +114,43 @@ def show(file: str) -> None:
         ("bandwidth (bit/cycle)", lambda m: str(m.bandwidth_bits_per_cycle)),
         ("latency (cycles)", lambda m: str(m.latency_cycles)),
         ("leakage (mW)", lambda m: f"{m.leakage_mw:g}"),
+        (
+            "endurance (writes)",
+            lambda m: "—" if m.endurance_cycles is None else f"{m.endurance_cycles:g}",
+        ),
+        ("retention (s)", lambda m: "—" if m.retention_s is None else f"{m.retention_s:g}"),
     ]
     for label, cell in rows:
         levels.add_row(label, *(cell(m) for m in c.memories))
     console.print(levels)
+    cim = [m for m in c.memories if m.cim is not None]
+    if cim:
+        # compute-in-memory levels: a cim level's read is one row read out, its write one cell
+        # programmed (docs/simulator.md, "Compute-in-memory arrays")
+        arrays = Table(title="compute-in-memory arrays")
+        arrays.add_column("")
+        for m in cim:
+            arrays.add_column(m.name, justify="right")
+        array_rows = [
+            ("arrays × rows × columns", lambda a: f"{a.arrays} × {a.rows} × {a.columns}"),
+            ("bits per cell", lambda a: str(a.bits_per_cell)),
+            ("activation (pJ)", lambda a: f"{a.activation_energy_pj():.4g}"),
+            (
+                "transposed (pJ)",
+                lambda a: f"{a.activation_energy_pj(True):.4g}" if a.transpose_read else "—",
+            ),
+            ("input bits / DAC bits", lambda a: f"{a.input_bits} / {a.dac_bits}"),
+            ("activation (cycles)", lambda a: str(a.mvm_latency_cycles)),
+            ("write pulses × cycles", lambda a: f"{a.write_pulses:g} × {a.write_latency_cycles}"),
+            ("cells programmed at once", lambda a: str(a.write_parallel_cells)),
+        ]
+        for label, acell in array_rows:
+            arrays.add_row(label, *(acell(m.cim) for m in cim))
+        arrays.add_row(
+            "program a cell (pJ)",
+            *(f"{m.cim.program_energy_pj(m.write_energy_pj):.4g}" for m in cim),
+        )
+        console.print(arrays)
     link = c.interconnect
     console.print(
         f"interconnect: {link.bandwidth_bits_per_cycle} bit/cycle, {link.latency_cycles} cycles, "

@@ -108,6 +108,7 @@ def simulate(
     from hwsim.sim.chip import load_chip
     from hwsim.sim.feedback_storage import prng_against_stored
     from hwsim.sim.model_specs import build_workload
+    from hwsim.sim.wear import describe_wear
 
     if (workload_file is None) == (model is None):
         raise InputError("give exactly one of --workload FILE or --model SPEC")
@@ -165,6 +166,9 @@ def simulate(
             highlight=False,
             soft_wrap=True,
         )
+    for spec, r in result.rules.items():
+        if r.wear is not None:
+            console.print(f"{spec}: wear: {describe_wear(r.wear)}", highlight=False, soft_wrap=True)
     for spec, r in result.rules.items():
         if r.run_totals is not None:
             rt = r.run_totals

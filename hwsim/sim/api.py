@@ -16,11 +16,12 @@ from hwsim.core.errors import InputError
 from hwsim.core.resources import DEFAULT_CHIP
 from hwsim.core.rules import Rule, parse_rules
 from hwsim.core.workload import Workload, load_workload, workload_from_dict
-from hwsim.sim.chip import Chip, load_chip
+from hwsim.sim.chip import CIM_FORMAT, Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step_by_layer
 from hwsim.sim.dataflow import (
     PHASES,
     Plan,
+    check_cim_rule,
     check_feedback_storage,
     feedback_update_moves,
     mac_format,
@@ -30,6 +31,7 @@ from hwsim.sim.explain import Floor, GapToBP, energy_floor, gaps_to_bp
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
 from hwsim.sim.simulation import TimelineEvent, simulate_init, simulate_step
+from hwsim.sim.wear import Wear, step_wear
 
 
 @dataclass(frozen=True)
@@ -122,6 +124,9 @@ class RuleResult:
     accesses_per_bit: dict[str, dict[str, float]] = field(default_factory=dict)
     #: stored tensors that did not get their class's level (it was full), innermost-first order
     spills: tuple[Spill, ...] = ()
+    #: program operations per cell and lifetime of the non-volatile levels (None: the chip has
+    #: none; :mod:`hwsim.sim.wear`)
+    wear: Wear | None = None
 
     @property
     def energy_over_floor(self) -> float | None:
@@ -212,6 +217,7 @@ class RuleResult:
             "run_totals": None,
             "floor_pj": None if self.floor is None else self.floor.to_dict(),
             "energy_over_floor": self.energy_over_floor,
+            "wear": None if self.wear is None else self.wear.to_dict(),
         }
         if step.timeline is not None:
             out["timeline"] = [
@@ -346,12 +352,14 @@ def simulate(
 
 def unsupported_reason(chip: Chip | str | Path, rule: str | Rule) -> str | None:
     """Why ``rule`` cannot train on ``chip`` (the :class:`InputError` :func:`simulate` would
-    raise: Kolen–Pollack with ``feedback_storage`` prng or rom, brSF with rom), or ``None`` when
+    raise: Kolen–Pollack with ``feedback_storage`` prng or rom, brSF with rom, a rule a chip's
+    compute-in-memory arrays do not run), or ``None`` when
     it can. For callers that simulate many rules on many chips and skip what cannot run."""
     the_chip = chip if isinstance(chip, Chip) else load_chip(chip)
     the_rule = rule if isinstance(rule, Rule) else parse_rules(rule)[0]
     try:
         check_feedback_storage(the_chip, the_rule)
+        check_cim_rule(the_chip, the_rule)
     except InputError as err:
         return str(err)
     return None
@@ -445,6 +453,7 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
         floor=energy_floor(work, chip, nominal_plan, steps[nominal].counts),
         accesses_per_bit=intensity,
         spills=tuple(spills),
+        wear=step_wear(work, chip, nominal_plan, steps[nominal].counts_by_layer),
     )
 
 
@@ -456,7 +465,9 @@ def _check_mac_formats(work: Workload, chip: Chip, plan: Plan) -> None:
             if phase == "backward" and i == 0:
                 continue  # layer 0 sends no error down
             what = f"{phase} MACs of layer {layer.name!r} ({plan.rule.spec})"
-            chip.mac_unit_for(mac_format(work, chip, plan, phase, i), what)
+            fmt = mac_format(work, chip, plan, phase, i)
+            if fmt != CIM_FORMAT:  # an array's product needs no MAC unit
+                chip.mac_unit_for(fmt, what)
     for i, layer in enumerate(work.layers):
         _, macs, fmt = feedback_update_moves(work, chip, plan, i)
         if macs:  # Kolen–Pollack's update of B

@@ -33,7 +33,23 @@ from hwsim.sim.chip_document import (
 
 SCHEMA_VERSION = 1
 #: Where the shipped chips live; ``resolve_chip`` finds them by bare name.
-MEMORY_KINDS = ("register_file", "sram", "global_buffer", "rom", "dram")
+MEMORY_KINDS = ("register_file", "sram", "global_buffer", "rom", "dram", "cim")
+#: Cell technologies a level may name (``technology:``); the default follows its kind.
+TECHNOLOGIES = ("sram", "dram", "rom", "rram", "pcm", "fefet", "mram")
+#: Technologies whose cells keep their state without power and wear out with writes.
+NON_VOLATILE = ("rram", "pcm", "fefet", "mram")
+_DEFAULT_TECHNOLOGY = {
+    "register_file": "sram",
+    "sram": "sram",
+    "global_buffer": "sram",
+    "rom": "rom",
+    "dram": "dram",
+}
+#: The "number format" of MACs an array computes in place: priced in its activations, not as
+#: digital MACs, and taking no time on a unit's MAC array.
+CIM_FORMAT = "cim"
+#: Tensor classes a compute-in-memory level may hold: the weight-like ones an MVM multiplies.
+CIM_TENSORS = ("weights", "weight_mirror", "feedback_weights")
 #: Tensor classes a chip places. ``weight_mirror`` is BP's copy of W in ``mirror`` mode.
 TENSORS = (
     "weights",
@@ -45,8 +61,8 @@ TENSORS = (
     "optimizer_state",
 )
 UNITS = ("forward", "error", "update")
-BP_WEIGHT_ACCESS = ("transport", "mirror")
-FEEDBACK_STORAGE = ("sram", "rom", "dram", "prng")
+BP_WEIGHT_ACCESS = ("transport", "mirror", "transpose")
+FEEDBACK_STORAGE = ("sram", "rom", "dram", "prng", "cim")
 #: ``training.loop_order``: let the planner pick per layer and phase, or force one order.
 LOOP_ORDERS = ("auto", "batch_outer", "weight_outer")
 #: ``training.update``: ΔW accumulated over the batch, or each sample's update applied at once.
@@ -56,7 +72,78 @@ _STORAGE_KINDS = {
     "sram": ("register_file", "sram", "global_buffer"),
     "rom": ("rom",),
     "dram": ("dram",),
+    "cim": ("cim",),
 }
+
+
+@dataclass(frozen=True)
+class CimArrays:
+    """The crossbar arrays of a compute-in-memory level (``kind: cim``, docs/simulator.md).
+
+    A weight of ``b`` bits takes ``⌈b / bits_per_cell⌉`` cells in adjacent columns. A layer maps
+    its inputs (plus one bias row) on rows and its outputs × cells on columns, tiled over whole
+    arrays; feedback weights and BP's mirror are programmed pre-transposed, so the error pass
+    on them is an ordinary activation. One activation drives every row of one array with one
+    input slice of ``dac_bits`` bits and converts every column (a transposed activation drives
+    the columns and converts every row).
+    """
+
+    arrays: int
+    rows: int
+    columns: int
+    bits_per_cell: int
+    mvm_energy_pj: float
+    adc_energy_pj: float
+    dac_energy_pj: float
+    input_bits: int
+    dac_bits: int
+    mvm_latency_cycles: int
+    write_pulses: float
+    verify_energy_pj: float
+    write_latency_cycles: int
+    write_parallel_cells: int
+    transpose_read: bool
+    transpose_mvm_energy_pj: float
+
+    @property
+    def cells(self) -> int:
+        """Cells of the whole level."""
+        return self.arrays * self.rows * self.columns
+
+    def cells_per_weight(self, bits: int) -> int:
+        """Cells one weight of ``bits`` bits takes (bit-sliced over adjacent columns)."""
+        return math.ceil(bits / self.bits_per_cell)
+
+    def tiles(self, rows: int, columns: int) -> int:
+        """Whole arrays a matrix of ``rows`` × ``columns`` cells takes."""
+        return math.ceil(rows / self.rows) * math.ceil(columns / self.columns)
+
+    def slices(self, operand_bits: int) -> int:
+        """Activations per input vector: its bits (at most ``input_bits``) in slices of
+        ``dac_bits``."""
+        return math.ceil(min(operand_bits, self.input_bits) / self.dac_bits)
+
+    def activation_energy_pj(self, transposed: bool = False) -> float:
+        """One activation of one array: the array itself, one conversion per sensed line and
+        one drive per driven line."""
+        if transposed:
+            return (
+                self.transpose_mvm_energy_pj
+                + self.rows * self.adc_energy_pj
+                + self.columns * self.dac_energy_pj
+            )
+        return (
+            self.mvm_energy_pj + self.columns * self.adc_energy_pj + self.rows * self.dac_energy_pj
+        )
+
+    def program_energy_pj(self, write_energy_pj: float) -> float:
+        """Programming one cell: ``write_pulses`` pulses, each followed by a verify read."""
+        return self.write_pulses * (write_energy_pj + self.verify_energy_pj)
+
+    def program_cycles(self, cells: int) -> int:
+        """Cycles to program ``cells`` cells, ``write_parallel_cells`` at a time."""
+        rounds = math.ceil(cells / self.write_parallel_cells)
+        return math.ceil(rounds * self.write_pulses) * self.write_latency_cycles
 
 
 @dataclass(frozen=True)
@@ -76,11 +163,26 @@ class MemoryLevel:
     latency_cycles: int
     leakage_mw: float
     source: str | None = None
+    #: the cells' technology (``sram``, ``dram``, ``rom``, ``rram``, ``pcm``, ``fefet``, ``mram``)
+    technology: str = "sram"
+    #: program operations a cell survives (None: not given; wear is reported where it is)
+    endurance_cycles: float | None = None
+    #: how long a cell keeps its value, in seconds (None: not given)
+    retention_s: float | None = None
+    #: the arrays of a compute-in-memory level (``kind: cim``), None for every other kind
+    cim: CimArrays | None = None
 
     @property
     def size_bits(self) -> int:
-        """Capacity in bits."""
+        """Capacity in bits (a compute-in-memory level: every cell's bits)."""
+        if self.cim is not None:
+            return self.cim.cells * self.cim.bits_per_cell
         return self.size_bytes * 8
+
+    @property
+    def non_volatile(self) -> bool:
+        """Whether the cells keep their state without power (and wear with writes)."""
+        return self.technology in NON_VOLATILE
 
     def words_and_accesses(self, bits: int) -> tuple[int, int]:
         """Words and accesses (bursts) of one fetch of ``bits``: ⌈bits / word⌉ words in
@@ -90,7 +192,19 @@ class MemoryLevel:
 
     def access_energy_pj(self, direction: str) -> float:
         """Energy of one access: the write energy for writes, the read energy otherwise (reads
-        and BP's transport reads)."""
+        and BP's transport reads).
+
+        On a compute-in-memory level an access is one array activation (``mvm``,
+        ``mvm_transposed``), one row read out (``read``, ``transport``) or one cell programmed
+        (``write``: its pulses and verify reads).
+        """
+        if self.cim is not None:
+            if direction == "mvm":
+                return self.cim.activation_energy_pj()
+            if direction == "mvm_transposed":
+                return self.cim.activation_energy_pj(transposed=True)
+            if direction == "write":
+                return self.cim.program_energy_pj(self.write_energy_pj)
         return self.write_energy_pj if direction == "write" else self.read_energy_pj
 
 
@@ -190,14 +304,19 @@ class Chip:
         """Levels a tensor may live in: its placed level, then every level outward of it.
 
         ROM only ever holds feedback weights (nothing else is read-only), so other tensors skip it.
+        A compute-in-memory level holds only what placement puts there: a tensor that does not
+        fit its arrays spills to the digital levels outward, never into another level's arrays.
         """
-        start = [m.name for m in self.memories].index(self.placement[tensor])
+        placed = self.placement[tensor]
+        start = [m.name for m in self.memories].index(placed)
         return [
-            m
-            for m in self.memories[start:]
-            if m.kind != "rom"
-            or (tensor == "feedback_weights" and m.name == self.placement[tensor])
+            m for m in self.memories[start:] if m.name == placed or m.kind not in ("rom", "cim")
         ]
+
+    @property
+    def has_cim(self) -> bool:
+        """Whether any level computes in memory (``kind: cim``)."""
+        return any(m.cim is not None for m in self.memories)
 
     def mac_unit_for(self, mac_format: str, what: str = "") -> str:
         """The supported format that runs MACs of ``mac_format``: itself, else the narrowest
@@ -217,7 +336,10 @@ class Chip:
         return unit
 
     def mac_energy_for(self, mac_format: str, what: str = "") -> float:
-        """Energy of one MAC in ``mac_format``, on the unit :meth:`mac_unit_for` picks."""
+        """Energy of one MAC in ``mac_format``, on the unit :meth:`mac_unit_for` picks; 0 for
+        a product an array computes in place (:data:`CIM_FORMAT`: its activations price it)."""
+        if mac_format == CIM_FORMAT:
+            return 0.0
         return self.mac_energy_pj[self.mac_unit_for(mac_format, what)]
 
 
@@ -461,7 +583,41 @@ _MEMORY_OPTIONAL = (
     "bandwidth_bits_per_cycle",
     "latency_cycles",
     "leakage_mw",
+    "technology",
+    "endurance_cycles",
+    "retention_s",
 )
+_CIM_REQUIRED = (
+    "kind",
+    "technology",
+    "arrays",
+    "rows",
+    "columns",
+    "bits_per_cell",
+    "mvm_energy_pj",
+    "adc_energy_pj",
+    "read_energy_pj",
+    "write_energy_pj",
+    "mvm_latency_cycles",
+)
+_CIM_OPTIONAL = (
+    "dac_energy_pj",
+    "input_bits",
+    "dac_bits",
+    "write_pulses",
+    "verify_energy_pj",
+    "write_latency_cycles",
+    "write_parallel_cells",
+    "transpose_read",
+    "transpose_mvm_energy_pj",
+    "ports",
+    "latency_cycles",
+    "leakage_mw",
+    "endurance_cycles",
+    "retention_s",
+)
+#: Keys a compute-in-memory level derives from its arrays (giving them is an error).
+_CIM_DERIVED = ("size_bytes", "word_bits", "banks", "burst_words", "bandwidth_bits_per_cycle")
 
 
 def _memories(p: _Problems, value: Any) -> tuple[MemoryLevel, ...]:
@@ -471,6 +627,9 @@ def _memories(p: _Problems, value: Any) -> tuple[MemoryLevel, ...]:
     levels = []
     for name, spec in value.items():
         at = ("memories", name)
+        if isinstance(spec, dict) and spec.get("kind") == "cim":
+            levels.append(_cim_level(p, str(name), spec))
+            continue
         m = p.mapping(spec, at, _MEMORY_REQUIRED, _MEMORY_OPTIONAL)
         if not m:
             continue
@@ -499,9 +658,99 @@ def _memories(p: _Problems, value: Any) -> tuple[MemoryLevel, ...]:
                 latency_cycles=p.integer(m.get("latency_cycles", 1), (*at, "latency_cycles"), 0),
                 leakage_mw=p.number(m.get("leakage_mw", 0.0), (*at, "leakage_mw")),
                 source=m.get("source"),
+                **_cell_facts(p, m, at, _DEFAULT_TECHNOLOGY.get(kind, "sram")),
             )
         )
     return tuple(levels)
+
+
+def _cell_facts(p: _Problems, m: dict[str, Any], at: KeyPath, default: str) -> dict[str, Any]:
+    """``technology``, ``endurance_cycles`` and ``retention_s`` of a level."""
+    technology = m.get("technology", default)
+    if "technology" in m:
+        technology = p.choice(technology, (*at, "technology"), TECHNOLOGIES)
+    facts: dict[str, Any] = {"technology": technology}
+    for key in ("endurance_cycles", "retention_s"):
+        facts[key] = p.number(m[key], (*at, key), positive=True) if key in m else None
+    return facts
+
+
+def _cim_level(p: _Problems, name: str, m: dict[str, Any]) -> MemoryLevel:
+    """A compute-in-memory level: its arrays, converters, programming and cells."""
+    at = ("memories", name)
+    p.mapping(m, at, _CIM_REQUIRED, (*_CIM_OPTIONAL, *_CIM_DERIVED))
+    for key in _CIM_DERIVED:
+        if key in m:
+            p.add(
+                (*at, key),
+                "a cim level derives it from its arrays (size: arrays × rows × columns × "
+                "bits_per_cell; a word is one row); remove this key",
+            )
+    if m.get("technology") in ("dram", "rom"):
+        p.add((*at, "technology"), f"a cim level's cells are programmed, not {m['technology']}")
+
+    def integer(key: str, default: int, minimum: int = 1) -> int:
+        return p.integer(m.get(key, default), (*at, key), minimum)
+
+    def number(key: str, default: float) -> float:
+        return p.number(m.get(key, default), (*at, key))
+
+    transpose = m.get("transpose_read", False)
+    if not isinstance(transpose, bool):
+        p.add((*at, "transpose_read"), f"must be true or false, got {_kind(transpose)}")
+        transpose = False
+    if "transpose_mvm_energy_pj" in m and not transpose:
+        p.add(
+            (*at, "transpose_mvm_energy_pj"),
+            "prices a transposed activation, but transpose_read is false: remove it or set "
+            "transpose_read: true",
+        )
+    columns, bits_per_cell = integer("columns", 1), integer("bits_per_cell", 1)
+    mvm_energy = number("mvm_energy_pj", 0.0)
+    write_pulses = number("write_pulses", 1.0)
+    if "write_pulses" in m and write_pulses < 1:
+        p.add(
+            (*at, "write_pulses"),
+            f"must be at least 1 (a programmed cell takes a pulse), got {m['write_pulses']}",
+        )
+    arrays = CimArrays(
+        arrays=integer("arrays", 1),
+        rows=integer("rows", 1),
+        columns=columns,
+        bits_per_cell=bits_per_cell,
+        mvm_energy_pj=mvm_energy,
+        adc_energy_pj=number("adc_energy_pj", 0.0),
+        dac_energy_pj=number("dac_energy_pj", 0.0),
+        input_bits=integer("input_bits", 8),
+        dac_bits=integer("dac_bits", 1),
+        mvm_latency_cycles=integer("mvm_latency_cycles", 1),
+        write_pulses=max(write_pulses, 1.0),
+        verify_energy_pj=number("verify_energy_pj", 0.0),
+        write_latency_cycles=integer("write_latency_cycles", 1),
+        write_parallel_cells=integer("write_parallel_cells", columns),
+        transpose_read=transpose,
+        transpose_mvm_energy_pj=number("transpose_mvm_energy_pj", mvm_energy),
+    )
+    technology = m.get("technology", "rram")
+    facts = _cell_facts(p, {**m, "technology": technology}, at, "rram")
+    row_bits = columns * bits_per_cell
+    return MemoryLevel(
+        name=name,
+        kind="cim",
+        size_bytes=math.ceil(arrays.cells * bits_per_cell / 8),
+        word_bits=row_bits,
+        banks=1,
+        ports=integer("ports", 1),
+        burst_words=1,
+        read_energy_pj=number("read_energy_pj", 0.0),
+        write_energy_pj=number("write_energy_pj", 0.0),
+        bandwidth_bits_per_cycle=row_bits,
+        latency_cycles=integer("latency_cycles", 1, 0),
+        leakage_mw=number("leakage_mw", 0.0),
+        source=m.get("source"),
+        cim=arrays,
+        **facts,
+    )
 
 
 def _interconnect(p: _Problems, value: Any) -> Interconnect:
@@ -687,7 +936,13 @@ def _placement(
             p.add(key, f"names no memory level (have: {', '.join(kinds) or 'none'}), got {level!r}")
             continue
         placement[tensor] = level
-        if tensor == "feedback_weights":
+        if kinds[level] == "cim" and tensor not in CIM_TENSORS:
+            p.add(
+                key,
+                f"{level!r} is a cim level: it holds only {', '.join(CIM_TENSORS)} (the "
+                f"tensors an in-memory product multiplies), not {tensor}",
+            )
+        elif tensor == "feedback_weights":
             if storage == "prng":
                 p.add(key, "feedback_storage is prng: regenerated feedback has no placement")
             elif kinds[level] not in _STORAGE_KINDS[storage]:
@@ -707,6 +962,23 @@ def _placement(
         )
     elif via is not None and kinds[via] == "rom":
         p.add(("training", "mirror_sync_via"), f"{via!r} is a ROM: nothing can be written there")
+    elif via is not None and kinds[via] == "cim":
+        p.add(("training", "mirror_sync_via"), f"{via!r} is a cim level: it stages no data")
+    if training["bp_weight_access"] == "transpose" and "weights" in placement:
+        level = next(m for m in memories if m.name == placement["weights"])
+        if level.cim is None:
+            p.add(
+                ("training", "bp_weight_access"),
+                f"transpose reads W's own array transposed, but placement.weights names "
+                f"{level.name!r}, a {level.kind} level, not a cim level; use transport or mirror",
+            )
+        elif not level.cim.transpose_read:
+            p.add(
+                ("training", "bp_weight_access"),
+                f"transpose needs memories.{level.name}.transpose_read: true (its arrays "
+                "cannot be read transposed); use mirror or transport, or give the arrays row "
+                "converters (transpose_read: true)",
+            )
     # (a weight_mirror placement may stay in a transport chip, so users can flip the mode)
     if mirror and placement.get("weight_mirror") == placement.get("weights") is not None:
         p.add((*at, "weight_mirror"), "a mirror must live in a different memory than weights")

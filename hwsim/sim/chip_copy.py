@@ -16,7 +16,7 @@ from hwsim.core.errors import InputError
 from hwsim.core.files import read_text, write_atomic
 from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
 from hwsim.core.yaml_lines import load_yaml_text, parse_yaml_with_lines
-from hwsim.sim.chip import chip_from_dict
+from hwsim.sim.chip import chip_from_dict, load_chip
 
 #: The chip copied when no template is named.
 DEFAULT_TEMPLATE = "edge_sram"
@@ -88,6 +88,12 @@ def copy_shipped_chip(
     if target.exists() and not force:
         raise InputError(f"{target} already exists; pass --force to overwrite it")
     text = renamed_chip_text(read_text(source, "a shipped chip YAML file"), chip_name, source)
-    chip_from_dict(load_yaml_text(text, source), target)  # the copy validates before it is written
+    document = load_yaml_text(text, source)
+    if isinstance(document, dict) and "extends" in document:
+        # a shipped chip extends another by its shipped name, which resolves from anywhere: the
+        # copy keeps building on it, and validates as the shipped file renamed
+        load_chip(source, overrides=[f"name={chip_name}"])
+    else:
+        chip_from_dict(document, target)  # the copy validates before it is written
     write_atomic(target, text)
     return target, chip_name

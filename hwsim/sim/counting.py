@@ -24,6 +24,7 @@ from hwsim.sim.dataflow import (
     init_moves,
     loss_moves,
     mac_format,
+    move_accesses,
     update_parts,
 )
 from hwsim.sim.loops import Walk
@@ -78,12 +79,13 @@ class Counts:
 
     @property
     def feedback_read_bits(self) -> int:
-        """Bits of stored feedback weights read to send errors down (B, D or magnitudes; not
-        Kolen–Pollack's reads of B to update it)."""
+        """Bits of stored feedback weights read to send errors down (B, D or magnitudes; in
+        arrays, the bits each activation multiplies in place; not Kolen–Pollack's reads of B to
+        update it)."""
         return sum(
             c.bits
             for (_, tensor, phase, direction), c in self.accesses.items()
-            if tensor == "feedback_weights" and direction == "read" and phase == "backward"
+            if tensor == "feedback_weights" and direction in ("read", "mvm") and phase == "backward"
         )
 
     @property
@@ -176,9 +178,8 @@ class _ClosedForm:
                 if m.level is None:
                     tally.generated_values[phase] += m.generated_values * times
                 else:
-                    level = self.chip.memory(m.level)
-                    words, accesses = level.words_and_accesses(m.bits)
-                    key = (level.name, m.tensor, phase, m.direction)
+                    words, accesses = move_accesses(self.chip, m)
+                    key = (m.level, m.tensor, phase, m.direction)
                     tally.accesses[key] += AccessCount(m.bits, words, accesses).scaled(times)
                 if m.link_bits:
                     tally.interconnect_bits[(m.tensor, phase)] += m.link_bits * times

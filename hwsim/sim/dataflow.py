@@ -20,7 +20,7 @@ from hwsim.core.errors import InputError
 from hwsim.core.formats import promote
 from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
-from hwsim.sim.chip import Chip
+from hwsim.sim.chip import CIM_FORMAT, Chip
 from hwsim.sim.loops import (
     BATCH_PHASES,
     Run,
@@ -69,6 +69,10 @@ class Plan:
     fetch_cache: dict[tuple[Any, ...], tuple[list[Move], int]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
+    #: layer index → fraction of its stored weight levels an update changes, measured by the
+    #: training run (``workload.json``'s ``update_sparsity``); a layer absent here is written
+    #: whole by every update (not measured: the upper bound)
+    update_fraction: dict[int, float] = field(default_factory=dict)
 
     @property
     def pieces(self) -> int:
@@ -170,6 +174,35 @@ def check_feedback_storage(chip: Chip, rule: Rule) -> None:
         )
 
 
+def check_cim_rule(chip: Chip, rule: Rule) -> None:
+    """Refuse the rules whose error pass this model does not map onto arrays.
+
+    The sign-concordant rules read W's signs (a sign readout of arrays is not modelled) and
+    Kolen–Pollack programs B with every update (its changed fraction is not measured).
+    """
+    if not chip.has_cim or rule.kind in ("bp", "fa", "ifa", "dfa"):
+        return
+    cim = next(m.name for m in chip.memories if m.cim is not None)
+    raise InputError(
+        f"{chip.where(f'memories.{cim}.kind')}: rule {rule.spec!r} is not modelled on a chip "
+        "with compute-in-memory arrays (bp, fa, ifa and dfa are)"
+    )
+
+
+def update_fractions(workload: Workload) -> dict[int, float]:
+    """Layer index → the fraction of its weight levels one update changes, as the training run
+    measured it (step-weighted over the run); empty when the workload has no measurement."""
+    measured = getattr(workload, "update_sparsity", None)
+    if measured is None:
+        return {}
+    out = {}
+    for i, layer in enumerate(workload.layers):
+        stats = measured.layers.get(layer.name)
+        if stats is not None:
+            out[i] = stats.run_changed_fraction
+    return out
+
+
 def feedback_elements(workload: Workload, rule: Rule, i: int) -> int:
     """Elements of layer i's feedback tensor: DFA's D_l is n_out × in_l (n_out: the top layer's
     outputs), every other rule's B (or magnitudes) has W's shape."""
@@ -184,6 +217,163 @@ def feedback_element_bits(layer: Layer, rule: Rule) -> int:
     if rule.reads_weight_sign:
         return max(layer.feedback_bits - 1, 1)
     return layer.feedback_bits
+
+
+# ---------------------------------------------------------------------------------------------
+# compute-in-memory arrays
+
+
+def cim_matrix(workload: Workload, rule: Rule, tensor: str, i: int) -> tuple[int, int, int]:
+    """(rows, weights per row, bits per weight) of (tensor, layer i) as arrays hold it.
+
+    W maps its inputs (plus a bias row) on rows, its outputs on columns. BP's mirror and the
+    feedback weights are programmed pre-transposed (outputs on rows), so the error pass drives
+    the rows with the error it receives; DFA's D_l has the top layer's outputs on rows.
+    """
+    layer = workload.layers[i]
+    out = layer.weight_shape[0]
+    per_output = layer.weight_elements // out
+    if tensor == "weights":
+        return per_output + (1 if layer.bias else 0), out, layer.weight_bits
+    if tensor == "weight_mirror":
+        return out, per_output, layer.weight_bits
+    bits = feedback_element_bits(layer, rule)
+    if rule.direct:
+        return workload.layers[-1].output_elements, layer.input_elements, bits
+    return out, per_output, bits
+
+
+def cim_tiles(chip: Chip, level: str, workload: Workload, rule: Rule, tensor: str, i: int) -> int:
+    """Whole arrays (tensor, layer i) is tiled over on the cim level ``level``."""
+    arrays = chip.memory(level).cim
+    assert arrays is not None
+    rows, per_row, bits = cim_matrix(workload, rule, tensor, i)
+    return arrays.tiles(rows, per_row * arrays.cells_per_weight(bits))
+
+
+def cim_level(chip: Chip, plan: Plan, tensor: str, i: int) -> str | None:
+    """The cim level holding (tensor, layer i), or None when it lives in a digital level."""
+    level = plan.placement.get((tensor, i))
+    return level if level is not None and chip.memory(level).cim is not None else None
+
+
+def array_operand(plan: Plan, phase: str) -> tuple[str, bool] | None:
+    """(stationary tensor, transposed) of the product ``phase`` would run in an array, or None
+    for a product that is digital whatever the placement (gradient, update, regenerated B)."""
+    if phase == "forward":
+        return "weights", False
+    if phase != "backward":
+        return None
+    source = plan.error_weight_source
+    if source == "transpose":
+        return "weights", True
+    if source == "mirror":
+        return "weight_mirror", False
+    if source == "feedback":
+        return "feedback_weights", False
+    return None
+
+
+def in_array(chip: Chip, plan: Plan, phase: str, i: int) -> str | None:
+    """The cim level that computes ``phase``'s product of layer i in place, or None."""
+    operand = array_operand(plan, phase)
+    return cim_level(chip, plan, operand[0], i) if operand else None
+
+
+def _mvm_move(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, samples: int) -> Move:
+    """The in-array product of a group of ``samples`` on layer i: every array holding the
+    stationary tensor activates once per input slice per output position of each sample; the
+    arrays work in parallel, the vectors one after another."""
+    tensor, transposed = array_operand(plan, phase)  # type: ignore[misc]
+    level = cim_level(chip, plan, tensor, i)
+    assert level is not None
+    arrays = chip.memory(level).cim
+    assert arrays is not None
+    layer = workload.layers[i]
+    positions = (
+        1
+        if plan.rule.direct and phase == "backward"
+        else (layer.output_elements // layer.weight_shape[0])
+    )
+    if phase == "forward":
+        operand_bits = layer.activation_bits
+    else:
+        operand_bits = workload.layers[error_source_layer(workload, plan.rule, i)].error_bits
+    tiles = cim_tiles(chip, level, workload, plan.rule, tensor, i)
+    rows, per_row, bits = cim_matrix(workload, plan.rule, tensor, i)
+    vectors = samples * positions * arrays.slices(operand_bits)
+    return Move(
+        level,
+        tensor,
+        (tensor, i),
+        "mvm_transposed" if transposed else "mvm",
+        rows * per_row * bits,
+        accesses=vectors * tiles,
+        cycles=vectors * arrays.mvm_latency_cycles,
+    )
+
+
+def _readout_move(
+    workload: Workload,
+    chip: Chip,
+    plan: Plan,
+    i: int,
+    direction: str = "read",
+    *,
+    bias: bool = False,
+    link: bool = False,
+) -> Move:
+    """Reading layer i's W out of its arrays row by row, through the converters: the rows of
+    its weights, and its bias row with ``bias`` (only the update needs the bias; the error
+    pass and a copy of W into B or a mirror do not)."""
+    level = cim_level(chip, plan, "weights", i)
+    assert level is not None
+    arrays = chip.memory(level).cim
+    assert arrays is not None
+    rows, per_row, bits = cim_matrix(workload, plan.rule, "weights", i)
+    if not bias and workload.layers[i].bias:
+        rows -= 1
+    rows_read = rows * -(-per_row * arrays.cells_per_weight(bits) // arrays.columns)
+    stored = rows * per_row * bits
+    return Move(
+        level,
+        "weights",
+        ("weights", i),
+        direction,
+        stored,
+        stored if link else 0,
+        accesses=rows_read,
+        cycles=rows_read * max(chip.memory(level).latency_cycles, 1),
+    )
+
+
+def _program_move(
+    workload: Workload, chip: Chip, plan: Plan, tensor: str, i: int, weights: int, link: int = 0
+) -> Move:
+    """Programming ``weights`` weights of (tensor, layer i) into its arrays: all their cells."""
+    level = cim_level(chip, plan, tensor, i)
+    assert level is not None
+    arrays = chip.memory(level).cim
+    assert arrays is not None
+    _, _, bits = cim_matrix(workload, plan.rule, tensor, i)
+    cells = weights * arrays.cells_per_weight(bits)
+    return Move(
+        level,
+        tensor,
+        (tensor, i),
+        "write",
+        cells * arrays.bits_per_cell,
+        link,
+        accesses=cells,
+        cycles=arrays.program_cycles(cells),
+    )
+
+
+def changed_weights(plan: Plan, i: int, weights: int) -> int:
+    """Weights of layer i an update reprograms: the measured fraction of ``weights`` (rounded
+    to whole weights), or all of them where nothing was measured."""
+    fraction = plan.update_fraction.get(i)
+    return weights if fraction is None else round(fraction * weights)
 
 
 def backward_layer(workload: Workload, rule: Rule, i: int) -> Layer:
@@ -225,16 +415,25 @@ def error_source_layer(workload: Workload, rule: Rule, i: int) -> int:
 
 
 def _allocate(
-    workload: Workload, chip: Chip, rows: list[dict[str, Any]]
+    workload: Workload, chip: Chip, rows: list[dict[str, Any]], rule: Rule
 ) -> dict[tuple[str, int], str]:
-    """Place ``rows`` in the order given: each at its class's level, else the next outward."""
+    """Place ``rows`` in the order given: each at its class's level, else the next outward.
+
+    A compute-in-memory level is allocated in whole arrays (a tensor takes every cell of the
+    arrays it is tiled over)."""
     free = {m.name: m.size_bits for m in chip.memories}
     placement: dict[tuple[str, int], str] = {}
     for row in rows:
         tensor, layer, bits = row["tensor"], row["layer"], row["bits"]
         for level in chip.spill_order(tensor):
-            if free[level.name] >= bits:
-                free[level.name] -= bits
+            need = bits
+            if level.cim is not None:
+                rows_, per_row, element_bits = cim_matrix(workload, rule, tensor, layer)
+                k = level.cim.cells_per_weight(element_bits)
+                arrays = level.cim.tiles(rows_, per_row * k)
+                need = arrays * level.cim.rows * level.cim.columns * level.cim.bits_per_cell
+            if free[level.name] >= need:
+                free[level.name] -= need
                 placement[(tensor, layer)] = level.name
                 break
         else:
@@ -260,6 +459,7 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
     the final placement; and the loop orders are chosen once more for it.
     """
     check_feedback_storage(chip, rule)
+    check_cim_rule(chip, rule)
     rows = stored_bits(workload, chip, rule, batch_size)
     sign = chip.bp_weight_access if rule.reads_weight_sign else ""
     if not rule.stores_feedback and rule.uses_feedback_weights:
@@ -271,10 +471,11 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
     provisional = Plan(
         rule=rule,
         batch_size=batch_size,
-        placement=_allocate(workload, chip, rows),
+        placement=_allocate(workload, chip, rows, rule),
         error_weight_source=source,
         update=chip.update,
         sign_source=sign,
+        update_fraction=update_fractions(workload),
     )
     chosen: dict[tuple[Any, ...], Walk] = {}  # the second choice reuses what did not move
     provisional = replace(provisional, walks=choose_walks(workload, chip, provisional, chosen))
@@ -288,7 +489,7 @@ def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Pl
     others = [r for r in rows if r["tensor"] not in chip.pinned]
     others.sort(key=lambda r: -intensity[(r["tensor"], r["layer"])])  # stable: ties keep order
     try:
-        placement = _allocate(workload, chip, pinned + others)
+        placement = _allocate(workload, chip, pinned + others, rule)
     except InputError:
         # A tight chip may fit in the class order but not in the traffic order (packing): it
         # is still a chip that trains, so keep the placement that fits.
@@ -345,6 +546,12 @@ def candidate_walks(workload: Workload, chip: Chip, plan: Plan, phase: str, i: i
     walks = [batch_outer(n, r, layer)]
     if chip.loop_order == "batch_outer" or not tileable(layer):
         return walks
+    if in_array(chip, plan, phase, i) or (
+        phase == "backward"
+        and plan.error_weight_source == "transport"
+        and cim_level(chip, plan, "weights", i)
+    ):
+        return walks  # stationary in its arrays (or read out whole): one order
     capacity = chip.memories[0].size_bits
     if phase == "forward":
         tiled = [weight_outer(n, layer, layer.weight_bits, capacity, "row", bias=True)]
@@ -428,7 +635,7 @@ def walk_energy_pj(
         for m in moves:
             if m.level is not None:
                 level = chip.memory(m.level)
-                pj += level.words_and_accesses(m.bits)[1] * level.access_energy_pj(m.direction)
+                pj += move_accesses(chip, m)[1] * level.access_energy_pj(m.direction)
             pj += m.link_bits * chip.interconnect.energy_per_bit_pj
             pj += m.generated_values * chip.prng_energy_per_value_pj
         total += pj * run.count
@@ -451,6 +658,21 @@ class Move:
     bits: int
     link_bits: int = 0
     generated_values: int = 0
+    #: a compute-in-memory level's count of this move (array activations, rows read out or
+    #: cells programmed) and the cycles it keeps the level busy; None on every digital level,
+    #: whose accesses follow from ``bits`` (:func:`move_accesses`)
+    accesses: int | None = None
+    cycles: int | None = None
+
+
+def move_accesses(chip: Chip, move: Move) -> tuple[int, int]:
+    """(words, accesses) of one move: a digital level's ⌈bits / word⌉ words in bursts, or a
+    compute-in-memory level's own count (one word per activation, row or cell)."""
+    if move.accesses is not None:
+        return move.accesses, move.accesses
+    if move.level is None:
+        return 0, 0
+    return chip.memory(move.level).words_and_accesses(move.bits)
 
 
 def next_activation_bits(workload: Workload, i: int) -> int:
@@ -463,6 +685,8 @@ def mac_format(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -
     """Number format of a MAC of ``phase`` on layer ``i``: its operands' formats promoted
     (:func:`hwsim.core.formats.promote`); it prices the MAC."""
     layer = workload.layers[i]
+    if in_array(chip, plan, phase, i):
+        return CIM_FORMAT
     if phase == "forward":
         return promote(layer.weight_format, layer.activation_format)
     if phase == "backward":
@@ -534,7 +758,10 @@ def _fetch_moves(
         moves.append(Move(place[key], tensor, key, direction, bits, link))
 
     if phase == "forward":
-        stored("weights", i, "read", (weights + bias) * layer.weight_bits)
+        if in_array(chip, plan, phase, i):
+            moves.append(_mvm_move(workload, chip, plan, phase, i, n))
+        else:
+            stored("weights", i, "read", (weights + bias) * layer.weight_bits)
         stored("activations", i, "read", n * col_side * layer.activation_bits)
         out = n * row_side * next_activation_bits(workload, i)
         stored("activations", min(i + 1, top), "write", out)
@@ -548,6 +775,14 @@ def _fetch_moves(
         e_bits = workload.layers[source_layer].error_bits
         stored("errors", source_layer, "read", n * row_side * e_bits)
         source = plan.error_weight_source
+        if in_array(chip, plan, phase, i):
+            moves.append(_mvm_move(workload, chip, plan, phase, i, n))
+            source = "none"
+        elif source == "transport" and cim_level(chip, plan, "weights", i):
+            moves.append(_readout_move(workload, chip, plan, i, "transport", link=True))
+            source = "none"
+        elif source == "transpose":  # W spilled out of its arrays: carried like transport
+            source = "transport"
         if plan.sign_source == "transport":  # W read whole at its level, its sign carried
             stored("weights", i, "transport", weights * layer.weight_bits, link=weights)
         elif plan.sign_source == "mirror":
@@ -598,15 +833,22 @@ def update_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> tuple[li
         key = ("gradients", i)
         moves.append(Move(place[key], "gradients", key, "read", params * chip.gradient_bits))
     w = ("weights", i)
-    for direction in ("read", "write"):
-        moves.append(Move(place[w], "weights", w, direction, params * layer.weight_bits))
+    if cim_level(chip, plan, "weights", i):
+        # the old levels read out, then only the weights whose level changed reprogrammed
+        moves.append(_readout_move(workload, chip, plan, i, bias=True))
+        moves.append(
+            _program_move(workload, chip, plan, "weights", i, changed_weights(plan, i, params))
+        )
+    else:
+        for direction in ("read", "write"):
+            moves.append(Move(place[w], "weights", w, direction, params * layer.weight_bits))
     if state:
         s = ("optimizer_state", i)
         sbits = params * state * chip.optimizer_state_bits
         moves += [Move(place[s], "optimizer_state", s, d, sbits) for d in ("read", "write")]
     mirrored = plan.error_weight_source == "mirror" or plan.sign_source == "mirror"
     if mirrored and i > 0:  # layer 0 has no mirror
-        moves += mirror_copy_moves(layer, chip, plan, i)
+        moves += mirror_copy_moves(workload, chip, plan, i, sync=True)
     return moves, params * (1 + state)
 
 
@@ -675,13 +917,34 @@ def update_parts(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Upd
     return parts
 
 
-def mirror_copy_moves(layer: Layer, chip: Chip, plan: Plan, i: int) -> list[Move]:
+def mirror_copy_moves(
+    workload: Workload, chip: Chip, plan: Plan, i: int, *, sync: bool = False
+) -> list[Move]:
     """Writing layer i's W into BP's mirror (or its sign into a sign-concordant rule's 1-bit
-    mirror): directly, or through ``mirror_sync_via``."""
+    mirror): directly, or through ``mirror_sync_via``.
+
+    A mirror in arrays is programmed cell by cell: the first copy (``sync`` false) programs
+    every weight; a synchronization after an update only the weights whose level changed, and
+    carries whichever is smaller, all of W or the changed values with their indices.
+    """
+    layer = workload.layers[i]
     key = ("weight_mirror", i)
     per_weight = 1 if plan.sign_source == "mirror" else layer.weight_bits
     wbits = layer.weight_elements * per_weight
     via = chip.mirror_sync_via
+    if cim_level(chip, plan, "weight_mirror", i):
+        n = layer.weight_elements
+        changed = changed_weights(plan, i, n) if sync else n
+        index_bits = max(1, (n - 1).bit_length())
+        wbits = min(wbits, changed * (per_weight + index_bits))
+        program = _program_move(workload, chip, plan, "weight_mirror", i, changed, wbits)
+        if via is None:
+            return [program]
+        return [
+            Move(via, "weight_mirror", None, "write", wbits, wbits),
+            Move(via, "weight_mirror", None, "read", wbits),
+            program,
+        ]
     if via is None:
         return [Move(plan.placement[key], "weight_mirror", key, "write", wbits, wbits)]
     return [
@@ -708,30 +971,40 @@ def init_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Move]
     wbits, fbits = n * layer.weight_bits, n * layer.feedback_bits
     kind, source, storage = plan.rule.kind, plan.error_weight_source, chip.feedback_storage
     w, b = ("weights", i), ("feedback_weights", i)
-    stored = storage in ("sram", "dram")
+    stored = storage in ("sram", "dram", "cim")
+    read_w = (
+        _readout_move(workload, chip, plan, i)
+        if cim_level(chip, plan, "weights", i)
+        else Move(place[w], "weights", w, "read", wbits)
+    )
     if kind == "ifa":
         if stored:
-            return [
-                Move(place[w], "weights", w, "read", wbits),
-                Move(place[b], "feedback_weights", b, "write", fbits, fbits),
-            ]
+            if cim_level(chip, plan, "feedback_weights", i):
+                return [
+                    read_w,
+                    _program_move(workload, chip, plan, "feedback_weights", i, n, fbits),
+                ]
+            return [read_w, Move(place[b], "feedback_weights", b, "write", fbits, fbits)]
         load = (
             Move(place[b], "feedback_weights", b, "read", fbits)
             if storage == "rom"
             else Move(None, "feedback_weights", None, "generate", 0, 0, n)
         )
+        if cim_level(chip, plan, "weights", i):
+            return [load, _program_move(workload, chip, plan, "weights", i, n, fbits)]
         return [load, Move(place[w], "weights", w, "write", wbits, fbits)]
     moves: list[Move] = []
     if source == "mirror" or plan.sign_source == "mirror":  # BP's copy of W, or W's signs
-        moves += [
-            Move(place[w], "weights", w, "read", wbits),
-            *mirror_copy_moves(layer, chip, plan, i),
-        ]
+        moves += [read_w, *mirror_copy_moves(workload, chip, plan, i)]
     if plan.rule.stores_feedback and stored:  # B, D_l or the magnitudes, written once
         if plan.rule.redraws_feedback:  # brSF: the first draw of what it redraws every batch
             moves.append(Move(None, "feedback_weights", None, "generate", 0, 0, n))
-        bits = feedback_elements(workload, plan.rule, i) * feedback_element_bits(layer, plan.rule)
-        moves.append(Move(place[b], "feedback_weights", b, "write", bits))
+        elements = feedback_elements(workload, plan.rule, i)
+        if cim_level(chip, plan, "feedback_weights", i):
+            moves.append(_program_move(workload, chip, plan, "feedback_weights", i, elements))
+        else:
+            bits = elements * feedback_element_bits(layer, plan.rule)
+            moves.append(Move(place[b], "feedback_weights", b, "write", bits))
     return moves
 
 
@@ -752,6 +1025,9 @@ class Transfer:
     fetches: int
     link_bits: int = 0
     generated_values: int = 0
+    #: cycles a compute-in-memory level is busy with it (0 on digital levels: bits and fetches
+    #: set their time)
+    cycles: int = 0
 
 
 @dataclass(frozen=True)
@@ -778,18 +1054,17 @@ def aggregate(chip: Chip, moves: list[tuple[Move, int]]) -> list[Transfer]:
     merged: dict[tuple[Any, ...], list[int]] = {}
     for move, times in moves:
         key = (move.level, move.tensor, move.direction, bool(move.link_bits))
-        words = accesses = 0
-        if move.level is not None:
-            words, accesses = chip.memory(move.level).words_and_accesses(move.bits)
+        words, accesses = move_accesses(chip, move)
         tally = merged.get(key)
         if tally is None:
-            tally = merged[key] = [0, 0, 0, 0, 0, 0]
+            tally = merged[key] = [0, 0, 0, 0, 0, 0, 0]
         tally[0] += move.bits * times
         tally[1] += words * times
         tally[2] += accesses * times
         tally[3] += times
         tally[4] += move.link_bits * times
         tally[5] += move.generated_values * times
+        tally[6] += (move.cycles or 0) * times
     return [
         Transfer(level, tensor, direction, *values)
         for (level, tensor, direction, _), values in merged.items()

@@ -214,6 +214,10 @@ class Floor:
         }
 
 
+#: How the error pass reads its weight operand: a digital read, or an array's activation.
+_OPERAND_READS = ("read", "mvm")
+
+
 def _access_pj(energy: Energy, keep: Callable[[CountKey], bool]) -> float:
     return math.fsum(v for k, v in energy.by_access_pj.items() if keep(k))
 
@@ -246,19 +250,22 @@ def _cause_of(energy: Energy, counts: Counts, cause: str, chip: Chip) -> float:
     if cause == "transport_wire":
         return _wire_pj(counts, "weights", "backward", pj_per_bit)
     if cause == "transport_reads":
-        return _access_pj(energy, lambda k: k[3] == "transport")
+        # W read for the error pass from W's own memory: carried (transport), or its arrays
+        # activated transposed (a cim chip's ``transpose``)
+        return _access_pj(energy, lambda k: k[3] in ("transport", "mvm_transposed"))
     if cause == "mirror_sync":
         # the mirror's writes, and the staging write and read of a sync through another level
         accesses = _access_pj(energy, lambda k: k[1] == "weight_mirror" and k[2] == "update")
         return accesses + _wire_pj(counts, "weight_mirror", "update", pj_per_bit)
     if cause == "mirror_reads":
         return _access_pj(
-            energy, lambda k: k[1] == "weight_mirror" and k[2] == "backward" and k[3] == "read"
+            energy,
+            lambda k: k[1] == "weight_mirror" and k[2] == "backward" and k[3] in _OPERAND_READS,
         )
     if cause == "feedback_reads":
         return _access_pj(
             energy,
-            lambda k: k[1] == "feedback_weights" and k[2] == "backward" and k[3] == "read",
+            lambda k: k[1] == "feedback_weights" and k[2] == "backward" and k[3] in _OPERAND_READS,
         )
     if cause == "prng_generation":
         return _generation_pj(counts, chip, update=False)

@@ -26,7 +26,7 @@ from simpy.core import SimTime
 from simpy.events import NORMAL, EventPriority
 
 from hwsim.core.workload import Workload
-from hwsim.sim.chip import Chip
+from hwsim.sim.chip import CIM_FORMAT, Chip
 from hwsim.sim.counting import AccessCount, Counts, Tally
 from hwsim.sim.dataflow import Plan, Task, Transfer, lower_init, lower_step
 
@@ -118,9 +118,12 @@ class _Machine:
             steps.append((PRNG, math.ceil(t.generated_values / self.chip.prng_values_per_cycle)))
         else:
             level = self.chip.memory(t.level)
-            cycles = t.fetches * level.latency_cycles + math.ceil(
-                t.bits / level.bandwidth_bits_per_cycle
-            )
+            if level.cim is not None:  # activations, rows read or cells programmed
+                cycles = t.cycles
+            else:
+                cycles = t.fetches * level.latency_cycles + math.ceil(
+                    t.bits / level.bandwidth_bits_per_cycle
+                )
             steps.append((t.level, cycles))
         if t.link_bits:
             link = self.chip.interconnect
@@ -154,7 +157,10 @@ class _Machine:
         """
         unit = task.unit
         yield from self._all(unit, task, task.loads)
-        if task.macs:
+        if task.macs and task.operand_format == CIM_FORMAT:
+            # computed in the arrays while they were busy with the activations (the load)
+            self.tally.macs[(task.phase, task.operand_format)] += task.macs
+        elif task.macs:
             cycles = math.ceil(task.macs / macs_per_cycle)
             if mac_array is None:
                 start = self._now()

@@ -340,4 +340,4 @@ def test_a_bare_name_that_is_no_chip_lists_the_shipped_ones(tmp_path: Path, monk
     with pytest.raises(InputError) as info:
         load_chip("edge_sramm")
     assert str(info.value).startswith("edge_sramm: cannot read file (no such file, and no ship")
-    assert "edge_sram, split_cores" in str(info.value)
+    assert "dram_prng, edge_sram, online_edge" in str(info.value)

@@ -15,7 +15,8 @@ BAD = Path(__file__).parent / "data" / "bad"
 
 EXPECTED = {
     "bad_mode.yaml": [
-        ":67: training.bp_weight_access: must be one of transport, mirror, got 'teleport'"
+        ":67: training.bp_weight_access: must be one of transport, mirror, transpose, got "
+        "'teleport'"
     ],
     "bad_placement.yaml": [
         ":64: placement.gradients: names no memory level (have: rf, wmem, fbmem, rom, buf, "
@@ -41,8 +42,9 @@ EXPECTED = {
     ],
     "unknown_key.yaml": [
         ":10: memories.rf.size_kb: unknown key (allowed: bandwidth_bits_per_cycle, banks, "
-        "burst_words, kind, latency_cycles, leakage_mw, ports, read_energy_pj, size_bytes, "
-        "source, word_bits, write_energy_pj)"
+        "burst_words, endurance_cycles, kind, latency_cycles, leakage_mw, ports, "
+        "read_energy_pj, retention_s, size_bytes, source, technology, word_bits, "
+        "write_energy_pj)"
     ],
     "weights_in_rom.yaml": [
         ":59: placement.weights: weights are written during training and cannot live in ROM 'rom'"

@@ -1,0 +1,283 @@
+"""Compute-in-memory chips, counted by hand from what the arrays must do.
+
+The toy chip (tests/sim/data/toy_cim.yaml): two RRAM levels of 4 arrays, 8 rows × 8 columns,
+4 bits per cell, so an 8-bit weight takes 2 cells. Prices: an activation costs the array
+(10 pJ, 20 pJ transposed) plus one 1 pJ conversion per sensed line and one 0.5 pJ drive per
+driven line: 10 + 8·1 + 8·0.5 = 22 pJ forward, 20 + 8·1 + 8·0.5 = 32 pJ transposed. A row read
+out costs 3 pJ. A programmed cell takes 2 pulses, each 2 pJ plus a 1 pJ verify: 6 pJ. Inputs
+are applied 8 bits at once (one slice per vector).
+
+The network, mlp:6-4-4-3 with biases, maps W's inputs (+1 bias row) on rows and outputs × 2
+cells on columns: fc1 7 × 8, fc2 5 × 8, fc3 5 × 6 cells, one array each. B and BP's mirror are
+programmed pre-transposed: fc2 4 rows × 8 cells, fc3 3 rows × 8 cells, one array each.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+
+import pytest
+
+from hwsim.core.errors import InputError
+from hwsim.core.workload import workload_from_dict
+from hwsim.sim import simulate
+from hwsim.sim.chip import load_chip
+from hwsim.sim.model_specs import build_workload
+
+TOY = Path(__file__).parent / "data" / "toy_cim.yaml"
+MODEL = "mlp:6-4-4-3"
+FORWARD_PJ, TRANSPOSED_PJ, ROW_PJ, CELL_PJ = 22.0, 32.0, 3.0, 6.0
+#: cells of W per layer (weights and bias, 2 cells each) and of W without bias (layers ≥ 1)
+W_CELLS = {"fc1": 28 * 2, "fc2": 20 * 2, "fc3": 15 * 2}
+B_CELLS = {"fc2": 16 * 2, "fc3": 12 * 2}
+#: rows read to read W out: with its bias row (the update), without (a copy, the error pass)
+ROWS_WITH_BIAS = 7 + 5 + 5
+ROWS_NO_BIAS = {"fc2": 4, "fc3": 4}
+
+
+def workload(batch: int) -> dict:
+    return build_workload(MODEL, batch_size=batch)
+
+
+def accesses(result, rule: str, level: str, tensor: str, phase: str, direction: str) -> int:
+    counts = result.rules[rule].step.counts.accesses
+    found = counts.get((level, tensor, phase, direction))
+    return 0 if found is None else found.accesses
+
+
+def energy(result, rule: str, level: str, tensor: str, phase: str, direction: str) -> float:
+    return result.rules[rule].step.energy.by_access_pj.get((level, tensor, phase, direction), 0.0)
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_products_in_the_arrays_count_one_activation_per_vector_per_array(batch):
+    result = simulate(workload(batch), TOY, "bp,fa,ifa")
+    for rule in ("bp", "fa", "ifa"):
+        # every sample activates the 3 arrays of the forward pass once
+        assert accesses(result, rule, "fwd", "weights", "forward", "mvm") == 3 * batch
+        assert energy(result, rule, "fwd", "weights", "forward", "mvm") == 3 * batch * FORWARD_PJ
+        # the arrays compute the products: no digital forward or backward MACs to price
+        macs = result.rules[rule].step.counts.macs
+        assert macs[("forward", "cim")] == batch * (6 * 4 + 4 * 4 + 4 * 3)
+        assert not [k for k in macs if k[0] in ("forward", "backward") and k[1] != "cim"]
+    # BP reads W's own arrays transposed for fc3 and fc2 (fc1 sends no error down)
+    assert accesses(result, "bp", "fwd", "weights", "backward", "mvm_transposed") == 2 * batch
+    assert energy(result, "bp", "fwd", "weights", "backward", "mvm_transposed") == (
+        2 * batch * TRANSPOSED_PJ
+    )
+    # FA and IFA activate B's arrays forward: same count, the cheaper activation
+    for rule in ("fa", "ifa"):
+        assert accesses(result, rule, "bwd", "feedback_weights", "backward", "mvm") == 2 * batch
+        assert result.rules[rule].weight_transport_bits == 0
+    assert result.rules["bp"].weight_transport_bits == 0  # nothing leaves the arrays
+
+
+def test_update_reads_w_out_and_programs_every_cell_without_a_measurement():
+    result = simulate(workload(2), TOY, "bp,fa")
+    for rule in ("bp", "fa"):
+        assert accesses(result, rule, "fwd", "weights", "update", "read") == ROWS_WITH_BIAS
+        assert energy(result, rule, "fwd", "weights", "update", "read") == ROWS_WITH_BIAS * ROW_PJ
+        cells = sum(W_CELLS.values())
+        assert accesses(result, rule, "fwd", "weights", "update", "write") == cells
+        assert energy(result, rule, "fwd", "weights", "update", "write") == cells * CELL_PJ
+        wear = result.rules[rule].wear
+        weights = next(t for t in wear.tensors if t.tensor == "weights")
+        assert weights.cells == cells
+        assert weights.mean_writes_per_cell_per_step == 1.0
+        assert weights.max_writes_per_cell_per_step == 1.0 and not weights.measured
+        assert weights.steps_to_endurance == 1e6  # endurance_cycles of the toy's arrays
+
+
+def test_init_programs_b_once_and_ifa_reads_w0_out_first():
+    result = simulate(workload(1), TOY, "bp,fa,ifa")
+    init = {r: result.rules[r].init.counts.accesses for r in ("bp", "fa", "ifa")}
+    assert init["bp"] == {}  # transposed reads: no copy of W anywhere
+    b_cells = sum(B_CELLS.values())
+    assert init["fa"][("bwd", "feedback_weights", "init", "write")].accesses == b_cells
+    assert ("fwd", "weights", "init", "read") not in init["fa"]
+    assert init["ifa"][("bwd", "feedback_weights", "init", "write")].accesses == b_cells
+    assert init["ifa"][("fwd", "weights", "init", "read")].accesses == sum(ROWS_NO_BIAS.values())
+    assert result.rules["ifa"].init.energy.total_pj == pytest.approx(
+        b_cells * CELL_PJ + 8 * ROW_PJ + (16 + 12) * 8 * 0.1  # cells, rows, W₀'s bits on the link
+    )
+    # B is never programmed again: its cells do not wear
+    fa_b = next(t for t in result.rules["fa"].wear.tensors if t.tensor == "feedback_weights")
+    assert fa_b.writes_per_step == 0 and fa_b.steps_to_endurance is None
+
+
+def test_init_latency_is_row_reads_then_link_then_programming_rounds():
+    # IFA, layer by layer: read W₀'s rows (1 cycle each), carry its bits (32 bits/cycle + 1),
+    # program 4 cells at a time, 2 pulses of 3 cycles per round.
+    result = simulate(workload(1), TOY, "ifa")
+    fc2 = 4 + (128 // 32 + 1) + (32 // 4) * 2 * 3
+    fc3 = 4 + (96 // 32 + 1) + (24 // 4) * 2 * 3
+    assert result.rules["ifa"].init.latency_cycles == fc2 + fc3
+
+
+def mirror_chip(tmp_path: Path, **training: str) -> Path:
+    text = TOY.read_text()
+    text = text.replace("transpose_read: true, transpose_mvm_energy_pj: 20,", "")
+    for key, value in training.items():
+        text = text.replace(f"  {key}: ", f"  {key}: {value}  # ", 1)
+    path = tmp_path / "mirror.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_mirror_reprograms_the_changed_cells_after_every_update(tmp_path):
+    chip = mirror_chip(tmp_path, bp_weight_access="mirror")
+    result = simulate(workload(2), chip, "bp,fa")
+    # the error pass activates the mirror's arrays, like FA's B
+    assert accesses(result, "bp", "bwd", "weight_mirror", "backward", "mvm") == 2 * 2
+    # every update reprograms the mirror (unmeasured: every cell) and carries all of W
+    cells = sum(B_CELLS.values())
+    assert accesses(result, "bp", "bwd", "weight_mirror", "update", "write") == cells
+    assert result.rules["bp"].step.counts.interconnect_bits[("weight_mirror", "update")] == (
+        (16 + 12) * 8
+    )
+    gap = result.gaps_to_bp["fa"].energy
+    assert gap.causes_pj["mirror_sync"] == pytest.approx(cells * CELL_PJ + (16 + 12) * 8 * 0.1)
+    mirror = next(t for t in result.rules["bp"].wear.tensors if t.tensor == "weight_mirror")
+    assert mirror.max_writes_per_cell_per_step == 1.0
+    # the first copy: W read out (no bias rows), every mirror cell programmed
+    init = result.rules["bp"].init.counts.accesses
+    assert init[("fwd", "weights", "init", "read")].accesses == 8
+    assert init[("bwd", "weight_mirror", "init", "write")].accesses == cells
+
+
+def test_transport_reads_w_out_per_fetch_and_carries_it(tmp_path):
+    chip = mirror_chip(tmp_path, bp_weight_access="transport")
+    result = simulate(workload(2), chip, "bp")
+    # samples_per_weight_fetch: 1 → W of fc2 and fc3 read out once per sample: 4 + 4 rows
+    assert accesses(result, "bp", "fwd", "weights", "backward", "transport") == 2 * 8
+    assert result.rules["bp"].weight_transport_bits == 2 * (16 + 12) * 8
+    # carried to the digital error unit, which multiplies them there (int8 × int8 MACs)
+    macs = result.rules["bp"].step.counts.macs
+    assert macs[("backward", "int8")] == 2 * (16 + 12)
+
+
+def test_transposed_against_mirror_against_transport(tmp_path):
+    """The three ways BP reaches W differ by what the hardware must do, priced here by hand:
+    one transposed activation per array per sample; one forward activation of a mirror per
+    array per sample plus reprogramming it; W's rows read out and carried per sample."""
+    batch = 2
+    transpose = simulate(workload(batch), TOY, "bp").rules["bp"].step.energy
+    mirror = simulate(workload(batch), mirror_chip(tmp_path, bp_weight_access="mirror"), "bp")
+    transport = simulate(workload(batch), mirror_chip(tmp_path, bp_weight_access="transport"), "bp")
+    t_back = transpose.by_phase_pj["backward"]
+    m_back = mirror.rules["bp"].step.energy.by_phase_pj["backward"]
+    # backward: 2 arrays × 2 samples, transposed (32 pJ) against forward on the mirror (22 pJ)
+    assert t_back - m_back == pytest.approx(2 * batch * (TRANSPOSED_PJ - FORWARD_PJ))
+    # transport: no activation; 8 rows read and 224 bits carried per sample, 56 int8 MACs
+    tr = transport.rules["bp"].step
+    assert tr.counts.accesses[("fwd", "weights", "backward", "transport")].accesses == 8 * batch
+    assert tr.energy.by_phase_pj["backward"] - t_back == pytest.approx(
+        batch * (8 * ROW_PJ + 224 * 0.1 + 28 * 0.5) - 2 * batch * TRANSPOSED_PJ
+    )
+
+
+def test_transpose_needs_arrays_that_read_transposed(tmp_path):
+    text = TOY.read_text().replace("transpose_read: true, transpose_mvm_energy_pj: 20,", "")
+    path = tmp_path / "no_transpose.yaml"
+    path.write_text(text)
+    line = next(n for n, t in enumerate(text.splitlines(), 1) if "bp_weight_access" in t)
+    with pytest.raises(InputError) as info:
+        load_chip(path)
+    assert str(info.value) == (
+        f"{path}:{line}: training.bp_weight_access: transpose needs "
+        "memories.fwd.transpose_read: true (its arrays cannot be read transposed); use mirror "
+        "or transport, or give the arrays row converters (transpose_read: true)"
+    )
+
+
+def test_cim_levels_hold_only_weight_like_tensors(tmp_path):
+    text = TOY.read_text().replace("  activations: sram", "  activations: fwd")
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"placement\.activations: 'fwd' is a cim level"):
+        load_chip(path)
+
+
+def test_a_cim_level_derives_its_size(tmp_path):
+    text = TOY.read_text().replace(
+        "kind: cim, technology: rram, arrays: 4,",
+        "kind: cim, technology: rram, arrays: 4, size_bytes: 10,",
+        1,
+    )
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(InputError, match=r"memories\.fwd\.size_bytes: a cim level derives it"):
+        load_chip(path)
+    chip = load_chip(TOY)
+    assert chip.memory("fwd").size_bits == 4 * 8 * 8 * 4
+
+
+def test_weights_that_do_not_fit_the_arrays_spill_to_digital_memory(tmp_path):
+    # one array per level: fc1 takes it, fc2 and fc3 go to the SRAM and run on the MACs
+    text = TOY.read_text().replace("arrays: 4,", "arrays: 1,")
+    path = tmp_path / "small.yaml"
+    path.write_text(text)
+    result = simulate(workload(1), path, "bp")
+    placement = result.rules["bp"].placement["weights"]
+    assert placement == {"fc1": "fwd", "fc2": "sram", "fc3": "sram"} or set(placement.values()) == {
+        "fwd",
+        "sram",
+    }
+    on_arrays = [layer for layer, level in placement.items() if level == "fwd"]
+    assert len(on_arrays) == 1
+    # a spilled layer's W cannot be read transposed: BP carries it like transport
+    assert result.rules["bp"].weight_transport_bits > 0
+
+
+def test_rules_the_arrays_do_not_model_are_refused():
+    with pytest.raises(InputError, match="rule 'kp' is not modelled on a chip with compute"):
+        simulate(workload(1), TOY, "kp")
+
+
+def test_inputs_are_applied_in_slices_of_dac_bits(tmp_path):
+    # fp32 errors are applied at the arrays' 8 input bits: one 8-bit slice, as int8 errors
+    doc = build_workload(MODEL, batch_size=1, error_bits=32, error_format="fp32")
+    result = simulate(doc, TOY, "bp")
+    assert accesses(result, "bp", "fwd", "weights", "backward", "mvm_transposed") == 2
+    # bit-serial inputs (1 bit per slice): 8 activations per vector, 8× the time of one
+    path = tmp_path / "serial.yaml"
+    path.write_text(TOY.read_text().replace("dac_bits: 8", "dac_bits: 1"))
+    serial = simulate(workload(1), path, "bp")
+    assert accesses(serial, "bp", "fwd", "weights", "forward", "mvm") == 3 * 8
+    assert accesses(serial, "bp", "fwd", "weights", "backward", "mvm_transposed") == 2 * 8
+    one = simulate(workload(1), TOY, "bp").rules["bp"].step.counts.accesses
+    key = ("fwd", "weights", "forward", "mvm")
+    assert serial.rules["bp"].step.counts.accesses[key].accesses == 8 * one[key].accesses
+
+
+def test_measured_update_sparsity_sets_the_cells_programmed():
+    doc = copy.deepcopy(workload(2))
+    doc["update_sparsity"] = {
+        "measured": "stored weight levels before and after every optimizer step",
+        "batch_size": 2,
+        "layers": {
+            name: {
+                "weights": weights,
+                "levels": "int8",
+                "changed_fraction": [0.25, 0.25],
+                "mean_level_change": [1.0, 1.0],
+                "steps": [10, 10],
+                "max_changes_per_weight": 8,
+                "mean_changes_per_weight": 5.0,
+            }
+            for name, weights in (("fc1", 24), ("fc2", 16), ("fc3", 12))
+        },
+    }
+    work = workload_from_dict(doc)
+    result = simulate(work, TOY, "bp,fa")
+    # a quarter of each layer's weights and biases, rounded: 7, 5 and 4 weights, 2 cells each
+    cells = (7 + 5 + 4) * 2
+    for rule in ("bp", "fa"):
+        assert accesses(result, rule, "fwd", "weights", "update", "write") == cells
+        weights = next(t for t in result.rules[rule].wear.tensors if t.tensor == "weights")
+        assert weights.measured
+        # the most-changed weight changed in 8 of 20 steps: its cells, 0.4 programs per step
+        assert weights.max_writes_per_cell_per_step == pytest.approx(0.4)
+        assert weights.steps_to_endurance == pytest.approx(1e6 / 0.4)
+    assert result.rules["fa"].wear.update_fraction == {"fc1": 0.25, "fc2": 0.25, "fc3": 0.25}
