@@ -64,27 +64,30 @@ def weight_levels(layer: nn.Module) -> Tensor:
     if not quantized_weight(layer):
         with torch.no_grad():
             return layer.weight.detach().clone()
-    out = torch.empty_like(layer.weight, dtype=torch.float32)
-    return _read_levels(layer, out, _top_level(layer)).to(torch.int32)
+    out = torch.empty_like(layer.weight, dtype=torch.int32)
+    scratch = torch.empty_like(layer.weight, dtype=torch.float32)
+    return _read_levels(layer, out, _top_level(layer), scratch)
 
 
-def _read_levels(layer: nn.Module, out: Tensor, top: int | None) -> Tensor:
-    """Write ``layer``'s levels into the float32 ``out`` and return it (``top``: the largest
-    integer level of a quantized layer, :func:`_top_level`; read once, brevitas computes it).
+def _read_levels(layer: nn.Module, out: Tensor, top: int | None, scratch: Tensor) -> Tensor:
+    """Write ``layer``'s levels into ``out`` and return it (``top``: the largest integer level
+    of a quantized layer, :func:`_top_level`, read once: brevitas computes it; ``scratch``: a
+    float32 tensor of the weight's shape to compute in).
 
     Quantized layers: the integer levels (:func:`models.fastquant.weight_int`; brevitas'
-    ``quant_weight().int()`` where the fast path does not apply), as float32 integers. A
+    ``quant_weight().int()`` where the fast path does not apply), into an integer ``out``. A
     non-finite weight (the step a run diverges on) has no level; it is recorded at level 0
     (NaN) or the end of the range (±inf), so every level stays in the format's range. Float
-    layers: the float weight.
+    layers: the float weight, into a float32 ``out``.
     """
     with torch.no_grad():
         if top is None:
             return out.copy_(layer.weight)
-        levels = fastquant.weight_int(layer, out=out)
+        levels = fastquant.weight_int(layer, out=scratch)
         if levels is None:
-            levels = out.copy_(layer.quant_weight().int())
-        return torch.nan_to_num_(levels, nan=0.0, posinf=float(top), neginf=-float(top))
+            levels = scratch.copy_(layer.quant_weight().int())
+        torch.nan_to_num_(levels, nan=0.0, posinf=float(top), neginf=-float(top))
+        return out.copy_(levels)
 
 
 def levels_format(layer: nn.Module) -> str:
@@ -107,19 +110,33 @@ _FLOAT32_EXACT = 2**24
 
 
 def _exact_sum(values: Tensor, chunk: int) -> Tensor:
-    """``Σ values`` as a float64 scalar, exactly, for float32 ``values`` that are non-negative
-    integers of at most ``2^24 / chunk`` each: summed in float32 over chunks of ``chunk``
-    elements (every partial sum an integer ≤ 2^24, so every addition is exact), then the chunk
-    sums in float64. On the device, without a read-back."""
+    """``Σ values`` as a float64 scalar, exactly, for integer ``values`` (any dtype) that are
+    non-negative and at most ``2^24 / chunk`` each: summed in float32 over chunks of ``chunk``
+    elements (every partial sum an integer ≤ 2^24, so every addition is exact, in any order),
+    then the chunk sums in float64. On the device, without a read-back."""
     flat = values.view(-1)
     n = flat.numel()
+    f32 = torch.float32
     if n <= chunk:
-        return flat.sum().to(torch.float64)
+        return flat.sum(dtype=f32).to(torch.float64)
     full = n - n % chunk
-    total = flat[:full].view(-1, chunk).sum(1).to(torch.float64).sum()
+    total = flat[:full].view(-1, chunk).sum(1, dtype=f32).to(torch.float64).sum()
     if full < n:
-        total = total + flat[full:].sum().to(torch.float64)
+        total = total + flat[full:].sum(dtype=f32).to(torch.float64)
     return total
+
+
+def _level_dtype(largest_change: int | None) -> torch.dtype:
+    """The dtype of a layer's level buffers and epoch counter: int16 where every level
+    difference fits (up to 15-bit weights), int32 above; float32 for float levels."""
+    if largest_change is None:
+        return torch.float32
+    return torch.int16 if largest_change <= torch.iinfo(torch.int16).max else torch.int32
+
+
+def _flush_every(dtype: torch.dtype) -> int:
+    """Steps an epoch counter of ``dtype`` counts exactly before it must be flushed."""
+    return _FLOAT32_EXACT - 1 if dtype == torch.float32 else torch.iinfo(dtype).max
 
 
 @dataclass
@@ -134,11 +151,17 @@ class _Layer:
     largest_change: int | None
     #: per weight: steps in which its level changed, over the measured run (int32)
     counter: Tensor
-    #: the same for this epoch, as float32 (exact: an epoch has far fewer than 2^24 steps,
-    #: at most one per training sample)
+    #: the same for the steps since the last flush into ``counter``, in the levels' dtype
+    #: (int16, int32 or float32), flushed before it could overflow and at the end of an epoch
     epoch_counter: Tensor
-    #: two float32 buffers of levels: before and after a step, swapped every step
+    #: two buffers of levels (integer levels: int16/int32; float: float32), before and after a
+    #: step, swapped every step
     buffers: list[Tensor]
+    #: steps counted in ``epoch_counter``, and how many it holds exactly
+    since_flush: int = 0
+    flush_every: int = 0
+    #: this epoch's changes flushed so far, an int64 scalar on the device
+    pending_changed: Tensor | None = None
     #: which buffer holds the current levels, and the weight's version counter they were read at
     current: int = 0
     version: int = -1
@@ -155,8 +178,9 @@ class _Layer:
     def integer(self) -> bool:
         return self.largest_change is not None
 
-    def levels_now(self) -> Tensor:
-        """The current levels; read again only when the weight changed since last read."""
+    def levels_now(self, scratch: Tensor) -> Tensor:
+        """The current levels; read again only when the weight changed since last read
+        (``scratch``: float32, the weight's shape, on its device)."""
         weight = self.module.weight
         buffer = self.buffers[self.current]
         if self.version != weight._version or buffer.device != weight.device:
@@ -164,13 +188,27 @@ class _Layer:
                 self.to(weight.device)
                 buffer = self.buffers[self.current]
             top = None if self.largest_change is None else self.largest_change // 2
-            _read_levels(self.module, buffer, top)
+            _read_levels(self.module, buffer, top, scratch)
             self.version = weight._version
         return buffer
+
+    def flush(self) -> None:
+        """Add the epoch counter into the run's counter and the epoch's changes (on the
+        device), and zero it."""
+        counts = self.epoch_counter.to(torch.int32)
+        changed = counts.sum(dtype=torch.int64)
+        self.pending_changed = (
+            changed if self.pending_changed is None else self.pending_changed.add_(changed)
+        )
+        self.counter += counts
+        self.epoch_counter.zero_()
+        self.since_flush = 0
 
     def restart(self) -> None:
         """Forget the epoch in progress and the levels read (loading a state)."""
         self.epoch_counter.zero_()
+        self.since_flush = 0
+        self.pending_changed = None
         self.level_change = None
         self.version = -1
         self.armed = False
@@ -182,6 +220,8 @@ class _Layer:
         self.buffers = [b.to(device) for b in self.buffers]
         if self.level_change is not None:
             self.level_change = self.level_change.to(device)
+        if self.pending_changed is not None:
+            self.pending_changed = self.pending_changed.to(device)
         self.version = -1
 
 
@@ -201,6 +241,8 @@ class UpdateStats:
         for _, module in weight_layers(model):
             weight = module.weight
             top = _top_level(module)
+            largest = None if top is None else 2 * top
+            dtype = _level_dtype(largest)
 
             def zeros(dtype: torch.dtype, w: Tensor = weight) -> Tensor:
                 return torch.zeros(w.shape, dtype=dtype, device=w.device)
@@ -211,16 +253,27 @@ class UpdateStats:
                     module=module,
                     weights=weight.numel(),
                     levels=levels_format(module),
-                    largest_change=None if top is None else 2 * top,
+                    largest_change=largest,
                     counter=zeros(torch.int32),
-                    epoch_counter=zeros(torch.float32),
-                    buffers=[zeros(torch.float32), zeros(torch.float32)],
+                    epoch_counter=zeros(dtype),
+                    buffers=[zeros(dtype), zeros(dtype)],
+                    flush_every=_flush_every(dtype),
                 )
             )
         if not self._layers:
             raise InputError("update statistics: the model has no weight layers")
         self._steps: list[int] = []
         self._epoch_steps = 0
+        #: float32 scratch the levels are computed in, shared by the layers (the largest's size)
+        self._scratch = torch.empty(0)
+
+    def _scratch_for(self, layer: _Layer) -> Tensor:
+        weight = layer.module.weight
+        n = weight.numel()
+        if self._scratch.numel() < n or self._scratch.device != weight.device:
+            size = max(n, max(other.weights for other in self._layers))
+            self._scratch = torch.empty(size, dtype=torch.float32, device=weight.device)
+        return self._scratch[:n].view(weight.shape)
 
     @property
     def epochs(self) -> int:
@@ -233,7 +286,7 @@ class UpdateStats:
         has not changed since (its version counter says so)."""
         self._check_model(model)
         for layer in self._layers:
-            layer.levels_now()
+            layer.levels_now(self._scratch_for(layer))
             layer.armed = True
 
     @torch.no_grad()
@@ -250,29 +303,32 @@ class UpdateStats:
                 raise RuntimeError("UpdateStats: the model moved to another device mid-step")
             layer.current = 1 - layer.current
             layer.version = -1
-            after = layer.levels_now()
+            after = layer.levels_now(self._scratch_for(layer))
             # the levels before are not needed after this step: their buffer takes the
             # difference, and the next step's levels after
             delta = before.sub_(after)
             if layer.largest_change is None:  # float levels: any change (NaN: a change too)
                 layer.epoch_counter.add_(delta.ne_(0.0))
-                continue
-            delta.abs_()  # integers 0..largest_change
-            step_change = _exact_sum(delta, _FLOAT32_EXACT // layer.largest_change)
-            if layer.level_change is None:
-                layer.level_change = step_change
             else:
-                layer.level_change.add_(step_change)
-            layer.epoch_counter.add_(delta.clamp_max_(1.0))  # 1 where the level changed
+                delta.abs_()  # integers 0..largest_change
+                step_change = _exact_sum(delta, _FLOAT32_EXACT // layer.largest_change)
+                if layer.level_change is None:
+                    layer.level_change = step_change
+                else:
+                    layer.level_change.add_(step_change)
+                layer.epoch_counter.add_(delta.clamp_max_(1))  # 1 where the level changed
+            layer.since_flush += 1
+            if layer.since_flush == layer.flush_every:
+                layer.flush()
         self._epoch_steps += 1
 
     def end_epoch(self) -> None:
         """Close the epoch: read its totals from the device (once) and start the next."""
         for layer in self._layers:
-            epoch_counts = layer.epoch_counter.to(torch.int32)
-            layer.changed.append(int(epoch_counts.sum(dtype=torch.int64)))
-            layer.counter += epoch_counts
-            layer.epoch_counter.zero_()
+            layer.flush()
+            pending = layer.pending_changed
+            layer.changed.append(0 if pending is None else int(pending))
+            layer.pending_changed = None
             layer.total_changes = int(layer.counter.sum(dtype=torch.int64))
             layer.max_changes = int(layer.counter.max())
             if layer.integer:

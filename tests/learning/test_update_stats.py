@@ -46,7 +46,8 @@ def _sgd_step(model: nn.Module, layer: nn.Module, opt: torch.optim.Optimizer, gr
     stats.after_step(model)
 
 
-def test_a_hand_computed_epoch():
+@pytest.mark.parametrize("flush_every", [None, 1])
+def test_a_hand_computed_epoch(flush_every: int | None):
     """Levels before: [[127, 50, -30], [10, -100, 2]] (scale 0.01).
 
     Step 1 (SGD, lr 0.1): w01 0.5 → 0.45 (level 45, |Δ| 5), w10 0.1 → 0.2 (level 20, |Δ| 10),
@@ -59,12 +60,15 @@ def test_a_hand_computed_epoch():
     → 2.0013 → 2. 4 of 6 changed, Σ|Δ| 18.
 
     Epoch: fraction (2/6 + 4/6) / 2 = 0.5; mean |Δ| (15 + 18) / (2 + 4) = 5.5; per weight
-    changes [[0, 2, 1], [2, 1, 0]]: max 2, mean 6 / 6 = 1.
+    changes [[0, 2, 1], [2, 1, 0]]: max 2, mean 6 / 6 = 1. (``flush_every``: the per-epoch
+    counter, int16 here, is added into the run's counter every that many steps.)
     """
     model, layer = _toy()
     assert weight_levels(layer).tolist() == [[127, 50, -30], [10, -100, 2]]
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     stats = UpdateStats(model)
+    if flush_every is not None:  # the int16 epoch counter flushed after every step: the same
+        stats._layers[0].flush_every = flush_every
     _sgd_step(model, layer, opt, G1, stats)
     assert weight_levels(layer).tolist() == [[127, 45, -30], [20, -100, 2]]
     _sgd_step(model, layer, opt, G2, stats)
