@@ -326,3 +326,18 @@ def test_an_online_run_records_batch_one_sparsity(tmp_path: Path):
     assert work.update_sparsity is not None and work.update_sparsity.batch_size == 1
     for entry in work.update_sparsity.layers.values():
         assert entry.steps == (100,) and 0 < entry.run_changed_fraction < 1
+
+
+@pytest.mark.parametrize("dtype", [torch.int16, torch.int32, torch.float32])
+def test_level_change_sums_are_exact_beyond_float32(dtype: torch.dtype):
+    """Σ|Δlevel| over a step can pass 2^24, where float32 stops holding every integer: the
+    chunked sum still equals the integer sum (8-bit levels: |Δ| ≤ 254)."""
+    from models.update_stats import _FLOAT32_EXACT, _exact_sum
+
+    chunk = _FLOAT32_EXACT // 254
+    g = torch.Generator().manual_seed(0)
+    values = torch.randint(200, 255, (256, 785), generator=g)  # not a multiple of the chunk
+    total = int(values.sum())
+    assert total > 2**24
+    assert _exact_sum(values.to(dtype), chunk).item() == total
+    assert _exact_sum(torch.full((3,), 254, dtype=dtype), chunk).item() == 762
