@@ -452,6 +452,39 @@ def weight_quant(layer: nn.Module) -> Tensor | None:
     if plan is None:
         return None
     w = layer.weight
+    scale = _weight_scale(w, plan)
+    clamp = not plan.skip_clamp
+    if torch.is_grad_enabled() and w.requires_grad:
+        out: Tensor = _WeightQuant.apply(w, scale, plan.int_plan, clamp)
+        return out
+    with torch.no_grad():
+        return _weight_value(w, scale, plan.int_plan, clamp)
+
+
+def weight_int(layer: nn.Module, out: Tensor | None = None) -> Tensor | None:
+    """The integer levels of ``layer``'s quantized weight, as float32 integers: what brevitas'
+    ``layer.quant_weight().int()`` gives (``clamp(round(W / scale + zero_point))``, the scale
+    from ``max|W|`` as the forward computes it), without gradient; ``None`` where brevitas' own
+    path must compute it (as :func:`weight_quant`). ``out``: a float32 tensor of the weight's
+    shape to write them into (and return), instead of a new one."""
+    plan = _weight_ready(layer)
+    if plan is None:
+        return None
+    with torch.no_grad():
+        w = layer.weight
+        scale = _weight_scale(w, plan)
+        ip = plan.int_plan
+        q = torch.div(w, scale, out=out) if out is not None else torch.div(w, scale)
+        # brevitas adds the zero point before rounding; a plan's zero point is +0 (_int_plan),
+        # which changes only the sign of a zero, never a level: not added
+        q.round_()
+        if not plan.skip_clamp:
+            q.clamp_(ip.min_int.type_as(q), ip.max_int.type_as(q))
+        return q
+
+
+def _weight_scale(w: Tensor, plan: _WeightPlan) -> Tensor:
+    """The weight quantizer's scale of ``w`` (no gradient: the statistic is detached)."""
     with torch.no_grad():
         # brevitas: DetachedAbsMax, view(()), sign·clamp_min(|s|, m), |.|, |.|, sign·clamp_min,
         # / threshold; on a statistic >= 0 every sign is 1 and every |.| the identity.
@@ -462,13 +495,8 @@ def weight_quant(layer: nn.Module) -> Tensor | None:
             stats = torch.clamp_min(torch.maximum(-low, high), plan.floor)
         else:
             stats = torch.max(torch.abs(w.detach()))
-        scale = stats / plan.int_plan.threshold
-    clamp = not plan.skip_clamp
-    if torch.is_grad_enabled() and w.requires_grad:
-        out: Tensor = _WeightQuant.apply(w, scale, plan.int_plan, clamp)
-        return out
-    with torch.no_grad():
-        return _weight_value(w, scale, plan.int_plan, clamp)
+        scale: Tensor = stats / plan.int_plan.threshold
+    return scale
 
 
 # --- activations --------------------------------------------------------------------------

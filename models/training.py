@@ -12,7 +12,9 @@ A run directory holds:
 - ``metrics.csv`` and ``tensorboard/``: the same rows flattened (``alignment_deg/fc1``), for
   spreadsheets and TensorBoard, rewritten with ``metrics.jsonl`` (:mod:`models.run_logs`);
 - ``checkpoint.pt``: model, optimizer and progress, carrying the config that built them;
-- ``workload.json``: what the chip simulator consumes (docs/workload.md);
+- ``workload.json``: what the chip simulator consumes (docs/workload.md), written at the start
+  and again after every epoch with the update sparsity measured so far
+  (:mod:`models.update_stats`: how many stored weight levels each optimizer step changed);
 - ``result.json``: written last: ``status`` (``completed`` or ``diverged``), final numbers, the
   environment and the data it trained on (dataset, train and test samples);
 - ``snapshots/epoch-NNNN.pt``: the model's ``state_dict`` after every epoch (epoch 0 = init),
@@ -69,6 +71,7 @@ from hwsim.core.runs import (
     recover_hint,
     run_result,
 )
+from hwsim.core.workload import with_update_sparsity, workload_from_dict
 from hwsim.core.yaml_lines import load_yaml_text
 from models.config import TrainConfig
 from models.convert import alignment_angles, convert, feedback_step, update_angles
@@ -77,8 +80,11 @@ from models.device import resolve_device
 from models.environment import environment
 from models.networks import build_network
 from models.run_logs import open_tensorboard, write_metrics_csv
+from models.update_stats import UpdateStats
 from models.workload import record_workload
 
+#: Version 1 throughout: ``update_stats`` was added as an optional key (a checkpoint without it
+#: resumes, its epochs recorded as not measured: :meth:`UpdateStats.load_state_dict`).
 CHECKPOINT_VERSION = 1
 RUN_FILES = ("config.yaml", "metrics.jsonl", "checkpoint.pt", "workload.json", "result.json")
 #: Offset between the weight-init seed and the feedback seed, so B is not drawn from W's stream.
@@ -262,19 +268,34 @@ def _metrics_row(
     return row
 
 
-def _rename_legacy_workload(run: Path) -> None:
-    """Rewrite the layer names of a pre-naming run's ``workload.json`` (on resume: the run's
-    files are written again, with the names the rest of the run now uses)."""
+def _recorded_workload(run: Path) -> dict[str, Any] | None:
+    """The workload document a run recorded when it started (its ``workload.json`` without
+    ``update_sparsity``), with a pre-naming run's layer names renamed (on resume the run's files
+    are written again, with the names the rest of the run now uses); ``None`` when missing,
+    unreadable or not a valid workload."""
     path = run / "workload.json"
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError):
-        return
+        if isinstance(document, dict):  # measured again from the checkpoint: not read
+            document.pop("update_sparsity", None)
+        workload_from_dict(document, str(path))
+    except (OSError, UnicodeDecodeError, ValueError, InputError):
+        return None
     renames = legacy_layer_renames(document)
     if renames:
         for layer in document["layers"]:
             layer["name"] = renames[layer["name"]]
-        write_atomic(path, json.dumps(document, indent=2) + "\n")
+    return dict(document)
+
+
+def _write_workload(
+    out: Path, workload: dict[str, Any], stats: UpdateStats, config: TrainConfig
+) -> None:
+    """Write ``workload.json``: the run's recorded workload with the update sparsity of the
+    epochs measured so far (none yet: without it)."""
+    sparsity = stats.document(config.batch_size) if stats.epochs else None
+    document = with_update_sparsity(workload, sparsity, str(out / "workload.json"))
+    write_atomic(out / "workload.json", json.dumps(document, indent=2) + "\n")
 
 
 def load_checkpoint(path: str | Path) -> Any:
@@ -369,12 +390,13 @@ def train(
     model = build_model(config, data).to(dev)
     data = data.to(dev)
     optimizer = make_optimizer(config, model)
+    stats = UpdateStats(model)
     out.mkdir(parents=True, exist_ok=True)
     metrics_path, ckpt_path = out / "metrics.jsonl", out / "checkpoint.pt"
 
     start_epoch = 0
     if ckpt_path.exists():
-        start_epoch = _resume(ckpt_path, config, model, optimizer)
+        start_epoch = _resume(ckpt_path, config, model, optimizer, stats)
         # The checkpoint was read onto the CPU; whatever loading put there goes to the device
         # (a no-op for what is already there; parameters keep their identity for the optimizer).
         model.to(dev)
@@ -397,6 +419,9 @@ def train(
                 f"the metrics of epochs {len(rows)}..{start_epoch - 1} are lost; pass --force "
                 "to start the run over"
             )
+        workload = _recorded_workload(out)
+        if workload is None:  # lost: recorded again, activation sparsity on the resumed weights
+            workload = record_workload(model, config, data.x_test[:256], len(data.y_train))
     else:
         write_atomic(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
         rows = [
@@ -411,12 +436,15 @@ def train(
         ]
         _save_snapshot(config, out, 0, model)
         workload = record_workload(model, config, data.x_test[:256], len(data.y_train))
-        write_atomic(out / "workload.json", json.dumps(workload, indent=2) + "\n")
+        _write_workload(out, workload, stats, config)
     board = open_tensorboard(out, tensorboard)
     with contextlib.closing(board):
         _write_metrics(metrics_path, rows)
         if start_epoch:
-            _rename_legacy_workload(out)  # after the rows: a crash in between renames it next time
+            # after the rows: a crash in between renames a pre-naming run's layers next time;
+            # written again from the checkpoint's statistics (a crash may have come between
+            # the checkpoint and the workload of its epoch)
+            _write_workload(out, workload, stats, config)
         for row in rows:  # a fresh log: this session's rows so far (docs: models.run_logs)
             board.write(row)
         if on_epoch and start_epoch == 0:
@@ -440,13 +468,17 @@ def train(
                     break
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
+                stats.before_step(model)
                 with feedback_step(model, lr):  # Kolen-Pollack's B gets W's update here
                     optimizer.step()
+                stats.after_step(model)  # after KP's update: it changes W too
                 if on_step:
                     on_step(step + 1, steps)
+            stats.end_epoch()  # a diverged epoch records the steps it ran
             row = _metrics_row(config, model, data, epoch, lr, diverged)
             rows.append(row)
             _write_metrics(metrics_path, rows)
+            _write_workload(out, workload, stats, config)
             board.write(row)
             if on_epoch:
                 on_epoch(row)
@@ -461,6 +493,7 @@ def train(
                 "optimizer": optimizer.state_dict(),
                 "torch_rng": torch.get_rng_state(),
                 "runtime_stats": _runtime_stats(model),
+                "update_stats": stats.state_dict(),
             }
             _save_snapshot(config, out, epoch, model)
             write_atomic(ckpt_path, _torch_bytes(state))
@@ -497,10 +530,17 @@ def train_job(job: tuple[Any, TrainConfig, Path, str | None, int | None]) -> Run
 
 
 def _resume(
-    path: Path, config: TrainConfig, model: nn.Module, optimizer: torch.optim.Optimizer
+    path: Path,
+    config: TrainConfig,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    stats: UpdateStats,
 ) -> int:
-    """Load a run's checkpoint into ``model``, ``optimizer`` and torch's random stream; returns
-    its epoch. A damaged checkpoint is an :class:`InputError` naming it and how to go on."""
+    """Load a run's checkpoint into ``model``, ``optimizer``, the update statistics ``stats``
+    and torch's random stream; returns its epoch. A damaged checkpoint is an
+    :class:`InputError` naming it and how to go on. A checkpoint written before update
+    statistics were kept resumes too: its epochs are recorded as not measured
+    (:meth:`UpdateStats.load_state_dict`)."""
     hint = recover_hint(path, "train this run again from the start")
     try:
         ckpt = load_checkpoint(path)
@@ -522,8 +562,9 @@ def _resume(
         model.load_state_dict(ckpt["model"])
         _set_runtime_stats(model, ckpt.get("runtime_stats", {}))
         optimizer.load_state_dict(ckpt["optimizer"])
+        stats.load_state_dict(ckpt.get("update_stats"), epoch)
         torch.set_rng_state(ckpt["torch_rng"])
-    except (RuntimeError, KeyError, ValueError, TypeError, IndexError) as exc:
+    except (RuntimeError, KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InputError(f"{path}: does not fit the run's network ({first}); {hint}") from None
     return epoch

@@ -128,5 +128,13 @@ def test_the_writer_rebuilds_the_recorded_document(run):
         train_samples=document["train_samples"],
         epochs=document["epochs"],
         batches=document["batches"],
+        update_sparsity=document["update_sparsity"],
     )
     assert rebuilt == document
+    # measured on every epoch of the run, every layer
+    sparsity = load_workload(out / "workload.json").update_sparsity
+    assert sparsity is not None and set(sparsity.layers) == {x["name"] for x in document["layers"]}
+    assert all(
+        entry.steps == (document["steps_per_epoch"],) * document["epochs"]
+        for entry in sparsity.layers.values()
+    )

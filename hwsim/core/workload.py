@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,25 @@ READABLE_VERSIONS = (1, 2)
 OPERANDS = ("weight", "activation", "feedback", "error")
 #: Width at which a version-1 error means float32 (training always recorded float32 errors).
 FLOAT_ERROR_BITS = 32
+#: ``update_sparsity.measured`` of what training records (docs/workload.md, "Update sparsity").
+UPDATE_SPARSITY_MEASURED = "stored weight levels before and after every optimizer step"
+#: The keys of ``update_sparsity`` and of each of its layers (all required).
+UPDATE_SPARSITY_KEYS = ("measured", "batch_size", "layers")
+LAYER_UPDATE_KEYS = (
+    "weights",
+    "levels",
+    "changed_fraction",
+    "mean_level_change",
+    "steps",
+    "max_changes_per_weight",
+    "mean_changes_per_weight",
+)
+#: Relative tolerance of ``mean_changes_per_weight`` against the per-epoch fractions it must
+#: equal (both are exact ratios of the same integer counts, written as floats).
+UPDATE_SPARSITY_RTOL = 1e-6
+
+#: The reader's error builder: ``fail(key, message)`` is ``InputError("where: key: message")``.
+Fail = Callable[[str, str], InputError]
 
 
 def inferred_format(operand: str, bits: int) -> str:
@@ -86,8 +106,57 @@ class Layer:
 
 
 @dataclass(frozen=True)
+class LayerUpdates:
+    """How often one layer's stored weight levels changed during training (docs/workload.md,
+    "Update sparsity"). Lists are per epoch, epochs 1..E; an epoch of 0 steps was not measured.
+
+    ``weights``: weight elements (bias excluded); ``levels``: their stored format (the layer's
+    ``weight_format``); ``changed_fraction[e]``: mean over the epoch's steps of the fraction of
+    weights whose level changed in a step; ``mean_level_change[e]``: mean ``|Δlevel|`` over the
+    changed weights (``None`` for float levels); ``steps[e]``: optimizer steps measured;
+    ``max_changes_per_weight`` / ``mean_changes_per_weight``: over the measured steps, how many
+    of them changed a weight's level, at most and on average over the weights.
+    """
+
+    weights: int
+    levels: str
+    changed_fraction: tuple[float, ...]
+    mean_level_change: tuple[float | None, ...]
+    steps: tuple[int, ...]
+    max_changes_per_weight: int
+    mean_changes_per_weight: float
+
+    @property
+    def total_steps(self) -> int:
+        """Optimizer steps measured over the run."""
+        return sum(self.steps)
+
+    @property
+    def run_changed_fraction(self) -> float:
+        """Mean fraction of weights changed per measured step over the run (the step-weighted
+        mean of ``changed_fraction``: ``Σ f_e·steps_e / Σ steps_e``); 0 without steps."""
+        total = self.total_steps
+        if not total:
+            return 0.0
+        return sum(f * n for f, n in zip(self.changed_fraction, self.steps, strict=True)) / total
+
+
+@dataclass(frozen=True)
+class UpdateSparsity:
+    """The measured update sparsity of a training run: per layer name, its
+    :class:`LayerUpdates`; ``batch_size`` is the nominal batch the steps were measured at."""
+
+    batch_size: int
+    layers: dict[str, LayerUpdates]
+
+
+@dataclass(frozen=True)
 class Workload:
-    """A network and its training run, as the simulator sees it."""
+    """A network and its training run, as the simulator sees it.
+
+    ``update_sparsity``: how often training changed each layer's stored weight levels, or
+    ``None`` when not measured (model specs, runs from before it was measured).
+    """
 
     layers: tuple[Layer, ...]
     batch_size: int
@@ -95,6 +164,7 @@ class Workload:
     epochs: int | None
     optimizer_state_per_weight: int
     model: str = ""
+    update_sparsity: UpdateSparsity | None = None
 
     @property
     def steps_per_epoch(self) -> int:
@@ -226,8 +296,17 @@ def workload_from_dict(data: Any, where: str = "<workload>") -> Workload:
     raw_source = data.get("source")
     source: dict[str, Any] = raw_source if isinstance(raw_source, dict) else {}
     renames = legacy_layer_renames(data)
+    raw_names = [layer.name for layer in layers]
     if renames:
         layers = [dataclasses.replace(layer, name=renames[layer.name]) for layer in layers]
+    update_sparsity = _update_sparsity(
+        data.get("update_sparsity"),
+        dict(zip(raw_names, layers, strict=True)),
+        version,
+        epochs if data.get("batches") else None,
+        sum(count for _, count in batches) if data.get("batches") else None,
+        fail,
+    )
     return Workload(
         layers=tuple(layers),
         batch_size=batch_size,
@@ -235,6 +314,196 @@ def workload_from_dict(data: Any, where: str = "<workload>") -> Workload:
         epochs=epochs,
         optimizer_state_per_weight=state,
         model=str(source.get("model") or ""),
+        update_sparsity=update_sparsity,
+    )
+
+
+def _update_sparsity(
+    raw: Any,
+    layers: dict[str, Layer],
+    version: int,
+    epochs: int | None,
+    steps_per_epoch: int | None,
+    fail: Fail,
+) -> UpdateSparsity | None:
+    """Validate ``update_sparsity`` (docs/workload.md, "Update sparsity"); ``None`` when absent.
+
+    ``layers`` maps each layer's name as the document writes it to the layer as read (a legacy
+    name to its renamed layer); ``epochs`` and ``steps_per_epoch`` bound the per-epoch lists
+    when the document records a run.
+    """
+    if raw is None:
+        return None
+    top = "update_sparsity"
+    if not isinstance(raw, dict):
+        raise fail(top, f"must be an object {{{', '.join(UPDATE_SPARSITY_KEYS)}}} or null")
+    _known_keys(raw, UPDATE_SPARSITY_KEYS, top, fail)
+    measured = raw["measured"]
+    if not isinstance(measured, str) or not measured.strip():
+        raise fail(f"{top}.measured", f"must be a non-empty string, got {measured!r}")
+    batch_size = _count(raw["batch_size"], f"{top}.batch_size", fail, minimum=1)
+    raw_layers = raw["layers"]
+    if not isinstance(raw_layers, dict):
+        raise fail(f"{top}.layers", "must be an object {layer name: {...}}")
+    unknown = [name for name in raw_layers if name not in layers]
+    if unknown:
+        raise fail(
+            f"{top}.layers.{unknown[0]}",
+            f"not a layer of this workload (its layers: {', '.join(layers)})",
+        )
+    missing = [name for name in layers if name not in raw_layers]
+    if missing:
+        raise fail(f"{top}.layers.{missing[0]}", "missing: every layer must be listed")
+    read: dict[str, LayerUpdates] = {}
+    steps_seen: tuple[str, tuple[int, ...]] | None = None
+    for name, layer in layers.items():
+        entry = _layer_updates(
+            raw_layers[name], layer, version, epochs, steps_per_epoch, f"{top}.layers.{name}", fail
+        )
+        if steps_seen is not None and entry.steps != steps_seen[1]:
+            raise fail(
+                f"{top}.layers.{name}.steps",
+                f"{list(entry.steps)} differs from {steps_seen[0]}'s {list(steps_seen[1])}: "
+                "every layer is measured on the same steps",
+            )
+        steps_seen = steps_seen or (name, entry.steps)
+        read[layer.name] = entry
+    return UpdateSparsity(batch_size=batch_size, layers=read)
+
+
+def _known_keys(raw: dict[str, Any], keys: tuple[str, ...], at: str, fail: Fail) -> None:
+    for key in raw:
+        if key not in keys:
+            raise fail(f"{at}.{key}", f"unknown key (expected {', '.join(keys)})")
+    for key in keys:
+        if key not in raw:
+            raise fail(f"{at}.{key}", "missing required key")
+
+
+def _count(value: Any, key: str, fail: Fail, minimum: int = 0) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise fail(key, f"must be an integer ≥ {minimum}, got {value!r}")
+    return value
+
+
+def _real(value: Any, key: str, fail: Fail, low: float, high: float = math.inf) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise fail(key, f"must be a number, got {value!r}")
+    number = float(value)
+    if not (math.isfinite(number) and low <= number <= high):
+        span = f"[{low:g}, {high:g}]" if math.isfinite(high) else f"≥ {low:g}"
+        raise fail(key, f"must be a finite number in {span}, got {value!r}")
+    return number
+
+
+def _layer_updates(
+    raw: Any,
+    layer: Layer,
+    version: int,
+    epochs: int | None,
+    steps_per_epoch: int | None,
+    at: str,
+    fail: Fail,
+) -> LayerUpdates:
+    """One layer's entry of ``update_sparsity.layers``, checked against ``layer`` and the
+    invariants of what it counts."""
+    if not isinstance(raw, dict):
+        raise fail(at, f"must be an object {{{', '.join(LAYER_UPDATE_KEYS)}}}")
+    _known_keys(raw, LAYER_UPDATE_KEYS, at, fail)
+    weights = _count(raw["weights"], f"{at}.weights", fail, minimum=1)
+    if weights != layer.weight_elements:
+        raise fail(
+            f"{at}.weights",
+            f"{weights} but the layer's weight_shape {list(layer.weight_shape)} has "
+            f"{layer.weight_elements} elements",
+        )
+    try:
+        levels = parse_format(raw["levels"])
+    except InputError:
+        raise fail(
+            f"{at}.levels", f"unknown number format {raw['levels']!r} (expected int<N> or fp32)"
+        ) from None
+    if version >= 2 and levels.name != layer.weight_format:
+        raise fail(
+            f"{at}.levels", f"{levels.name} but the layer's weight_format is {layer.weight_format}"
+        )
+    if levels.bits != layer.weight_bits:
+        raise fail(
+            f"{at}.levels",
+            f"{levels.name} has {levels.bits} bits but weight_bits is {layer.weight_bits}",
+        )
+    lists = {}
+    for key in ("changed_fraction", "mean_level_change", "steps"):
+        value = raw[key]
+        if not isinstance(value, list):
+            raise fail(f"{at}.{key}", f"must be a list (one value per epoch), got {value!r}")
+        lists[key] = value
+    lengths = {key: len(value) for key, value in lists.items()}
+    n_epochs = lengths["steps"]
+    for key, n in lengths.items():
+        if n != n_epochs:
+            raise fail(
+                f"{at}.{key}",
+                f"{n} values but steps has {n_epochs}: the per-epoch lists must have equal lengths",
+            )
+    if epochs is not None and n_epochs > epochs:
+        raise fail(f"{at}.steps", f"{n_epochs} epochs listed but the run has epochs: {epochs}")
+    steps = tuple(_count(v, f"{at}.steps[{e}]", fail) for e, v in enumerate(lists["steps"]))
+    if steps_per_epoch is not None:
+        for e, n in enumerate(steps):
+            if n > steps_per_epoch:
+                raise fail(
+                    f"{at}.steps[{e}]", f"{n} steps but an epoch has {steps_per_epoch} (batches)"
+                )
+    fractions = tuple(
+        _real(v, f"{at}.changed_fraction[{e}]", fail, 0.0, 1.0)
+        for e, v in enumerate(lists["changed_fraction"])
+    )
+    for e, (f, n) in enumerate(zip(fractions, steps, strict=True)):
+        if n == 0 and f != 0:
+            raise fail(f"{at}.changed_fraction[{e}]", f"{f} in an epoch of 0 steps: must be 0")
+    integer = levels.family == "int"
+    top_level = 2**levels.bits - 1  # the largest |Δlevel| between two levels of this format
+    mean_change: list[float | None] = []
+    for e, v in enumerate(lists["mean_level_change"]):
+        key = f"{at}.mean_level_change[{e}]"
+        if not integer:
+            if v is not None:
+                raise fail(
+                    key, f"must be null for {levels.name} levels (no level steps), got {v!r}"
+                )
+            mean_change.append(None)
+            continue
+        if v is None:
+            raise fail(key, f"must be a number for {levels.name} levels, got null")
+        change = _real(v, key, fail, 0.0, float(top_level))
+        if fractions[e] > 0 and change < 1:
+            raise fail(key, f"{change} < 1 where levels changed: a changed level moves by ≥ 1")
+        if fractions[e] == 0 and change != 0:
+            raise fail(key, f"{change} where no level changed: must be 0")
+        mean_change.append(change)
+    total = sum(steps)
+    most = _count(raw["max_changes_per_weight"], f"{at}.max_changes_per_weight", fail)
+    if most > total:
+        raise fail(f"{at}.max_changes_per_weight", f"{most} changes in {total} measured steps")
+    mean = _real(raw["mean_changes_per_weight"], f"{at}.mean_changes_per_weight", fail, 0.0)
+    if mean > most:
+        raise fail(f"{at}.mean_changes_per_weight", f"{mean} exceeds max_changes_per_weight {most}")
+    expected = sum(f * n for f, n in zip(fractions, steps, strict=True))
+    if not math.isclose(mean, expected, rel_tol=UPDATE_SPARSITY_RTOL, abs_tol=1e-9):
+        raise fail(
+            f"{at}.mean_changes_per_weight",
+            f"{mean} but the per-epoch fractions give Σ changed_fraction·steps = {expected:.9g} "
+            "(both count the same changes)",
+        )
+    return LayerUpdates(
+        weights=weights,
+        levels=levels.name,
+        changed_fraction=fractions,
+        mean_level_change=tuple(mean_change),
+        steps=steps,
+        max_changes_per_weight=most,
+        mean_changes_per_weight=mean,
     )
 
 
@@ -248,6 +517,7 @@ def workload_document(
     train_samples: int | None = None,
     epochs: int | None = None,
     batches: list[dict[str, int]] | None = None,
+    update_sparsity: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """A ``workload.json`` document (format :data:`WORKLOAD_FORMAT`, version
     :data:`WORKLOAD_VERSION`), checked by :func:`workload_from_dict` before it is returned.
@@ -255,7 +525,8 @@ def workload_document(
     ``batches`` is one epoch's ``[{batch_size, count}, ...]`` (empty: a single step, no run);
     ``optimizer`` is ``{name, state_tensors_per_weight}``; each layer has the keys of
     :class:`Layer` (``activation_sparsity``, ``stride``, ``padding``, ``groups`` optional), the
-    four ``*_format`` keys included.
+    four ``*_format`` keys included. ``update_sparsity``: the measured update sparsity
+    (docs/workload.md, "Update sparsity"), written as the last key; ``None`` leaves it out.
     """
     batches = batches or []
     document = {
@@ -271,5 +542,19 @@ def workload_document(
         "optimizer": optimizer,
         "layers": layers,
     }
+    if update_sparsity is not None:
+        document["update_sparsity"] = update_sparsity
     workload_from_dict(document, f"workload of {source.get('model') or 'a model'}")
     return document
+
+
+def with_update_sparsity(
+    document: dict[str, Any], update_sparsity: dict[str, Any] | None, where: str = "<workload>"
+) -> dict[str, Any]:
+    """A copy of the workload ``document`` with its ``update_sparsity`` set (the last key; any
+    earlier value replaced; ``None`` removes it), checked by :func:`workload_from_dict`."""
+    updated = {key: value for key, value in document.items() if key != "update_sparsity"}
+    if update_sparsity is not None:
+        updated["update_sparsity"] = update_sparsity
+    workload_from_dict(updated, where)
+    return updated

@@ -164,6 +164,7 @@ def _make_legacy(run: Path, config: TrainConfig) -> dict[str, str]:
     workload = json.loads((run / "workload.json").read_text())
     for layer in workload["layers"]:
         layer["name"] = old_of[layer["name"]]
+    del workload["update_sparsity"]  # runs from before had none
     (run / "workload.json").write_text(json.dumps(workload, indent=2) + "\n")
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     for row in rows:
