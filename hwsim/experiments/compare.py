@@ -622,8 +622,12 @@ def update_sparsity_block(seeds: Sequence[int], results: list[Any], out: Path) -
         ]
         mean, std = mean_std(run_fractions)
         epochs = max(len(r["fractions"]) for r in runs.values())
-        per_epoch = [
-            mean_std(r["fractions"][e] for r in runs.values() if e < len(r["fractions"]))
+        per_epoch = [  # an epoch of 0 steps was not measured: left out, not counted as 0
+            mean_std(
+                r["fractions"][e]
+                for r in runs.values()
+                if e < len(r["fractions"]) and r["steps"][e]
+            )
             for e in range(epochs)
         ]
         # the most-changed weight's changes per step: its cell's program operations per update
@@ -656,7 +660,7 @@ def _all_layers(measured: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
     """Every layer together: per seed the fraction of all the network's weights an update
     changes (layers weighted by their weight counts), per epoch and over the run, mean ± sample
     std over the seeds. None when a layer lacks its weight count."""
-    per_seed_epochs: list[list[float]] = []
+    per_seed_epochs: list[list[float | None]] = []
     per_seed_run: list[float | None] = []
     total = 0
     for found in measured.values():
@@ -666,7 +670,12 @@ def _all_layers(measured: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
         total = sum(v["weights"] for v in layers)
         epochs = min(len(v["fractions"]) for v in layers)
         per_seed_epochs.append(
-            [sum(v["fractions"][e] * v["weights"] for v in layers) / total for e in range(epochs)]
+            [
+                sum(v["fractions"][e] * v["weights"] for v in layers) / total
+                if all(v["steps"][e] for v in layers)
+                else None  # not measured in that epoch
+                for e in range(epochs)
+            ]
         )
         changed = sum(
             f * n * v["weights"]

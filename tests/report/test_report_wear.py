@@ -29,27 +29,8 @@ ENDURANCE = 1e6  # wear_cim.yaml's endurance_cycles, both cim levels
 RULES = ("bp", "fa", "ifa")
 
 
-def _sparsity(seed_index: int, layers: list[str], steps: list[int]) -> dict[str, Any]:
-    """A known measurement: each layer and seed its own fractions and most-changed weight."""
-    return {
-        "measured": "stored int8 weight levels changed per optimizer step (test data)",
-        "batch_size": 100,
-        "layers": {
-            name: {
-                "weights": 100 * (i + 1),
-                "levels": "int8",
-                "changed_fraction": [0.2 + 0.05 * seed_index - 0.01 * i, 0.1 + 0.02 * seed_index],
-                "mean_level_change": [1.0, 1.0],
-                "steps": steps,
-                "max_changes_per_weight": 3 - seed_index + i,
-                "mean_changes_per_weight": 1.5 + seed_index,
-            }
-            for i, name in enumerate(layers)
-        },
-    }
-
-
-#: Which seeds of each rule measured their update sparsity: both, none, only the first.
+#: Which seeds of each rule keep the update sparsity their training measured: both, none (as a
+#: run trained before hwsim measured it), only the first.
 MEASURED = {"bp": (0, 1), "fa": (), "ifa": (0,)}
 
 
@@ -64,14 +45,12 @@ def wear_run(compare_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pat
     for rule in RULES:
         run_dirs = summary["chips"][summary["chip_order"][0]]["rules"][rule]["run_dirs"]
         for index, run_dir in enumerate(run_dirs):
-            if seeds[index] not in MEASURED[rule]:
-                continue
             path = run / run_dir / "workload.json"
             workload = json.loads(path.read_text())
-            steps = [workload["steps_per_epoch"]] * workload["epochs"]
-            names = [layer["name"] for layer in workload["layers"]]
-            workload["update_sparsity"] = _sparsity(index, names, steps)
-            path.write_text(json.dumps(workload))
+            assert workload["update_sparsity"]["layers"]  # training measured it
+            if seeds[index] not in MEASURED[rule]:
+                del workload["update_sparsity"]
+                path.write_text(json.dumps(workload))
     result = CliRunner().invoke(
         main, ["report", str(run), "--chip", str(CIM_CHIP), "--add-chip", "edge_sram"]
     )
@@ -225,11 +204,11 @@ def test_accesses_csv_carries_the_wear_on_non_volatile_write_rows(wear_run: Path
 def _expected_lifetime(run: Path, summary: dict[str, Any], rule: str) -> tuple[float, float]:
     """Steps and training runs until the most-written weight cell wears out, from the chip's
     endurance and the simulated workload alone: the most-changed weight's changes ÷ the run's
-    steps per update when the simulation applied a measurement, else one write per update."""
+    measured steps per update where the workload has a measurement, else one write per
+    update."""
     raw = json.loads(_first_workload(run, summary, rule).read_text())
-    wear = summary["chips"]["wear_cim"]["rules"][rule]["wear"]
     per_update = 1.0
-    if wear["measured"]:
+    if "update_sparsity" in raw:
         per_update = max(
             layer["max_changes_per_weight"] / sum(layer["steps"])
             for layer in raw["update_sparsity"]["layers"].values()
@@ -318,6 +297,7 @@ def test_a_malformed_measurement_is_one_error_naming_the_file_and_key(
     path.write_text(json.dumps(workload))
     result = CliRunner().invoke(main, ["report", str(run), "--chip", str(CIM_CHIP)])
     assert result.exit_code == 2, result.output
-    assert f"{path}: update_sparsity.layers.fc1.steps: expected one count per epoch" in (
-        result.output.replace("\n", "")
-    )
+    # the workload reader or compare's own check, whichever reads it first: one line
+    message = result.output.replace("\n", "")
+    assert message.startswith(f"error: {path}: update_sparsity.layers.fc1.")
+    assert "steps" in message
