@@ -57,10 +57,11 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
 def _wear_table(summary: dict[str, Any], chip: str) -> Table | None:
     """Per rule on ``chip``: the first cell to wear out (tensor, layer, level), its program
     operations per step, and the steps and training runs until it reaches its endurance; 80
-    columns wide. ``None`` for a chip without non-volatile levels."""
-    from hwsim.render.wear import count_text, has_wear
+    columns wide. ``None`` for a chip without non-volatile levels or whose cells no step
+    programs."""
+    from hwsim.render.wear import count_text, wears_out
 
-    if not has_wear(summary, chip):
+    if not wears_out(summary, chip):
         return None
     table = Table(
         title=f"lifetime on chip {chip}: when the most-written cell wears out",
@@ -183,6 +184,7 @@ def compare(
     from hwsim.experiments.compare import run_compare
     from hwsim.experiments.experiment import load_experiment
     from hwsim.render.report import write_report
+    from hwsim.render.wear import has_wear
 
     experiment = load_experiment(experiment_path or DEFAULT_EXPERIMENT).with_overrides(
         rules=algo,
@@ -257,4 +259,9 @@ def compare(
             wear = _wear_table(summary, chip)
             if wear is not None:
                 console.print(wear)
+            elif has_wear(summary, chip):
+                console.print(
+                    f"lifetime on chip {chip}: no training step programs a non-volatile cell",
+                    highlight=False,
+                )
     console.print(f"report: {out_dir / 'report.html'}", highlight=False)

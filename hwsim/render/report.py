@@ -583,9 +583,22 @@ def wear_blocks(data: RunData, by_name: Mapping[str, Figure]) -> list[Block]:
         blocks.append(("table", sparsity))
     for chip in chips:
         table = wear_table(data, chip)
-        if table is not None:
-            blocks.append(("h3", f"Wear on chip {chip}"))
+        if table is None:
+            continue
+        blocks.append(("h3", f"Wear on chip {chip}"))
+        stored = any(
+            (data.rule_summary(chip, r).get("wear") or {}).get("tensors") for r in data.rules
+        )
+        if stored:
             blocks.append(("table", table))
+        else:
+            blocks.append(
+                (
+                    "p",
+                    f"Chip {chip} keeps no tensor of these workloads in its non-volatile "
+                    "levels: nothing there wears.",
+                )
+            )
     if WEAR_FIGURE in by_name:
         blocks.append(("figure", by_name[WEAR_FIGURE]))
     return blocks

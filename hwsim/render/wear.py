@@ -35,6 +35,7 @@ __all__ = [
     "wear_basis",
     "wear_figure",
     "wear_table",
+    "wears_out",
 ]
 
 #: The file name of the wear figure (one for every chip).
@@ -56,6 +57,13 @@ def has_wear(summary: Mapping[str, Any], chip: str) -> bool:
     """Whether ``chip`` has non-volatile levels: some rule's ``wear`` is not null."""
     rules = summary["chips"][chip]["rules"]
     return any(isinstance(b.get("wear"), dict) for b in rules.values())
+
+
+def wears_out(summary: Mapping[str, Any], chip: str) -> bool:
+    """Whether some rule's step programs a non-volatile cell of ``chip`` (it has a
+    ``first_failure``)."""
+    rules = summary["chips"][chip]["rules"]
+    return any(isinstance((b.get("wear") or {}).get("first_failure"), dict) for b in rules.values())
 
 
 def wear_basis(tensor: Mapping[str, Any], kind: str) -> str:
@@ -273,9 +281,11 @@ def lifetime_sentence(
     of its workload each rule's most-written cell reaches its endurance (steps where a run has
     no length), and what the rate rests on (``kinds``: chip → memory name → kind). ``None``
     when no chip has wear."""
-    chip = next((c for c in summary["chip_order"] if has_wear(summary, c)), None)
-    if chip is None:
+    worn = [c for c in summary["chip_order"] if has_wear(summary, c)]
+    if not worn:
         return None
+    # the first chip where a cell wears out (a chip whose cells no step programs says little)
+    chip = next((c for c in worn if wears_out(summary, c)), worn[0])
     firsts = _first_failures(summary, chip, (kinds or {}).get(chip, {}))
     never = [r for r, f in firsts.items() if f is None]
     parts = []
@@ -293,7 +303,7 @@ def lifetime_sentence(
             where += f", {first['technology']}"
         parts.append((rule, when, where, str(first["basis"])))
     if not parts:
-        return f"On {chip}, no training step programs a non-volatile cell, so none wears out."
+        return f"On {_join(worn)}, no training step programs a non-volatile cell: none wears out."
     grouped: dict[tuple[str, str], list[str]] = {}
     for rule, when, where, _ in parts:
         grouped.setdefault((when, where), []).append(rule)
@@ -342,6 +352,8 @@ def wear_figure(data: RunData) -> Figure | None:
     colors = rule_colors(data.rules)
     measured = [r for r in data.rules if ((_sparsity(data.summary, r) or {}).get("all_layers"))]
     # the lifetime panel grows with its bars; without a measurement it stands alone
+    # bars for the chips where a cell wears out (a chip whose cells no step programs has none)
+    chips = [c for c in chips if wears_out(data.summary, c)] or chips
     bars_width = max(4.5, 0.45 * len(data.rules) * len(chips) + 2.5)
     if measured:
         fig, (left, right) = plt.subplots(
@@ -429,6 +441,16 @@ def wear_figure(data: RunData) -> Figure | None:
                 rotation=90,
             )
     right.set_xticks(range(len(chips)), chips, fontsize=8)
+    right.set_xlim(-0.5, len(chips) - 0.5)
+    if not values:
+        right.text(
+            0.5,
+            0.5,
+            "No training step programs a non-volatile cell:\nnothing wears out.",
+            ha="center",
+            va="center",
+            transform=right.transAxes,
+        )
     if values:
         right.set_yscale("log")
         right.set_ylim(min(values) / 3, max(values) * 20)  # room for the labels above

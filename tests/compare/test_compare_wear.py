@@ -118,3 +118,13 @@ def test_lifetime_table_fits_80_columns_with_long_names(compared: tuple[Path, st
     Console(file=text, width=80, color_system=None, legacy_windows=False).print(table)
     _fits(text.getvalue())
     assert "1.23e+11" in text.getvalue() and "0.000123" in text.getvalue()
+
+
+def test_no_lifetime_table_where_no_step_programs_a_cell(compared: tuple[Path, str]) -> None:
+    """A chip that keeps only a never-written B in non-volatile cells (online_edge) gets one
+    line from `hwsim compare`, not a table of dashes."""
+    out, _ = compared
+    summary = json.loads((out / "summary.json").read_text())
+    for block in summary["chips"]["wear_cim"]["rules"].values():
+        block["wear"]["first_failure"] = None
+    assert _wear_table(summary, "wear_cim") is None

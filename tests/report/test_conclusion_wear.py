@@ -109,3 +109,26 @@ def test_no_sentence_without_non_volatile_levels() -> None:
     plain = rule(tensor("arrays", "weights", 1.0, False))
     plain["wear"] = None
     assert len(conclusion(summary({"bp": plain}))) == 2
+
+
+def test_the_sentence_is_about_the_first_chip_whose_cells_wear_out() -> None:
+    """A chip that keeps only a never-written B in non-volatile cells (like online_edge) comes
+    first; the sentence speaks of the next chip, where the weights wear."""
+    untouched = {"bp": rule(), "fa": rule(tensor("arrays", "feedback_weights", 0.0, False))}
+    worn = {"bp": rule(tensor("arrays", "weights", 1.0, False))}
+    worn["fa"] = worn["bp"]
+    document = {
+        "seeds": [0, 1, 2],
+        "chip_order": ["quiet_chip", "cim_chip"],
+        "rule_order": ["bp", "fa"],
+        "chips": {"quiet_chip": {"rules": untouched}, "cim_chip": {"rules": worn}},
+    }
+    kinds = {"quiet_chip": {"arrays": "sram"}, **KINDS}
+    assert conclusion(document, kinds)[-1].startswith(
+        "On cim_chip, bp's and fa's most-written cells (weights of fc2 in arrays, rram) reach "
+        "their endurance after 100,000 training runs (1e+08 steps)"
+    )
+    document["chips"]["cim_chip"]["rules"] = untouched
+    assert conclusion(document, kinds)[-1] == (
+        "On quiet_chip and cim_chip, no training step programs a non-volatile cell: none wears out."
+    )
