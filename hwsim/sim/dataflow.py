@@ -192,7 +192,7 @@ def check_cim_rule(chip: Chip, rule: Rule) -> None:
 def update_fractions(workload: Workload) -> dict[int, float]:
     """Layer index → the fraction of its weight levels one update changes, as the training run
     measured it (step-weighted over the run); empty when the workload has no measurement."""
-    measured = getattr(workload, "update_sparsity", None)
+    measured = workload.update_sparsity
     if measured is None:
         return {}
     out = {}

@@ -126,7 +126,7 @@ class Wear:
 def change_rate(workload: Workload, layer: str) -> float | None:
     """Steps in which the most-changed weight of ``layer`` changed ÷ the steps measured (the
     most-written cell's program operations per update), or None when not measured."""
-    measured = getattr(workload, "update_sparsity", None)
+    measured = workload.update_sparsity
     stats = measured.layers.get(layer) if measured is not None else None
     if stats is None or not stats.total_steps:
         return None
@@ -196,7 +196,7 @@ def step_wear(
             )
         )
     fractions = {layers[i].name: f for i, f in sorted(plan.update_fraction.items())}
-    sparsity = getattr(workload, "update_sparsity", None)
+    sparsity = workload.update_sparsity
     batch = sparsity.batch_size if sparsity is not None else None
     return Wear(tuple(tensors), fractions, plan.update_times, batch)
 
