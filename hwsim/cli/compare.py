@@ -54,6 +54,47 @@ def _table(summary: dict[str, Any], chip: str) -> Table:
     return table
 
 
+def _wear_table(summary: dict[str, Any], chip: str) -> Table | None:
+    """Per rule on ``chip``: the first cell to wear out (tensor, layer, level), its program
+    operations per step, and the steps and training runs until it reaches its endurance; 80
+    columns wide. ``None`` for a chip without non-volatile levels."""
+    from hwsim.render.wear import count_text, has_wear
+
+    if not has_wear(summary, chip):
+        return None
+    table = Table(
+        title=f"lifetime on chip {chip}: when the most-written cell wears out",
+        caption="writes: that cell's program operations per step; steps, runs: training steps "
+        "and runs until it reaches its endurance; upper bound: every update programs every "
+        "cell (no measured update sparsity)",
+    )
+    for header in ("rule", "cell", "writes", "steps", "runs", "rate"):
+        table.add_column(header, justify="right")
+    for rule in summary["rule_order"]:
+        wear = summary["chips"][chip]["rules"][rule].get("wear")
+        if not isinstance(wear, dict):
+            continue
+        first = wear.get("first_failure")
+        if not isinstance(first, dict):
+            table.add_row(rule, "no cell written by a step", "—", "—", "—", "—")
+            continue
+        tensor = next(
+            t
+            for t in wear["tensors"]
+            if t["level"] == first["level"] and t["tensor"] == first["tensor"]
+        )
+        bound = not tensor["measured"] and tensor["tensor"] in ("weights", "weight_mirror")
+        table.add_row(
+            rule,
+            f"{first['tensor']} {first['layer']} in {first['level']}",
+            f"{tensor['max_writes_per_cell_per_step']:.3g}",
+            count_text(first["steps"]),
+            count_text(first.get("runs")),
+            "measured" if tensor["measured"] else "upper bound" if bound else "exact",
+        )
+    return table
+
+
 @main.command()
 @click.option(
     "--algo", default=None, help=f"Rules, comma-separated ({RULE_SYNTAX}) [default: experiment's]."
@@ -213,4 +254,7 @@ def compare(
     if not quiet:
         for chip in summary["chip_order"]:
             console.print(_table(summary, chip))
+            wear = _wear_table(summary, chip)
+            if wear is not None:
+                console.print(wear)
     console.print(f"report: {out_dir / 'report.html'}", highlight=False)

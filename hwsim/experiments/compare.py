@@ -29,10 +29,21 @@ from hwsim.core.files import claim_out_dir, read_json, write_atomic
 from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
 from hwsim.core.rules import rule_dirname
 from hwsim.core.runs import finished_run
-from hwsim.core.stats import mean_std
+from hwsim.core.stats import finite, mean_std
 from hwsim.core.yaml_lines import load_yaml_text
 from hwsim.experiments.experiment import Experiment, training_identity
 
+#: The wear of a (chip, rule, level, tensor) (``RuleResult.wear``, :mod:`hwsim.sim.wear`), on
+#: the non-init write rows of that tensor in a non-volatile level; empty on every other row.
+WEAR_COLUMNS = (
+    "writes_per_cell_per_step",
+    "max_writes_per_cell_per_step",
+    "most_written_layer",
+    "wear_measured",
+    "endurance_cycles",
+    "steps_to_endurance",
+    "runs_to_endurance",
+)
 CSV_COLUMNS = (
     "chip",
     "rule",
@@ -44,7 +55,8 @@ CSV_COLUMNS = (
     "words",
     "accesses",
     "energy_pj",
-    "layer",  # last, so the columns before it keep their positions
+    "layer",  # the columns up to here keep the positions they had before the wear columns
+    *WEAR_COLUMNS,
 )
 
 
@@ -513,6 +525,178 @@ def _training_block(rule: str, results: list[Any], out: Path) -> dict[str, Any]:
     }
 
 
+def _sparsity_error(path: Path, key: str, expected: str) -> InputError:
+    return InputError(f"{path}: update_sparsity.{key}: expected {expected}")
+
+
+def _numbers(value: Any, path: Path, key: str, integer: bool = False) -> list[Any]:
+    """A list of finite numbers (non-negative integers with ``integer``), or an InputError."""
+    what = "a list of non-negative integers" if integer else "a list of finite numbers"
+    if not isinstance(value, list) or not all(finite(v) for v in value):
+        raise _sparsity_error(path, key, what)
+    if integer and not all(isinstance(v, int) and v >= 0 for v in value):
+        raise _sparsity_error(path, key, what)
+    return list(value)
+
+
+def _read_sparsity(path: Path) -> dict[str, Any] | None:
+    """The ``update_sparsity`` of one run's ``workload.json``, checked (None: not measured)."""
+    document = read_json(path, "a training run's workload")
+    raw = document.get("update_sparsity") if isinstance(document, dict) else None
+    if raw is None:
+        return None
+    layers = raw.get("layers") if isinstance(raw, dict) else None
+    if not isinstance(layers, dict) or not layers:
+        raise _sparsity_error(path, "layers", "an object with one entry per layer")
+    checked = {}
+    for name, layer in layers.items():
+        at = f"layers.{name}"
+        if not isinstance(layer, dict):
+            raise _sparsity_error(path, at, "an object")
+        fractions = _numbers(layer.get("changed_fraction"), path, f"{at}.changed_fraction")
+        steps = _numbers(layer.get("steps"), path, f"{at}.steps", integer=True)
+        if len(steps) != len(fractions) or not steps:
+            raise _sparsity_error(path, f"{at}.steps", "one count per epoch of changed_fraction")
+        most = layer.get("max_changes_per_weight")
+        if not isinstance(most, int) or isinstance(most, bool) or most < 0:
+            raise _sparsity_error(path, f"{at}.max_changes_per_weight", "an integer ≥ 0")
+        weights = layer.get("weights")
+        if weights is not None and (not isinstance(weights, int) or isinstance(weights, bool)):
+            raise _sparsity_error(path, f"{at}.weights", "an integer")
+        checked[name] = {
+            "fractions": fractions,
+            "steps": steps,
+            "most": most,
+            "mean_changes": layer.get("mean_changes_per_weight"),
+            "weights": weights,
+            "levels": layer.get("levels"),
+        }
+    batch = raw.get("batch_size")
+    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
+        raise _sparsity_error(path, "batch_size", "an integer ≥ 1")
+    return {"how": raw.get("measured"), "batch_size": batch, "layers": checked}
+
+
+def update_sparsity_block(seeds: Sequence[int], results: list[Any], out: Path) -> dict[str, Any]:
+    """One rule's measured update sparsity over its seeds, from each run's ``workload.json``
+    (its optional ``update_sparsity``; docs/compare.md): per layer the run's changed fraction
+    (epochs weighted by their steps) as mean ± sample std over the seeds that measured it, the
+    per-epoch means, and the most-changed weight. ``layers`` is None when no seed measured it.
+    The simulation priced the first seed's workload (``simulated_seed``)."""
+    measured: dict[int, dict[str, Any]] = {}
+    for seed, result in zip(seeds, results, strict=True):
+        found = _read_sparsity(result.out_dir / "workload.json")
+        if found is not None:
+            measured[seed] = found
+    first = results[0].out_dir
+    block: dict[str, Any] = {
+        "measured": bool(measured),
+        "seeds": sorted(measured, key=list(seeds).index),
+        "seeds_without": [s for s in seeds if s not in measured],
+        "simulated_seed": seeds[0],
+        "simulated_run": first.relative_to(out).as_posix(),
+        "simulated_measured": seeds[0] in measured,
+        "how": next((m["how"] for m in measured.values() if m["how"] is not None), None),
+        "batch_size": next(
+            (m["batch_size"] for m in measured.values() if m["batch_size"] is not None), None
+        ),
+        "layers": None,
+    }
+    if not measured:
+        block["note"] = (
+            "no run of this rule recorded update_sparsity in its workload.json (trained before "
+            "hwsim measured it): the wear assumes that every update programs every cell"
+        )
+        return block
+    names: list[str] = []
+    for found in measured.values():
+        names += [n for n in found["layers"] if n not in names]
+    layers = {}
+    for name in names:
+        runs = {s: m["layers"][name] for s, m in measured.items() if name in m["layers"]}
+        run_fractions = [
+            sum(f * n for f, n in zip(r["fractions"], r["steps"], strict=True)) / sum(r["steps"])
+            if sum(r["steps"])
+            else None
+            for r in runs.values()
+        ]
+        mean, std = mean_std(run_fractions)
+        epochs = max(len(r["fractions"]) for r in runs.values())
+        per_epoch = [  # an epoch of 0 steps was not measured: left out, not counted as 0
+            mean_std(
+                r["fractions"][e]
+                for r in runs.values()
+                if e < len(r["fractions"]) and r["steps"][e]
+            )
+            for e in range(epochs)
+        ]
+        # the most-changed weight's changes per step: its cell's program operations per update
+        rates = [r["most"] / sum(r["steps"]) if sum(r["steps"]) else None for r in runs.values()]
+        known = [v for v in rates if v is not None]
+        some = next(iter(runs.values()))
+        layers[name] = {
+            "weights": some["weights"],
+            "levels": some["levels"],
+            "seeds": list(runs),
+            "changed_fraction": {"mean": mean, "std": std, "per_seed": run_fractions},
+            "changed_fraction_per_epoch": {
+                "mean": [m for m, _ in per_epoch],
+                "std": [s for _, s in per_epoch],
+            },
+            "steps": [r["steps"] for r in runs.values()],
+            "max_changes_per_weight": {
+                "max": max(r["most"] for r in runs.values()),
+                "per_seed": [r["most"] for r in runs.values()],
+            },
+            "max_change_rate": {"max": max(known) if known else None, "per_seed": rates},
+            "mean_changes_per_weight": mean_std(r["mean_changes"] for r in runs.values())[0],
+        }
+    block["layers"] = layers
+    block["all_layers"] = _all_layers(measured)
+    return block
+
+
+def _all_layers(measured: dict[int, dict[str, Any]]) -> dict[str, Any] | None:
+    """Every layer together: per seed the fraction of all the network's weights an update
+    changes (layers weighted by their weight counts), per epoch and over the run, mean ± sample
+    std over the seeds. None when a layer lacks its weight count."""
+    per_seed_epochs: list[list[float | None]] = []
+    per_seed_run: list[float | None] = []
+    total = 0
+    for found in measured.values():
+        layers = found["layers"].values()
+        if not all(isinstance(v["weights"], int) and v["weights"] > 0 for v in layers):
+            return None
+        total = sum(v["weights"] for v in layers)
+        epochs = min(len(v["fractions"]) for v in layers)
+        per_seed_epochs.append(
+            [
+                sum(v["fractions"][e] * v["weights"] for v in layers) / total
+                if all(v["steps"][e] for v in layers)
+                else None  # not measured in that epoch
+                for e in range(epochs)
+            ]
+        )
+        changed = sum(
+            f * n * v["weights"]
+            for v in layers
+            for f, n in zip(v["fractions"], v["steps"], strict=True)
+        )
+        steps = sum(v["weights"] * sum(v["steps"]) for v in layers)
+        per_seed_run.append(changed / steps if steps else None)
+    epochs = max(len(e) for e in per_seed_epochs)
+    per_epoch = [mean_std(e[i] for e in per_seed_epochs if i < len(e)) for i in range(epochs)]
+    mean, std = mean_std(per_seed_run)
+    return {
+        "weights": total,
+        "changed_fraction": {"mean": mean, "std": std, "per_seed": per_seed_run},
+        "changed_fraction_per_epoch": {
+            "mean": [m for m, _ in per_epoch],
+            "std": [s for _, s in per_epoch],
+        },
+    }
+
+
 def _weight_bits_by_level(counts: dict[str, Any], directions: tuple[str, ...]) -> dict[str, int]:
     totals: dict[str, int] = {}
     for level, tensors in counts.items():
@@ -544,8 +728,8 @@ SIMULATION_FIELDS = (
     "energy_over_floor",
 )
 #: Copied when the simulation has them: ``gap_to_bp`` exists for every rule but BP, when BP is
-#: compared.
-OPTIONAL_SIMULATION_FIELDS = ("gap_to_bp",)
+#: compared; ``wear`` (null on a chip without non-volatile levels) since hwsim priced wear.
+OPTIONAL_SIMULATION_FIELDS = ("gap_to_bp", "wear")
 
 
 def build_summary(
@@ -596,6 +780,10 @@ def build_summary(
     }
     if len(chips) == 1:
         summary["rules"] = chip_blocks[chips[0].name]["rules"]
+    summary["update_sparsity"] = {
+        rule: update_sparsity_block(experiment.seeds, results, out)
+        for rule, results in runs.items()
+    }
     return summary
 
 
@@ -617,24 +805,50 @@ def _ratios(block: dict[str, Any], bp: dict[str, Any]) -> dict[str, float | None
     }
 
 
+def _wear_cells(wear: dict[str, Any] | None) -> dict[tuple[str, str], list[Any]]:
+    """(level, tensor) → the :data:`WEAR_COLUMNS` cells of its write rows."""
+    out: dict[tuple[str, str], list[Any]] = {}
+    for t in (wear or {}).get("tensors") or []:
+        out[t["level"], t["tensor"]] = [
+            "" if t.get(key) is None else t[key]
+            for key in (
+                "mean_writes_per_cell_per_step",
+                "max_writes_per_cell_per_step",
+                "max_layer",
+            )
+        ] + [
+            "true" if t.get("measured") else "false",
+            *("" if t.get(key) is None else t[key] for key in WEAR_COLUMNS[4:]),
+        ]
+    return out
+
+
 def accesses_csv(summary: dict[str, Any]) -> str:
     """The memory-access report: one row per chip × rule × level × tensor × layer × phase ×
-    direction (``layer`` is the last column). A rule block without ``counts_by_layer`` gives
-    its aggregated ``counts`` with layer ``""``; the rows of one (chip, rule, level, tensor,
-    phase, direction) always add up to that entry of ``counts``."""
+    direction. A rule block without ``counts_by_layer`` gives its aggregated ``counts`` with
+    layer ``""``; the rows of one (chip, rule, level, tensor, phase, direction) always add up
+    to that entry of ``counts``. The :data:`WEAR_COLUMNS` after ``layer`` carry the rule's
+    ``wear`` of the (level, tensor) on its write rows outside init, where the level is
+    non-volatile; they are empty on every other row."""
+    from hwsim.sim.dataflow import INIT_PHASE
+
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
+    blank = [""] * len(WEAR_COLUMNS)
     for chip_name in summary["chip_order"]:
         rules = summary["chips"][chip_name]["rules"]
         for rule in summary["rule_order"]:
             block = rules[rule]
             by_layer = block.get("counts_by_layer") or {"": block["counts"]}
+            wear = _wear_cells(block.get("wear"))
             for level, tensors in block["counts"].items():
                 for tensor in tensors:
+                    worn = wear.get((level, tensor), blank)
                     for layer, counts in by_layer.items():
                         for phase, directions in counts.get(level, {}).get(tensor, {}).items():
                             for direction, c in directions.items():
+                                written = direction == "write" and phase != INIT_PHASE
                                 writer.writerow(
                                     [
                                         chip_name,
@@ -648,6 +862,7 @@ def accesses_csv(summary: dict[str, Any]) -> str:
                                         c["accesses"],
                                         c["energy_pj"],
                                         layer,
+                                        *(worn if written else blank),
                                     ]
                                 )
     return buffer.getvalue()

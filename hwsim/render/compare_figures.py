@@ -184,6 +184,7 @@ KIND_COLORS = {
     "global_buffer": "#08519C",
     "rom": "#8C6D31",
     "dram": "#C44E52",
+    "cim": "#E377C2",
 }
 #: Colours of the parts of a step's energy that are not memory.
 PART_COLORS = {
@@ -655,4 +656,9 @@ def render_figures(data: RunData) -> list[Figure]:
                 figures.append(gap)
             figures.append(accesses_figure(data, chip))
             figures.append(timeline_figure(data, chip))
+        from hwsim.render.wear import wear_figure  # it draws with this module's Figure
+
+        wear = wear_figure(data)
+        if wear is not None:
+            figures.append(wear)
     return figures

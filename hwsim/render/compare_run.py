@@ -106,6 +106,68 @@ _ENERGY: Shape = {
     "by_phase?": ("map", "num"),
 }
 _COUNT: Shape = {"bits": "num", "words?": "num", "accesses?": "num", "energy_pj": "num"}
+#: A rule's wear on a chip with non-volatile levels (hwsim.sim.wear, ``Wear.to_dict``).
+_WEAR: Shape = {
+    "measured": "bool",
+    "updates_per_step?": "int",
+    "update_fraction?": ("map", "num"),
+    "measured_batch?": "int",
+    "tensors": (
+        "list",
+        {
+            "level": "str",
+            "technology": "str",
+            "tensor": "str",
+            "cells": "num",
+            "writes_per_step": "num",
+            "mean_writes_per_cell_per_step": "num",
+            "max_writes_per_cell_per_step": "num",
+            "max_layer": "str",
+            "measured": "bool",
+            "endurance_cycles?": "num",
+            "steps_to_endurance?": "num",
+            "runs_to_endurance?": "num",
+        },
+    ),
+    "first_failure?": {
+        "level": "str",
+        "tensor": "str",
+        "layer": "str",
+        "steps": "num",
+        "runs?": "num",
+    },
+}
+_STATS: Shape = {"mean": "num?", "std": "num?", "per_seed?": ("list", "num?")}
+_PER_EPOCH: Shape = {"mean": ("list", "num?"), "std": ("list", "num?")}
+#: One rule's measured update sparsity over its seeds (summary.json's ``update_sparsity``).
+_SPARSITY: Shape = {
+    "measured": "bool",
+    "seeds": ("list", "int"),
+    "seeds_without?": ("list", "int"),
+    "simulated_seed": "int",
+    "simulated_run": "str",
+    "simulated_measured?": "bool",
+    "how?": "any",
+    "batch_size?": "int",
+    "layers?": (
+        "map",
+        {
+            "weights?": "int",
+            "levels?": "any",
+            "seeds": ("list", "int"),
+            "changed_fraction": _STATS,
+            "changed_fraction_per_epoch": _PER_EPOCH,
+            "max_changes_per_weight": {"max": "int", "per_seed": ("list", "int")},
+            "max_change_rate?": {"max": "num?", "per_seed": ("list", "num?")},
+            "mean_changes_per_weight?": "num",
+        },
+    ),
+    "all_layers?": {
+        "weights?": "int",
+        "changed_fraction": _STATS,
+        "changed_fraction_per_epoch": _PER_EPOCH,
+    },
+}
 _RULE: Shape = {
     "status": "str",
     "test_accuracy": {
@@ -166,6 +228,8 @@ _RULE: Shape = {
     # the step split by layer (runs made before hwsim recorded it have neither)
     "counts_by_layer?": ("map", ("map", ("map", ("map", ("map", _COUNT))))),
     "energy_by_layer_pj?": ("map", _ENERGY),
+    # a chip without non-volatile levels has null; runs priced before hwsim priced wear, none
+    "wear?": _WEAR,
 }
 _SURVEY_RULE: Shape = {
     "energy_pj": "num",
@@ -191,6 +255,7 @@ _SUMMARY: Shape = {
     "experiment": ("map", "any"),
     "data": {"dataset?": "str", "train_samples": "int", "test_samples": "int"},
     "seeds": ("list", "int"),
+    "update_sparsity?": ("map", _SPARSITY),
     "chip_survey?": (
         "list",
         {

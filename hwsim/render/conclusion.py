@@ -16,7 +16,11 @@ follows, in the words the report uses:
 - given the chips' memory kinds, one sentence says what share of a step's energy goes to DRAM
   on the first chip, per rule, and which tensor takes most of it;
 - with several chips, one more sentence says on which chip BP pays most for carrying W to its
-  error unit (BP's energy per step over the cheapest other rule's, on each chip).
+  error unit (BP's energy per step over the cheapest other rule's, on each chip);
+- when a chip has non-volatile levels, one last sentence says, on the first such chip, after
+  how many training runs each rule's most-written cell reaches its endurance, and whether
+  that rests on the measured update sparsity or is an upper bound
+  (:func:`hwsim.render.wear.lifetime_sentence`).
 """
 
 from __future__ import annotations
@@ -309,10 +313,13 @@ def dram_sentence(
 def conclusion(
     summary: Mapping[str, Any], kinds: Mapping[str, Mapping[str, str]] | None = None
 ) -> list[str]:
-    """Two to five sentences that open the report, computed from ``summary`` (module
+    """Two to six sentences that open the report, computed from ``summary`` (module
     docstring): accuracy on the first chip, energy and latency there, DRAM's share of a step
-    there (when ``kinds``, chip → memory name → kind, is given and the chip has a DRAM), and
-    across chips when there are several."""
+    there (when ``kinds``, chip → memory name → kind, is given and the chip has a DRAM),
+    across chips when there are several, and the lifetime of non-volatile cells when a chip
+    has them."""
+    from hwsim.render.wear import lifetime_sentence  # it imports the figure module
+
     chips = list(summary["chip_order"])
     rules = list(summary["rule_order"])
     first = chips[0]
@@ -326,4 +333,7 @@ def conclusion(
     across = chips_sentence(summary)
     if across:
         out.append(across)
+    lifetime = lifetime_sentence(summary, kinds)
+    if lifetime:
+        out.append(lifetime)
     return out

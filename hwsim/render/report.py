@@ -12,7 +12,7 @@ rendered twice, as Markdown and as HTML, so the two always say the same thing.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,13 @@ from hwsim.render.compare_figures import Figure, figure_stem, render_figures
 from hwsim.render.compare_run import RunData, load_run
 from hwsim.render.conclusion import conclusion
 from hwsim.render.markup import Block, Table, render_html, render_markdown
+from hwsim.render.wear import (
+    WEAR_FIGURE,
+    has_wear,
+    sparsity_lines,
+    sparsity_table,
+    wear_table,
+)
 from hwsim.render.where import (
     chip_yaml_diff,
     cross_chip_table,
@@ -337,16 +344,15 @@ def survey_findings(data: RunData) -> list[str]:
             "How much a rule saves depends on how the chip gets W (or its sign) to its error "
             "unit, and on what the rule reads, writes and computes instead."
         )
-    refused: dict[str, list[str]] = {}
-    reasons: dict[str, str] = {}
+    # one line per rule and reason: chips refuse a rule for different reasons (a PRNG cannot
+    # hold KP's changing B; compute-in-memory arrays do not model the sign rules or KP)
+    refused: dict[tuple[str, str], list[str]] = {}
     for entry in survey:
         for rule, reason in (entry.get("unsupported") or {}).items():
-            refused.setdefault(rule, []).append(entry["chip"])
-            reasons.setdefault(rule, str(reason).split(": ", 2)[-1])  # past FILE:LINE: key
-    for rule, chips in refused.items():
-        out.append(
-            f"{rule} cannot train on {', '.join(chips)} (not simulated there): {reasons[rule]}."
-        )
+            why = str(reason).split(": ", 2)[-1]  # past FILE:LINE: key
+            refused.setdefault((rule, why), []).append(entry["chip"])
+    for (rule, why), chips in refused.items():
+        out.append(f"{rule} cannot train on {', '.join(chips)} (not simulated there): {why}.")
     for entry in survey:
         savings = entry.get("prng_against_stored") or []
         if not savings:
@@ -538,6 +544,53 @@ def _environment_line(env: Any) -> str:
     )
 
 
+WEAR_INTRO = (
+    "A cell of a non-volatile memory (RRAM, PCM, FeFET, MRAM) survives a limited number of "
+    "program operations, its **endurance**. For every tensor stored in such a level, the table "
+    "gives the program operations per cell in one training step, on average over the tensor's "
+    "cells and for its most-written cell, and how many steps, and training runs of this "
+    "workload, pass until that cell reaches its endurance: the first cell to fail. On a "
+    "compute-in-memory level an update programs only the cells of weights whose stored integer "
+    "level changed in that optimizer step; the training runs measure that fraction per layer "
+    "and epoch (`update_sparsity` in each run's `workload.json`). The most-written cell is the "
+    "cell of the weight that changed in the most steps of the run. Without a measurement every "
+    "update programs every cell: an upper bound. A digital non-volatile level rewrites whole "
+    "words, so every cell of a tensor is written as often as the tensor. One-time writes "
+    "(initialization) are left out of the rates."
+)
+
+
+def wear_blocks(data: RunData, by_name: Mapping[str, Figure]) -> list[Block]:
+    """The "Wear and lifetime" section, when a chip has non-volatile levels (else nothing)."""
+    chips = [c for c in data.chips if has_wear(data.summary, c)]
+    if not chips:
+        return []
+    blocks: list[Block] = [("h2", "Wear and lifetime"), ("p", WEAR_INTRO)]
+    blocks.append(("list", sparsity_lines(data)))
+    sparsity = sparsity_table(data)
+    if sparsity is not None:
+        blocks.append(("h3", "Measured update sparsity"))
+        blocks.append(
+            (
+                "p",
+                "Share of a layer's stored integer weight levels that one optimizer step "
+                "changes: over the whole run (epochs weighted by their steps) as mean ± sample "
+                "std over the seeds that measured it, and per epoch (mean over those seeds); "
+                "`all layers` weights each layer by its weight count. The most-changed weight's "
+                "changes ÷ the run's steps is its cell's program operations per update.",
+            )
+        )
+        blocks.append(("table", sparsity))
+    for chip in chips:
+        table = wear_table(data, chip)
+        if table is not None:
+            blocks.append(("h3", f"Wear on chip {chip}"))
+            blocks.append(("table", table))
+    if WEAR_FIGURE in by_name:
+        blocks.append(("figure", by_name[WEAR_FIGURE]))
+    return blocks
+
+
 def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
     """The report as blocks, in reading order."""
     by_name = {f.name: f for f in figures}
@@ -601,6 +654,7 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
         )
     )
     blocks.append(("figure", by_name["alignment.png"]))
+    blocks += wear_blocks(data, by_name)
     for chip in data.chips:
         suffix = f", chip {chip}" if len(data.chips) > 1 else ""
         name = figure_stem(chip)

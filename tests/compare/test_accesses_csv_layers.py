@@ -27,7 +27,8 @@ def test_one_row_per_layer_and_an_empty_layer_without_the_split() -> None:
         "chips": {"c": {"rules": {"bp": split, "fa": old}}},
     }
     rows = list(csv.DictReader(io.StringIO(accesses_csv(summary))))
-    assert CSV_COLUMNS[-1] == "layer" and list(rows[0]) == list(CSV_COLUMNS)
+    # layer keeps its place (the 11th column); the wear columns come after it
+    assert CSV_COLUMNS[10] == "layer" and list(rows[0]) == list(CSV_COLUMNS)
     assert [(r["rule"], r["layer"], r["bits"], r["accesses"]) for r in rows] == [
         ("bp", "fc1", "128", "2"),
         ("bp", "fc2", "64", "1"),

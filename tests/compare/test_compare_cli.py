@@ -10,6 +10,7 @@ from click.testing import CliRunner
 from hwsim.cli import main
 from hwsim.core.resources import shipped_chip_names
 from hwsim.core.rules import rule_dirname
+from hwsim.experiments.compare import WEAR_COLUMNS
 from hwsim.sim import simulate
 from hwsim.sim.chip import load_chip
 from hwsim.sim.explain import explain_gap
@@ -125,6 +126,7 @@ def test_accesses_csv_sums_equal_summary(tiny):
         "accesses",
         "energy_pj",
         "layer",
+        *WEAR_COLUMNS,
     }
     for spec, block in summary["rules"].items():
         mine = [r for r in rows if r["rule"] == spec and r["chip"] == "edge_sram"]
