@@ -9,7 +9,9 @@ nothing is estimated. Definitions (docs/simulator.md, "Explaining the gap, and t
   DRAM, and their wire) and backward reads, the rule's feedback-weight reads (negative), PRNG
   generation in the error phase, the feedback update (Kolen–Pollack's B updates, brSF's redraws),
   the error phase's error reads (DFA reads the top error), the backward MACs' price difference
-  (``mac_width``) and count difference (``error_macs``), the leakage difference (from the
+  (``mac_width``) and count difference (``error_macs``), W's update reads and writes
+  (``weight_updates``: on arrays each rule reprograms the fraction of levels it changed), the
+  leakage difference (from the
   latency difference), and ``other`` = the residual (placement differences: tensors spilled to
   another level because B or a mirror took the room), so that the causes sum to the difference
   exactly. The one-time init difference is
@@ -49,11 +51,12 @@ CAUSES = (
     "error_reads",
     "mac_width",
     "error_macs",
+    "weight_updates",
     "leakage",
     "other",
 )
 #: Causes a saved run written before they existed may lack (read as 0 there).
-NEW_CAUSES = ("feedback_update", "error_reads", "error_macs")
+NEW_CAUSES = ("feedback_update", "error_reads", "error_macs", "weight_updates")
 #: Short human labels of :data:`CAUSES`.
 CAUSE_LABELS = {
     "transport_wire": "transport wire",
@@ -66,6 +69,7 @@ CAUSE_LABELS = {
     "error_reads": "error-phase error reads",
     "mac_width": "MAC width",
     "error_macs": "error-phase MAC count",
+    "weight_updates": "W update writes",
     "leakage": "leakage",
     "other": "other / placement",
 }
@@ -82,6 +86,7 @@ NET_CAUSES = (
     "error_reads",
     "mac_width",
     "error_macs",
+    "weight_updates",
     "leakage",
     "other",
 )
@@ -279,6 +284,11 @@ def _cause_of(energy: Energy, counts: Counts, cause: str, chip: Chip) -> float:
             + _generation_pj(counts, chip, update=True)
             + _compute_pj(counts, chip, "update")
         )
+    if cause == "weight_updates":
+        # W read and written by its update: the same for every rule on a digital chip; on
+        # compute-in-memory arrays only the changed weights are reprogrammed, and each rule
+        # changes its own measured fraction
+        return _access_pj(energy, lambda k: k[1] == "weights" and k[2] == "update")
     if cause == "error_reads":
         return _access_pj(
             energy, lambda k: k[1] == "errors" and k[2] == "backward" and k[3] == "read"

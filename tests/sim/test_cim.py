@@ -281,3 +281,44 @@ def test_measured_update_sparsity_sets_the_cells_programmed():
         assert weights.max_writes_per_cell_per_step == pytest.approx(0.4)
         assert weights.steps_to_endurance == pytest.approx(1e6 / 0.4)
     assert result.rules["fa"].wear.update_fraction == {"fc1": 0.25, "fc2": 0.25, "fc3": 0.25}
+
+
+def measured(batch: int, fraction: float) -> dict:
+    """The toy workload with every layer measured to change ``fraction`` of its levels."""
+    doc = copy.deepcopy(workload(batch))
+    doc["update_sparsity"] = {
+        "measured": "stored weight levels before and after every optimizer step",
+        "batch_size": batch,
+        "layers": {
+            name: {
+                "weights": weights,
+                "levels": "int8",
+                "changed_fraction": [fraction],
+                "mean_level_change": [1.0],
+                "steps": [10],
+                "max_changes_per_weight": 10,
+                "mean_changes_per_weight": 10 * fraction,
+            }
+            for name, weights in (("fc1", 24), ("fc2", 16), ("fc3", 12))
+        },
+    }
+    return doc
+
+
+def test_the_gap_names_the_levels_each_rule_reprograms(tmp_path):
+    """BP trained to change a quarter of its levels, FA half: on the mirror chip BP pays its
+    mirror's sync, FA the extra cells of W it reprograms, each in its own cause."""
+    from hwsim.sim.explain import explain_gap
+
+    chip_path = mirror_chip(tmp_path, bp_weight_access="mirror")
+    chip = load_chip(chip_path)
+    bp = simulate(measured(2, 0.25), chip, "bp").rules["bp"]
+    fa = simulate(measured(2, 0.5), chip, "fa").rules["fa"]
+    gap = explain_gap(bp, fa, chip).energy
+    # W with bias: BP round(¼ of 28, 20, 15) = 7 + 5 + 4 weights, FA 14 + 10 + 8; 2 cells each
+    assert gap.causes_pj["weight_updates"] == pytest.approx(((7 + 5 + 4) - (14 + 10 + 8)) * 2 * 6)
+    # BP's mirror (no bias): 4 of fc2's 16 and 3 of fc3's 12 weights, their values and indices
+    # (4 bits for 16, 4 bits for 12) on the link
+    sync = (4 + 3) * 2 * CELL_PJ + (4 * 12 + 3 * 12) * 0.1
+    assert gap.causes_pj["mirror_sync"] == pytest.approx(sync)
+    assert sum(gap.causes_pj.values()) == pytest.approx(gap.difference_pj)
