@@ -156,6 +156,67 @@ def compare_rules(summary: dict[str, Any]) -> str:
     return "\n".join([*lines, "", _environment(summary, command) + f" Chip: `{chip}`."])
 
 
+def _changed(summary: dict[str, Any], rule: str) -> str:
+    """A rule's measured share of stored weight levels one step changes, all layers."""
+    block = (summary.get("update_sparsity") or {}).get(rule) or {}
+    fraction = (block.get("all_layers") or {}).get("changed_fraction")
+    if not block.get("measured") or not fraction:
+        return "not measured"
+    text = f"{100 * fraction['mean']:.2f}%"
+    return text + (f" ± {100 * fraction['std']:.2f}" if len(summary["seeds"]) > 1 else "")
+
+
+def _lifetime(wear: dict[str, Any] | None) -> str:
+    """Training runs until a rule's most-written cell reaches its endurance."""
+    first = (wear or {}).get("first_failure")
+    if not first or first.get("runs") is None:
+        # a chip with non-volatile cells where this rule rewrites none (B written once)
+        return "no cell rewritten" if wear else "—"
+    runs = first["runs"]
+    text = f"{runs:,.0f}" if runs < 1e7 else f"{runs:.3g}"
+    return f"{text} ({first['tensor']} {first['layer']})"
+
+
+def _cim_table(summary: dict[str, Any], command: str) -> str:
+    """Per chip and rule: accuracy, energy and latency per step and against BP, the measured
+    update sparsity and the lifetime (compute-in-memory chips)."""
+    seeds = len(summary["seeds"])
+    header = ["chip", "rule", "test acc", "energy / step", "latency / step", "energy ÷ BP"]
+    header += ["latency ÷ BP", "levels changed / step", "runs until a cell wears out"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for chip in summary["chip_order"]:
+        for rule in summary["rule_order"]:
+            r = summary["chips"][chip]["rules"][rule]
+            ratios = r.get("ratios_to_bp") or {}
+            cells = [
+                f"`{chip}`",
+                rule,
+                _accuracy(r["test_accuracy"], seeds),
+                format_si(r["energy_pj"]["total"] * 1e-12, "J"),
+                format_si(r["latency_s"], "s"),
+                f"{ratios.get('energy_per_step', 1.0):.3f}",
+                f"{ratios.get('latency_per_step', 1.0):.3f}",
+                _changed(summary, rule),
+                _lifetime(r.get("wear")),
+            ]
+            lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join([*lines, "", _environment(summary, command)])
+
+
+def compare_cim(summary: dict[str, Any]) -> str:
+    """The default experiment on the compute-in-memory chips (README, "Compute-in-memory")."""
+    command = (
+        "hwsim compare --chip rram_cim --chip rram_cim_mirror --chip pcm_hybrid --algo "
+        "bp,fa,ifa --out reports/compare-cim --force"
+    )
+    return _cim_table(summary, command)
+
+
+def compare_online(summary: dict[str, Any]) -> str:
+    """Online learning (batch 1) on the online learner and the compute-in-memory chips."""
+    return _cim_table(summary, "hwsim compare --experiment configs/experiments/online.yaml --force")
+
+
 def reproduction(document: dict[str, Any]) -> str:
     """Every claim row of ``hwsim reproduce`` with our numbers and its verdict."""
     from hwsim.render.reproduction import row_numbers
@@ -235,6 +296,8 @@ TABLES: dict[str, Callable[[dict[str, Any]], str]] = {
     "compare-rules": compare_rules,
     "compare-rules-seeds": compare_rules_seeds,
     "compare-rules-prng": compare_rules_prng,
+    "compare-cim": compare_cim,
+    "compare-online": compare_online,
     "reproduce-small": reproduction,
     "reproduce-small-verdicts": reproduction_verdicts,
 }
