@@ -354,11 +354,13 @@ def store(name: str, source: Path) -> None:
     if document.get("format") == "hwsim-reproduction" or "claims" in document:
         keep = ("format", "version", "plan", "verdict_rule", "claims", "timing", "environment")
         document = {k: document[k] for k in keep if k in document}
-    else:  # a comparison: everything but the per-level access counts (the run keeps those)
+    else:  # a comparison: everything but the access counts and per-layer splits (the run
+        # keeps those)
         document.pop("rules", None)  # the same blocks as chips/<chip>/rules
         for chip in document.get("chips", {}).values():
             for block in chip.get("rules", {}).values():
-                block.pop("counts", None)
+                for key in ("counts", "counts_by_layer", "energy_by_layer_pj"):
+                    block.pop(key, None)
     text = json.dumps(document, indent=1) + "\n"
     # Paths into the checkout it ran from are saved relative to it: nothing of this machine.
     text = text.replace(json.dumps(f"{ROOT}/")[1:-1], "")
