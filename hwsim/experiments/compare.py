@@ -29,7 +29,8 @@ from hwsim.core.files import claim_out_dir, read_json, write_atomic
 from hwsim.core.outputs import SUMMARY_FORMAT, SUMMARY_VERSION, WEIGHT_TENSORS
 from hwsim.core.rules import rule_dirname
 from hwsim.core.runs import finished_run
-from hwsim.core.stats import finite, mean_std
+from hwsim.core.stats import mean_std
+from hwsim.core.workload import UPDATE_SPARSITY_MEASURED, load_workload
 from hwsim.core.yaml_lines import load_yaml_text
 from hwsim.experiments.experiment import Experiment, training_identity
 
@@ -525,56 +526,24 @@ def _training_block(rule: str, results: list[Any], out: Path) -> dict[str, Any]:
     }
 
 
-def _sparsity_error(path: Path, key: str, expected: str) -> InputError:
-    return InputError(f"{path}: update_sparsity.{key}: expected {expected}")
-
-
-def _numbers(value: Any, path: Path, key: str, integer: bool = False) -> list[Any]:
-    """A list of finite numbers (non-negative integers with ``integer``), or an InputError."""
-    what = "a list of non-negative integers" if integer else "a list of finite numbers"
-    if not isinstance(value, list) or not all(finite(v) for v in value):
-        raise _sparsity_error(path, key, what)
-    if integer and not all(isinstance(v, int) and v >= 0 for v in value):
-        raise _sparsity_error(path, key, what)
-    return list(value)
-
-
 def _read_sparsity(path: Path) -> dict[str, Any] | None:
-    """The ``update_sparsity`` of one run's ``workload.json``, checked (None: not measured)."""
-    document = read_json(path, "a training run's workload")
-    raw = document.get("update_sparsity") if isinstance(document, dict) else None
-    if raw is None:
+    """The ``update_sparsity`` of one run's ``workload.json``, read and checked by the workload
+    contract (:func:`hwsim.core.workload.load_workload`; None: not measured)."""
+    measured = load_workload(path).update_sparsity
+    if measured is None:
         return None
-    layers = raw.get("layers") if isinstance(raw, dict) else None
-    if not isinstance(layers, dict) or not layers:
-        raise _sparsity_error(path, "layers", "an object with one entry per layer")
-    checked = {}
-    for name, layer in layers.items():
-        at = f"layers.{name}"
-        if not isinstance(layer, dict):
-            raise _sparsity_error(path, at, "an object")
-        fractions = _numbers(layer.get("changed_fraction"), path, f"{at}.changed_fraction")
-        steps = _numbers(layer.get("steps"), path, f"{at}.steps", integer=True)
-        if len(steps) != len(fractions) or not steps:
-            raise _sparsity_error(path, f"{at}.steps", "one count per epoch of changed_fraction")
-        most = layer.get("max_changes_per_weight")
-        if not isinstance(most, int) or isinstance(most, bool) or most < 0:
-            raise _sparsity_error(path, f"{at}.max_changes_per_weight", "an integer ≥ 0")
-        weights = layer.get("weights")
-        if weights is not None and (not isinstance(weights, int) or isinstance(weights, bool)):
-            raise _sparsity_error(path, f"{at}.weights", "an integer")
-        checked[name] = {
-            "fractions": fractions,
-            "steps": steps,
-            "most": most,
-            "mean_changes": layer.get("mean_changes_per_weight"),
-            "weights": weights,
-            "levels": layer.get("levels"),
+    layers = {
+        name: {
+            "fractions": list(stats.changed_fraction),
+            "steps": list(stats.steps),
+            "most": stats.max_changes_per_weight,
+            "mean_changes": stats.mean_changes_per_weight,
+            "weights": stats.weights,
+            "levels": stats.levels,
         }
-    batch = raw.get("batch_size")
-    if batch is not None and (not isinstance(batch, int) or isinstance(batch, bool) or batch < 1):
-        raise _sparsity_error(path, "batch_size", "an integer ≥ 1")
-    return {"how": raw.get("measured"), "batch_size": batch, "layers": checked}
+        for name, stats in measured.layers.items()
+    }
+    return {"how": UPDATE_SPARSITY_MEASURED, "batch_size": measured.batch_size, "layers": layers}
 
 
 def update_sparsity_block(seeds: Sequence[int], results: list[Any], out: Path) -> dict[str, Any]:
