@@ -59,7 +59,7 @@ def _wear_table(summary: dict[str, Any], chip: str) -> Table | None:
     operations per step, and the steps and training runs until it reaches its endurance; 80
     columns wide. ``None`` for a chip without non-volatile levels or whose cells no step
     programs."""
-    from hwsim.render.wear import count_text, wears_out
+    from hwsim.render.wear import count_text, first_failures, wears_out
 
     if not wears_out(summary, chip):
         return None
@@ -71,27 +71,19 @@ def _wear_table(summary: dict[str, Any], chip: str) -> Table | None:
     )
     for header in ("rule", "cell", "writes", "steps", "runs", "rate"):
         table.add_column(header, justify="right")
-    for rule in summary["rule_order"]:
-        wear = summary["chips"][chip]["rules"][rule].get("wear")
-        if not isinstance(wear, dict):
-            continue
-        first = wear.get("first_failure")
-        if not isinstance(first, dict):
+    for rule, first in first_failures(summary, chip).items():
+        if first is None:
             table.add_row(rule, "no cell written by a step", "—", "—", "—", "—")
             continue
-        tensor = next(
-            t
-            for t in wear["tensors"]
-            if t["level"] == first["level"] and t["tensor"] == first["tensor"]
-        )
-        bound = not tensor["measured"] and tensor["tensor"] in ("weights", "weight_mirror")
+        basis = str(first["basis"])
+        rate = next((r for r in ("measured", "upper bound") if basis.startswith(r)), "exact")
         table.add_row(
             rule,
             f"{first['tensor']} {first['layer']} in {first['level']}",
-            f"{tensor['max_writes_per_cell_per_step']:.3g}",
+            f"{first['writes']:.3g}",
             count_text(first["steps"]),
             count_text(first.get("runs")),
-            "measured" if tensor["measured"] else "upper bound" if bound else "exact",
+            rate,
         )
     return table
 

@@ -239,12 +239,13 @@ def sparsity_lines(data: RunData) -> list[str]:
     return out
 
 
-def _first_failures(
-    summary: Mapping[str, Any], chip: str, kinds: Mapping[str, str]
+def first_failures(
+    summary: Mapping[str, Any], chip: str, kinds: Mapping[str, str] | None = None
 ) -> dict[str, dict[str, Any] | None]:
-    """Rule → its ``wear.first_failure`` on ``chip`` with the tensor's technology and
-    :func:`wear_basis` (``kinds``: memory name → kind); None where no step programs a cell;
-    rules without wear left out."""
+    """Rule → its ``wear.first_failure`` on ``chip`` with the tensor's technology, its
+    most-written cell's program operations per step (``writes``) and :func:`wear_basis`
+    (``kinds``: memory name → kind; without it, the tensor's own ``level_is_cim``); None where
+    no step programs a cell; rules without wear left out."""
     out: dict[str, dict[str, Any] | None] = {}
     for rule in summary["rule_order"]:
         wear = summary["chips"][chip]["rules"][rule].get("wear")
@@ -262,10 +263,15 @@ def _first_failures(
             ),
             {},
         )
+        if kinds is not None:
+            kind = kinds.get(first["level"], "")
+        else:
+            kind = "cim" if tensor.get("level_is_cim") else ""
         out[rule] = {
             **first,
             "technology": tensor.get("technology"),
-            "basis": wear_basis(tensor, kinds.get(first["level"], "")),
+            "writes": tensor.get("max_writes_per_cell_per_step"),
+            "basis": wear_basis(tensor, kind),
         }
     return out
 
@@ -286,7 +292,7 @@ def lifetime_sentence(
         return None
     # the first chip where a cell wears out (a chip whose cells no step programs says little)
     chip = next((c for c in worn if wears_out(summary, c)), worn[0])
-    firsts = _first_failures(summary, chip, (kinds or {}).get(chip, {}))
+    firsts = first_failures(summary, chip, (kinds or {}).get(chip, {}))
     never = [r for r, f in firsts.items() if f is None]
     parts = []
     for rule, first in firsts.items():
@@ -410,7 +416,7 @@ def wear_figure(data: RunData) -> Figure | None:
             )
     n = len(data.rules)
     width = 0.8 / n
-    firsts = {c: _first_failures(data.summary, c, data.chip_kinds.get(c, {})) for c in chips}
+    firsts = {c: first_failures(data.summary, c, data.chip_kinds.get(c, {})) for c in chips}
     runs_known = all(f is None or finite(f.get("runs")) for c in chips for f in firsts[c].values())
     key = "runs" if runs_known else "steps"
     values = []
