@@ -284,17 +284,18 @@ def _mvm_move(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, sa
     """The in-array product of a group of ``samples`` on layer i: every array holding the
     stationary tensor activates once per input slice per output position of each sample; the
     arrays work in parallel, the vectors one after another."""
-    tensor, transposed = array_operand(plan, phase)  # type: ignore[misc]
+    operand = array_operand(plan, phase)
+    assert operand is not None  # called only where in_array found the arrays
+    tensor, transposed = operand
     level = cim_level(chip, plan, tensor, i)
     assert level is not None
     arrays = chip.memory(level).cim
     assert arrays is not None
     layer = workload.layers[i]
-    positions = (
-        1
-        if plan.rule.direct and phase == "backward"
-        else (layer.output_elements // layer.weight_shape[0])
-    )
+    # output positions per sample (a convolution's pixels; 1 for a linear layer and for DFA's
+    # dense D_l), each one vector through the arrays
+    direct = plan.rule.direct and phase == "backward"
+    positions = 1 if direct else layer.output_elements // layer.weight_shape[0]
     if phase == "forward":
         operand_bits = layer.activation_bits
     else:
