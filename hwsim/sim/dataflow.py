@@ -428,10 +428,8 @@ def _allocate(
         tensor, layer, bits = row["tensor"], row["layer"], row["bits"]
         for level in chip.spill_order(tensor):
             need = bits
-            if level.cim is not None:
-                rows_, per_row, element_bits = cim_matrix(workload, rule, tensor, layer)
-                k = level.cim.cells_per_weight(element_bits)
-                arrays = level.cim.tiles(rows_, per_row * k)
+            if level.cim is not None:  # whole arrays
+                arrays = cim_tiles(chip, level.name, workload, rule, tensor, layer)
                 need = arrays * level.cim.rows * level.cim.columns * level.cim.bits_per_cell
             if free[level.name] >= need:
                 free[level.name] -= need
@@ -932,26 +930,21 @@ def mirror_copy_moves(
     key = ("weight_mirror", i)
     per_weight = 1 if plan.sign_source == "mirror" else layer.weight_bits
     wbits = layer.weight_elements * per_weight
-    via = chip.mirror_sync_via
     if cim_level(chip, plan, "weight_mirror", i):
         n = layer.weight_elements
         changed = changed_weights(plan, i, n) if sync else n
         index_bits = max(1, (n - 1).bit_length())
         wbits = min(wbits, changed * (per_weight + index_bits))
-        program = _program_move(workload, chip, plan, "weight_mirror", i, changed, wbits)
-        if via is None:
-            return [program]
-        return [
-            Move(via, "weight_mirror", None, "write", wbits, wbits),
-            Move(via, "weight_mirror", None, "read", wbits),
-            program,
-        ]
+        write = _program_move(workload, chip, plan, "weight_mirror", i, changed, wbits)
+    else:
+        write = Move(plan.placement[key], "weight_mirror", key, "write", wbits, wbits)
+    via = chip.mirror_sync_via
     if via is None:
-        return [Move(plan.placement[key], "weight_mirror", key, "write", wbits, wbits)]
+        return [write]
     return [
         Move(via, "weight_mirror", None, "write", wbits, wbits),
         Move(via, "weight_mirror", None, "read", wbits),
-        Move(plan.placement[key], "weight_mirror", key, "write", wbits, wbits),
+        write,
     ]
 
 
