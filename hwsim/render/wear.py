@@ -24,6 +24,7 @@ from hwsim.render.compare_figures import Figure
 from hwsim.render.compare_run import RunData
 from hwsim.render.markup import Table
 from hwsim.render.style import png_bytes, rule_colors
+from hwsim.sim.wear import count_text
 
 __all__ = [
     "WEAR_FIGURE",
@@ -42,15 +43,6 @@ __all__ = [
 WEAR_FIGURE = "wear.png"
 #: Tensors whose cells an update programs where the weight's stored level changed.
 _FOLLOW_W = ("weights", "weight_mirror")
-
-
-def count_text(value: Any) -> str:
-    """A count of steps, runs or cycles: three significant digits, thousands separated between
-    1,000 and 10⁷ (``1,000,000``, ``2.5e+08``, ``0.75``); ``—`` for none."""
-    if not finite(value):
-        return MISSING
-    v = float(value)
-    return f"{v:,.0f}" if 1000 <= v < 1e7 else f"{v:.3g}"
 
 
 def has_wear(summary: Mapping[str, Any], chip: str) -> bool:

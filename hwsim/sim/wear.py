@@ -26,6 +26,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from hwsim.core.stats import finite
+from hwsim.core.units import MISSING
 from hwsim.core.workload import Workload
 from hwsim.sim.chip import Chip
 from hwsim.sim.counting import Counts
@@ -201,9 +203,13 @@ def step_wear(
     return Wear(tuple(tensors), fractions, plan.update_times, batch)
 
 
-def _count(value: float) -> str:
-    """A count for text: three significant digits, thousands separated below 10⁷."""
-    return f"{value:,.0f}" if 1000 <= value < 1e7 else f"{value:.3g}"
+def count_text(value: Any) -> str:
+    """A count of steps, runs or cycles: three significant digits, thousands separated between
+    1,000 and 10⁷ (``1,000,000``, ``2.5e+08``, ``0.75``); ``—`` for none."""
+    if not finite(value):
+        return MISSING
+    v = float(value)
+    return f"{v:,.0f}" if 1000 <= v < 1e7 else f"{v:.3g}"
 
 
 def describe_wear(wear: Wear) -> str:
@@ -234,8 +240,8 @@ def describe_wear(wear: Wear) -> str:
         )
         if t.steps_to_endurance is not None:
             text += f"; endurance {t.endurance_cycles:.3g} reached after "
-            text += f"{_count(t.steps_to_endurance)} steps"
+            text += f"{count_text(t.steps_to_endurance)} steps"
             if t.runs_to_endurance is not None:
-                text += f" = {_count(t.runs_to_endurance)} training runs"
+                text += f" = {count_text(t.runs_to_endurance)} training runs"
         parts.append(text)
     return "; ".join(parts)
