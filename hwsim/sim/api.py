@@ -25,9 +25,9 @@ from hwsim.sim.dataflow import (
     check_feedback_storage,
     feedback_update_moves,
     mac_format,
-    make_plan,
 )
 from hwsim.sim.explain import Floor, GapToBP, energy_floor, gaps_to_bp
+from hwsim.sim.mapper import make_plan
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
 from hwsim.sim.simulation import TimelineEvent, simulate_init, simulate_step

@@ -65,6 +65,8 @@ BP_WEIGHT_ACCESS = ("transport", "mirror", "transpose")
 FEEDBACK_STORAGE = ("sram", "rom", "dram", "prng", "cim")
 #: ``training.loop_order``: let the planner pick per layer and phase, or force one order.
 LOOP_ORDERS = ("auto", "batch_outer", "weight_outer")
+#: ``training.objective``: what the mapper minimizes (``hwsim.sim.mapper.OBJECTIVES``).
+OBJECTIVES = ("energy", "latency", "edp")
 #: ``training.update``: ΔW accumulated over the batch, or each sample's update applied at once.
 UPDATE_MODES = ("accumulate", "fused")
 #: Which memory kinds each stored feedback option may name.
@@ -264,6 +266,8 @@ class Chip:
     pinned: tuple[str, ...] = ()
     #: ``auto`` (cheapest per layer and phase), ``batch_outer`` or ``weight_outer``.
     loop_order: str = "auto"
+    #: what the mapper minimizes: ``energy``, ``latency`` or ``edp`` (their product)
+    objective: str = "energy"
     #: ``accumulate`` (ΔW over the batch, one update per step) or ``fused`` (per sample, no ΔW).
     update: str = "accumulate"
     #: BP mirror mode: the memory level every synchronization passes through (None: direct).
@@ -830,6 +834,7 @@ _TRAINING_DEFAULTS: dict[str, Any] = {
     "optimizer_state_format": None,
     "pinned": [],
     "loop_order": "auto",
+    "objective": "energy",
     "update": "accumulate",
     "mirror_sync_via": None,
 }
@@ -861,6 +866,7 @@ def _training(p: _Problems, value: Any) -> dict[str, Any]:
         **_stored_format(p, m, "optimizer_state"),
         "pinned": _pinned(p, v["pinned"], (*at, "pinned")),
         "loop_order": p.choice(v["loop_order"], (*at, "loop_order"), LOOP_ORDERS),
+        "objective": p.choice(v["objective"], (*at, "objective"), OBJECTIVES),
         "update": p.choice(v["update"], (*at, "update"), UPDATE_MODES),
         "mirror_sync_via": v["mirror_sync_via"],
     }

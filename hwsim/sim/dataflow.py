@@ -1,9 +1,7 @@
 """On-chip dataflow per learning rule: where each tensor lives, and the operations of a step.
 
-A :class:`Plan` fixes the placement of every (tensor, layer) — each at its class's preferred
-level, spilling outward when the level is full; where tensors compete for a level, the most
-accessed per stored bit win (:func:`make_plan`) — and the loop order (:class:`Walk`) of every
-layer and batch phase, the cheapest of the canonical ones (:mod:`hwsim.sim.loops`).
+A :class:`Plan` fixes the placement of every (tensor, layer) and the loop nest (:class:`Walk`)
+of every layer and batch phase; the mapper (:mod:`hwsim.sim.mapper`) chooses both together.
 
 :func:`fetch_moves` is the one definition of what a single fetch moves; the closed-form counts
 (``hwsim.sim.counting``) multiply it by run lengths, :func:`lower_step` aggregates it into
@@ -14,24 +12,22 @@ executes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hwsim.core.errors import InputError
 from hwsim.core.formats import promote
 from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
 from hwsim.sim.chip import CIM_FORMAT, Chip
+
+if TYPE_CHECKING:
+    from hwsim.sim.mapper import SearchStats
 from hwsim.sim.loops import (
-    BATCH_PHASES,
     Run,
     Tile,
     Walk,
-    batch_outer,
-    per_col,
-    per_row,
-    shape,
-    tileable,
-    weight_outer,
+    extent,
+    geometry,
 )
 
 PHASES = ("forward", "backward", "gradient", "update")
@@ -58,7 +54,7 @@ class Plan:
     walks: dict[WalkKey, Walk] = field(default_factory=dict)
     #: ``accumulate`` (one update per step) or ``fused`` (every sample updates at once)
     update: str = "accumulate"
-    #: (tensor, layer) → bits moved per step ÷ bits stored: the order of allocation.
+    #: (tensor, layer) → bits moved per step ÷ bits stored (reported beside the placement)
     accesses_per_bit: dict[tuple[str, int], float] = field(default_factory=dict)
     #: sign-concordant rules: how the sign of W reaches the error unit, ``transport`` (W read
     #: at its level, 1 bit per weight over the interconnect) or ``mirror`` (a 1-bit sign
@@ -73,6 +69,8 @@ class Plan:
     #: training run (``workload.json``'s ``update_sparsity``); a layer absent here is written
     #: whole by every update (not measured: the upper bound)
     update_fraction: dict[int, float] = field(default_factory=dict)
+    #: what the mapper searched to find this plan (None for a plan built by hand)
+    search: SearchStats | None = None
 
     @property
     def pieces(self) -> int:
@@ -415,232 +413,6 @@ def error_source_layer(workload: Workload, rule: Rule, i: int) -> int:
     return len(workload.layers) - 1 if rule.direct else i
 
 
-def _allocate(
-    workload: Workload, chip: Chip, rows: list[dict[str, Any]], rule: Rule
-) -> dict[tuple[str, int], str]:
-    """Place ``rows`` in the order given: each at its class's level, else the next outward.
-
-    A compute-in-memory level is allocated in whole arrays (a tensor takes every cell of the
-    arrays it is tiled over)."""
-    free = {m.name: m.size_bits for m in chip.memories}
-    placement: dict[tuple[str, int], str] = {}
-    for row in rows:
-        tensor, layer, bits = row["tensor"], row["layer"], row["bits"]
-        for level in chip.spill_order(tensor):
-            need = bits
-            if level.cim is not None:  # whole arrays
-                arrays = cim_tiles(chip, level.name, workload, rule, tensor, layer)
-                need = arrays * level.cim.rows * level.cim.columns * level.cim.bits_per_cell
-            if free[level.name] >= need:
-                free[level.name] -= need
-                placement[(tensor, layer)] = level.name
-                break
-        else:
-            raise InputError(
-                f"{chip.where(f'placement.{tensor}')}: {tensor} of layer "
-                f"{workload.layers[layer].name!r} ({bits} bits) fit in neither "
-                f"{chip.placement[tensor]!r} nor any level outward; give a level more "
-                "size_bytes or place the tensor further out"
-            )
-    return placement
-
-
-def make_plan(workload: Workload, chip: Chip, rule: Rule, batch_size: int) -> Plan:
-    """Place every tensor and choose every loop order.
-
-    Each (tensor, layer) goes to its class's level in the chip's ``placement`` if it still has
-    room, else to the next level outward. The order of allocation decides who gets a contested
-    level: first the chip's ``training.pinned`` classes (in that order), then everything else by
-    traffic, the most bits moved per step per bit stored first (ties: the class order of
-    :func:`stored_bits`). Traffic depends on the loop orders, and the cheapest loop order on
-    where the tensors live, so: a provisional placement in the class order alone; the loop
-    orders cheapest there; their traffic (:func:`hwsim.sim.counting.step_traffic_bits`) orders
-    the final placement; and the loop orders are chosen once more for it.
-    """
-    check_feedback_storage(chip, rule)
-    check_cim_rule(chip, rule)
-    rows = stored_bits(workload, chip, rule, batch_size)
-    sign = chip.bp_weight_access if rule.reads_weight_sign else ""
-    if not rule.stores_feedback and rule.uses_feedback_weights:
-        source = "none"  # uSF: B = sign(W) · rms(W), one scalar per layer
-    elif rule.uses_feedback_weights:
-        source = "prng" if chip.feedback_storage == "prng" else "feedback"
-    else:
-        source = chip.bp_weight_access
-    provisional = Plan(
-        rule=rule,
-        batch_size=batch_size,
-        placement=_allocate(workload, chip, rows, rule),
-        error_weight_source=source,
-        update=chip.update,
-        sign_source=sign,
-        update_fraction=update_fractions(workload),
-    )
-    chosen: dict[tuple[Any, ...], Walk] = {}  # the second choice reuses what did not move
-    provisional = replace(provisional, walks=choose_walks(workload, chip, provisional, chosen))
-    from hwsim.sim.counting import step_traffic_bits  # counting builds on this module
-
-    moved = step_traffic_bits(workload, chip, provisional)
-    intensity = {
-        (r["tensor"], r["layer"]): moved.get((r["tensor"], r["layer"]), 0) / r["bits"] for r in rows
-    }
-    pinned = [r for t in chip.pinned for r in rows if r["tensor"] == t]
-    others = [r for r in rows if r["tensor"] not in chip.pinned]
-    others.sort(key=lambda r: -intensity[(r["tensor"], r["layer"])])  # stable: ties keep order
-    try:
-        placement = _allocate(workload, chip, pinned + others, rule)
-    except InputError:
-        # A tight chip may fit in the class order but not in the traffic order (packing): it
-        # is still a chip that trains, so keep the placement that fits.
-        placement = provisional.placement
-    plan = replace(provisional, placement=placement, accesses_per_bit=intensity)
-    if placement == provisional.placement:
-        return plan
-    return replace(plan, walks=choose_walks(workload, chip, plan, chosen))
-
-
-# ---------------------------------------------------------------------------------------------
-# loop orders
-
-
-def samples_per_fetch(
-    workload: Workload,
-    chip: Chip,
-    batch_size: int,
-    phase: str,
-    i: int,
-    rule: Rule | None = None,
-) -> int:
-    """Samples sharing one fetch of the stationary tensor in a ``batch_outer`` walk.
-
-    ``training.samples_per_weight_fetch: auto`` lets buffer capacity decide: the most samples
-    whose two streamed tensors of this phase and layer fit in the innermost memory level (for
-    DFA's backward phase: the top error and the error sent down).
-    """
-    if chip.samples_per_weight_fetch is not None:
-        return min(chip.samples_per_weight_fetch, batch_size)
-    layer = workload.layers[i]
-    ins, outs = layer.input_elements, layer.output_elements
-    if phase == "backward" and rule is not None and rule.direct:
-        top = workload.layers[-1]
-        outs, out_bits = top.output_elements, top.error_bits
-    else:
-        out_bits = layer.error_bits
-    per_sample = {
-        "forward": ins * layer.activation_bits + outs * next_activation_bits(workload, i),
-        "backward": outs * out_bits
-        + ins * (workload.layers[i - 1].error_bits if i else layer.error_bits),
-        "gradient": ins * layer.activation_bits + outs * layer.error_bits,
-    }[phase]
-    return max(1, min(batch_size, chip.memories[0].size_bits // per_sample))
-
-
-def candidate_walks(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> list[Walk]:
-    """The loop orders a (phase, layer) may take on this chip, ``batch_outer`` first."""
-    n = plan.batch_size
-    layer = backward_layer(workload, plan.rule, i) if phase == "backward" else workload.layers[i]
-    if plan.update == "fused":  # the weights change after every sample: nothing to share
-        return [batch_outer(n, 1, layer, "per_sample")]
-    r = samples_per_fetch(workload, chip, n, phase, i, plan.rule)
-    walks = [batch_outer(n, r, layer)]
-    if chip.loop_order == "batch_outer" or not tileable(layer):
-        return walks
-    if in_array(chip, plan, phase, i) or (
-        phase == "backward"
-        and plan.error_weight_source == "transport"
-        and cim_level(chip, plan, "weights", i)
-    ):
-        return walks  # stationary in its arrays (or read out whole): one order
-    capacity = chip.memories[0].size_bits
-    if phase == "forward":
-        tiled = [weight_outer(n, layer, layer.weight_bits, capacity, "row", bias=True)]
-    elif phase == "backward":
-        bits = backward_element_bits(workload.layers[i], plan)
-        tiled = [weight_outer(n, layer, bits, capacity, "column", bias=False)]
-    else:
-        tiled = [
-            weight_outer(n, layer, chip.gradient_bits, capacity, by, bias=True)
-            for by in ("row", "column")
-        ]
-    allowed = [w for w in tiled if w is not None and (phase == "gradient" or w.tiled_by != "both")]
-    if chip.loop_order == "weight_outer" and allowed:
-        return allowed
-    return walks + allowed
-
-
-#: The stored tensors a phase of layer i may move, as (tensor, layer offset): what its cost
-#: depends on besides the loop order.
-_PHASE_TENSORS = (
-    ("weights", 0),
-    ("weight_mirror", 0),
-    ("feedback_weights", 0),
-    ("gradients", 0),
-    ("activations", 0),
-    ("activations", 1),
-    ("errors", 0),
-    ("errors", -1),
-)
-
-
-def choose_walks(
-    workload: Workload,
-    chip: Chip,
-    plan: Plan,
-    chosen: dict[tuple[Any, ...], Walk] | None = None,
-) -> dict[WalkKey, Walk]:
-    """Per (phase, layer), the cheapest candidate loop order in energy at ``plan.placement``.
-
-    The cost is the energy of the phase's memory accesses, interconnect bits and regenerated
-    feedback values; MACs are the same in every order. Ties keep ``batch_outer``. ``chosen``
-    remembers choices by (phase, layer, where its tensors live) across calls of one plan.
-    """
-    chosen = {} if chosen is None else chosen
-    top = len(workload.layers) - 1
-    walks: dict[WalkKey, Walk] = {}
-    for i in range(len(workload.layers)):
-        for phase in BATCH_PHASES:
-            if phase == "backward" and i == 0:
-                continue
-            homes = (
-                *(plan.placement.get((t, i + d)) for t, d in _PHASE_TENSORS),
-                plan.placement.get(("errors", top)),  # DFA's backward reads the top error
-            )
-            key = (phase, i, homes)
-            if key not in chosen:
-                candidates = candidate_walks(workload, chip, plan, phase, i)
-                costs = [
-                    walk_energy_pj(workload, chip, plan, phase, i, w)
-                    if len(candidates) > 1
-                    else 0.0
-                    for w in candidates
-                ]
-                chosen[key] = candidates[costs.index(min(costs))]
-            walks[(phase, i)] = chosen[key]
-    return walks
-
-
-def walk_energy_pj(
-    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, walk: Walk
-) -> float:
-    """Energy of the memory accesses, interconnect bits and regenerated values of one walk.
-
-    The same prices as :func:`hwsim.sim.pricing.price` (MACs and leakage left out: a loop
-    order changes neither the MACs nor, to first order, the time).
-    """
-    total = 0.0
-    for run in walk.runs():
-        moves, _ = fetch_moves(workload, chip, plan, phase, i, run)
-        pj = 0.0
-        for m in moves:
-            if m.level is not None:
-                level = chip.memory(m.level)
-                pj += move_accesses(chip, m)[1] * level.access_energy_pj(m.direction)
-            pj += m.link_bits * chip.interconnect.energy_per_bit_pj
-            pj += m.generated_values * chip.prng_energy_per_value_pj
-        total += pj * run.count
-    return total
-
-
 # ---------------------------------------------------------------------------------------------
 # what one fetch moves
 
@@ -701,28 +473,6 @@ def mac_format(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -
     return promote(layer.weight_format, chip.gradient_format, *state)
 
 
-def _tile_extent(layer: Layer, tile: Tile) -> tuple[int, int, int, int]:
-    """(weight elements, row-side elements, column-side elements, MACs) of a tile, per sample.
-
-    A whole-tensor tile takes the layer's own totals, so layers that cannot be tiled (grouped
-    convolutions) are counted exactly too.
-    """
-    rows, cols, taps = shape(layer)
-    if (tile.rows, tile.cols) == (rows, cols):
-        return (
-            layer.weight_elements,
-            layer.output_elements,
-            layer.input_elements,
-            layer.macs_per_sample,
-        )
-    return (
-        tile.rows * tile.cols * taps,
-        tile.rows * per_row(layer),
-        tile.cols * per_col(layer),
-        tile.rows * tile.cols * taps * per_row(layer),
-    )
-
-
 def fetch_moves(
     workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, run: Run
 ) -> tuple[list[Move], int]:
@@ -747,7 +497,7 @@ def _fetch_moves(
 ) -> tuple[list[Move], int]:
     layer, place = workload.layers[i], plan.placement
     n, tile = run.samples, run.tile
-    weights, row_side, col_side, macs = _tile_extent(layer, tile)
+    weights, row_side, col_side, macs = extent(layer, tile)
     bias = tile.rows if tile.bias and layer.bias else 0
     top = len(workload.layers) - 1
     moves: list[Move] = []
@@ -767,9 +517,7 @@ def _fetch_moves(
     elif phase == "backward":
         rule = plan.rule
         if rule.direct:  # D_l's tile: the top error's rows, the error sent down's columns
-            weights, row_side, col_side, macs = _tile_extent(
-                backward_layer(workload, rule, i), tile
-            )
+            weights, row_side, col_side, macs = extent(backward_layer(workload, rule, i), tile)
         source_layer = error_source_layer(workload, rule, i)
         e_bits = workload.layers[source_layer].error_bits
         stored("errors", source_layer, "read", n * row_side * e_bits)
@@ -795,7 +543,12 @@ def _fetch_moves(
             stored("feedback_weights", i, "read", weights * feedback_element_bits(layer, rule))
         elif source == "prng":
             moves.append(Move(None, "feedback_weights", None, "generate", 0, 0, weights))
-        stored("errors", i - 1, "write", n * col_side * workload.layers[i - 1].error_bits)
+        e_down = workload.layers[i - 1].error_bits
+        geo = geometry(layer) if tile.halo else None
+        if geo is not None and geo.overlap_rows:  # partial sums shared with the tile before
+            overlap = tile.cols * geo.overlap_rows * geo.cols_touched
+            stored("errors", i - 1, "read", n * overlap * e_down)
+        stored("errors", i - 1, "write", n * col_side * e_down)
     else:
         stored("activations", i, "read", n * col_side * layer.activation_bits)
         stored("errors", i, "read", n * row_side * layer.error_bits)

@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hwsim.core.workload import Layer
 
@@ -56,14 +56,20 @@ def orders_taken(loop_orders: Mapping[str, Mapping[str, str]]) -> dict[str, dict
 
 @dataclass(frozen=True)
 class Tile:
-    """A block of the stationary tensor: ``rows`` × ``cols`` (× all kernel taps).
+    """A block of the stationary tensor: ``rows`` × ``cols`` (× all kernel taps), over
+    ``out_rows`` rows of a convolution's output feature map (0: all of them).
 
     ``bias``: the tile ends its rows, so it also holds their bias (W and ΔW have one).
+    ``halo``: a spatial tile after a sample's first; in the backward pass the rows of the error
+    it sends down that overlap the previous tile's (a kernel taller than its stride) are
+    partial sums, read back before they are written again.
     """
 
     rows: int
     cols: int
     bias: bool
+    out_rows: int = 0
+    halo: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,16 +87,24 @@ class Run:
 
 @dataclass(frozen=True)
 class Walk:
-    """The loop order of one (phase, layer): groups of samples × tiles, as run lengths."""
+    """The loop nest of one (phase, layer): groups of samples × tiles, as run lengths.
+
+    ``batch_outer``: for each group, for each tile (the tiles of a ``batch_outer`` walk are the
+    spatial tiles of the whole stationary tensor, which streams through once per tile).
+    ``weight_outer``: for each tile of the stationary tensor, held in the innermost level, the
+    whole batch (one group) streams through once.
+    """
 
     order: str
     #: (samples in a group, how many such groups), in loop order
     groups: tuple[tuple[int, int], ...]
-    #: (tile, how many such tiles), in loop order
+    #: (tile, how many such tiles), in loop order (per group)
     tiles: tuple[tuple[Tile, int], ...]
     #: the streamed side a ``weight_outer`` walk re-reads per tile: ``row``, ``column``, or
     #: ``both`` when rows are cut into pieces
     tiled_by: str = ""
+    #: bits the walk keeps in the innermost level at once (its working set)
+    working_bits: int = 0
 
     @property
     def group_count(self) -> int:
@@ -99,7 +113,7 @@ class Walk:
 
     @property
     def tile_count(self) -> int:
-        """Tiles of the stationary tensor."""
+        """Tiles per group."""
         return sum(count for _, count in self.tiles)
 
     @property
@@ -107,24 +121,56 @@ class Walk:
         """(group, tile) pairs: fetches of a tile of the stationary tensor."""
         return self.group_count * self.tile_count
 
+    @property
+    def spatial_tiles(self) -> int:
+        """Spatial tiles per sample (1 where the output feature map is not cut)."""
+        return self.tile_count if self.order != "weight_outer" else 1
+
     def runs(self) -> list[Run]:
         """The fetches in loop order, as runs of identical ones.
 
         A ``weight_outer`` walk has one group (the whole batch), so every fetch is its tile's
-        first; the other orders have one tile (the whole tensor), fetched first by group 0.
+        first; a ``batch_outer`` walk fetches the first of its tiles first once, by group 0.
         """
         if self.order == "weight_outer":
             ((n, _),) = self.groups
             return [Run(n, tile, True, count) for tile, count in self.tiles]
-        ((tile, _),) = self.tiles
         out: list[Run] = []
-        for n, count in self.groups:
-            if not out:
-                out.append(Run(n, tile, True, 1))
-                count -= 1
-            if count:
-                out.append(Run(n, tile, False, count))
+        for g, (n, count) in enumerate(self.groups):
+            for k in range(count):
+                for tile, tiles in self.tiles:
+                    # ΔW is written, not read back, by the first fetch of each block of the
+                    # stationary tensor: group 0, the block's first spatial tile
+                    first = g == k == 0 and not tile.halo
+                    last = out[-1] if out else None
+                    if last is not None and (last.samples, last.tile, last.first) == (
+                        n,
+                        tile,
+                        first,
+                    ):
+                        out[-1] = Run(n, tile, first, last.count + tiles)
+                    else:
+                        out.append(Run(n, tile, first, tiles))
         return out
+
+    def fetch_classes(self) -> list[Run]:
+        """The same fetches as :meth:`runs`, as few runs as possible and not in loop order
+        (what counting needs: identical fetches of every group together)."""
+        if self.order == "weight_outer":
+            return self.runs()
+        tally: dict[tuple[int, Tile, bool], int] = {}
+        for g, (n, count) in enumerate(self.groups):
+            for tile, tiles in self.tiles:
+                if g == 0:  # the first group holds each block's first fetch
+                    key = (n, tile, not tile.halo)
+                    tally[key] = tally.get(key, 0) + tiles
+                    tiles_after, n_after = tiles * (count - 1), n
+                else:
+                    tiles_after, n_after = tiles * count, n
+                if tiles_after:
+                    key = (n_after, tile, False)
+                    tally[key] = tally.get(key, 0) + tiles_after
+        return [Run(n, tile, first, count) for (n, tile, first), count in tally.items()]
 
     def pieces(self, k: int) -> list[list[Run]]:
         """The runs cut into ``k`` consecutive pieces of about equal fetch counts."""
@@ -151,14 +197,16 @@ class Walk:
         A sample is finished in this phase when every tile has been fetched for its group.
         """
         sizes = [n for n, count in self.groups for _ in range(count)]
+        per_group = self.tile_count
         out = []
         for _, stop in cut(self.fetches, k):
             if self.order == "weight_outer":  # one group: touched at once, done at the end
                 batch = sizes[0]
                 out.append((batch if stop else 0, batch if stop == self.fetches else 0))
-            else:  # one tile: fetch f is group f
-                done = sum(sizes[:stop])
-                out.append((done, done))
+            else:  # fetch f is tile f % T of group f // T
+                done = sum(sizes[: stop // per_group])
+                touched = sum(sizes[: -(-stop // per_group)])
+                out.append((touched, done))
         return out
 
     def describe(self) -> str:
@@ -170,7 +218,142 @@ class Walk:
             side += " re-read per tile" if side else ""
             return f"weight_outer: {self.tile_count} tile(s), whole batch inside{side}"
         size, groups = self.groups[0][0], self.group_count
-        return f"{self.order}: {groups} group(s) of ≤{size} sample(s), whole tensor inside"
+        spatial = ""
+        if self.tile_count > 1:
+            rows = self.tiles[0][0].out_rows
+            spatial = f", {self.tile_count} spatial tile(s) of ≤{rows} output row(s)"
+        return f"{self.order}: {groups} group(s) of ≤{size} sample(s){spatial}, whole tensor inside"
+
+    def to_dict(self) -> dict[str, object]:
+        """The loop nest as JSON: order, groups and tiles (run lengths), working set."""
+        return {
+            "order": self.order,
+            "groups": [{"samples": n, "count": c} for n, c in self.groups],
+            "tiles": [
+                {
+                    "rows": t.rows,
+                    "cols": t.cols,
+                    "out_rows": t.out_rows,
+                    "bias": t.bias,
+                    "halo": t.halo,
+                    "count": c,
+                }
+                for t, c in self.tiles
+            ],
+            "tiled_by": self.tiled_by,
+            "fetches": self.fetches,
+            "working_bits": self.working_bits,
+        }
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """A convolution's feature maps, kernel and stride, in rows (height) and columns (width).
+
+    The workload records shapes, not strides: the stride is ⌊input / output⌉ rows (the layers
+    of every network here pad to keep ``output = ⌈input / stride⌉``).
+    """
+
+    in_rows: int
+    in_cols: int
+    out_rows: int
+    out_cols: int
+    k_rows: int
+    k_cols: int
+    s_rows: int
+    s_cols: int
+
+    def inputs_touched(self, out_rows: int) -> int:
+        """Input pixels (of one channel) that ``out_rows`` consecutive output rows read."""
+        return touched(out_rows, self.k_rows, self.s_rows, self.in_rows) * self.cols_touched
+
+    @property
+    def cols_touched(self) -> int:
+        """Input columns (of one channel) a whole output row reads."""
+        return touched(self.out_cols, self.k_cols, self.s_cols, self.in_cols)
+
+    @property
+    def overlap_rows(self) -> int:
+        """Input rows two consecutive spatial tiles share (a kernel taller than its stride)."""
+        return max(0, min(self.k_rows - self.s_rows, self.in_rows))
+
+
+def touched(outputs: int, kernel: int, stride: int, inputs: int) -> int:
+    """Input positions ``outputs`` consecutive outputs of a 1-D convolution read: windows of
+    ``kernel`` every ``stride`` (overlapping where kernel ≥ stride, gaps where it is less),
+    at most the ``inputs`` there are."""
+    span = (outputs - 1) * stride + kernel if kernel >= stride else outputs * kernel
+    return min(inputs, span)
+
+
+def geometry(layer: Layer) -> Geometry | None:
+    """The spatial geometry of an ungrouped 2-D convolution, None for any other layer."""
+    w, x, y = layer.weight_shape, layer.input_shape, layer.output_shape
+    if len(w) != 4 or len(x) != 3 or len(y) != 3 or not tileable(layer):
+        return None
+    return Geometry(
+        x[1], x[2], y[1], y[2], w[2], w[3], max(1, round(x[1] / y[1])), max(1, round(x[2] / y[2]))
+    )
+
+
+def ladder(n: int) -> list[int]:
+    """Sizes that cut ``n`` into a distinct number of pieces (⌈n / k⌉ for k = 1…n), largest
+    first: every way of tiling ``n`` with equal pieces (and a smaller last one) up to the
+    piece count, independent of any capacity."""
+    return sorted({-(-n // k) for k in range(1, n + 1)}, reverse=True)
+
+
+def spatial_tiles(
+    layer: Layer, out_rows: int, rows: int, cols: int
+) -> tuple[tuple[Tile, int], ...]:
+    """The whole stationary tensor (``rows`` × ``cols``) over spatial tiles of ``out_rows``
+    output rows: the first tile of a sample, then the ones after it (``halo``)."""
+    geo = geometry(layer)
+    total = geo.out_rows if geo is not None else 0
+    if geo is None or out_rows >= total:
+        return ((Tile(rows, cols, True), 1),)
+    out: list[tuple[Tile, int]] = []
+    for size, count in run_lengths(total, out_rows):
+        if not out:
+            out.append((Tile(rows, cols, True, size), 1))
+            count -= 1
+        if count:
+            out.append((Tile(rows, cols, True, size, halo=True), count))
+    return tuple(out)
+
+
+def extent(layer: Layer, tile: Tile) -> tuple[int, int, int, int]:
+    """(weight elements, row-side elements, column-side elements, MACs) of a tile, per sample.
+
+    A convolution's column side is the inputs its tile's output rows touch (a strided kernel
+    smaller than its stride skips the rest; a spatial tile reads its halo). A whole-tensor tile
+    of any other layer takes the layer's own totals, so layers that cannot be tiled (grouped
+    convolutions) are counted exactly too.
+    """
+    rows, cols, taps = shape(layer)
+    geo = geometry(layer)
+    if geo is not None:
+        out_rows = tile.out_rows or geo.out_rows
+        outputs = out_rows * geo.out_cols
+        return (
+            tile.rows * tile.cols * taps,
+            tile.rows * outputs,
+            tile.cols * geo.inputs_touched(out_rows),
+            tile.rows * tile.cols * taps * outputs,
+        )
+    if (tile.rows, tile.cols) == (rows, cols):
+        return (
+            layer.weight_elements,
+            layer.output_elements,
+            layer.input_elements,
+            layer.macs_per_sample,
+        )
+    return (
+        tile.rows * tile.cols * taps,
+        tile.rows * per_row(layer),
+        tile.cols * per_col(layer),
+        tile.rows * tile.cols * taps * per_row(layer),
+    )
 
 
 def run_lengths(total: int, size: int) -> tuple[tuple[int, int], ...]:
@@ -211,50 +394,59 @@ def per_col(layer: Layer) -> int:
     return layer.input_elements // shape(layer)[1]
 
 
-def batch_outer(batch: int, r: int, layer: Layer, order: str = "batch_outer") -> Walk:
-    """Groups of ``r`` samples outside, the whole stationary tensor inside."""
+def batch_outer(
+    batch: int,
+    r: int,
+    layer: Layer,
+    order: str = "batch_outer",
+    out_rows: int = 0,
+    size: int = 0,
+    by: str = "row",
+) -> Walk:
+    """Groups of ``r`` samples outside; inside, the stationary tensor streams through once per
+    spatial tile of ``out_rows`` output rows of a convolution (0: whole feature maps), in blocks
+    of ``size`` rows (``by="row"``) or columns (``by="column"``) when the group's slices of the
+    whole tensor do not fit (0: one block)."""
     rows, cols, _ = shape(layer)
-    return Walk(order, run_lengths(batch, max(1, min(r, batch))), ((Tile(rows, cols, True), 1),))
+    blocks: list[tuple[int, int, bool, int]] = []  # (rows, cols, ends its rows, count)
+    if not size or size >= (rows if by == "row" else cols):
+        blocks.append((rows, cols, True, 1))
+    elif by == "row":
+        blocks += [(n, cols, True, c) for n, c in run_lengths(rows, size)]
+    else:
+        blocks += [(rows, n, last, c) for n, c, last in _last_flagged(run_lengths(cols, size))]
+    tiles: list[tuple[Tile, int]] = []
+    for block_rows, block_cols, bias, count in blocks:
+        spatial = spatial_tiles(layer, out_rows, block_rows, block_cols) if out_rows else None
+        for _ in range(count):
+            for tile, n in spatial or ((Tile(block_rows, block_cols, True), 1),):
+                tile = replace(tile, bias=bias)
+                if tiles and tiles[-1][0] == tile:
+                    tiles[-1] = (tile, tiles[-1][1] + n)
+                else:
+                    tiles.append((tile, n))
+    return Walk(order, run_lengths(batch, max(1, min(r, batch))), tuple(tiles))
 
 
-def weight_outer(
-    batch: int, layer: Layer, element_bits: int, capacity_bits: int, by: str, bias: bool
-) -> Walk | None:
-    """Tiles of the stationary tensor that fit ``capacity_bits`` outside, the batch inside.
+def weight_outer(batch: int, layer: Layer, size: int, by: str) -> Walk:
+    """Tiles of the stationary tensor outside, the whole batch inside.
 
-    ``by="row"`` keeps whole rows together (a tile of ρ rows re-reads the column side once);
-    a row that does not fit is cut into pieces of columns, one row at a time, which re-read the
-    row side once per piece as well. ``by="column"`` keeps whole columns together (re-reading
-    the row side once per tile) and returns None where one column does not fit. Forward and
-    backward never cut (their outputs would stay partial sums): callers pass ``by`` accordingly
-    and treat a cut walk (``tiled_by == "both"``) as not allowed. ``element_bits`` is the
-    stored width of one element; ``bias``: the tensor has the layer's bias (W and ΔW do, a
-    mirror or B does not), one more element per row held by the tile that ends the row.
+    ``by="row"``: tiles of ``size`` whole rows (each re-reads the column side once);
+    ``by="column"``: tiles of ``size`` whole columns (each re-reads the row side once);
+    ``by="both"``: every row cut into pieces of ``size`` columns, one row at a time (each piece
+    re-reads both sides; the piece that ends a row holds its bias). Forward and backward never
+    cut rows (their outputs would stay partial sums), so only the gradient takes ``both``.
     """
-    rows, cols, taps = shape(layer)
-    extra = element_bits if bias and layer.bias else 0  # a row's bias
+    rows, cols, _ = shape(layer)
     groups = ((batch, 1),)
     if by == "row":
-        row_bits = cols * taps * element_bits + extra
-        if row_bits <= capacity_bits:
-            tiles = tuple(
-                (Tile(size, cols, True), count)
-                for size, count in run_lengths(rows, capacity_bits // row_bits)
-            )
-            return Walk("weight_outer", groups, tiles, tiled_by="column")
-        piece = (capacity_bits - extra) // (taps * element_bits)
-        if piece < 1:
-            return None
-        per_row_tiles = _last_flagged(run_lengths(cols, piece))
-        tiles = tuple((Tile(1, size, last), count * rows) for size, count, last in per_row_tiles)
+        tiles = tuple((Tile(n, cols, True), c) for n, c in run_lengths(rows, size))
+        return Walk("weight_outer", groups, tiles, tiled_by="column")
+    if by == "both":
+        per_row_tiles = _last_flagged(run_lengths(cols, size))
+        tiles = tuple((Tile(1, n, last), c * rows) for n, c, last in per_row_tiles)
         return Walk("weight_outer", groups, tiles, tiled_by="both")
-    col_bits = rows * taps * element_bits
-    if col_bits + rows * extra > capacity_bits:
-        return None
-    size = (capacity_bits - rows * extra) // col_bits
-    tiles = tuple(
-        (Tile(rows, s, last), count) for s, count, last in _last_flagged(run_lengths(cols, size))
-    )
+    tiles = tuple((Tile(rows, n, last), c) for n, c, last in _last_flagged(run_lengths(cols, size)))
     return Walk("weight_outer", groups, tiles, tiled_by="row")
 
 

@@ -18,7 +18,7 @@ from hwsim.core.workload import workload_from_dict
 from hwsim.sim.api import simulate
 from hwsim.sim.chip import load_chip
 from hwsim.sim.counting import AccessCount, count_step, count_step_by_layer
-from hwsim.sim.dataflow import make_plan
+from hwsim.sim.mapper import make_plan
 from hwsim.sim.model_specs import build_workload
 
 TOY = load_chip(Path(__file__).parent / "data" / "toy_chip.yaml")

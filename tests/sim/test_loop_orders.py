@@ -17,8 +17,8 @@ from hwsim.core.workload import workload_from_dict
 from hwsim.sim.api import simulate
 from hwsim.sim.chip import MemoryLevel, load_chip
 from hwsim.sim.counting import AccessCount, count_step, walk_counts
-from hwsim.sim.dataflow import make_plan
 from hwsim.sim.loops import batch_outer, weight_outer
+from hwsim.sim.mapper import make_plan
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.simulation import simulate_step
 

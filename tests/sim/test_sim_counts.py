@@ -26,7 +26,7 @@ from hwsim.core.workload import workload_from_dict
 from hwsim.sim.api import simulate
 from hwsim.sim.chip import load_chip
 from hwsim.sim.counting import AccessCount, count_init, count_step
-from hwsim.sim.dataflow import make_plan
+from hwsim.sim.mapper import make_plan
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.simulation import simulate_init, simulate_step
 

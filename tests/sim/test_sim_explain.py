@@ -25,8 +25,9 @@ from hwsim.core.rules import parse_rule
 from hwsim.core.workload import workload_from_dict
 from hwsim.sim.api import simulate
 from hwsim.sim.chip import load_chip
-from hwsim.sim.dataflow import PHASES, make_plan
+from hwsim.sim.dataflow import PHASES
 from hwsim.sim.explain import CAUSES, NET_CAUSES, energy_floor, explain_gap
+from hwsim.sim.mapper import make_plan
 from hwsim.sim.model_specs import build_workload
 
 DATA = Path(__file__).parent / "data"

@@ -1,0 +1,663 @@
+"""The mapper: where every tensor lives and how every (phase, layer) walks, chosen together.
+
+A *mapping* of one training step is a placement (a memory level for every stored (tensor,
+layer)) and a loop nest (:class:`hwsim.sim.loops.Walk`) for every batch phase of every layer.
+:func:`make_plan` finds the one of least cost in a space that depends on the chip only through
+feasibility:
+
+* **loop nests** — per (phase, layer), ``batch_outer`` walks for every group size of the
+  ladder ⌈N / g⌉ and every spatial tile height ⌈H / t⌉ of a convolution's output, and
+  ``weight_outer`` walks for every tile size ⌈R / k⌉ of the stationary tensor (by rows, by
+  columns, or rows cut into pieces for the gradient). A nest is feasible when its working set
+  fits the innermost level: a group's streamed slices for ``batch_outer`` (the stationary
+  tensor streams through), the held tile plus a line of each streamed side for
+  ``weight_outer``;
+* **placements** — every (tensor, layer) may live in its class's level or any level outward of
+  it that can hold it (ROM only for feedback weights, compute-in-memory arrays only for what
+  the chip places there), subject to every level's capacity.
+
+The cost is linear in the choice: each move of a fetch charges its tensor's level, so the
+search is an exact integer program (placement × loop nest, with the products of the two
+linearized), solved to proven optimality by HiGHS (``scipy.optimize.milp``). Loop nests that
+cost at least as much as another at every level of every tensor they touch are pruned first;
+pruning by dominance never removes an optimum.
+
+Capacity monotonicity follows by construction: a larger level admits every loop nest and every
+placement a smaller one admits (the candidates are a fixed ladder filtered by fit), so the
+optimum can only fall. Price monotonicity too: at fixed mapping the cost is linear in every
+price with non-negative counts. docs/simulator.md ("The mapper") states the argument and what
+it leaves out (pinned classes and compute-in-memory arrays are allocated before the search).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import numpy as np
+from scipy.optimize import Bounds, LinearConstraint, milp
+from scipy.sparse import coo_array
+
+from hwsim.core.errors import InputError
+from hwsim.core.rules import Rule
+from hwsim.core.workload import Layer, Workload
+from hwsim.sim.chip import Chip, MemoryLevel
+from hwsim.sim.dataflow import (
+    Move,
+    Plan,
+    backward_element_bits,
+    backward_layer,
+    check_cim_rule,
+    check_feedback_storage,
+    cim_level,
+    cim_tiles,
+    error_source_layer,
+    fetch_moves,
+    in_array,
+    loss_moves,
+    next_activation_bits,
+    stored_bits,
+    update_fractions,
+    update_parts,
+)
+from hwsim.sim.loops import (
+    BATCH_PHASES,
+    Tile,
+    Walk,
+    batch_outer,
+    extent,
+    geometry,
+    ladder,
+    shape,
+    tileable,
+    weight_outer,
+)
+
+#: Normalized cost added per level a tensor moves outward of its class's (ties only).
+TIE_BREAK = 1e-9
+#: (tensor, layer index)
+Item = tuple[str, int]
+#: (phase, layer index)
+PhaseKey = tuple[str, int]
+
+
+@dataclass(frozen=True)
+class SearchStats:
+    """What the search looked at, for people and ``--json``."""
+
+    objective: str
+    #: loop nests generated, over all (phase, layer)
+    candidates: int
+    #: of those, the ones whose working set fits the innermost level
+    feasible: int
+    #: left after pruning by dominance (what the integer program chooses among)
+    kept: int
+    #: (tensor, layer) with a choice of level
+    placements: int
+    #: variables of the integer program(s)
+    variables: int
+    #: integer programs solved (one per objective weight)
+    solves: int
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON of these numbers."""
+        return {
+            "objective": self.objective,
+            "candidates": self.candidates,
+            "feasible": self.feasible,
+            "kept": self.kept,
+            "placements": self.placements,
+            "variables": self.variables,
+            "solves": self.solves,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+# ---------------------------------------------------------------------------------------------
+# loop nests
+
+
+def _widths(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> tuple[int, ...]:
+    """(row-side bits, column-side bits, stationary element bits, has bias) of a phase."""
+    layer = workload.layers[i]
+    if phase == "forward":
+        return next_activation_bits(workload, i), layer.activation_bits, layer.weight_bits, 1
+    if phase == "backward":
+        source = workload.layers[error_source_layer(workload, plan.rule, i)]
+        down = workload.layers[i - 1].error_bits
+        return source.error_bits, down, backward_element_bits(layer, plan), 0
+    return layer.error_bits, layer.activation_bits, chip.gradient_bits, 1
+
+
+def _lines(layer: Layer) -> tuple[int, int]:
+    """(row-side, column-side) elements per row / column of the stationary tensor that a
+    ``weight_outer`` tile keeps while samples stream through it: one output row of a
+    convolution and the input lines its kernel spans (a line buffer); one element of a dense
+    layer."""
+    geo = geometry(layer)
+    if geo is None:
+        return 1, 1
+    return geo.out_cols, min(geo.k_rows, geo.in_rows) * geo.in_cols
+
+
+def candidate_walks(
+    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int
+) -> tuple[list[Walk], int]:
+    """The loop nests (phase, layer i) may take on this chip, and how many were generated
+    before the innermost level's capacity was applied.
+
+    Raises :class:`InputError` where none fits (an innermost level too small for one sample's
+    slice of one output row).
+    """
+    n = plan.batch_size
+    layer = backward_layer(workload, plan.rule, i) if phase == "backward" else workload.layers[i]
+    inner = chip.memories[0]
+    capacity = inner.size_bits
+    row_bits, col_bits, elem_bits, has_bias = _widths(workload, chip, plan, phase, i)
+    rows, cols, taps = shape(layer)
+    geo = geometry(layer)
+    fused = plan.update == "fused"
+    stationary = bool(in_array(chip, plan, phase, i)) or (
+        phase == "backward"
+        and plan.error_weight_source == "transport"
+        and cim_level(chip, plan, "weights", i) is not None
+    )
+    if fused:
+        groups = [1]
+    elif chip.samples_per_weight_fetch is not None:
+        groups = [min(chip.samples_per_weight_fetch, n)]
+    else:
+        groups = ladder(n)
+    heights = ladder(geo.out_rows) if geo is not None and not stationary else [0]
+    generated = 0
+    walks: list[Walk] = []
+    order = "per_sample" if fused else "batch_outer"
+    blocks_by = {"forward": ("row",), "backward": ("column",)}.get(phase, ("row", "column"))
+    for h in heights:
+        spatial = h if geo is not None and h < geo.out_rows else 0
+        _, row_side, col_side, _ = extent(layer, Tile(rows, cols, True, h))
+        whole = row_side * row_bits + col_side * col_bits
+        if stationary:  # the arrays take one output position's vectors at a time
+            whole = rows * row_bits + cols * taps * col_bits
+        for r in groups:
+            generated += 1
+            if r * whole <= capacity:
+                walk = batch_outer(n, r, layer, order, spatial)
+                walks.append(replace(walk, working_bits=r * whole))
+                continue
+            if stationary or not tileable(layer):
+                continue
+            # the group's slices of the whole tensor do not fit: the tensor streams through in
+            # blocks of rows (or columns), the largest that fit
+            for by in blocks_by:
+                for size in ladder(rows if by == "row" else cols)[1:]:
+                    block = Tile(size, cols, True, h) if by == "row" else Tile(rows, size, True, h)
+                    _, row_side, col_side, _ = extent(layer, block)
+                    need = r * (row_side * row_bits + col_side * col_bits)
+                    if need <= capacity:
+                        walk = batch_outer(n, r, layer, order, spatial, size, by)
+                        walks.append(replace(walk, working_bits=need))
+                        break
+    tiled: list[Walk] = []
+    if not (fused or stationary or chip.loop_order == "batch_outer" or not tileable(layer)):
+        row_line, col_line = _lines(layer)
+        bias = elem_bits if has_bias and layer.bias else 0
+        sides = {"forward": ("row",), "backward": ("column",)}.get(phase, ("row", "column", "both"))
+        for by in sides:
+            for size in ladder(cols if by != "row" else rows):
+                generated += 1
+                if by == "row":
+                    held = size * (cols * taps * elem_bits + bias)
+                    held += cols * col_line * col_bits + size * row_line * row_bits
+                elif by == "column":
+                    held = rows * (size * taps * elem_bits + bias)
+                    held += size * col_line * col_bits + rows * row_line * row_bits
+                else:
+                    held = size * taps * elem_bits + bias
+                    held += size * col_line * col_bits + row_line * row_bits
+                if held <= capacity:
+                    walk = weight_outer(n, layer, size, by)
+                    tiled.append(replace(walk, working_bits=held))
+    if chip.loop_order == "weight_outer" and tiled:
+        walks = tiled
+    else:
+        walks += tiled
+    if not walks:
+        one = (
+            Tile(1, cols, True, 1 if geo else 0)
+            if phase != "backward"
+            else Tile(rows, 1, True, 1 if geo else 0)
+        )
+        _, row_side, col_side, _ = extent(layer, one)
+        raise InputError(
+            f"{chip.where(f'memories.{inner.name}.size_bytes')}: no loop nest of the {phase} "
+            f"pass of layer {workload.layers[i].name!r} fits the innermost level "
+            f"{inner.name!r} ({capacity} bits): one sample's smallest slice needs "
+            f"{row_side * row_bits + col_side * col_bits} bits; give it more size_bytes"
+        )
+    return walks, generated
+
+
+# ---------------------------------------------------------------------------------------------
+# costs
+
+
+@dataclass
+class _Cost:
+    """Cost of a choice: a constant, plus a cost per (item, level) where the item has a choice.
+    Each cost is a pair (energy pJ, cycles)."""
+
+    fixed: list[float]
+    by_item: dict[tuple[Item, str], list[float]]
+
+    @classmethod
+    def zero(cls) -> _Cost:
+        return cls([0.0, 0.0], defaultdict(lambda: [0.0, 0.0]))
+
+    def vector(self, keys: Sequence[tuple[Item, str]], k: int) -> tuple[float, ...]:
+        """The ``k``-th cost (0 energy, 1 cycles) as a vector over ``keys``, fixed first."""
+        return (
+            self.fixed[k],
+            *(self.by_item[key][k] if key in self.by_item else 0.0 for key in keys),
+        )
+
+
+class _Coster:
+    """Prices moves at every level their owner may take."""
+
+    def __init__(self, chip: Chip, options: dict[Item, list[str]]):
+        self.chip, self.options = chip, options
+
+    def _at(self, m: Move, level: MemoryLevel) -> tuple[float, float]:
+        if m.accesses is not None:  # a compute-in-memory level's own count
+            return m.accesses * level.access_energy_pj(m.direction), float(m.cycles or 0)
+        _, accesses = level.words_and_accesses(m.bits)
+        cycles = level.latency_cycles + math.ceil(m.bits / level.bandwidth_bits_per_cycle)
+        return accesses * level.access_energy_pj(m.direction), float(cycles)
+
+    def add(self, cost: _Cost, moves: list[Move], times: int) -> None:
+        chip = self.chip
+        for m in moves:
+            if m.link_bits:
+                link = chip.interconnect
+                cost.fixed[0] += m.link_bits * link.energy_per_bit_pj * times
+                cycles = link.latency_cycles + math.ceil(
+                    m.link_bits / link.bandwidth_bits_per_cycle
+                )
+                cost.fixed[1] += cycles * times
+            if m.level is None:
+                cost.fixed[0] += m.generated_values * chip.prng_energy_per_value_pj * times
+                cost.fixed[1] += math.ceil(m.generated_values / chip.prng_values_per_cycle) * times
+                continue
+            levels = self.options.get(m.owner) if m.owner is not None else None
+            if not levels or len(levels) == 1:
+                at = chip.memory(levels[0] if levels else m.level)
+                e, c = self._at(m, at)
+                cost.fixed[0] += e * times
+                cost.fixed[1] += c * times
+                continue
+            assert m.owner is not None
+            for name in levels:
+                e, c = self._at(m, chip.memory(name))
+                slot = cost.by_item[(m.owner, name)]
+                slot[0] += e * times
+                slot[1] += c * times
+
+
+def _walk_cost(
+    workload: Workload, chip: Chip, plan: Plan, coster: _Coster, phase: str, i: int, walk: Walk
+) -> _Cost:
+    cost = _Cost.zero()
+    for run in walk.fetch_classes():
+        moves, _ = fetch_moves(workload, chip, plan, phase, i, run)
+        coster.add(cost, moves, run.count)
+    if phase == "forward" and i == len(workload.layers) - 1:  # the loss follows its groups
+        loss = Walk("batch_outer", walk.groups, ((Tile(1, 1, False), 1),))
+        for run in loss.runs():
+            coster.add(cost, loss_moves(workload, plan, run), run.count)
+    return cost
+
+
+def _prune(costs: list[_Cost], k: Sequence[int]) -> list[int]:
+    """Indices of the costs no other one dominates in the components ``k`` (ties: the first)."""
+    keys = sorted({key for c in costs for key in c.by_item})
+    vectors = [np.array([v for j in k for v in c.vector(keys, j)]) for c in costs]
+    kept: list[int] = []
+    for a, va in enumerate(vectors):
+        dominated = False
+        for b, vb in enumerate(vectors):
+            if b == a:
+                continue
+            if np.all(vb <= va) and (np.any(vb < va) or b < a):
+                dominated = True
+                break
+        if not dominated:
+            kept.append(a)
+    return kept
+
+
+# ---------------------------------------------------------------------------------------------
+# placement options
+
+
+def _options(
+    workload: Workload, chip: Chip, rule: Rule, rows: list[dict[str, Any]]
+) -> tuple[dict[Item, str], dict[Item, list[str]], dict[Item, int], dict[str, int]]:
+    """(fixed placements, levels each other item may take, bits per item, free bits per
+    level after the fixed ones).
+
+    Fixed before the search, in this order: the chip's pinned classes (each at its class's
+    level if it still has room, else outward, as the chip asks), then what the chip places in
+    compute-in-memory arrays (whole arrays, in class order). Everything else may take its
+    class's level or any digital level outward that can hold it.
+    """
+    free = {m.name: m.size_bits for m in chip.memories}
+    fixed: dict[Item, str] = {}
+    bits: dict[Item, int] = {}
+    first = [r for t in chip.pinned for r in rows if r["tensor"] == t]
+    first += [
+        r
+        for r in rows
+        if r["tensor"] not in chip.pinned
+        and chip.memory(chip.placement[r["tensor"]]).cim is not None
+    ]
+    for row in rows:
+        bits[(row["tensor"], row["layer"])] = row["bits"]
+    for row in first:
+        tensor, i, need = row["tensor"], row["layer"], row["bits"]
+        for level in chip.spill_order(tensor):
+            size = need
+            if level.cim is not None:  # whole arrays
+                arrays = cim_tiles(chip, level.name, workload, rule, tensor, i)
+                size = arrays * level.cim.rows * level.cim.columns * level.cim.bits_per_cell
+            if free[level.name] >= size:
+                free[level.name] -= size
+                fixed[(tensor, i)] = level.name
+                break
+        else:
+            _no_room(workload, chip, tensor, i, need)
+    options: dict[Item, list[str]] = {}
+    for row in rows:
+        item = (row["tensor"], row["layer"])
+        if item in fixed:
+            continue
+        levels = [
+            m.name
+            for m in chip.spill_order(row["tensor"])
+            if m.cim is None and m.size_bits >= row["bits"]
+        ]
+        if not levels:
+            _no_room(workload, chip, row["tensor"], row["layer"], row["bits"])
+        options[item] = levels
+    return fixed, options, bits, free
+
+
+def _no_room(workload: Workload, chip: Chip, tensor: str, i: int, bits: int) -> None:
+    raise InputError(
+        f"{chip.where(f'placement.{tensor}')}: {tensor} of layer "
+        f"{workload.layers[i].name!r} ({bits} bits) fit in neither "
+        f"{chip.placement[tensor]!r} nor any level outward; give a level more "
+        "size_bytes or place the tensor further out"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the integer program
+
+
+@dataclass
+class _Problem:
+    """Everything the integer program needs, built once per plan and solved per weight."""
+
+    options: dict[Item, list[str]]
+    bits: dict[Item, int]
+    free: dict[str, int]
+    #: (phase, layer) → its kept loop nests and their costs
+    walks: dict[PhaseKey, list[tuple[Walk, _Cost]]]
+    #: the update's (and every other walk-independent) cost
+    update: _Cost
+
+
+def _solve(
+    problem: _Problem, weight: tuple[float, float]
+) -> tuple[dict[Item, str], dict[PhaseKey, Walk], int]:
+    """The placement and loop nests of least ``weight[0]·energy + weight[1]·cycles``."""
+    index: dict[tuple[Any, ...], int] = {}
+    cost: list[float] = []
+    integral: list[int] = []
+
+    def var(key: tuple[Any, ...], c: float, integer: int) -> int:
+        j = index.get(key)
+        if j is None:
+            j = index[key] = len(cost)
+            cost.append(0.0)
+            integral.append(integer)
+        cost[j] += c
+        return j
+
+    def price(pair: list[float]) -> float:
+        return weight[0] * pair[0] + weight[1] * pair[1]
+
+    choice = {item: levels for item, levels in problem.options.items() if len(levels) > 1}
+    rows_a: list[int] = []
+    cols_a: list[int] = []
+    vals_a: list[float] = []
+    lower: list[float] = []
+    upper: list[float] = []
+
+    def constraint(terms: list[tuple[int, float]], lo: float, hi: float) -> None:
+        r = len(lower)
+        for j, v in terms:
+            rows_a.append(r)
+            cols_a.append(j)
+            vals_a.append(v)
+        lower.append(lo)
+        upper.append(hi)
+
+    for item, levels in choice.items():
+        constraint([(var(("x", item, lvl), 0.0, 1), 1.0) for lvl in levels], 1, 1)
+    constant = price(problem.update.fixed)
+    for (item, lvl), pair in problem.update.by_item.items():
+        var(("x", item, lvl), price(pair), 1)
+    for key, options in problem.walks.items():
+        if len(options) == 1:
+            ((_, c),) = options
+            constant += price(c.fixed)
+            for (item, lvl), pair in c.by_item.items():
+                var(("x", item, lvl), price(pair), 1)
+            continue
+        picks = [(var(("z", key, w), price(c.fixed), 1), 1.0) for w, (_, c) in enumerate(options)]
+        constraint(picks, 1, 1)
+        # The products z·x as a joint choice y[w, l] of (loop nest, level) per item the phase
+        # moves, whose marginals are z and x: exact for binaries, and a tight relaxation.
+        touched = sorted({item for _, c in options for item, _ in c.by_item})
+        for item in touched:
+            levels = choice[item]
+            joint = {
+                (w, lvl): var(
+                    ("y", key, w, item, lvl), price(c.by_item.get((item, lvl), [0, 0])), 0
+                )
+                for w, (_, c) in enumerate(options)
+                for lvl in levels
+            }
+            for w, (z, _) in enumerate(picks):
+                constraint([(joint[(w, lvl)], 1.0) for lvl in levels] + [(z, -1.0)], 0, 0)
+            for lvl in levels:
+                x = index[("x", item, lvl)]
+                constraint(
+                    [(joint[(w, lvl)], 1.0) for w in range(len(options))] + [(x, -1.0)], 0, 0
+                )
+    for level, room in problem.free.items():
+        terms = [
+            (index[("x", item, level)], float(problem.bits[item]))
+            for item, levels in choice.items()
+            if level in levels
+        ]
+        fixed_here = sum(
+            problem.bits[item] for item, levels in problem.options.items() if levels == [level]
+        )
+        if terms or fixed_here:
+            if fixed_here > room:
+                return {}, {}, -1
+            if terms and sum(v for _, v in terms) + fixed_here > room:
+                constraint(terms, -math.inf, room - fixed_here)
+    picked: dict[tuple[Any, ...], float] = {}
+    if cost:
+        c = np.array(cost)
+        scale = float(np.max(np.abs(c))) or 1.0
+        c = c / scale
+        # Ties go to the level nearest the class's own (the chip's placement), so that equal
+        # costs never move a tensor for nothing: a nudge far below any real difference.
+        for (kind, *rest), j in index.items():
+            if kind == "x":
+                item, lvl = rest
+                c[j] += TIE_BREAK * problem.options[item].index(lvl)
+        a = coo_array((vals_a, (rows_a, cols_a)), shape=(len(lower), len(cost))).tocsr()
+        result = milp(
+            c,
+            integrality=np.array(integral),
+            bounds=Bounds(0, 1),
+            constraints=LinearConstraint(a, lower, upper) if lower else None,
+            options={"mip_rel_gap": 0.0, "presolve": True},
+        )
+        if result.x is None:
+            return {}, {}, -1
+        picked = {key: result.x[j] for key, j in index.items()}
+    placement = {item: levels[0] for item, levels in problem.options.items() if len(levels) == 1}
+    for item, levels in choice.items():
+        placement[item] = max(levels, key=lambda lvl: picked[("x", item, lvl)])
+    walks = {}
+    for key, options in problem.walks.items():
+        if len(options) == 1:
+            walks[key] = options[0][0]
+        else:
+            best = max(range(len(options)), key=lambda w: picked[("z", key, w)])
+            walks[key] = options[best][0]
+    return placement, walks, len(cost)
+
+
+# ---------------------------------------------------------------------------------------------
+# the plan
+
+
+def make_plan(
+    workload: Workload, chip: Chip, rule: Rule, batch_size: int, objective: str | None = None
+) -> Plan:
+    """Place every tensor and choose every loop nest, together, at least cost.
+
+    ``objective`` (default: the chip's ``training.objective``): ``energy`` is solved exactly;
+    ``latency`` and ``edp`` solve the same program for a few weights of energy against the
+    transfer cycles of a step, simulate each result and keep the best by the objective (the
+    step's time comes from the SimPy replay, which no linear cost captures).
+    """
+    start = time.perf_counter()
+    objective = objective or chip.objective
+    check_feedback_storage(chip, rule)
+    check_cim_rule(chip, rule)
+    rows = stored_bits(workload, chip, rule, batch_size)
+    sign = chip.bp_weight_access if rule.reads_weight_sign else ""
+    if not rule.stores_feedback and rule.uses_feedback_weights:
+        source = "none"  # uSF: B = sign(W) · rms(W), one scalar per layer
+    elif rule.uses_feedback_weights:
+        source = "prng" if chip.feedback_storage == "prng" else "feedback"
+    else:
+        source = chip.bp_weight_access
+    fixed, options, bits, free = _options(workload, chip, rule, rows)
+    base = Plan(
+        rule=rule,
+        batch_size=batch_size,
+        placement={**fixed, **{item: levels[0] for item, levels in options.items()}},
+        error_weight_source=source,
+        update=chip.update,
+        sign_source=sign,
+        update_fraction=update_fractions(workload),
+    )
+    coster = _Coster(chip, options)
+    components = {"energy": (0,), "latency": (1,), "edp": (0, 1)}[objective]
+    walks: dict[PhaseKey, list[tuple[Walk, _Cost]]] = {}
+    generated = feasible = kept = 0
+    for i in range(len(workload.layers)):
+        for phase in BATCH_PHASES:
+            if phase == "backward" and i == 0:
+                continue
+            candidates, made = candidate_walks(workload, chip, base, phase, i)
+            generated += made
+            feasible += len(candidates)
+            costs = [_walk_cost(workload, chip, base, coster, phase, i, w) for w in candidates]
+            keep = _prune(costs, components) if len(costs) > 1 else [0]
+            kept += len(keep)
+            walks[(phase, i)] = [(candidates[j], costs[j]) for j in keep]
+    update = _Cost.zero()
+    for i in range(len(workload.layers)):
+        for part in update_parts(workload, chip, base, i):
+            coster.add(update, part.moves, base.update_times if part.per_update else 1)
+    problem = _Problem(options, bits, free, walks, update)
+    weights = [(1.0, 0.0)] if objective == "energy" else _edp_weights(problem)
+    plans: list[Plan] = []
+    variables = solves = 0
+    for weight in weights:
+        placement, chosen, n = _solve(problem, weight)
+        solves += 1
+        if n < 0:
+            bad = next(iter(free))
+            raise InputError(
+                f"{chip.where(f'memories.{bad}.size_bytes')}: the tensors of rule "
+                f"{rule.spec!r} at batch {batch_size} fit no placement on this chip; give a "
+                "level more size_bytes or place tensors further out"
+            )
+        variables = max(variables, n)
+        plans.append(replace(base, placement={**fixed, **placement}, walks=chosen))
+    plan = plans[0] if len(plans) == 1 else _best_simulated(workload, chip, plans, objective)
+    from hwsim.sim.counting import step_traffic_bits  # counting builds on dataflow
+
+    moved = step_traffic_bits(workload, chip, plan)
+    intensity = {
+        (r["tensor"], r["layer"]): moved.get((r["tensor"], r["layer"]), 0) / r["bits"] for r in rows
+    }
+    stats = SearchStats(
+        objective,
+        generated,
+        feasible,
+        kept,
+        sum(len(v) > 1 for v in options.values()),
+        variables,
+        solves,
+        time.perf_counter() - start,
+    )
+    return replace(plan, accesses_per_bit=intensity, search=stats)
+
+
+def _edp_weights(problem: _Problem) -> list[tuple[float, float]]:
+    """Weights of energy against cycles for the latency and energy-delay searches: from energy
+    alone to cycles alone, each normalized by the other's typical size."""
+    e = sum(c.fixed[0] for options in problem.walks.values() for _, c in options[:1]) or 1.0
+    t = sum(c.fixed[1] for options in problem.walks.values() for _, c in options[:1]) or 1.0
+    return [
+        (1.0 / e, 0.0),
+        (0.75 / e, 0.25 / t),
+        (0.5 / e, 0.5 / t),
+        (0.25 / e, 0.75 / t),
+        (0.0, 1.0 / t),
+    ]
+
+
+def _best_simulated(workload: Workload, chip: Chip, plans: list[Plan], objective: str) -> Plan:
+    """The plan best by ``objective`` as the SimPy replay and the prices measure it."""
+    from hwsim.sim.counting import count_step
+    from hwsim.sim.pricing import price
+    from hwsim.sim.simulation import simulate_step
+
+    best: tuple[float, int] | None = None
+    for k, plan in enumerate(plans):
+        cycles = simulate_step(workload, chip, plan).latency_cycles
+        energy = price(count_step(workload, chip, plan), chip, cycles).total_pj
+        score = cycles if objective == "latency" else energy * cycles
+        if best is None or (score, k) < best:
+            best = (score, k)
+    assert best is not None
+    return plans[best[1]]
