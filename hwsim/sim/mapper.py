@@ -31,10 +31,13 @@ it leaves out (pinned classes and compute-in-memory arrays are allocated before 
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
+import sys
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -77,8 +80,9 @@ from hwsim.sim.loops import (
     weight_outer,
 )
 
-#: Normalized cost added per level a tensor moves outward of its class's (ties only).
-TIE_BREAK = 1e-9
+#: Cost (pJ, or cycles) added per level a tensor moves outward of its class's: it settles ties
+#: only, far below any access's price.
+TIE_BREAK = 1e-6
 #: (tensor, layer index)
 Item = tuple[str, int]
 #: (phase, layer index)
@@ -370,7 +374,10 @@ def _options(
         bits[(row["tensor"], row["layer"])] = row["bits"]
     for row in first:
         tensor, i, need = row["tensor"], row["layer"], row["bits"]
+        pinned = tensor in chip.pinned
         for level in chip.spill_order(tensor):
+            if not pinned and level.cim is None:
+                break  # not in the arrays: the search places it among the digital levels
             size = need
             if level.cim is not None:  # whole arrays
                 arrays = cim_tiles(chip, level.name, workload, rule, tensor, i)
@@ -380,7 +387,8 @@ def _options(
                 fixed[(tensor, i)] = level.name
                 break
         else:
-            _no_room(workload, chip, tensor, i, need)
+            if pinned:
+                _no_room(workload, chip, tensor, i, need)
     options: dict[Item, list[str]] = {}
     for row in rows:
         item = (row["tensor"], row["layer"])
@@ -471,7 +479,12 @@ def _solve(
             for (item, lvl), pair in c.by_item.items():
                 var(("x", item, lvl), price(pair), 1)
             continue
-        picks = [(var(("z", key, w), price(c.fixed), 1), 1.0) for w, (_, c) in enumerate(options)]
+        # walk constants less their least (a constant of the program): small numbers keep the
+        # solver's absolute tolerances far below any real difference
+        least = min(price(c.fixed) for _, c in options)
+        picks = [
+            (var(("z", key, w), price(c.fixed) - least, 1), 1.0) for w, (_, c) in enumerate(options)
+        ]
         constraint(picks, 1, 1)
         # The products z·x as a joint choice y[w, l] of (loop nest, level) per item the phase
         # moves, whose marginals are z and x: exact for binaries, and a tight relaxation.
@@ -509,8 +522,6 @@ def _solve(
     picked: dict[tuple[Any, ...], float] = {}
     if cost:
         c = np.array(cost)
-        scale = float(np.max(np.abs(c))) or 1.0
-        c = c / scale
         # Ties go to the level nearest the class's own (the chip's placement), so that equal
         # costs never move a tensor for nothing: a nudge far below any real difference.
         for (kind, *rest), j in index.items():
@@ -518,13 +529,14 @@ def _solve(
                 item, lvl = rest
                 c[j] += TIE_BREAK * problem.options[item].index(lvl)
         a = coo_array((vals_a, (rows_a, cols_a)), shape=(len(lower), len(cost))).tocsr()
-        result = milp(
-            c,
-            integrality=np.array(integral),
-            bounds=Bounds(0, 1),
-            constraints=LinearConstraint(a, lower, upper) if lower else None,
-            options={"mip_rel_gap": 0.0, "presolve": True},
-        )
+        with _native_stdout_silenced():
+            result = milp(
+                c,
+                integrality=np.array(integral),
+                bounds=Bounds(0, 1),
+                constraints=LinearConstraint(a, lower, upper) if lower else None,
+                options={"mip_rel_gap": 0.0, "presolve": True},
+            )
         if result.x is None:
             return {}, {}, -1
         picked = {key: result.x[j] for key, j in index.items()}
@@ -543,6 +555,25 @@ def _solve(
 
 # ---------------------------------------------------------------------------------------------
 # the plan
+
+
+@contextlib.contextmanager
+def _native_stdout_silenced() -> Iterator[None]:
+    """Standard output closed at the file-descriptor level: HiGHS' C++ core prints a debugging
+    line on some solves whatever its output flag, and a command's output must not carry it."""
+    sys.stdout.flush()
+    try:
+        saved = os.dup(1)
+    except OSError:  # no file descriptor 1 (an embedded interpreter): nothing to silence
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+        yield
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def make_plan(
