@@ -238,6 +238,13 @@ def candidate_walks(
             else Tile(rows, 1, True, 1 if geo else 0)
         )
         _, row_side, col_side, _ = extent(layer, one)
+        if chip.samples_per_weight_fetch is not None and chip.samples_per_weight_fetch < n:
+            raise InputError(
+                f"{chip.where('training.samples_per_weight_fetch')}: groups of "
+                f"{chip.samples_per_weight_fetch} samples of the {phase} pass of layer "
+                f"{workload.layers[i].name!r} fit no loop nest in the innermost level "
+                f"{inner.name!r} ({capacity} bits); use auto or a smaller group"
+            )
         raise InputError(
             f"{chip.where(f'memories.{inner.name}.size_bytes')}: no loop nest of the {phase} "
             f"pass of layer {workload.layers[i].name!r} fits the innermost level "
@@ -522,6 +529,10 @@ def _solve(
     picked: dict[tuple[Any, ...], float] = {}
     if cost:
         c = np.array(cost)
+        if not np.all(np.isfinite(c)):
+            return {}, {}, -2  # prices too large to sum: the caller keeps a plain plan
+        if float(np.max(np.abs(c))) > 1e12:  # absurd prices: a uniform scale keeps the optimum
+            c = c / float(np.max(np.abs(c))) * 1e12
         # Ties go to the level nearest the class's own (the chip's placement), so that equal
         # costs never move a tensor for nothing: a nudge far below any real difference.
         for (kind, *rest), j in index.items():
@@ -634,7 +645,10 @@ def make_plan(
     for weight in weights:
         placement, chosen, n = _solve(problem, weight)
         solves += 1
-        if n < 0:
+        if n == -2:  # prices overflow: the plain plan, whose energy the caller refuses
+            placement = {item: levels[0] for item, levels in options.items()}
+            chosen = {key: walks_of[0][0] for key, walks_of in walks.items()}
+        elif n < 0:
             bad = next(iter(free))
             raise InputError(
                 f"{chip.where(f'memories.{bad}.size_bytes')}: the tensors of rule "

@@ -41,39 +41,51 @@ def with_rf(bits: int, **training) -> object:
 
 
 def test_weight_outer_forward_reads_w_once_and_rereads_inputs_per_tile():
-    # rf 64 bits. Layer 0: a 40-bit row fits once → 3 tiles of 1 row. Layer 1: 64 // 32 = 2 rows
-    # → 1 tile. The whole batch (3 samples) streams through each tile.
-    chip = with_rf(64, loop_order="weight_outer")
+    # rf 128 bits. A tile of s rows holds its weights (a row of layer 0 with its bias: 40 bits),
+    # one sample's inputs (4 × 8 = 32 bits) and the tile's outputs of that sample (8 bits each):
+    # layer 0, s = 2: 80 + 32 + 16 = 128 fits, s = 3: 176 does not → tiles of 2 + 1 rows.
+    # Layer 1 (32-bit rows, 3 inputs): s = 2: 64 + 24 + 16 = 104 → one tile. The whole batch
+    # (3 samples) streams through each tile.
+    chip = with_rf(128, loop_order="weight_outer")
     r = simulate(toy_workload(), chip, "bp").rules["bp"]
     c = r.step.counts.accesses
-    # W: layer 0 three 40-bit tiles (3 words of 16 bits each) + layer 1 one 64-bit tile (4)
-    assert c[("wmem", "weights", "forward", "read")] == A(120 + 64, 9 + 4, 9 + 4)
-    # x: layer 0 re-reads 3 samples × 4 × 8 = 96 bits (3 words) per tile, 3 tiles; layer 1
-    # reads 3 × 3 × 8 = 72 bits (3 words) once
-    assert c[("buf", "activations", "forward", "read")] == A(288 + 72, 9 + 3, 9 + 3)
-    # y: layer 0 writes each tile's row for 3 samples, 24 bits (1 word) × 3; logits 48 bits (2)
-    assert c[("buf", "activations", "forward", "write")] == A(72 + 48, 3 + 2, 3 + 2)
-    assert r.loop_orders["fc1"]["forward"].startswith("weight_outer: 3 tile(s)")
+    # W (wmem, 16-bit words): layer 0 tiles of 80 and 40 bits (5 + 3 words), layer 1 one tile
+    # of 64 bits (4 words)
+    assert c[("wmem", "weights", "forward", "read")] == A(80 + 40 + 64, 5 + 3 + 4, 5 + 3 + 4)
+    # x (buf, 32-bit words): layer 0 re-reads 3 samples × 4 × 8 = 96 bits (3 words) per tile,
+    # 2 tiles; layer 1 reads 3 × 3 × 8 = 72 bits (3 words) once
+    assert c[("buf", "activations", "forward", "read")] == A(192 + 72, 6 + 3, 6 + 3)
+    # y: layer 0 writes 3 samples × 2 rows × 8 = 48 bits (2 words), then 24 (1); logits 48 (2)
+    assert c[("buf", "activations", "forward", "write")] == A(48 + 24 + 48, 2 + 1 + 2, 2 + 1 + 2)
+    assert r.loop_orders["fc1"]["forward"].startswith("weight_outer: 2 tile(s)")
 
 
 def test_auto_takes_the_cheapest_gradient_order_and_never_reads_dw_back():
-    # rf 64 bits, ΔW 8-bit, samples_per_weight_fetch 2 (batch_outer groups 2 + 1). Layer 0:
-    #  batch_outer: x 64 + 32 bits (2 + 1 words), e 48 + 24 (2 + 1), ΔW 120 bits (4 words)
-    #    written twice, read once: (3 + 3 + 4) reads × 4 pJ + 8 writes × 5 pJ = 80 pJ
-    #  weight_outer by rows (3 tiles of one 40-bit row): x 96 bits (3 words) per tile, e 24
-    #    (1 word) per tile, ΔW 40 bits (2 words) written once per tile: (9 + 3) × 4 + 6 × 5 = 78
-    #  weight_outer by columns (48-bit columns with their bias share: 1 column per tile, 4
-    #    tiles): e 72 bits (3 words) per tile, x 24 bits (1), ΔW 24 bits (1 word, the last 48
-    #    with the biases: 2): (12 + 4) × 4 + 5 × 5 = 89
-    # → weight_outer by rows. Layer 1 (one tile either way, 30 pJ against 48) → weight_outer.
-    chip = with_rf(64)
+    # rf 112 bits, ΔW 8-bit, samples_per_weight_fetch 2 (batch_outer groups 2 + 1). Layer 0
+    # (ΔW 3 rows × 4 columns + 3 biases), what each walk keeps in rf and costs in buf:
+    #  batch_outer: 2 samples' x and e, 2 × (4 + 3) × 8 = 112 bits. x 64 + 32 bits (2 + 1
+    #    words), e 48 + 24 (2 + 1), ΔW 120 bits (4 words) written twice, read back once:
+    #    (3 + 3 + 4) reads × 4 pJ + 8 writes × 5 pJ = 80 pJ
+    #  weight_outer, tiles of 1 row: the 40-bit row, one sample's x (32) and its output (8) =
+    #    80 bits (2 rows: 128, too many). x 96 bits (3 words) per tile, e 24 (1 word) per
+    #    tile, ΔW 40 bits (2 words) written once per tile: (9 + 3) × 4 + 6 × 5 = 78
+    #  weight_outer, tiles of 1 column (3 × 8 bits with the 3 biases: 48) + 1 input (8) + 3
+    #    errors (24) = 80 bits: e 72 bits (3 words) per tile, x 24 bits (1), ΔW 24 bits (1
+    #    word; the last, 48 with the biases: 2): (12 + 4) × 4 + 5 × 5 = 89
+    #  weight_outer, tiles of 2 columns: 3 × (16 + 8) + 16 + 24 = 112 bits fits: e 72 bits (3
+    #    words) per tile, x 48 (2), ΔW 48 bits (2 words), the last 72 with the biases (3):
+    #    (6 + 4) × 4 + 5 × 5 = 65
+    # → weight_outer by 2 columns. Layer 1 (one tile of all of ΔW fits: 2 × (24 + 8) + 24 + 16
+    # = 104 bits; 30 pJ against batch_outer's 48) → weight_outer, one tile.
+    chip = with_rf(112)
     work = toy_workload()
     plan = make_plan(work, chip, parse_rule("fa"), 3)
     layer = work.layers[0]
     candidates = [
         batch_outer(3, 2, layer),
-        weight_outer(3, layer, 8, 64, "row", bias=True),
-        weight_outer(3, layer, 8, 64, "column", bias=True),
+        weight_outer(3, layer, 1, "row"),
+        weight_outer(3, layer, 1, "column"),
+        weight_outer(3, layer, 2, "column"),
     ]
     costs = []
     for walk in candidates:
@@ -81,17 +93,19 @@ def test_auto_takes_the_cheapest_gradient_order_and_never_reads_dw_back():
         costs.append(
             sum(a.accesses * (5 if k[3] == "write" else 4) for k, a in counts.accesses.items())
         )
-    assert costs == [80, 78, 89]
-    assert [w.tile_count for w in candidates] == [1, 3, 4]
-    assert plan.walks[("gradient", 0)] == candidates[1]
+    assert costs == [80, 78, 89, 65]
+    assert [w.tile_count for w in candidates] == [1, 3, 4, 2]
+    assert plan.walks[("gradient", 0)].tiles == candidates[3].tiles
     assert plan.walks[("gradient", 1)].order == "weight_outer"
+    assert plan.walks[("gradient", 1)].tile_count == 1
     c = count_step(work, chip, plan).accesses
-    # ΔW written once per tile and never read back in the gradient phase: 3 × 2 + 2 words
-    assert c[("buf", "gradients", "gradient", "write")] == A(120 + 64, 6 + 2, 6 + 2)
+    # ΔW written once per tile and never read back in the gradient phase: layer 0 48 + 72
+    # bits (2 + 3 words), layer 1 64 bits (2 words)
+    assert c[("buf", "gradients", "gradient", "write")] == A(120 + 64, 5 + 2, 5 + 2)
     assert ("buf", "gradients", "gradient", "read") not in c
-    # x: 288 bits for layer 0 (3 tiles × 96), 72 for layer 1; e: 3 × 24 + 48
-    assert c[("buf", "activations", "gradient", "read")] == A(288 + 72, 9 + 3, 9 + 3)
-    assert c[("buf", "errors", "gradient", "read")] == A(72 + 48, 3 + 2, 3 + 2)
+    # x: 2 tiles × 48 bits for layer 0, 72 for layer 1; e: 2 tiles × 72 + 48
+    assert c[("buf", "activations", "gradient", "read")] == A(96 + 72, 4 + 3, 4 + 3)
+    assert c[("buf", "errors", "gradient", "read")] == A(144 + 48, 6 + 2, 6 + 2)
     assert simulate_step(work, chip, plan).counts == count_step(work, chip, plan)
 
 
@@ -174,41 +188,52 @@ def _two_conv_workload(batch_size: int) -> dict:
     return doc
 
 
-def test_cnn_forward_keeps_batch_outer_where_rereading_images_costs_more():
-    # conv1: W 2 × 1 × 9 × 8 bits = 144 bits (a row, one output channel: 72 bits). rf 128 bits.
-    # Auto reuse: one sample streams (16 in + 32 out) × 8 = 384 bits > 128 → 1 sample per fetch.
-    #  batch_outer, 2 samples: W 144 bits (9 words) × 2 = 18 wmem reads × 2 pJ = 36 pJ;
-    #    x 128 bits (4 buf words) per sample = 8 reads × 4 pJ = 32 pJ → 68 pJ (+ y, same below)
-    #  weight_outer: 2 tiles of one 72-bit row (5 words): 10 reads = 20 pJ; x of both samples
-    #    (256 bits, 8 words) per tile = 16 reads = 64 pJ → 84 pJ
-    # y is written once either way (2 samples × 32 × 8 = 512 bits; the conv2 inputs lost buf to
-    # more accessed tensors and live in dram: 4 words of 64 bits, 2 bursts, per sample or per
-    # tile alike). → batch_outer.
-    chip = dataclasses.replace(TOY, samples_per_weight_fetch=None, loop_order="auto")
+def test_cnn_forward_tiles_the_image_when_one_sample_does_not_fit():
+    # conv1: 1 → 2 channels, 3×3 kernel, stride 1, 4×4 image; rf 232 bits; batch 2; buf 4 pJ
+    # per read, 5 per write (32-bit words), wmem 2 pJ (16-bit words). Whole samples: x 16 × 8
+    # + y 32 × 8 = 384 bits, too many. A spatial tile of h output rows reads the input rows its
+    # kernel spans (h = 1: 3 rows, 12 inputs; h = 2: all 4, 16) and writes h × 4 outputs per
+    # channel, into dram (the toy pins every class; buf fills before conv2's inputs reach it:
+    # 64-bit words, 100 pJ per burst of 2). What fits, one sample at a time:
+    #  A  h = 1, both channels: 96 + 64 = 160 bits. 8 fetches: W 144 bits (9 words), x 96 (3),
+    #     y 64 (1 word, 1 burst) each: 72 × 2 + 24 × 4 + 8 × 100 = 1040 pJ
+    #  B  h = 2, W in blocks of one output channel: 128 + 64 = 192 bits. 8 fetches: W 72 bits
+    #     (5 words), x 128 (4), y 64 (1): 40 × 2 + 32 × 4 + 8 × 100 = 1008 pJ
+    #  C  weight_outer, tiles of one channel (72 bits) beside 3 input lines (96) and one output
+    #     line (32): 200 bits. W once (2 × 5 words), both images per tile (2 × 8 words), y of
+    #     both samples per tile (256 bits, 2 bursts): 10 × 2 + 16 × 4 + 4 × 100 = 484 pJ
+    # Forced to walk the batch outside, the mapper takes B; free, C.
+    chip = with_rf(232, samples_per_weight_fetch=None, loop_order="batch_outer")
     work = workload_from_dict(_two_conv_workload(2))
     plan = make_plan(work, chip, parse_rule("bp"), 2)
     walk = plan.walks[("forward", 0)]
-    assert (walk.order, walk.groups) == ("batch_outer", ((1, 2),))
+    assert (walk.order, walk.groups, walk.tile_count) == ("batch_outer", ((1, 2),), 4)
+    assert walk.working_bits == 192
     counts = walk_counts(work, chip, plan, "forward", 0, walk).accesses
-    assert counts[("wmem", "weights", "forward", "read")] == A(288, 18, 18)
-    assert counts[("buf", "activations", "forward", "read")] == A(256, 8, 8)
-    assert counts[("dram", "activations", "forward", "write")] == A(512, 8, 4)
-    # forced weight_outer: W once in two row tiles, the images re-read once per tile
-    forced = dataclasses.replace(chip, loop_order="weight_outer")
-    plan = make_plan(work, forced, parse_rule("bp"), 2)
+    assert counts[("wmem", "weights", "forward", "read")] == A(8 * 72, 40, 40)
+    assert counts[("buf", "activations", "forward", "read")] == A(8 * 128, 32, 32)
+    assert counts[("dram", "activations", "forward", "write")] == A(8 * 64, 8, 8)
+    free = with_rf(232, samples_per_weight_fetch=None, loop_order="auto")
+    plan = make_plan(work, free, parse_rule("bp"), 2)
     walk = plan.walks[("forward", 0)]
-    assert (walk.order, walk.tile_count) == ("weight_outer", 2)
-    counts = walk_counts(work, forced, plan, "forward", 0, walk).accesses
+    assert (walk.order, walk.tile_count, walk.working_bits) == ("weight_outer", 2, 200)
+    counts = walk_counts(work, free, plan, "forward", 0, walk).accesses
     assert counts[("wmem", "weights", "forward", "read")] == A(144, 10, 10)
     assert counts[("buf", "activations", "forward", "read")] == A(512, 16, 16)
-    # each tile writes one channel of both samples: 2 × 16 × 8 = 256 bits. Re-read per tile
-    # by conv2 now, the conv2 inputs are among the most accessed bits and win buf: 8 words each
-    assert plan.placement[("activations", 1)] == "buf"
-    assert counts[("buf", "activations", "forward", "write")] == A(512, 16, 16)
+    assert counts[("dram", "activations", "forward", "write")] == A(512, 8, 4)
+    # with rf 512 bits a tile of both output channels (144 bits) fits beside the lines
+    # (96 + 2 × 32 = 304 bits): weight_outer reads W once and each image once
+    roomy = with_rf(512, samples_per_weight_fetch=None, loop_order="auto")
+    plan = make_plan(work, roomy, parse_rule("bp"), 2)
+    walk = plan.walks[("forward", 0)]
+    assert (walk.order, walk.tile_count) == ("weight_outer", 1)
+    counts = walk_counts(work, roomy, plan, "forward", 0, walk).accesses
+    assert counts[("wmem", "weights", "forward", "read")] == A(144, 9, 9)
+    assert counts[("buf", "activations", "forward", "read")] == A(256, 8, 8)
     # and the SimPy replay still equals the closed form, for batch 2 and a partial batch of 3
     for n in (2, 3):
         w = workload_from_dict(_two_conv_workload(n))
-        for the_chip in (chip, forced):
+        for the_chip in (chip, free, roomy):
             p = make_plan(w, the_chip, parse_rule("bp"), n)
             assert simulate_step(w, the_chip, p).counts == count_step(w, the_chip, p)
 
@@ -237,10 +262,11 @@ def test_more_buffer_never_makes_a_step_dearer_in_memory_traffic():
 
 
 def test_weight_outer_backward_tiles_columns_for_a_full_and_a_partial_batch():
-    # MLP 4-3-3-2 (three weight layers), FA with B in fbmem (16-bit words), rf 64 bits, forced
+    # MLP 4-3-3-2 (three weight layers), FA with B in fbmem (16-bit words), rf 88 bits, forced
     # weight_outer; batches of 2 samples and a last one of 1. The backward pass tiles B by whole
-    # columns (a column of layer 1's B: 3 rows × 8 bits = 24 bits → 2 columns per tile, tiles of
-    # 2 + 1 columns; layer 2's: 2 × 8 = 16 bits → all 3 columns in one tile). Each tile reads
+    # columns; a tile of s columns keeps them, the error it sends down (s × 8 bits) and one
+    # sample's incoming error (all rows): layer 1, 3 rows: 24s + 8s + 24 → s = 2 (88 bits),
+    # tiles of 2 + 1 columns; layer 2, 2 rows: 16s + 8s + 16 → all 3 columns (88). Each tile reads
     # the incoming error e_out of every sample (all rows) and writes the error sent down for its
     # own columns. Per batch of n samples (buf: 32-bit words):
     #   layer 1: B tiles 48 + 24 bits (3 + 2 words); e_out n·3·8 bits per tile, twice;
@@ -250,7 +276,7 @@ def test_weight_outer_backward_tiles_columns_for_a_full_and_a_partial_batch():
     doc = build_workload("mlp:4-3-3-2", batch_size=2)
     doc["batches"] = [{"batch_size": 2, "count": 2}, {"batch_size": 1, "count": 1}]
     doc["epochs"] = 1
-    chip = with_rf(64, loop_order="weight_outer")
+    chip = with_rf(88, loop_order="weight_outer")
     r = simulate(doc, chip, "fa").rules["fa"]
     expected = {
         # n = 2: e_out 48 + 48 (2 + 2 words) + 32 (1); e_in 32 (1) + 16 (1) + 48 (2); loss 32 (1)

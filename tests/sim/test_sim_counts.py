@@ -302,10 +302,12 @@ def test_spilling_skips_rom_and_fails_when_nothing_fits():
 
 
 def test_auto_reuse_is_set_by_the_innermost_level_per_layer_and_phase():
-    auto = dataclasses.replace(TOY, samples_per_weight_fetch=None)
+    rf = dataclasses.replace(TOY.memories[0], size_bytes=16)
+    auto = dataclasses.replace(TOY, samples_per_weight_fetch=None, memories=(rf, *TOY.memories[1:]))
     plan = make_plan(toy_workload(batch_size=5), auto, parse_rule("bp"), 5)
     # rf holds 128 bits. Layer 0 streams (4 in + 3 out) × 8 = 56 bits per sample → 2 samples
-    # per fetch: groups 2 + 2 + 1. Layer 1 streams (3 + 2) × 8 = 40 bits → 3 samples: 3 + 2.
+    # fit: groups 2 + 2 + 1. Layer 1 streams (3 + 2) × 8 = 40 bits → 3 samples: 3 + 2. The
+    # mapper takes the largest group that fits: every group fetches W once more.
     for phase in ("forward", "gradient"):
         assert plan.walks[(phase, 0)].groups == ((2, 2), (1, 1))
         assert plan.walks[(phase, 1)].groups == ((3, 1), (2, 1))
