@@ -2,9 +2,9 @@
 
 Builds the wheel offline (``pip wheel --no-build-isolation``) from a copy of the source tree,
 checks what it holds (every package, every shipped config, the licence), installs it into a
-fresh venv that gets only the simulator's dependencies (simpy, PyYAML, click, rich and what rich
-needs; no torch, brevitas, numpy or matplotlib), and runs the installed ``hwsim`` from an empty
-directory. A CLI module that imports torch or matplotlib at import time makes this fail, with
+fresh venv that gets only the simulator's dependencies (simpy, numpy and scipy for the mapper,
+PyYAML, click, rich and what rich needs; no torch, brevitas or matplotlib), and runs the
+installed ``hwsim`` from an empty directory. A CLI module that imports torch or matplotlib at import time makes this fail, with
 the traceback naming it.
 """
 
@@ -23,11 +23,14 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The distributions ``hwsim simulate`` / ``hwsim chip`` need, with their own dependencies.
-SIM_DISTRIBUTIONS = ("simpy", "PyYAML", "click", "rich", "markdown-it-py", "mdurl", "Pygments")
+SIM_DISTRIBUTIONS = (
+    *("simpy", "numpy", "scipy", "PyYAML", "click", "rich", "markdown-it-py", "mdurl"),
+    "Pygments",
+)
 #: What the wheel's source needs: pyproject.toml's readme and licence, and the package dirs.
 SOURCE_ENTRIES = ("pyproject.toml", "README.md", "LICENSE", "hwsim", "models", "configs")
 #: The learning side, which the simulator must not need.
-NOT_NEEDED = ("torch", "brevitas", "numpy", "matplotlib", "sklearn", "scipy")
+NOT_NEEDED = ("torch", "brevitas", "matplotlib", "sklearn")
 
 
 def _check(cmd: list[str], *, cwd: Path, env: dict[str, str] | None = None, timeout: int = 120):

@@ -290,12 +290,18 @@ def _orders_line(spec: str, rule: Any) -> str:
 
 
 def _spills_line(spec: str, spills: Any) -> str:
-    """Where a rule's tensors did not get their class's level, grouped by (tensor, from, to)."""
-    groups: dict[tuple[str, str, str], list[str]] = {}
+    """Where a rule's tensors did not get their class's level, grouped by (tensor, from, to,
+    why): the level was full, or the mapper found them cheaper elsewhere."""
+    groups: dict[tuple[str, str, str, str], list[str]] = {}
     for s in spills:
-        groups.setdefault((s.tensor, s.preferred, s.placed), []).append(s.layer)
+        groups.setdefault((s.tensor, s.preferred, s.placed, s.why), []).append(s.layer)
     parts = [
-        f"{tensor} of layers {', '.join(layers)}: {preferred} full → {placed}"
-        for (tensor, preferred, placed), layers in groups.items()
+        f"{tensor} of layers {', '.join(layers)}: "
+        + (
+            f"{preferred} full → {placed}"
+            if why == "full"
+            else f"{placed}, cheaper than {preferred}"
+        )
+        for (tensor, preferred, placed, why), layers in groups.items()
     ]
-    return f"{spec}: spilled (levels go to the most accessed bits first): " + "; ".join(parts)
+    return f"{spec}: placed away from their class's level: " + "; ".join(parts)

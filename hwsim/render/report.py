@@ -692,9 +692,10 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
                 (
                     "p",
                     "The memory level holding each stored tensor of each layer in one step "
-                    "(`rules`: the rules placed this way; `all`: every rule). Placement fills "
-                    "each class's preferred level with the most accessed bits first; a tensor "
-                    "marked `(X full)` went outward because level X was full.",
+                    "(`rules`: the rules placed this way; `all`: every rule). The mapper "
+                    "chooses placement and loop nests together, at least cost (docs/simulator.md, "
+                    '"The mapper"); a tensor marked `(X full)` went outward because level X '
+                    "was full, one marked `(cheaper than X)` costs the step less where it is.",
                 )
             )
             blocks.append(("table", placement))

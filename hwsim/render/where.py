@@ -70,7 +70,8 @@ def _spills(data: RunData, chip: str, rule: str) -> dict[tuple[str, str], dict[s
 def placement_table(data: RunData, chip: str) -> Table | None:
     """Which level holds each tensor of each layer on ``chip``, one row per tensor (one per
     group of rules where the rules place it differently); a level taken because the preferred
-    one was full reads ``dram (global_buffer full)``. ``None`` when the run has no placement."""
+    one was full reads ``dram (global_buffer full)``, one the mapper found cheaper
+    ``act_sram (cheaper than weight_sram)``. ``None`` when the run has no placement."""
     placements = {r: data.simulations[chip][r].get("placement") or {} for r in data.rules}
     if not any(placements.values()):
         return None
@@ -89,8 +90,10 @@ def placement_table(data: RunData, chip: str) -> Table | None:
                 spill = spills.get((tensor, layer))
                 if level is None:
                     cells.append(MISSING)
-                elif spill is not None:
+                elif spill is not None and spill.get("why", "full") == "full":
                     cells.append(f"{level} ({spill['preferred']} full)")
+                elif spill is not None:
+                    cells.append(f"{level} (cheaper than {spill['preferred']})")
                 else:
                     cells.append(level)
             groups.setdefault(tuple(cells), []).append(rule)
@@ -103,22 +106,25 @@ def placement_table(data: RunData, chip: str) -> Table | None:
 
 
 def spill_lines(data: RunData, chip: str) -> list[str]:
-    """One sentence per group of spilled tensors: what went where, and why (the level was full)."""
-    groups: dict[tuple[str, str, str], dict[str, list[str]]] = {}
+    """One sentence per group of tensors placed away from their class's level: what went
+    where, and why (the level was full, or the step costs less with them elsewhere)."""
+    groups: dict[tuple[str, str, str, str], dict[str, list[str]]] = {}
     for rule in data.rules:
         for spill in data.simulations[chip][rule].get("spills") or []:
-            key = (spill["tensor"], spill["preferred"], spill["placed"])
+            why = spill.get("why", "full")
+            key = (spill["tensor"], spill["preferred"], spill["placed"], why)
             layers = groups.setdefault(key, {})
             layers.setdefault(spill["layer"], []).append(rule)
     order = data.layers(chip)
     out = []
-    for (tensor, preferred, placed), layers in groups.items():
+    for (tensor, preferred, placed, why), layers in groups.items():
         names = sorted(layers, key=lambda n: order.index(n) if n in order else len(order))
         rules = sorted({r for rs in layers.values() for r in rs}, key=data.rules.index)
         who = "every rule" if len(rules) == len(data.rules) else ", ".join(rules)
+        reason = "which was full" if why == "full" else "where it had room: the step costs less"
         out.append(
             f"{tensor} of layer{'s' if len(names) > 1 else ''} {', '.join(names)}: in {placed} "
-            f"instead of {preferred}, which was full ({who})."
+            f"instead of {preferred}, {reason} ({who})."
         )
     return out
 

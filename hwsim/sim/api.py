@@ -25,9 +25,10 @@ from hwsim.sim.dataflow import (
     check_feedback_storage,
     feedback_update_moves,
     mac_format,
+    stored_bits,
 )
 from hwsim.sim.explain import Floor, GapToBP, energy_floor, gaps_to_bp
-from hwsim.sim.mapper import make_plan
+from hwsim.sim.mapper import free_bits, make_plan
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
 from hwsim.sim.simulation import TimelineEvent, simulate_init, simulate_step
@@ -85,13 +86,16 @@ class RunTotals:
 
 @dataclass(frozen=True)
 class Spill:
-    """A (tensor, layer) placed outward of its class's level, because that level was full."""
+    """A (tensor, layer) placed away from its class's level: ``why`` is ``full`` (that level
+    had no room left for it) or ``cheaper`` (it had room, and the mapper found the step
+    cheaper with the tensor elsewhere)."""
 
     tensor: str
     layer: str
     preferred: str
     placed: str
     accesses_per_bit: float
+    why: str = "full"
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``spills`` in docs/simulator.md)."""
@@ -101,6 +105,7 @@ class Spill:
             "preferred": self.preferred,
             "placed": self.placed,
             "accesses_per_bit": self.accesses_per_bit,
+            "why": self.why,
         }
 
 
@@ -431,13 +436,21 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
     placement: dict[str, dict[str, str]] = {}
     intensity: dict[str, dict[str, float]] = {}
     spills: list[Spill] = []
+    free = free_bits(work, chip, nominal_plan)
+    bits = {
+        (r["tensor"], r["layer"]): r["bits"]
+        for r in stored_bits(work, chip, rule, nominal_plan.batch_size)
+    }
     for (tensor, i), level in nominal_plan.placement.items():
         name = work.layers[i].name
         placement.setdefault(tensor, {})[name] = level
         per_bit = nominal_plan.accesses_per_bit.get((tensor, i), 0.0)
         intensity.setdefault(tensor, {})[name] = per_bit
-        if level != chip.placement[tensor]:
-            spills.append(Spill(tensor, name, chip.placement[tensor], level, per_bit))
+        preferred = chip.placement[tensor]
+        if level != preferred:
+            room = free[preferred] >= bits[(tensor, i)] and chip.memory(preferred).cim is None
+            why = "cheaper" if room else "full"
+            spills.append(Spill(tensor, name, preferred, level, per_bit, why))
     loop_orders: dict[str, dict[str, str]] = {}
     for (phase, i), walk in sorted(nominal_plan.walks.items(), key=lambda kv: kv[0][1]):
         loop_orders.setdefault(work.layers[i].name, {})[phase] = walk.describe()

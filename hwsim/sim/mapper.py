@@ -41,10 +41,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import numpy as np
-from scipy.optimize import Bounds, LinearConstraint, milp
-from scipy.sparse import coo_array
-
 from hwsim.core.errors import InputError
 from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
@@ -336,6 +332,8 @@ def _walk_cost(
 
 def _prune(costs: list[_Cost], k: Sequence[int]) -> list[int]:
     """Indices of the costs no other one dominates in the components ``k`` (ties: the first)."""
+    import numpy as np  # the mapper's numerics load with their first use, not with the CLI
+
     keys = sorted({key for c in costs for key in c.by_item})
     vectors = [np.array([v for j in k for v in c.vector(keys, j)]) for c in costs]
     kept: list[int] = []
@@ -412,6 +410,20 @@ def _options(
     return fixed, options, bits, free
 
 
+def free_bits(workload: Workload, chip: Chip, plan: Plan) -> dict[str, int]:
+    """Bits left free in every level under ``plan``'s placement (arrays count whole)."""
+    free = {m.name: m.size_bits for m in chip.memories}
+    for row in stored_bits(workload, chip, plan.rule, plan.batch_size):
+        item = (row["tensor"], row["layer"])
+        level = chip.memory(plan.placement[item])
+        need = row["bits"]
+        if level.cim is not None:
+            arrays = cim_tiles(chip, level.name, workload, plan.rule, *item)
+            need = arrays * level.cim.rows * level.cim.columns * level.cim.bits_per_cell
+        free[level.name] -= need
+    return free
+
+
 def _no_room(workload: Workload, chip: Chip, tensor: str, i: int, bits: int) -> None:
     raise InputError(
         f"{chip.where(f'placement.{tensor}')}: {tensor} of layer "
@@ -442,6 +454,10 @@ def _solve(
     problem: _Problem, weight: tuple[float, float]
 ) -> tuple[dict[Item, str], dict[PhaseKey, Walk], int]:
     """The placement and loop nests of least ``weight[0]·energy + weight[1]·cycles``."""
+    import numpy as np
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_array
+
     index: dict[tuple[Any, ...], int] = {}
     cost: list[float] = []
     integral: list[int] = []
@@ -528,21 +544,23 @@ def _solve(
                 constraint(terms, -math.inf, room - fixed_here)
     picked: dict[tuple[Any, ...], float] = {}
     if cost:
-        c = np.array(cost)
-        if not np.all(np.isfinite(c)):
+        objective = np.array(cost)
+        if not np.all(np.isfinite(objective)):
             return {}, {}, -2  # prices too large to sum: the caller keeps a plain plan
-        if float(np.max(np.abs(c))) > 1e12:  # absurd prices: a uniform scale keeps the optimum
-            c = c / float(np.max(np.abs(c))) * 1e12
+        if (
+            float(np.max(np.abs(objective))) > 1e12
+        ):  # absurd prices: a uniform scale keeps the optimum
+            objective = objective / float(np.max(np.abs(objective))) * 1e12
         # Ties go to the level nearest the class's own (the chip's placement), so that equal
         # costs never move a tensor for nothing: a nudge far below any real difference.
         for (kind, *rest), j in index.items():
             if kind == "x":
                 item, lvl = rest
-                c[j] += TIE_BREAK * problem.options[item].index(lvl)
+                objective[j] += TIE_BREAK * problem.options[item].index(lvl)
         a = coo_array((vals_a, (rows_a, cols_a)), shape=(len(lower), len(cost))).tocsr()
         with _native_stdout_silenced():
             result = milp(
-                c,
+                objective,
                 integrality=np.array(integral),
                 bounds=Bounds(0, 1),
                 constraints=LinearConstraint(a, lower, upper) if lower else None,
