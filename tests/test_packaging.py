@@ -4,8 +4,8 @@ Builds the wheel offline (``pip wheel --no-build-isolation``) from a copy of the
 checks what it holds (every package, every shipped config, the licence), installs it into a
 fresh venv that gets only the simulator's dependencies (simpy, numpy and scipy for the mapper,
 PyYAML, click, rich and what rich needs; no torch, brevitas or matplotlib), and runs the
-installed ``hwsim`` from an empty directory. A CLI module that imports torch or matplotlib at import time makes this fail, with
-the traceback naming it.
+installed ``hwsim`` from an empty directory. A CLI module that imports torch or matplotlib at
+import time makes this fail, with the traceback naming it.
 """
 
 from __future__ import annotations
