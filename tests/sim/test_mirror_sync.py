@@ -9,8 +9,8 @@ it takes ⌈log₂ 6⌉ = 3 bits, so a changed weight with its index is 8 + 3 = 
 
 A synchronization that sends what changed carries the smaller of all of W (48 bits) and the
 changed values with their indices (11 bits each). The mirror then writes each changed value in
-place: fbmem has write enables per byte, so one 8-bit value is one masked write of the 16-bit
-word it lies in — no read first; c changed values are c writes, not ⌈8c / 16⌉.
+place by one masked write (SRAM byte or bit enables) of the 16-bit word it lies in — no read
+first; c changed values are c writes, not ⌈8c / 16⌉.
 """
 
 from __future__ import annotations
