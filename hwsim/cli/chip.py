@@ -171,7 +171,10 @@ def show(file: str) -> None:
     console.print(f"placement: {placement}", highlight=False)
     reuse = c.samples_per_weight_fetch or "auto"
     prng = f" ({c.prng_energy_per_value_pj:g} pJ/value)" if c.feedback_storage == "prng" else ""
-    via = f" (synchronized via {c.mirror_sync_via})" if c.mirror_sync_via else ""
+    sync = [f"synchronized via {c.mirror_sync_via}"] if c.mirror_sync_via else []
+    if c.mirror_sync == "changed":
+        sync.append("only the changed weights synchronized")
+    via = f" ({', '.join(sync)})" if sync else ""
     console.print(
         f"training: BP weight access {c.bp_weight_access}{via}, feedback {c.feedback_storage}"
         f"{prng}, loop order {c.loop_order}, samples per weight fetch {reuse}, update "

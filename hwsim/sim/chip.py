@@ -69,6 +69,9 @@ LOOP_ORDERS = ("auto", "batch_outer", "weight_outer")
 OBJECTIVES = ("energy", "latency", "edp")
 #: ``training.update``: ΔW accumulated over the batch, or each sample's update applied at once.
 UPDATE_MODES = ("accumulate", "fused")
+#: ``training.mirror_sync``: a digital mirror rewritten whole after every update, or sent only
+#: the weights whose stored level changed, with their indices (whichever is fewer bits).
+MIRROR_SYNC = ("full", "changed")
 #: Which memory kinds each stored feedback option may name.
 _STORAGE_KINDS = {
     "sram": ("register_file", "sram", "global_buffer"),
@@ -197,14 +200,17 @@ class MemoryLevel:
         and BP's transport reads).
 
         On a compute-in-memory level an access is one array activation (``mvm``,
-        ``mvm_transposed``), one row read out (``read``, ``transport``) or one cell programmed
-        (``write``: its pulses and verify reads).
+        ``mvm_transposed``), one conversion beyond those an activation includes (``convert``:
+        a transposed read of weights spread over several cells), one row read out (``read``,
+        ``transport``) or one cell programmed (``write``: its pulses and verify reads).
         """
         if self.cim is not None:
             if direction == "mvm":
                 return self.cim.activation_energy_pj()
             if direction == "mvm_transposed":
                 return self.cim.activation_energy_pj(transposed=True)
+            if direction == "convert":
+                return self.cim.adc_energy_pj
             if direction == "write":
                 return self.cim.program_energy_pj(self.write_energy_pj)
         return self.write_energy_pj if direction == "write" else self.read_energy_pj
@@ -272,6 +278,8 @@ class Chip:
     update: str = "accumulate"
     #: BP mirror mode: the memory level every synchronization passes through (None: direct).
     mirror_sync_via: str | None = None
+    #: ``full`` (a digital mirror rewritten whole) or ``changed`` (only the changed weights).
+    mirror_sync: str = "full"
     description: str = ""
     version: int = SCHEMA_VERSION
     path: str | None = field(default=None, compare=False)
@@ -837,6 +845,7 @@ _TRAINING_DEFAULTS: dict[str, Any] = {
     "objective": "energy",
     "update": "accumulate",
     "mirror_sync_via": None,
+    "mirror_sync": "full",
 }
 
 
@@ -869,6 +878,7 @@ def _training(p: _Problems, value: Any) -> dict[str, Any]:
         "objective": p.choice(v["objective"], (*at, "objective"), OBJECTIVES),
         "update": p.choice(v["update"], (*at, "update"), UPDATE_MODES),
         "mirror_sync_via": v["mirror_sync_via"],
+        "mirror_sync": p.choice(v["mirror_sync"], (*at, "mirror_sync"), MIRROR_SYNC),
     }
 
 

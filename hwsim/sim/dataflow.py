@@ -11,6 +11,7 @@ executes.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -221,18 +222,22 @@ def feedback_element_bits(layer: Layer, rule: Rule) -> int:
 # compute-in-memory arrays
 
 
-def cim_matrix(workload: Workload, rule: Rule, tensor: str, i: int) -> tuple[int, int, int]:
+def cim_matrix(
+    workload: Workload, rule: Rule, tensor: str, i: int, *, bias: bool = True
+) -> tuple[int, int, int]:
     """(rows, weights per row, bits per weight) of (tensor, layer i) as arrays hold it.
 
-    W maps its inputs (plus a bias row) on rows, its outputs on columns. BP's mirror and the
-    feedback weights are programmed pre-transposed (outputs on rows), so the error pass drives
-    the rows with the error it receives; DFA's D_l has the top layer's outputs on rows.
+    W maps its inputs (plus a bias row) on rows, its outputs on columns; ``bias=False`` leaves
+    the bias row out (the rows a transposed read senses: no error is sent to a constant 1).
+    BP's mirror and the feedback weights are programmed pre-transposed (outputs on rows), so the
+    error pass drives the rows with the error it receives; DFA's D_l has the top layer's
+    outputs on rows.
     """
     layer = workload.layers[i]
     out = layer.weight_shape[0]
     per_output = layer.weight_elements // out
     if tensor == "weights":
-        return per_output + (1 if layer.bias else 0), out, layer.weight_bits
+        return per_output + (1 if layer.bias and bias else 0), out, layer.weight_bits
     if tensor == "weight_mirror":
         return out, per_output, layer.weight_bits
     bits = feedback_element_bits(layer, rule)
@@ -241,11 +246,22 @@ def cim_matrix(workload: Workload, rule: Rule, tensor: str, i: int) -> tuple[int
     return out, per_output, bits
 
 
-def cim_tiles(chip: Chip, level: str, workload: Workload, rule: Rule, tensor: str, i: int) -> int:
-    """Whole arrays (tensor, layer i) is tiled over on the cim level ``level``."""
+def cim_tiles(
+    chip: Chip,
+    level: str,
+    workload: Workload,
+    rule: Rule,
+    tensor: str,
+    i: int,
+    *,
+    bias: bool = True,
+) -> int:
+    """Whole arrays (tensor, layer i) is tiled over on the cim level ``level``; with
+    ``bias=False`` only those holding a row of W's weights (a bias row alone in the last row of
+    arrays leaves them out: a transposed read does not activate them)."""
     arrays = chip.memory(level).cim
     assert arrays is not None
-    rows, per_row, bits = cim_matrix(workload, rule, tensor, i)
+    rows, per_row, bits = cim_matrix(workload, rule, tensor, i, bias=bias)
     return arrays.tiles(rows, per_row * arrays.cells_per_weight(bits))
 
 
@@ -278,10 +294,24 @@ def in_array(chip: Chip, plan: Plan, phase: str, i: int) -> str | None:
     return cim_level(chip, plan, operand[0], i) if operand else None
 
 
-def _mvm_move(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, samples: int) -> Move:
+def _mvm_moves(
+    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, samples: int
+) -> list[Move]:
     """The in-array product of a group of ``samples`` on layer i: every array holding the
     stationary tensor activates once per input slice per output position of each sample; the
-    arrays work in parallel, the vectors one after another."""
+    arrays work in parallel, the vectors one after another.
+
+    A transposed read (BP's error pass on W's own arrays) senses W's input rows only: arrays
+    that hold nothing but the bias row stay idle. Its columns carry a weight's ``k`` cells of
+    different significance; driven together they would add up in one row current with equal
+    weight, so each pass of an array drives the columns of one significance at a time: ``k``
+    sub-activations, each converting every row. The array and its column drivers work once per
+    pass, as in one activation (each cell conducts, each column is driven once), so the pass
+    is one ``mvm_transposed`` access plus ``(k − 1) · rows`` conversions more (``convert``),
+    and takes ``k`` activation times. Each row's ``k`` results are then shifted by their
+    significance and added in digital, ``k − 1`` shift-adds per row per pass, one per extra
+    conversion (docs/simulator.md, "Compute-in-memory arrays").
+    """
     operand = array_operand(plan, phase)
     assert operand is not None  # called only where in_array found the arrays
     tensor, transposed = operand
@@ -298,18 +328,26 @@ def _mvm_move(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, sa
         operand_bits = layer.activation_bits
     else:
         operand_bits = workload.layers[error_source_layer(workload, plan.rule, i)].error_bits
-    tiles = cim_tiles(chip, level, workload, plan.rule, tensor, i)
-    rows, per_row, bits = cim_matrix(workload, plan.rule, tensor, i)
+    tiles = cim_tiles(chip, level, workload, plan.rule, tensor, i, bias=not transposed)
+    rows, per_row, bits = cim_matrix(workload, plan.rule, tensor, i, bias=not transposed)
     vectors = samples * positions * arrays.slices(operand_bits)
-    return Move(
-        level,
-        tensor,
-        (tensor, i),
-        "mvm_transposed" if transposed else "mvm",
-        rows * per_row * bits,
-        accesses=vectors * tiles,
-        cycles=vectors * arrays.mvm_latency_cycles,
-    )
+    # sub-activations per pass: one per cell significance when transposed, else one
+    k = arrays.cells_per_weight(bits) if transposed else 1
+    moves = [
+        Move(
+            level,
+            tensor,
+            (tensor, i),
+            "mvm_transposed" if transposed else "mvm",
+            rows * per_row * bits,
+            accesses=vectors * tiles,
+            cycles=vectors * k * arrays.mvm_latency_cycles,
+        )
+    ]
+    if k > 1:  # the conversions of the k − 1 other significances (their time is above)
+        extra = vectors * tiles * (k - 1) * arrays.rows
+        moves.append(Move(level, tensor, (tensor, i), "convert", 0, accesses=extra, cycles=0))
+    return moves
 
 
 def _readout_move(
@@ -429,16 +467,19 @@ class Move:
     bits: int
     link_bits: int = 0
     generated_values: int = 0
-    #: a compute-in-memory level's count of this move (array activations, rows read out or
-    #: cells programmed) and the cycles it keeps the level busy; None on every digital level,
-    #: whose accesses follow from ``bits`` (:func:`move_accesses`)
+    #: a compute-in-memory level's count of this move (array activations, conversions, rows
+    #: read out or cells programmed) and the cycles it keeps the level busy, or a digital
+    #: level's scattered write (a mirror sent only its changed values: one access per value);
+    #: None on every other digital move, whose accesses and time follow from ``bits``
+    #: (:func:`move_accesses`)
     accesses: int | None = None
     cycles: int | None = None
 
 
 def move_accesses(chip: Chip, move: Move) -> tuple[int, int]:
     """(words, accesses) of one move: a digital level's ⌈bits / word⌉ words in bursts, or a
-    compute-in-memory level's own count (one word per activation, row or cell)."""
+    move's own count (one word per activation, conversion, row or cell; one per value of a
+    scattered write)."""
     if move.accesses is not None:
         return move.accesses, move.accesses
     if move.level is None:
@@ -508,7 +549,7 @@ def _fetch_moves(
 
     if phase == "forward":
         if in_array(chip, plan, phase, i):
-            moves.append(_mvm_move(workload, chip, plan, phase, i, n))
+            moves += _mvm_moves(workload, chip, plan, phase, i, n)
         else:
             stored("weights", i, "read", (weights + bias) * layer.weight_bits)
         stored("activations", i, "read", n * col_side * layer.activation_bits)
@@ -523,7 +564,7 @@ def _fetch_moves(
         stored("errors", source_layer, "read", n * row_side * e_bits)
         source = plan.error_weight_source
         if in_array(chip, plan, phase, i):
-            moves.append(_mvm_move(workload, chip, plan, phase, i, n))
+            moves += _mvm_moves(workload, chip, plan, phase, i, n)
             source = "none"
         elif source == "transport" and cim_level(chip, plan, "weights", i):
             moves.append(_readout_move(workload, chip, plan, i, "transport", link=True))
@@ -669,36 +710,82 @@ def update_parts(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Upd
     return parts
 
 
+def sync_payload_bits(weights: int, per_weight: int, changed: int) -> int:
+    """Bits that bring a mirror of ``weights`` values of ``per_weight`` bits up to date when
+    ``changed`` of them changed: all of them, or the changed values each with its index
+    (``⌈log₂ weights⌉`` bits), whichever is fewer. The one rule of every synchronization that
+    sends only what changed: a mirror in arrays, and a digital one with ``training.mirror_sync:
+    changed``. With every weight changed (nothing measured) it is all of them."""
+    index_bits = max(1, (weights - 1).bit_length())
+    return min(weights * per_weight, changed * (per_weight + index_bits))
+
+
+def _scattered_write(chip: Chip, level: str, values: int, per_weight: int) -> tuple[int, int]:
+    """(accesses, cycles) of writing ``values`` values of ``per_weight`` bits, each at its own
+    place in a digital level: one masked write of each access unit (a word, a DRAM burst) the
+    value lies in — no read first, the level's write mask (SRAM bit or byte enables, DRAM data
+    masks) leaves the word's other values as they are. Values packed at a multiple of
+    ``g = gcd(per_weight, unit)`` bits touch at most ``⌈(per_weight − g) / unit⌉ + 1`` units:
+    one where a unit holds a whole number of values. Two changed values in one word are two
+    writes (the sync unit writes each (index, value) pair as it arrives)."""
+    memory = chip.memory(level)
+    unit = memory.word_bits * memory.burst_words
+    per_value = -(-(per_weight - math.gcd(per_weight, unit)) // unit) + 1
+    accesses = values * per_value
+    return accesses, accesses * -(-unit // memory.bandwidth_bits_per_cycle)
+
+
+def _through_via(chip: Chip, tensor: str, bits: int) -> list[Move]:
+    """Data crossing from one side of the chip to the other through ``training.mirror_sync_via``
+    (cores that share only that level): written there over the interconnect and read back;
+    nothing when the sides share the interconnect."""
+    via = chip.mirror_sync_via
+    if via is None:
+        return []
+    return [Move(via, tensor, None, "write", bits, bits), Move(via, tensor, None, "read", bits)]
+
+
 def mirror_copy_moves(
     workload: Workload, chip: Chip, plan: Plan, i: int, *, sync: bool = False
 ) -> list[Move]:
     """Writing layer i's W into BP's mirror (or its sign into a sign-concordant rule's 1-bit
     mirror): directly, or through ``mirror_sync_via``.
 
-    A mirror in arrays is programmed cell by cell: the first copy (``sync`` false) programs
-    every weight; a synchronization after an update only the weights whose level changed, and
-    carries whichever is smaller, all of W or the changed values with their indices.
+    The first copy (``sync`` false) carries and writes all of W. A synchronization after an
+    update sends only what changed where it can (:func:`sync_payload_bits`: all of W, or the
+    changed values with their indices, whichever is fewer bits), and that payload is what
+    crosses the interconnect and passes through ``mirror_sync_via``. A mirror in arrays always
+    does (cell by cell, it programs only the weights whose level changed); a digital mirror
+    does with ``training.mirror_sync: changed``, and then writes each changed value in place
+    (:func:`_scattered_write`), else rewrites itself whole. A sign mirror counts the measured
+    level changes: every sign flip is one, so it is an upper bound on the flips.
     """
     layer = workload.layers[i]
     key = ("weight_mirror", i)
+    n = layer.weight_elements
     per_weight = 1 if plan.sign_source == "mirror" else layer.weight_bits
-    wbits = layer.weight_elements * per_weight
+    wbits = n * per_weight
+    changed = changed_weights(plan, i, n) if sync else n
+    payload = sync_payload_bits(n, per_weight, changed)
+    level = plan.placement[key]
     if cim_level(chip, plan, "weight_mirror", i):
-        n = layer.weight_elements
-        changed = changed_weights(plan, i, n) if sync else n
-        index_bits = max(1, (n - 1).bit_length())
-        wbits = min(wbits, changed * (per_weight + index_bits))
-        write = _program_move(workload, chip, plan, "weight_mirror", i, changed, wbits)
+        write = _program_move(workload, chip, plan, "weight_mirror", i, changed, payload)
+    elif chip.mirror_sync == "changed" and payload < wbits:
+        accesses, cycles = _scattered_write(chip, level, changed, per_weight)
+        write = Move(
+            level,
+            "weight_mirror",
+            key,
+            "write",
+            changed * per_weight,
+            payload,
+            accesses=accesses,
+            cycles=cycles,
+        )
     else:
-        write = Move(plan.placement[key], "weight_mirror", key, "write", wbits, wbits)
-    via = chip.mirror_sync_via
-    if via is None:
-        return [write]
-    return [
-        Move(via, "weight_mirror", None, "write", wbits, wbits),
-        Move(via, "weight_mirror", None, "read", wbits),
-        write,
-    ]
+        payload = wbits
+        write = Move(level, "weight_mirror", key, "write", wbits, payload)
+    return [*_through_via(chip, "weight_mirror", payload), write]
 
 
 def init_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Move]:
@@ -710,6 +797,10 @@ def init_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Move]
     sign-concordant rules in mirror mode make the first sign-mirror copy (read W, write 1 bit
     per weight); frSF writes its fixed magnitudes, brSF draws (PRNG) and writes its first ones
     (stored in sram/dram). Nothing with B in ROM or regenerated, except IFA's.
+
+    IFA's W₀ crosses from the forward side to the error side (or, derived from B, back) as
+    BP's copy of W does: through ``training.mirror_sync_via`` when the chip names one (cores
+    that share only that level), else over the interconnect alone.
     """
     if i == 0:
         return []
@@ -726,20 +817,23 @@ def init_moves(workload: Workload, chip: Chip, plan: Plan, i: int) -> list[Move]
     )
     if kind == "ifa":
         if stored:
+            staged = _through_via(chip, "feedback_weights", fbits)
             if cim_level(chip, plan, "feedback_weights", i):
                 return [
                     read_w,
+                    *staged,
                     _program_move(workload, chip, plan, "feedback_weights", i, n, fbits),
                 ]
-            return [read_w, Move(place[b], "feedback_weights", b, "write", fbits, fbits)]
+            return [read_w, *staged, Move(place[b], "feedback_weights", b, "write", fbits, fbits)]
         load = (
             Move(place[b], "feedback_weights", b, "read", fbits)
             if storage == "rom"
             else Move(None, "feedback_weights", None, "generate", 0, 0, n)
         )
+        staged = _through_via(chip, "weights", fbits)
         if cim_level(chip, plan, "weights", i):
-            return [load, _program_move(workload, chip, plan, "weights", i, n, fbits)]
-        return [load, Move(place[w], "weights", w, "write", wbits, fbits)]
+            return [load, *staged, _program_move(workload, chip, plan, "weights", i, n, fbits)]
+        return [load, *staged, Move(place[w], "weights", w, "write", wbits, fbits)]
     moves: list[Move] = []
     if source == "mirror" or plan.sign_source == "mirror":  # BP's copy of W, or W's signs
         moves += [read_w, *mirror_copy_moves(workload, chip, plan, i)]
@@ -772,8 +866,9 @@ class Transfer:
     fetches: int
     link_bits: int = 0
     generated_values: int = 0
-    #: cycles a compute-in-memory level is busy with it (0 on digital levels: bits and fetches
-    #: set their time)
+    #: cycles a compute-in-memory level is busy with it, or a digital level with a scattered
+    #: write (its accesses' time); 0 on every other digital transfer: bits and fetches set its
+    #: time
     cycles: int = 0
 
 

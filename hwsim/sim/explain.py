@@ -256,8 +256,9 @@ def _cause_of(energy: Energy, counts: Counts, cause: str, chip: Chip) -> float:
         return _wire_pj(counts, "weights", "backward", pj_per_bit)
     if cause == "transport_reads":
         # W read for the error pass from W's own memory: carried (transport), or its arrays
-        # activated transposed (a cim chip's ``transpose``)
-        return _access_pj(energy, lambda k: k[3] in ("transport", "mvm_transposed"))
+        # activated transposed (a cim chip's ``transpose``, with the extra conversions of
+        # weights spread over several cells)
+        return _access_pj(energy, lambda k: k[3] in ("transport", "mvm_transposed", "convert"))
     if cause == "mirror_sync":
         # the mirror's writes, and the staging write and read of a sync through another level
         accesses = _access_pj(energy, lambda k: k[1] == "weight_mirror" and k[2] == "update")

@@ -120,9 +120,9 @@ class _Machine:
             level = self.chip.memory(t.level)
             if level.cim is not None:  # activations, rows read or cells programmed
                 cycles = t.cycles
-            else:
-                cycles = t.fetches * level.latency_cycles + math.ceil(
-                    t.bits / level.bandwidth_bits_per_cycle
+            else:  # a scattered write (a mirror's changed values) takes its accesses' time
+                cycles = t.fetches * level.latency_cycles + (
+                    t.cycles or math.ceil(t.bits / level.bandwidth_bits_per_cycle)
                 )
             steps.append((t.level, cycles))
         if t.link_bits:

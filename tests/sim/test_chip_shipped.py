@@ -30,6 +30,14 @@ DEFAULT_MODEL = "mlp:784-256-256-256-256-256-10"
 #         hand: uSF carries 1 bit per weight of layers 1-5 (4 × 65,536 + 2,560 = 264,704 bits),
 #         through DRAM on split_cores (2 × 264,704); frSF reads 7-bit magnitudes (264,704 × 7);
 #         DFA reads D_l = 10 × 256 per layer at 8 bits (5 × 20,480); KP reads all of B.
+#         Then (issue 22): split_cores stages IFA's one-time copy B = W₀ through DRAM, as BP's
+#         first mirror copy, so its init crosses the link twice (2,117,632 → 4,235,264 bits; the
+#         step is unchanged). rram_cim is new here: BP's transposed error pass activates only
+#         the arrays holding input rows (not those of the bias row alone: 99 → 66 arrays per
+#         vector, 10,983,075.84 → 7,322,050.56 pJ) and converts each row once per cell
+#         significance (4 cells per weight: 3 × 128 more conversions per pass, +5,449,973.76
+#         pJ, 4 activation times per vector): BP 192,496,611.401 → 194,331,894.862 pJ (+0.95%),
+#         852,319 → 867,978 cycles; FA, IFA and DFA unchanged.
 STORED = {
     "df_lnpu": {
         "bp": (433310242.9445, 1154823, 2117632, 0, 0, 0),
@@ -60,10 +68,16 @@ STORED = {
         "fa": (118909857.848, 1121632, 0, 0, 2117632, 0),
         "ifa": (118909857.848, 1121632, 0, 0, 2117632, 2117632),
     },
+    "rram_cim": {
+        "bp": (194331894.86200002, 867978, 0, 0, 0, 0),
+        "fa": (189501227.081, 852319, 0, 0, 8450048, 0),
+        "ifa": (189501227.081, 852319, 0, 0, 8450048, 2117632),
+        "dfa": (185535723.72899997, 847271, 0, 0, 307200, 0),
+    },
     "split_cores": {
         "bp": (208862306.46000004, 1154600, 0, 4235264, 0, 4235264),
         "fa": (118909857.848, 1121632, 0, 0, 2117632, 0),
-        "ifa": (118909857.848, 1121632, 0, 0, 2117632, 2117632),
+        "ifa": (118909857.848, 1121632, 0, 0, 2117632, 4235264),
         "dfa": (108073011.9315, 1001831, 0, 0, 102400, 0),
         "usf": (123916488.32, 1062320, 0, 529408, 0, 529408),
         "brsf": (132780255.25900002, 1154726, 0, 529408, 1852928, 529408),
@@ -136,3 +150,24 @@ def test_split_cores_bp_pays_its_sync_through_dram():
     assert gap.causes_pj["mirror_reads"] == -gap.causes_pj["feedback_reads"]
     assert gap.leading_cause == "mirror_sync"
     assert result.rules["bp"].sync_write_bits == 2 * 2_117_632
+
+
+def test_rram_cim_bp_error_pass_by_hand():
+    """BP's error pass on rram_cim: W's own 128 × 128 arrays read transposed, worked out by hand.
+
+    Layers 1-4 (256 inputs + a bias row, 256 outputs × 4 cells of 2 bits): the 256 input rows
+    fill ⌈256/128⌉ = 2 rows of arrays, the bias row alone a third that the error pass leaves
+    idle; 1,024 columns are 8 arrays wide: 16 arrays. Layer 5 (10 outputs × 4 = 40 columns):
+    2 arrays. 4 × 16 + 2 = 66 passes per vector, 64 samples × 8 one-bit slices = 512 vectors:
+    33,792 passes of 113 + 128 × 0.42 (row ADCs) + 128 × 0.39 (column DACs) = 216.68 pJ =
+    7,322,050.56 pJ (with the bias arrays, 99 passes: 10,983,075.84 pJ). Each pass drives the
+    4 cell significances apart: 3 × 128 more conversions, 12,976,128 × 0.42 = 5,449,973.76 pJ.
+    """
+    r = simulate(DEFAULT_MODEL, CHIPS / "rram_cim.yaml", "bp").rules["bp"]
+    counts, priced = r.step.counts.accesses, r.step.energy.by_access_pj
+    key = ("w_cim", "weights", "backward", "mvm_transposed")
+    assert counts[key].accesses == 33_792
+    assert priced[key] == pytest.approx(7_322_050.56, rel=1e-12)
+    key = ("w_cim", "weights", "backward", "convert")
+    assert counts[key].accesses == 12_976_128
+    assert priced[key] == pytest.approx(5_449_973.76, rel=1e-12)

@@ -18,6 +18,9 @@ EXPECTED = {
         ":67: training.bp_weight_access: must be one of transport, mirror, transpose, got "
         "'teleport'"
     ],
+    "bad_mirror_sync.yaml": [
+        ":68: training.mirror_sync: must be one of full, changed, got 'sparse'"
+    ],
     "bad_placement.yaml": [
         ":64: placement.gradients: names no memory level (have: rf, wmem, fbmem, rom, buf, "
         "dram), got 'l3_cache'"

@@ -3,7 +3,9 @@
 The toy chip (tests/sim/data/toy_cim.yaml): two RRAM levels of 4 arrays, 8 rows × 8 columns,
 4 bits per cell, so an 8-bit weight takes 2 cells. Prices: an activation costs the array
 (10 pJ, 20 pJ transposed) plus one 1 pJ conversion per sensed line and one 0.5 pJ drive per
-driven line: 10 + 8·1 + 8·0.5 = 22 pJ forward, 20 + 8·1 + 8·0.5 = 32 pJ transposed. A row read
+driven line: 10 + 8·1 + 8·0.5 = 22 pJ forward, 20 + 8·1 + 8·0.5 = 32 pJ transposed. A
+transposed pass drives a weight's 2 cells (of different significance) one at a time, so each
+pass also converts its 8 rows once more: 8 conversions of 1 pJ, 8 pJ (``convert``). A row read
 out costs 3 pJ. A programmed cell takes 2 pulses, each 2 pJ plus a 1 pJ verify: 6 pJ. Inputs
 are applied 8 bits at once (one slice per vector).
 
@@ -20,14 +22,18 @@ from pathlib import Path
 import pytest
 
 from hwsim.core.errors import InputError
+from hwsim.core.rules import parse_rule
 from hwsim.core.workload import workload_from_dict
 from hwsim.sim import simulate
 from hwsim.sim.chip import load_chip
+from hwsim.sim.dataflow import lower_step, make_plan
 from hwsim.sim.model_specs import build_workload
 
 TOY = Path(__file__).parent / "data" / "toy_cim.yaml"
 MODEL = "mlp:6-4-4-3"
 FORWARD_PJ, TRANSPOSED_PJ, ROW_PJ, CELL_PJ = 22.0, 32.0, 3.0, 6.0
+#: a transposed pass's extra conversions: (2 cells − 1) × 8 rows, 1 pJ each
+CONVERT_PJ = 8.0
 #: cells of W per layer (weights and bias, 2 cells each) and of W without bias (layers ≥ 1)
 W_CELLS = {"fc1": 28 * 2, "fc2": 20 * 2, "fc3": 15 * 2}
 B_CELLS = {"fc2": 16 * 2, "fc3": 12 * 2}
@@ -61,11 +67,14 @@ def test_products_in_the_arrays_count_one_activation_per_vector_per_array(batch)
         macs = result.rules[rule].step.counts.macs
         assert macs[("forward", "cim")] == batch * (6 * 4 + 4 * 4 + 4 * 3)
         assert not [k for k in macs if k[0] in ("forward", "backward") and k[1] != "cim"]
-    # BP reads W's own arrays transposed for fc3 and fc2 (fc1 sends no error down)
+    # BP reads W's own arrays transposed for fc3 and fc2 (fc1 sends no error down); each pass
+    # converts the 8 rows once more for the second cell of every weight
     assert accesses(result, "bp", "fwd", "weights", "backward", "mvm_transposed") == 2 * batch
     assert energy(result, "bp", "fwd", "weights", "backward", "mvm_transposed") == (
         2 * batch * TRANSPOSED_PJ
     )
+    assert accesses(result, "bp", "fwd", "weights", "backward", "convert") == 2 * batch * 8
+    assert energy(result, "bp", "fwd", "weights", "backward", "convert") == 2 * batch * CONVERT_PJ
     # FA and IFA activate B's arrays forward: same count, the cheaper activation
     for rule in ("fa", "ifa"):
         assert accesses(result, rule, "bwd", "feedback_weights", "backward", "mvm") == 2 * batch
@@ -167,13 +176,15 @@ def test_transposed_against_mirror_against_transport(tmp_path):
     transport = simulate(workload(batch), mirror_chip(tmp_path, bp_weight_access="transport"), "bp")
     t_back = transpose.by_phase_pj["backward"]
     m_back = mirror.rules["bp"].step.energy.by_phase_pj["backward"]
-    # backward: 2 arrays × 2 samples, transposed (32 pJ) against forward on the mirror (22 pJ)
-    assert t_back - m_back == pytest.approx(2 * batch * (TRANSPOSED_PJ - FORWARD_PJ))
+    # backward: 2 arrays × 2 samples, transposed (32 pJ and 8 extra conversions) against
+    # forward on the mirror (22 pJ)
+    transposed = TRANSPOSED_PJ + CONVERT_PJ
+    assert t_back - m_back == pytest.approx(2 * batch * (transposed - FORWARD_PJ))
     # transport: no activation; 8 rows read and 224 bits carried per sample, 56 int8 MACs
     tr = transport.rules["bp"].step
     assert tr.counts.accesses[("fwd", "weights", "backward", "transport")].accesses == 8 * batch
     assert tr.energy.by_phase_pj["backward"] - t_back == pytest.approx(
-        batch * (8 * ROW_PJ + 224 * 0.1 + 28 * 0.5) - 2 * batch * TRANSPOSED_PJ
+        batch * (8 * ROW_PJ + 224 * 0.1 + 28 * 0.5) - 2 * batch * transposed
     )
 
 
@@ -322,3 +333,80 @@ def test_the_gap_names_the_levels_each_rule_reprograms(tmp_path):
     sync = (4 + 3) * 2 * CELL_PJ + (4 * 12 + 3 * 12) * 0.1
     assert gap.causes_pj["mirror_sync"] == pytest.approx(sync)
     assert sum(gap.causes_pj.values()) == pytest.approx(gap.difference_pj)
+
+
+def chip_with(tmp_path: Path, name: str, **fwd: int) -> Path:
+    """The toy chip with some of the ``fwd`` level's keys changed."""
+    text = TOY.read_text()
+    head, sep, tail = text.partition("  bwd:")
+    for key, value in fwd.items():
+        start = head.index(f"{key}: ")
+        end = head.index(",", start)
+        head = f"{head[:start]}{key}: {value}{head[end:]}"
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(head + sep + tail)
+    return path
+
+
+def test_a_transposed_read_leaves_the_arrays_of_the_bias_row_alone(tmp_path):
+    """mlp:6-8-8-3 on 8 × 8 arrays: fc2's W takes 8 input rows + 1 bias row = 9 rows, 8 × 2 = 16
+    columns, so ⌈9/8⌉ × ⌈16/8⌉ = 4 arrays, 2 of which hold only the bias row; fc3's 9 rows ×
+    6 columns take 2 arrays, 1 only the bias row. The forward pass drives the bias row (a
+    constant 1) and activates all of them; the error pass senses the input rows only (no error
+    goes to a constant), so it activates 2 + 1 = 3 arrays per sample, not 6."""
+    chip = chip_with(tmp_path, "wide", arrays=8)  # fc1 2 + fc2 4 + fc3 2 arrays of W
+    batch = 2
+    result = simulate(build_workload("mlp:6-8-8-3", batch_size=batch), chip, "bp")
+    # forward: fc1 ⌈7/8⌉ × ⌈16/8⌉ = 2, fc2 4, fc3 2 arrays per sample
+    assert accesses(result, "bp", "fwd", "weights", "forward", "mvm") == batch * (2 + 4 + 2)
+    assert accesses(result, "bp", "fwd", "weights", "backward", "mvm_transposed") == batch * 3
+    assert energy(result, "bp", "fwd", "weights", "backward", "mvm_transposed") == (
+        batch * 3 * TRANSPOSED_PJ
+    )
+    counts = result.rules["bp"].step.counts.accesses
+    # the bits multiplied in place: fc2's 8 × 8 and fc3's 8 × 3 weights of 8 bits, per sample
+    assert counts[("fwd", "weights", "backward", "mvm_transposed")].bits == batch * (64 + 24) * 8
+    # every pass converts its 8 rows once more (2 cells per weight)
+    assert accesses(result, "bp", "fwd", "weights", "backward", "convert") == batch * 3 * 8
+
+
+def test_a_transposed_read_senses_each_cell_significance_apart(tmp_path):
+    """2-bit cells: an 8-bit weight takes k = 4 cells in adjacent columns, of significance 1,
+    4, 16 and 64. Driving all its columns with the error at once would add the four cells'
+    currents with equal weight in the row. So a transposed pass drives one significance's
+    columns at a time: 4 sub-activations, each converting all 8 rows, 4 × 5 = 20 cycles per
+    vector. The array and its drivers work as in one activation (each cell conducts once,
+    each column is driven once): one ``mvm_transposed`` access of 32 pJ, plus (4 − 1) × 8 = 24
+    more conversions of 1 pJ. Each row's 4 results are then shifted (by 0, 2, 4 and 6 bits)
+    and added in digital: 3 shift-adds per row, 24 per pass, one per extra conversion.
+
+    mlp:6-4-4-3: fc2 5 rows × 4 · 4 = 16 columns, 2 arrays; fc3 5 rows × 12 columns, 2
+    arrays (the bias row shares the arrays of the input rows); fc1 7 × 16, 2."""
+    chip = chip_with(tmp_path, "two_bit", arrays=8, bits_per_cell=2)
+    batch = 2
+    result = simulate(workload(batch), chip, "bp")
+    passes = batch * (2 + 2)
+    assert accesses(result, "bp", "fwd", "weights", "backward", "mvm_transposed") == passes
+    assert accesses(result, "bp", "fwd", "weights", "backward", "convert") == passes * 24
+    back = result.rules["bp"].step.energy.by_phase_pj["backward"]
+    one_cell = simulate(workload(batch), chip_with(tmp_path, "one", bits_per_cell=8), "bp")
+    # 8-bit cells: one cell per weight, nothing to recombine; fc2 and fc3 1 array each
+    assert accesses(one_cell, "bp", "fwd", "weights", "backward", "convert") == 0
+    assert accesses(one_cell, "bp", "fwd", "weights", "backward", "mvm_transposed") == batch * 2
+    # the error pass's other traffic is the same (errors in the SRAM): the difference is the
+    # passes (4 against 2 per sample, 32 pJ each) and the 24 conversions of each pass
+    one_back = one_cell.rules["bp"].step.energy.by_phase_pj["backward"]
+    assert back - one_back == pytest.approx((passes - batch * 2) * TRANSPOSED_PJ + passes * 24)
+    # the time of a pass: 4 sub-activations of 5 cycles, per sample (1 sample per fetch)
+    the_chip = load_chip(chip)
+    work = workload_from_dict(workload(batch))
+    plan = make_plan(work, the_chip, parse_rule("bp"), batch)
+    busy = [
+        t.cycles
+        for piece in lower_step(work, the_chip, plan).pieces
+        for task in piece
+        if task.phase == "backward"
+        for t in task.loads
+        if t.direction == "mvm_transposed"
+    ]
+    assert busy == [4 * 5] * (batch * 2)  # fc3 and fc2, each sample

@@ -111,6 +111,17 @@ def test_chip_show_and_validate():
     assert "loop order auto" in split.output and "update accumulate" in split.output
 
 
+def test_chip_show_says_when_a_mirror_syncs_only_what_changed(tmp_path):
+    path = tmp_path / "sparse.yaml"
+    path.write_text("extends: split_cores\nname: sparse\ntraining: {mirror_sync: changed}\n")
+    shown = _run("chip", "show", str(path))
+    assert shown.exit_code == 0, shown.output
+    assert (
+        "BP weight access mirror (synchronized via dram, only the changed weights "
+        "synchronized)" in " ".join(shown.output.split())
+    )
+
+
 def test_chip_training_options_are_validated(tmp_path):
     text = (
         TOY.read_text()
