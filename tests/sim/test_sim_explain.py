@@ -120,13 +120,9 @@ def test_bp_transport_vs_fa_prng_by_hand():
 def test_placement_differences_land_in_other():
     # B in buf (global buffer) and buf shrunk to 744 bits: BP-transport stores 704 bits there
     # (optimizer state 184, gradients 184, activations 96 + 120, errors 72 + 48) and fits. FA adds
-    # layer 1's B (48 bits): 752 > 744, so the item allocated last spills. Allocation follows
-    # bits moved per step per bit stored: gradients 4 (written by both fetch groups, read back
-    # once, read by the update), layer 1's errors 3 (loss write, backward read, gradient read),
-    # layer 1's activations 2.2 (72 bits read twice and written once, plus 48 bits of logits
-    # written once, over 120 bits), then the ties at 2 in class order: B (read by each of 2
-    # fetch groups), optimizer state (read, write), layer 0's activations (two reads) and last
-    # layer 0's errors (written by layer 1's backward, read by the gradient): those spill.
+    # layer 1's B (48 bits): 752 > 744, so the item allocated last spills. The toy pins every
+    # class, in its order (B, optimizer state, gradients, activations, errors; layer by layer):
+    # the last is layer 1's errors (fc2), which go to dram.
     buf = dataclasses.replace(TOY.memory("buf"), size_bytes=93)
     memories = tuple(buf if m.name == "buf" else m for m in TOY.memories)
     chip = toy(
@@ -135,22 +131,25 @@ def test_placement_differences_land_in_other():
         placement={"feedback_weights": "buf"},
     )
     r = simulate(toy_workload(), chip, "bp,fa")
-    assert r.rules["bp"].placement["errors"]["fc1"] == "buf"
-    assert r.rules["fa"].placement["errors"]["fc1"] == "dram"
-    assert r.rules["fa"].placement["errors"]["fc2"] == "buf"
+    assert r.rules["bp"].placement["errors"]["fc2"] == "buf"
+    assert r.rules["fa"].placement["errors"]["fc2"] == "dram"
+    assert r.rules["fa"].placement["errors"]["fc1"] == "buf"
     gap = r.gaps_to_bp["fa"]
     check_exact(gap)
     leak = (r.rules["bp"].latency_cycles - r.rules["fa"].latency_cycles) * LEAK_PJ_PER_CYCLE
-    # Layer 0's error traffic: written by layer 1's backward and read by the gradient, 48 bits
-    # for the 2-sample fetch group and 24 for the 1-sample one. In buf (32-bit words, 1 per
-    # access): 2 + 1 words each way = 3 × 5 pJ + 3 × 4 pJ = 27 pJ; in dram (64-bit words, bursts
-    # of 2): 1 + 1 accesses each way = 4 × 100 = 400 pJ. BP − FA = 27 − 400 = −373.
+    # Layer 1's error traffic: written by the loss, read by the backward and by the gradient,
+    # 32 bits for the 2-sample fetch group and 16 for the 1-sample one. In buf (32-bit words, 1
+    # per access): 2 words each way = 2 × 5 pJ + 4 × 4 pJ = 26 pJ; in dram (64-bit words, bursts
+    # of 2): 1 access per move, 6 moves = 600 pJ. BP − FA = 26 − 600 = −574: the backward's
+    # reads are error reads (8 − 200 = −192), the loss's writes and the gradient's reads the
+    # rest (10 − 200 and 8 − 200: −382).
     causes = expected_causes(
         transport_wire=48.0,
         transport_reads=12.0,
         feedback_reads=-16.0,  # B in buf: 48 bits per fetch = 2 words of 32, × 2 fetches × 4 pJ
         leakage=leak,
-        other=-373.0,
+        error_reads=-192.0,
+        other=-382.0,
     )
     assert gap.energy.causes_pj == pytest.approx(causes, abs=1e-9)
     assert gap.energy.net_causes_pj["operand_net"] == pytest.approx(-4.0)
