@@ -76,8 +76,8 @@ from hwsim.sim.loops import (
     weight_outer,
 )
 
-#: Cost (pJ, or cycles) added per level a tensor moves outward of its class's: it settles ties
-#: only, far below any access's price.
+#: Cost (pJ, or cycles) added per level a tensor moves outward of its class's, and per fetch of
+#: a loop nest: it settles ties only, far below any access's price.
 TIE_BREAK = 1e-6
 #: (tensor, layer index)
 Item = tuple[str, int]
@@ -505,8 +505,10 @@ def _solve(
         # walk constants less their least (a constant of the program): small numbers keep the
         # solver's absolute tolerances far below any real difference
         least = min(price(c.fixed) for _, c in options)
+        # ties go to the nest of fewer fetches (the same cost in fewer, larger transfers)
         picks = [
-            (var(("z", key, w), price(c.fixed) - least, 1), 1.0) for w, (_, c) in enumerate(options)
+            (var(("z", key, w), price(c.fixed) - least + TIE_BREAK * walk.fetches, 1), 1.0)
+            for w, (walk, c) in enumerate(options)
         ]
         constraint(picks, 1, 1)
         # The products z·x as a joint choice y[w, l] of (loop nest, level) per item the phase
