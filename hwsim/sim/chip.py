@@ -32,6 +32,7 @@ from hwsim.sim.chip_problems import Problems, kind_of
 from hwsim.sim.chip_training import parse_placement, parse_training
 from hwsim.sim.cim import CimArrays
 from hwsim.sim.memories import MemoryLevel, parse_memories
+from hwsim.sim.memory_model import CACTI45_SOURCE, MAC_AREA_SOURCE, mac_lane_area_um2
 
 #: The chip's public entry: the types a :class:`Chip` is made of stay importable from here
 #: (``from hwsim.sim.chip import Chip, MemoryLevel``), wherever they are defined.
@@ -39,6 +40,7 @@ __all__ = [
     "CIM_FORMAT",
     "SCHEMA_VERSION",
     "UNITS",
+    "AreaPart",
     "Chip",
     "CimArrays",
     "Interconnect",
@@ -80,6 +82,29 @@ class SourcedNumber:
     value: int | float
     source: str
     at: str
+
+
+@dataclass(frozen=True)
+class AreaPart:
+    """One part of a chip's silicon: a memory level or the MAC arrays (``what``: ``memory`` or
+    ``compute``), its area in mm² (None: unknown) and where that comes from; ``derived`` when a
+    model computed it (docs/simulator.md, "Size and area")."""
+
+    name: str
+    what: str
+    mm2: float | None
+    source: str
+    derived: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``{"name", "what", "mm2", "source", "derived"}``."""
+        return {
+            "name": self.name,
+            "what": self.what,
+            "mm2": self.mm2,
+            "source": self.source,
+            "derived": self.derived,
+        }
 
 
 @dataclass(frozen=True)
@@ -132,6 +157,10 @@ class Chip:
     #: the chip document as validated: ``extends:`` merged, ``--set`` overrides applied, in key
     #: order (JSON- and YAML-dumpable; :func:`chip_yaml` writes it out as an effective chip file)
     document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: silicon area of the MAC arrays, mm² (``compute.area_mm2``, or derived; None: unknown)
+    compute_area_mm2: float | None = None
+    #: where a derived or unknown MAC area comes from; None when ``compute.area_mm2`` is given
+    compute_area_source: str | None = None
 
     def where(self, key: str) -> str:
         """``FILE:LINE: key`` for an error about ``key`` (the nearest key given in the file that
@@ -142,6 +171,54 @@ class Chip:
         source = self.origins.get(probe, self.path or self.name)
         line = f":{self.lines[probe]}" if probe in self.lines else ""
         return f"{source}{line}: {key}"
+
+    def areas(self) -> list[AreaPart]:
+        """The chip's silicon, part by part: every memory level (innermost first; a DRAM is
+        off chip, 0) and then the MAC arrays, each with its area and where it comes from."""
+        parts = [
+            self._area_part(m.name, "memory", m.area_mm2, m.area_source, f"memories.{m.name}")
+            for m in self.memories
+        ]
+        parts.append(
+            self._area_part(
+                "MACs", "compute", self.compute_area_mm2, self.compute_area_source, "compute"
+            )
+        )
+        return parts
+
+    def _area_part(
+        self, name: str, what: str, mm2: float | None, source: str | None, at: str
+    ) -> AreaPart:
+        if source is not None:  # derived, off chip or unknown
+            return AreaPart(name, what, mm2, source, derived=mm2 is not None and mm2 > 0)
+        sourced = self.sources.get(f"{at}.area_mm2")
+        note = sourced.source if sourced is not None else "given (area_mm2), no source: note"
+        return AreaPart(name, what, mm2, note, derived=False)
+
+    @property
+    def area_mm2(self) -> float:
+        """Total silicon on the chip, mm²: every part whose area is known (:meth:`areas`)."""
+        return sum(part.mm2 for part in self.areas() if part.mm2 is not None)
+
+    def derived_numbers(self) -> dict[str, SourcedNumber]:
+        """The numbers no chip file gives but a model derived, by key path, with the model's
+        source as their note (``at``: the key that asked for them, or the mapping they belong
+        to): a sized level's energies, latency, leakage and area, the area of SRAM levels and
+        of the MAC arrays."""
+        found: dict[str, SourcedNumber] = {}
+        for m in self.memories:
+            at = f"memories.{m.name}"
+            if m.model is not None:
+                for key in ("read_energy_pj", "write_energy_pj", "latency_cycles", "leakage_mw"):
+                    value = getattr(m, key)
+                    found[f"{at}.{key}"] = SourcedNumber(value, CACTI45_SOURCE, f"{at}.model")
+            if m.area_source is not None and m.area_mm2 is not None and m.kind != "dram":
+                found[f"{at}.area_mm2"] = SourcedNumber(m.area_mm2, m.area_source, at)
+        if self.compute_area_source is not None and self.compute_area_mm2 is not None:
+            found["compute.area_mm2"] = SourcedNumber(
+                self.compute_area_mm2, self.compute_area_source, "compute"
+            )
+        return found
 
     @functools.cached_property
     def _levels(self) -> dict[str, MemoryLevel]:
@@ -294,9 +371,11 @@ def chip_from_dict(
         p.add(("name",), f"must be a string, got {kind_of(name)}")
     description = top.get("description", "")
     clock_hz = p.number(top["clock_hz"], ("clock_hz",), positive=True) if "clock_hz" in top else 1.0
-    memories = parse_memories(p, top.get("memories")) if "memories" in top else ()
+    memories = parse_memories(p, top.get("memories"), clock_hz) if "memories" in top else ()
     interconnect = _interconnect(p, top.get("interconnect")) if "interconnect" in top else None
-    macs_per_cycle, mac_energy = _compute(p, top["compute"]) if "compute" in top else ({}, {})
+    macs_per_cycle, mac_energy, mac_area = (
+        _compute(p, top["compute"]) if "compute" in top else ({}, {}, None)
+    )
     training = parse_training(p, top.get("training", {}))
     placement = (
         parse_placement(p, top["placement"], memories, training) if "placement" in top else {}
@@ -320,6 +399,7 @@ def chip_from_dict(
             ".".join(map(str, k)): o.source for k, o in p.origins.items() if o.source != str(path)
         },
         document=copy.deepcopy(top),
+        **_compute_area(macs_per_cycle, mac_energy, mac_area),
         **training,
     )
 
@@ -362,9 +442,11 @@ def _interconnect(p: Problems, value: Any) -> Interconnect:
     )
 
 
-def _compute(p: Problems, value: Any) -> tuple[dict[str, int], dict[str, float]]:
+def _compute(p: Problems, value: Any) -> tuple[dict[str, int], dict[str, float], float | None]:
+    """MACs per cycle of each unit, pJ per MAC by format, and ``area_mm2`` if given."""
     at = ("compute",)
-    m = p.mapping(value, at, (*UNITS, "mac_energy_pj"), ())
+    m = p.mapping(value, at, (*UNITS, "mac_energy_pj"), ("area_mm2",))
+    area = p.number(m["area_mm2"], (*at, "area_mm2")) if "area_mm2" in m else None
     macs = {}
     for unit in UNITS:
         if unit in m:
@@ -390,7 +472,25 @@ def _compute(p: Problems, value: Any) -> tuple[dict[str, int], dict[str, float]]
                 if name in table:
                     p.add(path, f"{name} is given twice (an integer key b means int<b>)")
                 table[name] = p.number(energy, path)
-    return macs, dict(sorted(table.items(), key=lambda kv: _format_rank(kv[0])))
+    return macs, dict(sorted(table.items(), key=lambda kv: _format_rank(kv[0]))), area
+
+
+def _compute_area(
+    macs_per_cycle: dict[str, int], mac_energy: dict[str, float], given: float | None
+) -> dict[str, Any]:
+    """``compute_area_mm2`` and its source: as given, else every unit's lanes × one lane's
+    area (:func:`hwsim.sim.memory_model.mac_lane_area_um2`)."""
+    if given is not None:
+        return {"compute_area_mm2": given, "compute_area_source": None}
+    lane = mac_lane_area_um2(mac_energy)
+    if lane is None:
+        return {
+            "compute_area_mm2": None,
+            "compute_area_source": "not given: no tabulated MAC area runs every supported "
+            f"format ({', '.join(mac_energy)}); give compute.area_mm2 and its source",
+        }
+    lanes = sum(macs_per_cycle.values())
+    return {"compute_area_mm2": lanes * lane * 1e-6, "compute_area_source": MAC_AREA_SOURCE}
 
 
 def _mac_format(p: Problems, key: Any, path: KeyPath) -> str | None:

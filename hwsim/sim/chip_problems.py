@@ -28,13 +28,16 @@ class Problems:
         )
         self.messages: list[str] = []
 
-    def add(self, path: KeyPath, message: str) -> None:
+    def where(self, path: KeyPath) -> Origin:
+        """Where the value at ``path`` came from (its nearest key path that has a place)."""
         probe = path
         while probe not in self.origins and probe:
             probe = probe[:-1]
-        origin = self.origins.get(probe, Origin(str(self.file), 1))
+        return self.origins.get(probe, Origin(str(self.file), 1))
+
+    def add(self, path: KeyPath, message: str) -> None:
         dotted = ".".join(str(p) for p in path) or "<document>"
-        self.messages.append(f"{origin}: {dotted}: {message}")
+        self.messages.append(f"{self.where(path)}: {dotted}: {message}")
 
     def mapping(
         self, value: Any, path: KeyPath, required: tuple[str, ...], optional: tuple[str, ...]

@@ -108,6 +108,7 @@ CIM_OPTIONAL = (
     "leakage_mw",
     "endurance_cycles",
     "retention_s",
+    "area_mm2",
 )
 #: Keys a compute-in-memory level derives from its arrays (giving them is an error).
 CIM_DERIVED = ("size_bytes", "word_bits", "banks", "burst_words", "bandwidth_bits_per_cycle")

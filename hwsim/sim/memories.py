@@ -11,6 +11,13 @@ from typing import Any
 from hwsim.core.yaml_lines import KeyPath
 from hwsim.sim.chip_problems import Problems, kind_of
 from hwsim.sim.cim import CIM_DERIVED, CIM_OPTIONAL, CIM_REQUIRED, CimArrays
+from hwsim.sim.memory_model import (
+    DERIVED_KEYS,
+    DRAM_AREA_SOURCE,
+    MODELS,
+    SRAM_AREA_SOURCE,
+    cacti45,
+)
 
 #: The roles a memory level may play (``kind:``).
 MEMORY_KINDS = ("register_file", "sram", "global_buffer", "rom", "dram", "cim")
@@ -52,6 +59,13 @@ class MemoryLevel:
     retention_s: float | None = None
     #: the arrays of a compute-in-memory level (``kind: cim``), None for every other kind
     cim: CimArrays | None = None
+    #: the size model that derived the energies, latency, leakage and area (``model:``), if any
+    model: str | None = None
+    #: silicon area on the chip, mm² (0 for an off-chip DRAM; None: not given, no model)
+    area_mm2: float | None = None
+    #: where a derived or missing area comes from; None when ``area_mm2`` is given (the
+    #: ``source:`` note covering it says, :attr:`hwsim.sim.chip.Chip.sources`)
+    area_source: str | None = None
 
     @property
     def size_bits(self) -> int:
@@ -90,7 +104,10 @@ class MemoryLevel:
 
 
 _MEMORY_REQUIRED = ("kind", "size_bytes", "word_bits", "read_energy_pj")
+#: What a level that names a size model (``model:``) must give: the rest is derived.
+_MODEL_REQUIRED = ("kind", "size_bytes", "word_bits")
 _MEMORY_OPTIONAL = (
+    "read_energy_pj",
     "write_energy_pj",
     "banks",
     "ports",
@@ -101,51 +118,138 @@ _MEMORY_OPTIONAL = (
     "technology",
     "endurance_cycles",
     "retention_s",
+    "model",
+    "area_mm2",
 )
 
 
-def parse_memories(p: Problems, value: Any) -> tuple[MemoryLevel, ...]:
+def parse_memories(p: Problems, value: Any, clock_hz: float) -> tuple[MemoryLevel, ...]:
+    """The ``memories:`` section, innermost first; ``clock_hz`` turns a derived access time into
+    cycles."""
     if not isinstance(value, dict) or not value:
         p.add(("memories",), "must be a non-empty mapping of memory name → level")
         return ()
     levels = []
     for name, spec in value.items():
-        at = ("memories", name)
         if isinstance(spec, dict) and spec.get("kind") == "cim":
             levels.append(_cim_level(p, str(name), spec))
-            continue
-        m = p.mapping(spec, at, _MEMORY_REQUIRED, _MEMORY_OPTIONAL)
-        if not m:
-            continue
-        kind = p.choice(m.get("kind"), (*at, "kind"), MEMORY_KINDS) if "kind" in m else "sram"
-        word_bits = p.integer(m.get("word_bits", 1), (*at, "word_bits"))
-        banks = p.integer(m.get("banks", 1), (*at, "banks"))
-        if kind == "rom" and "write_energy_pj" in m:
-            p.add((*at, "write_energy_pj"), "a ROM is never written: remove this key")
-        if kind != "rom" and "write_energy_pj" not in m:
-            p.add((*at, "write_energy_pj"), "missing required key (only a ROM has none)")
-        levels.append(
-            MemoryLevel(
-                name=str(name),
-                kind=kind,
-                size_bytes=p.integer(m.get("size_bytes", 1), (*at, "size_bytes")),
-                word_bits=word_bits,
-                banks=banks,
-                ports=p.integer(m.get("ports", 1), (*at, "ports")),
-                burst_words=p.integer(m.get("burst_words", 1), (*at, "burst_words")),
-                read_energy_pj=p.number(m.get("read_energy_pj", 0.0), (*at, "read_energy_pj")),
-                write_energy_pj=p.number(m.get("write_energy_pj", 0.0), (*at, "write_energy_pj")),
-                bandwidth_bits_per_cycle=p.integer(
-                    m.get("bandwidth_bits_per_cycle", word_bits * banks),
-                    (*at, "bandwidth_bits_per_cycle"),
-                ),
-                latency_cycles=p.integer(m.get("latency_cycles", 1), (*at, "latency_cycles"), 0),
-                leakage_mw=p.number(m.get("leakage_mw", 0.0), (*at, "leakage_mw")),
-                source=m.get("source"),
-                **_cell_facts(p, m, at, _DEFAULT_TECHNOLOGY.get(kind, "sram")),
-            )
-        )
+        else:
+            level = _digital_level(p, str(name), spec, clock_hz)
+            if level is not None:
+                levels.append(level)
     return tuple(levels)
+
+
+def _digital_level(p: Problems, name: str, spec: Any, clock_hz: float) -> MemoryLevel | None:
+    """A register file, SRAM, global buffer, ROM or DRAM level: explicit numbers, or numbers a
+    size model derives (``model: cacti45``, :mod:`hwsim.sim.memory_model`)."""
+    at = ("memories", name)
+    modelled = isinstance(spec, dict) and "model" in spec
+    m = p.mapping(spec, at, _MODEL_REQUIRED if modelled else _MEMORY_REQUIRED, _MEMORY_OPTIONAL)
+    if not m:
+        return None
+    kind = p.choice(m.get("kind"), (*at, "kind"), MEMORY_KINDS) if "kind" in m else "sram"
+    facts = _cell_facts(p, m, at, _DEFAULT_TECHNOLOGY.get(kind, "sram"))
+    size = p.integer(m.get("size_bytes", 1), (*at, "size_bytes"))
+    word_bits = p.integer(m.get("word_bits", 1), (*at, "word_bits"))
+    banks = p.integer(m.get("banks", 1), (*at, "banks"))
+    ports = p.integer(m.get("ports", 1), (*at, "ports"))
+    burst_words = p.integer(m.get("burst_words", 1), (*at, "burst_words"))
+    model = _size_model(p, m, at, kind, facts["technology"])
+    if kind == "rom" and "write_energy_pj" in m:
+        p.add((*at, "write_energy_pj"), "a ROM is never written: remove this key")
+    if kind != "rom" and not modelled and "write_energy_pj" not in m:
+        p.add((*at, "write_energy_pj"), "missing required key (only a ROM has none)")
+    sram = cacti45(size, word_bits, banks, ports, burst_words)
+    if model is not None:
+        read, write, leakage = sram.read_energy_pj, sram.write_energy_pj, sram.leakage_mw
+        latency = sram.latency_cycles(clock_hz)
+    else:
+        read = p.number(m.get("read_energy_pj", 0.0), (*at, "read_energy_pj"))
+        write = p.number(m.get("write_energy_pj", 0.0), (*at, "write_energy_pj"))
+        latency = p.integer(m.get("latency_cycles", 1), (*at, "latency_cycles"), 0)
+        leakage = p.number(m.get("leakage_mw", 0.0), (*at, "leakage_mw"))
+    area, area_source = _area(p, m, at, kind, facts["technology"], model, sram.area_mm2)
+    return MemoryLevel(
+        name=name,
+        kind=kind,
+        size_bytes=size,
+        word_bits=word_bits,
+        banks=banks,
+        ports=ports,
+        burst_words=burst_words,
+        read_energy_pj=read,
+        write_energy_pj=write,
+        bandwidth_bits_per_cycle=p.integer(
+            m.get("bandwidth_bits_per_cycle", word_bits * banks),
+            (*at, "bandwidth_bits_per_cycle"),
+        ),
+        latency_cycles=latency,
+        leakage_mw=leakage,
+        source=m.get("source"),
+        model=model,
+        area_mm2=area,
+        area_source=area_source,
+        **facts,
+    )
+
+
+def _size_model(
+    p: Problems, m: dict[str, Any], at: KeyPath, kind: str, technology: str
+) -> str | None:
+    """The level's ``model:`` if it names one that can size it, else ``None`` (and a problem
+    when it names one that cannot). A key the model derives that is also given is a problem
+    naming both."""
+    if "model" not in m:
+        return None
+    model = m["model"]
+    here = (*at, "model")
+    if not isinstance(model, str) or model not in MODELS:
+        p.add(here, f"unknown size model {model!r} (known: {', '.join(MODELS)})")
+        return None
+    if kind in ("dram", "rom") or technology not in MODELS[model]:
+        what = f"a {kind}" if kind in ("dram", "rom") else f"{technology} cells"
+        p.add(
+            here,
+            f"model {model} sizes {' or '.join(MODELS[model])} levels, not {what}: no published "
+            "size law for them is cited here (docs/technologies.md); remove model and give "
+            "read_energy_pj, write_energy_pj, latency_cycles, leakage_mw (and area_mm2) with "
+            "their source",
+        )
+        return None
+    level = ".".join(map(str, at))
+    for key in DERIVED_KEYS:
+        if key in m:
+            p.add(
+                (*at, key),
+                f"given, but {level}.model: {model} ({p.where(here)}) derives it; give one of "
+                f"the two (a chip that extends another, or --set, removes an inherited value "
+                f"with {key}: null)",
+            )
+    return model
+
+
+def _area(
+    p: Problems,
+    m: dict[str, Any],
+    at: KeyPath,
+    kind: str,
+    technology: str,
+    model: str | None,
+    sram_area_mm2: float,
+) -> tuple[float | None, str | None]:
+    """A level's area on the chip and its source: ``None`` as source when ``area_mm2`` is
+    given (the ``source:`` note covering it says where it comes from, :attr:`Chip.sources`);
+    derived for SRAM cells; 0 for a DRAM (off chip); unknown (``None``) otherwise."""
+    if kind == "dram":
+        if "area_mm2" in m:
+            p.add((*at, "area_mm2"), f"{DRAM_AREA_SOURCE} (its area is 0 here): remove this key")
+        return 0.0, DRAM_AREA_SOURCE
+    if "area_mm2" in m and model is None:
+        return p.number(m["area_mm2"], (*at, "area_mm2")), None
+    if technology == "sram" and kind != "rom":
+        return sram_area_mm2, SRAM_AREA_SOURCE
+    return None, f"not given: no area model for {technology} cells (give area_mm2 and its source)"
 
 
 def _cell_facts(p: Problems, m: dict[str, Any], at: KeyPath, default: str) -> dict[str, Any]:
@@ -157,6 +261,14 @@ def _cell_facts(p: Problems, m: dict[str, Any], at: KeyPath, default: str) -> di
     for key in ("endurance_cycles", "retention_s"):
         facts[key] = p.number(m[key], (*at, key), positive=True) if key in m else None
     return facts
+
+
+#: A cim level's area is not derived: its converters dominate it and depend on choices the
+#: schema does not describe (how many columns share one ADC).
+_CIM_AREA_UNKNOWN = (
+    "not given: a cim level's area is not derived (its converters dominate it); give area_mm2 "
+    "and its source"
+)
 
 
 def _cim_level(p: Problems, name: str, m: dict[str, Any]) -> MemoryLevel:
@@ -233,5 +345,7 @@ def _cim_level(p: Problems, name: str, m: dict[str, Any]) -> MemoryLevel:
         leakage_mw=number("leakage_mw", 0.0),
         source=m.get("source"),
         cim=arrays,
+        area_mm2=p.number(m["area_mm2"], (*at, "area_mm2")) if "area_mm2" in m else None,
+        area_source=None if "area_mm2" in m else _CIM_AREA_UNKNOWN,
         **facts,
     )
