@@ -183,7 +183,28 @@ def test_survey_table_and_loop_orders_match_the_run(compare_run: Path) -> None:
         for spec in ("fa", "ifa"):
             ratio = entry["rules"][spec]["energy_vs_bp"]
             assert float(cell[f"{spec} energy ÷ bp (×)"]) == pytest.approx(ratio, abs=5e-4)
+        # the chip's silicon, as the chip file and its models give it (3 significant digits)
+        area = load_chip(entry["chip"]).area_mm2
+        assert entry["area_mm2"] == pytest.approx(area)
+        assert float(cell["area (mm²)"]) == pytest.approx(area, rel=5e-3)
+    # dfa_prng keeps BP's mirror in its own 1 MB SRAM: that level's silicon, in one line
+    survey = {entry["chip"]: entry for entry in summary["chip_survey"]}
+    mirror = survey["dfa_prng"]["rules"]["bp"]["own_silicon"]["weight_mirror"]
+    sram = load_chip("dfa_prng").memory("mirror_sram")
+    assert list(mirror["levels"]) == ["mirror_sram"] and mirror["area_mm2"] == sram.area_mm2
+    assert mirror["occupied_mm2"] == pytest.approx(
+        mirror["levels"]["mirror_sram"] / sram.size_bits * sram.area_mm2
+    )
+    row = next(r for r in rows if r[0] == "dfa_prng")
+    assert (
+        "bp: mirror 3.769 (mirror_sram)"
+        in row[headers.index("silicon of each rule's own tensors (mm²)")]
+    )
+    assert "bp: " not in next(r for r in rows if r[0] == "edge_sram")[-1]  # transport: no mirror
     findings = section(markdown, "Findings")
+    assert (
+        "On dfa_prng, bp's weight mirror lives in mirror_sram: 3.769 mm² of the chip's" in findings
+    )
     for chip in summary["chip_order"]:
         orders = json.loads((compare_run / "simulation" / chip / "bp.json").read_text())
         forward = [o["forward"].split(":")[0] for o in orders["loop_orders"].values()]
