@@ -77,6 +77,8 @@ def describe_own_silicon(silicon: dict[str, OwnSilicon]) -> str:
         where = ", ".join(s.levels)
         if s.area_mm2 is None or s.occupied_mm2 is None:
             parts.append(f"{tensor.replace('_', ' ')} in {where}: area unknown")
+        elif s.area_mm2 == 0:  # a DRAM: off chip
+            parts.append(f"{tensor.replace('_', ' ')} in {where}: no silicon on chip")
         else:
             parts.append(
                 f"{tensor.replace('_', ' ')} in {where}: {s.area_mm2:.3g} mm² "
