@@ -268,6 +268,12 @@ def test_a_chip_sweep_over_a_sized_levels_capacity(tmp_path: Path):
     points = json.loads(result.output)["points"]
     energies = [p["rules"]["fa"]["energy_pj"] for p in points]
     assert energies == sorted(energies) and len(set(energies)) == 3
+    areas = [p["area_mm2"] for p in points]  # the chip grows by the level's area, nothing else
+    toy = load_chip(chip)
+    for point, area in zip(points, areas, strict=True):
+        size = point["values"]["memories.fbmem.size_bytes"]
+        grown = cacti45(size, word_bits=16).area_mm2 - toy.memory("fbmem").area_mm2
+        assert area == pytest.approx(toy.area_mm2 + grown)
     first = points[0]["rules"]["fa"]
     for point in points[1:]:
         r = point["rules"]["fa"]
