@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hwsim.core.units import format_si
+from hwsim.core.units import format_si, format_sig
 from hwsim.render.report import write_report
 from hwsim.sim.chip import load_chip
 from hwsim.sim.explain import CAUSE_LABELS, CAUSES
@@ -187,23 +187,21 @@ def test_survey_table_and_loop_orders_match_the_run(compare_run: Path) -> None:
         area = load_chip(entry["chip"]).area_mm2
         assert entry["area_mm2"] == pytest.approx(area)
         assert float(cell["area (mm²)"]) == pytest.approx(area, rel=5e-3)
-    # dfa_prng keeps BP's mirror in its own 1 MB SRAM: that level's silicon, in one line
+    # dfa_prng keeps BP's mirror (on chip): the silicon of the level it lives in, in one line
     survey = {entry["chip"]: entry for entry in summary["chip_survey"]}
     mirror = survey["dfa_prng"]["rules"]["bp"]["own_silicon"]["weight_mirror"]
-    sram = load_chip("dfa_prng").memory("mirror_sram")
-    assert list(mirror["levels"]) == ["mirror_sram"] and mirror["area_mm2"] == sram.area_mm2
-    assert mirror["occupied_mm2"] == pytest.approx(
-        mirror["levels"]["mirror_sram"] / sram.size_bits * sram.area_mm2
-    )
+    ((level, bits),) = mirror["levels"].items()
+    held = load_chip("dfa_prng").memory(level)
+    assert mirror["area_mm2"] == held.area_mm2 > 0
+    assert mirror["occupied_mm2"] == pytest.approx(bits / held.size_bits * held.area_mm2)
     row = next(r for r in rows if r[0] == "dfa_prng")
-    assert (
-        "bp: mirror 3.769 (mirror_sram)"
-        in row[headers.index("silicon of each rule's own tensors (mm²)")]
-    )
-    assert "bp: " not in next(r for r in rows if r[0] == "edge_sram")[-1]  # transport: no mirror
+    column = headers.index("silicon of each rule's own tensors (mm²)")
+    assert f"bp: mirror {format_sig(held.area_mm2)} ({level})" in row[column]
+    assert "bp: " not in next(r for r in rows if r[0] == "edge_sram")[column]  # no mirror
     findings = section(markdown, "Findings")
     assert (
-        "On dfa_prng, bp's weight mirror lives in mirror_sram: 3.769 mm² of the chip's" in findings
+        f"On dfa_prng, bp's weight mirror lives in {level}: {format_sig(held.area_mm2)} mm² of "
+        "the chip's" in findings
     )
     for chip in summary["chip_order"]:
         orders = json.loads((compare_run / "simulation" / chip / "bp.json").read_text())

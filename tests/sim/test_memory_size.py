@@ -339,17 +339,18 @@ def test_a_dram_with_an_area_is_refused(tmp_path: Path):
 
 
 def test_simulate_reports_area_and_the_silicon_of_a_rules_own_tensors():
-    result = simulate("mlp:64-32-10", "split_cores", "bp,fa")
-    assert result.area_mm2 == pytest.approx(load_chip("split_cores").area_mm2)
-    # BP keeps its mirror in err_weight_sram, FA keeps B there: the same level, the same silicon
+    chip = load_chip("split_cores")
+    result = simulate("mlp:64-32-10", chip, "bp,fa")
+    assert result.area_mm2 == pytest.approx(chip.area_mm2)
+    # BP keeps a mirror of layer 1's W (32 × 10 weights of 8 bits; layer 0 needs none), FA its
+    # B of the same shape; each takes the level its plan placed it in
     bp, fa = result.rules["bp"].own_silicon, result.rules["fa"].own_silicon
     assert list(bp) == ["weight_mirror"] and list(fa) == ["feedback_weights"]
-    sram = load_chip("split_cores").memory("err_weight_sram")
-    assert bp["weight_mirror"].levels == {"err_weight_sram": 32 * 10 * 8}
-    assert bp["weight_mirror"].area_mm2 == sram.area_mm2
-    assert bp["weight_mirror"].occupied_mm2 == pytest.approx(
-        32 * 10 * 8 / sram.size_bits * sram.area_mm2
-    )
-    assert result.rules["bp"].to_dict()["own_silicon"]["weight_mirror"]["area_mm2"] == (
-        sram.area_mm2
-    )
+    for rule, tensor in (("bp", "weight_mirror"), ("fa", "feedback_weights")):
+        (level,) = set(result.rules[rule].placement[tensor].values())
+        held = chip.memory(level)
+        silicon = result.rules[rule].own_silicon[tensor]
+        assert silicon.levels == {level: 32 * 10 * 8}
+        assert silicon.area_mm2 == held.area_mm2
+        assert silicon.occupied_mm2 == pytest.approx(32 * 10 * 8 / held.size_bits * held.area_mm2)
+        assert result.rules[rule].to_dict()["own_silicon"][tensor]["area_mm2"] == held.area_mm2
