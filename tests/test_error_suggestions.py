@@ -41,6 +41,8 @@ RAISED_BY: dict[str, set[str]] = {
     "hwsim/experiments/chip_sweep.py": {"sweep"},
     # extends: and --set, read by every command that loads a chip with overrides
     "hwsim/sim/chip_document.py": {"simulate", "compare", "report", "sweep"},
+    # a sized level's derived key given too: "… or --set, removes an inherited value …"
+    "hwsim/sim/memories.py": {"simulate", "compare", "report", "sweep"},
     "hwsim/sim/chip_copy.py": {"chip init"},
     # load_dataset: every command that trains, and analyze (it loads the run's data again)
     "models/data.py": {*TRAINING, "analyze"},

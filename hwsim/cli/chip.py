@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shlex
+from typing import Any
 
 import click
 from rich.table import Table
@@ -119,10 +120,20 @@ def show(file: str) -> None:
             lambda m: "—" if m.endurance_cycles is None else f"{m.endurance_cycles:g}",
         ),
         ("retention (s)", lambda m: "—" if m.retention_s is None else f"{m.retention_s:g}"),
+        ("area (mm²)", _area_cell),
     ]
     for label, cell in rows:
         levels.add_row(label, *(cell(m) for m in c.memories))
     console.print(levels)
+    sized = [m.name for m in c.memories if m.model is not None]
+    if sized:
+        console.print(
+            f"sized by a model (energies, latency, leakage, area): {', '.join(sized)}; "
+            "* derived area (sources below)",
+            highlight=False,
+        )
+    elif any(m.area_source is not None and m.area_mm2 for m in c.memories):
+        console.print("* derived area (sources below)", highlight=False)
     cim = [m for m in c.memories if m.cim is not None]
     if cim:
         # compute-in-memory levels: a cim level's read is one row read out, its write one cell
@@ -159,6 +170,7 @@ def show(file: str) -> None:
     )
     units = ", ".join(f"{u} {n} MAC/cycle" for u, n in c.macs_per_cycle.items())
     console.print(f"compute: {units}", highlight=False)
+    console.print(area_line(c), highlight=False, soft_wrap=True)
     # The MAC table by number format: a MAC in a format the chip lacks runs on the narrowest
     # wider format of its family (docs/simulator.md, "Number formats").
     macs = Table()
@@ -197,4 +209,41 @@ def show(file: str) -> None:
         console.print(f"    source: {notes[at]}", highlight=False, markup=False, soft_wrap=True)
     if not groups:
         console.print("  (no source: notes)", highlight=False)
+    # Numbers no file gives: a size model's, the derived areas (docs/simulator.md, "Size and
+    # area"), each once under its source.
+    derived: dict[str, list[str]] = {}
+    for key, number in c.derived_numbers().items():
+        derived.setdefault(number.source, []).append(f"{key} {number.value:.4g}")
+    if derived:
+        console.print("derived (no chip file gives them; each number, then its source):")
+        for source, numbers in derived.items():
+            console.print(
+                f"  derived: {', '.join(numbers)}", highlight=False, markup=False, soft_wrap=True
+            )
+            console.print(f"    source: {source}", highlight=False, markup=False, soft_wrap=True)
     err_console.print(f"from {file}", highlight=False)
+
+
+def _area_cell(level: Any) -> str:
+    """A level's area in the memories table: ``—`` unknown, ``*`` derived, 0 off chip."""
+    if level.area_mm2 is None:
+        return "—"
+    derived = level.area_source is not None and level.kind != "dram"
+    return f"{level.area_mm2:.3g}{'*' if derived else ''}"
+
+
+def area_line(chip: Any) -> str:
+    """``area: 25.2 mm² on chip: memories 16.1 mm², MACs 9.13 mm²`` (DRAM is off chip, levels of
+    unknown area named)."""
+    parts = chip.areas()
+    memories = sum(p.mm2 for p in parts if p.what == "memory" and p.mm2 is not None)
+    macs = next(p for p in parts if p.what == "compute")
+    unknown = [p.name for p in parts if p.mm2 is None]
+    text = f"area: {chip.area_mm2:.3g} mm² on chip: memories {memories:.3g} mm², MACs " + (
+        "unknown" if macs.mm2 is None else f"{macs.mm2:.3g} mm²"
+    )
+    if any(m.kind == "dram" for m in chip.memories):
+        text += "; DRAM off chip"
+    if unknown:
+        text += f"; no area known for {', '.join(unknown)} (not counted)"
+    return text

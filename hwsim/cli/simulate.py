@@ -101,10 +101,12 @@ def simulate(
     3×32×32). The line under the table states them all. Energy and latency are per training
     step, in the units of hwsim compare (µJ, mJ; µs, ms).
     """
+    from hwsim.cli.chip import area_line
     from hwsim.core.formats import parse_format
     from hwsim.core.resources import DEFAULT_CHIP
     from hwsim.core.workload import load_workload, workload_from_dict
     from hwsim.sim.api import simulate as run_simulation
+    from hwsim.sim.area import describe_own_silicon
     from hwsim.sim.chip import load_chip
     from hwsim.sim.feedback_storage import prng_against_stored
     from hwsim.sim.model_specs import build_workload
@@ -156,6 +158,14 @@ def simulate(
         console.print(_orders_line(spec, r), highlight=False, soft_wrap=True)
         if r.spills:
             console.print(_spills_line(spec, r.spills), highlight=False, soft_wrap=True)
+    console.print(area_line(chip), highlight=False, soft_wrap=True)
+    for spec, r in result.rules.items():
+        if r.own_silicon:
+            console.print(
+                f"{spec}: silicon for its own tensors: {describe_own_silicon(r.own_silicon)}",
+                highlight=False,
+                soft_wrap=True,
+            )
     if savings:
         parts = ", ".join(
             f"{s.rule} {100 * s.reduction:+.2f} % ({s.stored_accesses:,} → {s.prng_accesses:,})"

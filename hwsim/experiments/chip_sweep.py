@@ -376,6 +376,7 @@ def run_chip_sweep(
         records.append(
             {
                 "values": {p.key: p.values[i] for p, i in zip(spec.parameters, point, strict=True)},
+                "area_mm2": chip.area_mm2,
                 "rules": rules,
             }
         )
@@ -390,7 +391,7 @@ def run_chip_sweep(
             "workloads": dict(spec.workloads),
             "workload_models": {s: w.model for s, w in workloads.items()},
             "parameters": [{"key": p.key, "values": list(p.values)} for p in spec.parameters],
-            "base": {"rules": base_records},
+            "base": {"area_mm2": base.area_mm2, "rules": base_records},
             "points": records,
             "notes": list(spec.notes),
         }

@@ -449,8 +449,9 @@ def chip_survey(out: Path, workloads: dict[str, Path], chips: list[Any]) -> list
     """Every rule's workload on every other shipped chip: does BP's cost change?
 
     One entry per shipped chip not among ``chips`` (the experiment's own, whose entries the
-    caller makes): name, description, ``in_report: false``, and per rule its energy and
-    latency per step, its ratios to BP and the leading cause of BP's energy gap; the rules the
+    caller makes): name, description, ``in_report: false``, the chip's area, and per rule its
+    energy and latency per step, its ratios to BP, the leading cause of BP's energy gap and the
+    silicon of the rule's own stored tensors (``own_silicon``); the rules the
     chip cannot run under ``unsupported``; on a chip that regenerates its feedback (PRNG),
     also the DRAM accesses per step that saves against storing it in DRAM
     (``prng_against_stored``, :mod:`hwsim.sim.feedback_storage`). Nothing else of these chips
@@ -484,11 +485,14 @@ def _survey_entry(chip: Any, priced: dict[str, Any], in_report: bool) -> dict[st
             "energy_vs_bp": _ratio(energy, bp["energy_pj"]["total"]) if bp else None,
             "latency_vs_bp": _ratio(latency, bp["latency_cycles"]) if bp else None,
             "gap_leading_cause": gap["energy_pj"]["leading_cause"] if gap else None,
+            # the silicon of the rule's own stored tensors (BP's mirror, B…), hwsim.sim.area
+            "own_silicon": sim.get("own_silicon") or {},
         }
     entry: dict[str, Any] = {
         "chip": chip.name,
         "description": chip.description,
         "in_report": in_report,
+        "area_mm2": chip.area_mm2,
         "rules": rules,
     }
     if priced["unsupported"]:

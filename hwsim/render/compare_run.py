@@ -239,6 +239,8 @@ _SURVEY_RULE: Shape = {
     "energy_vs_bp?": "num",
     "latency_vs_bp?": "num",
     "gap_leading_cause?": "str",
+    # the silicon of the rule's own tensors (runs made before hwsim reported area have none)
+    "own_silicon?": ("map", {"levels": ("map", "int"), "area_mm2?": "num", "occupied_mm2?": "num"}),
 }
 #: One rule's DRAM accesses per step, feedback regenerated against stored (feedback_storage.py).
 _PRNG_SAVING: Shape = {
@@ -262,6 +264,7 @@ _SUMMARY: Shape = {
             "chip": "str",
             "description?": "str",
             "in_report?": "bool",
+            "area_mm2?": "num",
             "rules": ("map", _SURVEY_RULE),
             "prng_against_stored?": ("list", _PRNG_SAVING),
             "unsupported?": ("map", "str"),

@@ -296,17 +296,25 @@ def survey_table(data: RunData) -> Table | None:
     others = [r for r in data.rules if r != "bp"]
     if not survey or "bp" not in data.rules or not others:
         return None
-    headers = ["chip", "in this report", "bp energy / step (µJ)", "bp latency / step (ms)"]
+    headers = [
+        "chip",
+        "in this report",
+        "area (mm²)",
+        "bp energy / step (µJ)",
+        "bp latency / step (ms)",
+    ]
     for rule in others:
         headers += [f"{rule} energy ÷ bp (×)", f"{rule} latency ÷ bp (×)"]
-    headers.append("leading cause of bp's extra energy")
+    headers += ["leading cause of bp's extra energy", "silicon of each rule's own tensors (mm²)"]
     rows = []
     for entry in survey:
         rules = entry["rules"]
         bp = rules["bp"]
+        area = entry.get("area_mm2")
         row = [
             entry["chip"],
             "yes" if entry.get("in_report") else "no",
+            format_sig(area) if finite(area) else MISSING,
             format_sig(bp["energy_pj"] * 1e-6),
             format_sig(bp["latency_s"] * 1e3),
         ]
@@ -318,8 +326,29 @@ def survey_table(data: RunData) -> Table | None:
             ]
         causes = {rules[r].get("gap_leading_cause") for r in others if r in rules} - {None}
         row.append(", ".join(CAUSE_LABELS.get(c, c) for c in sorted(causes)) or MISSING)
+        row.append(own_silicon_text(rules) or MISSING)
         rows.append(row)
     return Table(headers, rows)
+
+
+#: How the survey names a rule's own tensors.
+_OWN_TENSOR_LABELS = {"weight_mirror": "mirror", "feedback_weights": "feedback"}
+
+
+def own_silicon_text(rules: dict[str, Any]) -> str:
+    """Each rule's own tensors and the area of the levels holding them, rules with the same
+    grouped: ``bp: mirror 3.77 (err_weight_sram); fa, ifa: feedback 3.77 (err_weight_sram)``."""
+    described: dict[str, list[str]] = {}
+    for rule, r in rules.items():
+        parts = [
+            f"{_OWN_TENSOR_LABELS.get(tensor, tensor)} "
+            f"{format_sig(s['area_mm2']) if finite(s.get('area_mm2')) else MISSING} "
+            f"({', '.join(s['levels'])})"
+            for tensor, s in (r.get("own_silicon") or {}).items()
+        ]
+        if parts:
+            described.setdefault(", ".join(parts), []).append(rule)
+    return "; ".join(f"{', '.join(rules)}: {parts}" for parts, rules in described.items())
 
 
 def survey_findings(data: RunData) -> list[str]:
@@ -353,6 +382,16 @@ def survey_findings(data: RunData) -> list[str]:
             refused.setdefault((rule, why), []).append(entry["chip"])
     for (rule, why), chips in refused.items():
         out.append(f"{rule} cannot train on {', '.join(chips)} (not simulated there): {why}.")
+    for entry in survey:
+        mirror = (entry["rules"].get("bp", {}).get("own_silicon") or {}).get("weight_mirror")
+        area = entry.get("area_mm2")
+        if mirror and finite(mirror.get("area_mm2")) and finite(area) and area:
+            out.append(
+                f"On {entry['chip']}, bp's weight mirror lives in {', '.join(mirror['levels'])}: "
+                f"{format_sig(mirror['area_mm2'])} mm² of the chip's {format_sig(area)} mm² "
+                f"({100 * mirror['area_mm2'] / area:.1f} %; its bits fill "
+                f"{format_sig(mirror['occupied_mm2'])} mm² of it)."
+            )
     for entry in survey:
         savings = entry.get("prng_against_stored") or []
         if not savings:
@@ -639,7 +678,10 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
                 "cheaper or faster than bp). The chips differ in how the error unit gets its "
                 "weights: carried over the interconnect, kept in a mirror synchronized on chip "
                 "or through DRAM, or replaced by a stored or regenerated B. `hwsim chip list` "
-                "describes each.",
+                "describes each. Area is the chip's silicon (memories and MAC arrays, DRAM off "
+                "chip; `hwsim chip show` gives every part and its source); the last column is "
+                "the area of the levels holding each rule's own tensors (BP's mirror, B, D), "
+                "which other tensors may share.",
             )
         )
         blocks.append(("table", survey))

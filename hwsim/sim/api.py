@@ -16,7 +16,8 @@ from hwsim.core.errors import InputError
 from hwsim.core.resources import DEFAULT_CHIP
 from hwsim.core.rules import Rule, parse_rules
 from hwsim.core.workload import Workload, load_workload, workload_from_dict
-from hwsim.sim.chip import CIM_FORMAT, Chip, load_chip
+from hwsim.sim.area import OwnSilicon, own_silicon
+from hwsim.sim.chip import CIM_FORMAT, AreaPart, Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step_by_layer
 from hwsim.sim.dataflow import (
     PHASES,
@@ -132,6 +133,8 @@ class RuleResult:
     #: program operations per cell and lifetime of the non-volatile levels (None: the chip has
     #: none; :mod:`hwsim.sim.wear`)
     wear: Wear | None = None
+    #: the silicon of the rule's own stored tensors (BP's mirror, B…; :mod:`hwsim.sim.area`)
+    own_silicon: dict[str, OwnSilicon] = field(default_factory=dict)
 
     @property
     def energy_over_floor(self) -> float | None:
@@ -223,6 +226,7 @@ class RuleResult:
             "floor_pj": None if self.floor is None else self.floor.to_dict(),
             "energy_over_floor": self.energy_over_floor,
             "wear": None if self.wear is None else self.wear.to_dict(),
+            "own_silicon": {t: s.to_dict() for t, s in self.own_silicon.items()},
         }
         if step.timeline is not None:
             out["timeline"] = [
@@ -262,6 +266,13 @@ class SimulationResult:
     rules: dict[str, RuleResult]
     #: BP − rule for every other rule (hwsim.sim.explain); empty when BP was not simulated
     gaps_to_bp: dict[str, GapToBP] = field(default_factory=dict)
+    #: the chip's silicon, part by part (:meth:`hwsim.sim.chip.Chip.areas`)
+    area: tuple[AreaPart, ...] = ()
+
+    @property
+    def area_mm2(self) -> float:
+        """The chip's total silicon, mm² (every part whose area is known)."""
+        return sum(part.mm2 for part in self.area if part.mm2 is not None)
 
     def to_dict(self) -> dict[str, Any]:
         """One JSON-ready document; ``rules`` is keyed by canonical rule spec. Each rule but
@@ -272,7 +283,15 @@ class SimulationResult:
         return {
             "format": "hwsim-simulation",
             "version": 1,
-            "chip": {"name": self.chip, "path": self.chip_path, "clock_hz": self.clock_hz},
+            "chip": {
+                "name": self.chip,
+                "path": self.chip_path,
+                "clock_hz": self.clock_hz,
+                "area": {
+                    "total_mm2": self.area_mm2,
+                    "parts": [part.to_dict() for part in self.area],
+                },
+            },
             "workload": self.workload,
             "rules": rules,
         }
@@ -352,6 +371,7 @@ def simulate(
         workload=workload_summary(work),
         rules=results,
         gaps_to_bp=gaps_to_bp(results, the_chip),
+        area=tuple(the_chip.areas()),
     )
 
 
@@ -467,6 +487,7 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
         accesses_per_bit=intensity,
         spills=tuple(spills),
         wear=step_wear(work, chip, nominal_plan, steps[nominal].counts_by_layer),
+        own_silicon=own_silicon(work, chip, nominal_plan),
     )
 
 

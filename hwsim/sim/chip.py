@@ -11,209 +11,54 @@ from __future__ import annotations
 
 import copy
 import functools
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import yaml
 
 from hwsim.core.errors import InputError
-from hwsim.core.formats import FORMATS, int_format, parse_format, unit_for
+from hwsim.core.formats import FORMATS, parse_format, unit_for
 from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
 from hwsim.core.yaml_lines import KeyPath
 from hwsim.sim.chip_document import (
-    Origin,
     Origins,
     ResolvedDocument,
     apply_overrides,
     resolve_extends,
 )
+from hwsim.sim.chip_problems import Problems, kind_of
+from hwsim.sim.chip_training import parse_placement, parse_training
+from hwsim.sim.cim import CimArrays
+from hwsim.sim.memories import MemoryLevel, parse_memories
+from hwsim.sim.memory_model import CACTI45_SOURCE, MAC_AREA_SOURCE, mac_lane_area_um2
+
+#: The chip's public entry: the types a :class:`Chip` is made of stay importable from here
+#: (``from hwsim.sim.chip import Chip, MemoryLevel``), wherever they are defined.
+__all__ = [
+    "CIM_FORMAT",
+    "SCHEMA_VERSION",
+    "UNITS",
+    "AreaPart",
+    "Chip",
+    "CimArrays",
+    "Interconnect",
+    "MemoryLevel",
+    "SourcedNumber",
+    "chip_from_dict",
+    "chip_yaml",
+    "load_chip",
+    "resolve_chip",
+    "shipped_chip",
+]
 
 SCHEMA_VERSION = 1
-#: Where the shipped chips live; ``resolve_chip`` finds them by bare name.
-MEMORY_KINDS = ("register_file", "sram", "global_buffer", "rom", "dram", "cim")
-#: Cell technologies a level may name (``technology:``); the default follows its kind.
-TECHNOLOGIES = ("sram", "dram", "rom", "rram", "pcm", "fefet", "mram")
-#: Technologies whose cells keep their state without power and wear out with writes.
-NON_VOLATILE = ("rram", "pcm", "fefet", "mram")
-_DEFAULT_TECHNOLOGY = {
-    "register_file": "sram",
-    "sram": "sram",
-    "global_buffer": "sram",
-    "rom": "rom",
-    "dram": "dram",
-}
 #: The "number format" of MACs an array computes in place: priced in its activations, not as
 #: digital MACs, and taking no time on a unit's MAC array.
 CIM_FORMAT = "cim"
-#: Tensor classes a compute-in-memory level may hold: the weight-like ones an MVM multiplies.
-CIM_TENSORS = ("weights", "weight_mirror", "feedback_weights")
-#: Tensor classes a chip places. ``weight_mirror`` is BP's copy of W in ``mirror`` mode.
-TENSORS = (
-    "weights",
-    "feedback_weights",
-    "weight_mirror",
-    "activations",
-    "errors",
-    "gradients",
-    "optimizer_state",
-)
+#: The compute units, each with its own MAC array (``compute.<unit>.macs_per_cycle``).
 UNITS = ("forward", "error", "update")
-BP_WEIGHT_ACCESS = ("transport", "mirror", "transpose")
-FEEDBACK_STORAGE = ("sram", "rom", "dram", "prng", "cim")
-#: ``training.loop_order``: let the planner pick per layer and phase, or force one order.
-LOOP_ORDERS = ("auto", "batch_outer", "weight_outer")
-#: ``training.objective``: what the mapper minimizes (``hwsim.sim.mapper.OBJECTIVES``).
-OBJECTIVES = ("energy", "latency", "edp")
-#: ``training.update``: ΔW accumulated over the batch, or each sample's update applied at once.
-UPDATE_MODES = ("accumulate", "fused")
-#: ``training.mirror_sync``: a digital mirror rewritten whole after every update, or sent only
-#: the weights whose stored level changed, with their indices (whichever is fewer bits).
-MIRROR_SYNC = ("full", "changed")
-#: Which memory kinds each stored feedback option may name.
-_STORAGE_KINDS = {
-    "sram": ("register_file", "sram", "global_buffer"),
-    "rom": ("rom",),
-    "dram": ("dram",),
-    "cim": ("cim",),
-}
-
-
-@dataclass(frozen=True)
-class CimArrays:
-    """The crossbar arrays of a compute-in-memory level (``kind: cim``, docs/simulator.md).
-
-    A weight of ``b`` bits takes ``⌈b / bits_per_cell⌉`` cells in adjacent columns. A layer maps
-    its inputs (plus one bias row) on rows and its outputs × cells on columns, tiled over whole
-    arrays; feedback weights and BP's mirror are programmed pre-transposed, so the error pass
-    on them is an ordinary activation. One activation drives every row of one array with one
-    input slice of ``dac_bits`` bits and converts every column (a transposed activation drives
-    the columns and converts every row).
-    """
-
-    arrays: int
-    rows: int
-    columns: int
-    bits_per_cell: int
-    mvm_energy_pj: float
-    adc_energy_pj: float
-    dac_energy_pj: float
-    input_bits: int
-    dac_bits: int
-    mvm_latency_cycles: int
-    write_pulses: float
-    verify_energy_pj: float
-    write_latency_cycles: int
-    write_parallel_cells: int
-    transpose_read: bool
-    transpose_mvm_energy_pj: float
-
-    @property
-    def cells(self) -> int:
-        """Cells of the whole level."""
-        return self.arrays * self.rows * self.columns
-
-    def cells_per_weight(self, bits: int) -> int:
-        """Cells one weight of ``bits`` bits takes (bit-sliced over adjacent columns)."""
-        return math.ceil(bits / self.bits_per_cell)
-
-    def tiles(self, rows: int, columns: int) -> int:
-        """Whole arrays a matrix of ``rows`` × ``columns`` cells takes."""
-        return math.ceil(rows / self.rows) * math.ceil(columns / self.columns)
-
-    def slices(self, operand_bits: int) -> int:
-        """Activations per input vector: its bits (at most ``input_bits``) in slices of
-        ``dac_bits``."""
-        return math.ceil(min(operand_bits, self.input_bits) / self.dac_bits)
-
-    def activation_energy_pj(self, transposed: bool = False) -> float:
-        """One activation of one array: the array itself, one conversion per sensed line and
-        one drive per driven line."""
-        if transposed:
-            return (
-                self.transpose_mvm_energy_pj
-                + self.rows * self.adc_energy_pj
-                + self.columns * self.dac_energy_pj
-            )
-        return (
-            self.mvm_energy_pj + self.columns * self.adc_energy_pj + self.rows * self.dac_energy_pj
-        )
-
-    def program_energy_pj(self, write_energy_pj: float) -> float:
-        """Programming one cell: ``write_pulses`` pulses, each followed by a verify read."""
-        return self.write_pulses * (write_energy_pj + self.verify_energy_pj)
-
-    def program_cycles(self, cells: int) -> int:
-        """Cycles to program ``cells`` cells, ``write_parallel_cells`` at a time."""
-        rounds = math.ceil(cells / self.write_parallel_cells)
-        return math.ceil(rounds * self.write_pulses) * self.write_latency_cycles
-
-
-@dataclass(frozen=True)
-class MemoryLevel:
-    """One memory of the hierarchy. Energies are per access; an access moves one burst."""
-
-    name: str
-    kind: str
-    size_bytes: int
-    word_bits: int
-    banks: int
-    ports: int
-    burst_words: int
-    read_energy_pj: float
-    write_energy_pj: float
-    bandwidth_bits_per_cycle: int
-    latency_cycles: int
-    leakage_mw: float
-    source: str | None = None
-    #: the cells' technology (``sram``, ``dram``, ``rom``, ``rram``, ``pcm``, ``fefet``, ``mram``)
-    technology: str = "sram"
-    #: program operations a cell survives (None: not given; wear is reported where it is)
-    endurance_cycles: float | None = None
-    #: how long a cell keeps its value, in seconds (None: not given)
-    retention_s: float | None = None
-    #: the arrays of a compute-in-memory level (``kind: cim``), None for every other kind
-    cim: CimArrays | None = None
-
-    @property
-    def size_bits(self) -> int:
-        """Capacity in bits (a compute-in-memory level: every cell's bits)."""
-        if self.cim is not None:
-            return self.cim.cells * self.cim.bits_per_cell
-        return self.size_bytes * 8
-
-    @property
-    def non_volatile(self) -> bool:
-        """Whether the cells keep their state without power (and wear with writes)."""
-        return self.technology in NON_VOLATILE
-
-    def words_and_accesses(self, bits: int) -> tuple[int, int]:
-        """Words and accesses (bursts) of one fetch of ``bits``: ⌈bits / word⌉ words in
-        ⌈words / burst⌉ accesses."""
-        words = math.ceil(bits / self.word_bits)
-        return words, math.ceil(words / self.burst_words)
-
-    def access_energy_pj(self, direction: str) -> float:
-        """Energy of one access: the write energy for writes, the read energy otherwise (reads
-        and BP's transport reads).
-
-        On a compute-in-memory level an access is one array activation (``mvm``,
-        ``mvm_transposed``), one conversion beyond those an activation includes (``convert``:
-        a transposed read of weights spread over several cells), one row read out (``read``,
-        ``transport``) or one cell programmed (``write``: its pulses and verify reads).
-        """
-        if self.cim is not None:
-            if direction == "mvm":
-                return self.cim.activation_energy_pj()
-            if direction == "mvm_transposed":
-                return self.cim.activation_energy_pj(transposed=True)
-            if direction == "convert":
-                return self.cim.adc_energy_pj
-            if direction == "write":
-                return self.cim.program_energy_pj(self.write_energy_pj)
-        return self.write_energy_pj if direction == "write" else self.read_energy_pj
 
 
 @dataclass(frozen=True)
@@ -237,6 +82,29 @@ class SourcedNumber:
     value: int | float
     source: str
     at: str
+
+
+@dataclass(frozen=True)
+class AreaPart:
+    """One part of a chip's silicon: a memory level or the MAC arrays (``what``: ``memory`` or
+    ``compute``), its area in mm² (None: unknown) and where that comes from; ``derived`` when a
+    model computed it (docs/simulator.md, "Size and area")."""
+
+    name: str
+    what: str
+    mm2: float | None
+    source: str
+    derived: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: ``{"name", "what", "mm2", "source", "derived"}``."""
+        return {
+            "name": self.name,
+            "what": self.what,
+            "mm2": self.mm2,
+            "source": self.source,
+            "derived": self.derived,
+        }
 
 
 @dataclass(frozen=True)
@@ -293,6 +161,10 @@ class Chip:
     #: the chip document as validated: ``extends:`` merged, ``--set`` overrides applied, in key
     #: order (JSON- and YAML-dumpable; :func:`chip_yaml` writes it out as an effective chip file)
     document: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    #: silicon area of the MAC arrays, mm² (``compute.area_mm2``, or derived; None: unknown)
+    compute_area_mm2: float | None = None
+    #: where a derived or unknown MAC area comes from; None when ``compute.area_mm2`` is given
+    compute_area_source: str | None = None
 
     def where(self, key: str) -> str:
         """``FILE:LINE: key`` for an error about ``key`` (the nearest key given in the file that
@@ -303,6 +175,54 @@ class Chip:
         source = self.origins.get(probe, self.path or self.name)
         line = f":{self.lines[probe]}" if probe in self.lines else ""
         return f"{source}{line}: {key}"
+
+    def areas(self) -> list[AreaPart]:
+        """The chip's silicon, part by part: every memory level (innermost first; a DRAM is
+        off chip, 0) and then the MAC arrays, each with its area and where it comes from."""
+        parts = [
+            self._area_part(m.name, "memory", m.area_mm2, m.area_source, f"memories.{m.name}")
+            for m in self.memories
+        ]
+        parts.append(
+            self._area_part(
+                "MACs", "compute", self.compute_area_mm2, self.compute_area_source, "compute"
+            )
+        )
+        return parts
+
+    def _area_part(
+        self, name: str, what: str, mm2: float | None, source: str | None, at: str
+    ) -> AreaPart:
+        if source is not None:  # derived, off chip or unknown
+            return AreaPart(name, what, mm2, source, derived=mm2 is not None and mm2 > 0)
+        sourced = self.sources.get(f"{at}.area_mm2")
+        note = sourced.source if sourced is not None else "given (area_mm2), no source: note"
+        return AreaPart(name, what, mm2, note, derived=False)
+
+    @property
+    def area_mm2(self) -> float:
+        """Total silicon on the chip, mm²: every part whose area is known (:meth:`areas`)."""
+        return sum(part.mm2 for part in self.areas() if part.mm2 is not None)
+
+    def derived_numbers(self) -> dict[str, SourcedNumber]:
+        """The numbers no chip file gives but a model derived, by key path, with the model's
+        source as their note (``at``: the key that asked for them, or the mapping they belong
+        to): a sized level's energies, latency, leakage and area, the area of SRAM levels and
+        of the MAC arrays."""
+        found: dict[str, SourcedNumber] = {}
+        for m in self.memories:
+            at = f"memories.{m.name}"
+            if m.model is not None:
+                for key in ("read_energy_pj", "write_energy_pj", "latency_cycles", "leakage_mw"):
+                    value = getattr(m, key)
+                    found[f"{at}.{key}"] = SourcedNumber(value, CACTI45_SOURCE, f"{at}.model")
+            if m.area_source is not None and m.area_mm2 is not None and m.kind != "dram":
+                found[f"{at}.area_mm2"] = SourcedNumber(m.area_mm2, m.area_source, at)
+        if self.compute_area_source is not None and self.compute_area_mm2 is not None:
+            found["compute.area_mm2"] = SourcedNumber(
+                self.compute_area_mm2, self.compute_area_source, "compute"
+            )
+        return found
 
     @functools.cached_property
     def _levels(self) -> dict[str, MemoryLevel]:
@@ -356,85 +276,7 @@ class Chip:
 
 
 # ---------------------------------------------------------------------------------------------
-# validation
-
-
-class _Problems:
-    """Collects one message per problem, each naming file, line and key path.
-
-    ``origins`` (key path → :class:`Origin`) says where each value came from when the document
-    was merged from several files or overridden (``--set``); without it every key is in
-    ``file``, at its line in ``lines``. A problem names the nearest key path that has a place.
-    """
-
-    def __init__(self, file: Path, lines: dict[KeyPath, int], origins: Origins | None = None):
-        self.file = file
-        self.origins: Origins = (
-            origins
-            if origins is not None
-            else {k: Origin(str(file), line) for k, line in lines.items()}
-        )
-        self.messages: list[str] = []
-
-    def add(self, path: KeyPath, message: str) -> None:
-        probe = path
-        while probe not in self.origins and probe:
-            probe = probe[:-1]
-        origin = self.origins.get(probe, Origin(str(self.file), 1))
-        dotted = ".".join(str(p) for p in path) or "<document>"
-        self.messages.append(f"{origin}: {dotted}: {message}")
-
-    def mapping(
-        self, value: Any, path: KeyPath, required: tuple[str, ...], optional: tuple[str, ...]
-    ) -> dict[str, Any]:
-        """Check a mapping's keys; return it (or an empty dict when it isn't one)."""
-        if not isinstance(value, dict):
-            self.add(path, f"must be a mapping, got {_kind(value)}")
-            return {}
-        allowed = set(required) | set(optional) | {"source"}
-        for key in value:
-            if key not in allowed:
-                self.add((*path, key), f"unknown key (allowed: {', '.join(sorted(allowed))})")
-        for key in required:
-            if key not in value:
-                self.add((*path, key), "missing required key")
-        source = value.get("source")
-        if source is not None and not isinstance(source, str):
-            self.add((*path, "source"), f"must be a string, got {_kind(source)}")
-        return value
-
-    def integer(self, value: Any, path: KeyPath, minimum: int = 1) -> int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            self.add(path, f"must be an integer, got {_kind(value)} {value!r}")
-            return minimum
-        if value < minimum:
-            word = "positive" if minimum == 1 else f"at least {minimum}"
-            self.add(path, f"must be {word}, got {value}")
-            return minimum
-        return value
-
-    def number(self, value: Any, path: KeyPath, positive: bool = False) -> float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            self.add(path, f"must be a number, got {_kind(value)} {value!r}")
-            return 1.0
-        if not math.isfinite(value) or value < 0 or (positive and value == 0):
-            self.add(path, f"must be {'positive' if positive else 'zero or more'}, got {value}")
-            return 1.0
-        return float(value)
-
-    def choice(self, value: Any, path: KeyPath, choices: tuple[str, ...]) -> str:
-        if value not in choices:
-            self.add(path, f"must be one of {', '.join(choices)}, got {value!r}")
-            return choices[0]
-        return cast(str, value)
-
-
-def _kind(value: Any) -> str:
-    if value is None:
-        return "nothing"
-    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
-        type(value), type(value).__name__
-    )
+# loading
 
 
 def shipped_chip(name: str | Path) -> Path:
@@ -515,7 +357,7 @@ def chip_from_dict(
     """Validate an already-parsed chip document; ``lines`` maps key paths to line numbers in
     ``path``. ``origins`` replaces ``lines`` for a document merged from several files or
     overridden (:func:`load_chip`); ``problems`` are reported with validation's own."""
-    p = _Problems(Path(path), lines or {}, origins)
+    p = Problems(Path(path), lines or {}, origins)
     p.messages.extend(problems)
     top = p.mapping(
         data,
@@ -530,14 +372,18 @@ def chip_from_dict(
         p.add(("extends",), "extends: is resolved when a chip file is loaded (load_chip)")
     name = top.get("name", "chip")
     if "name" in top and not isinstance(name, str):
-        p.add(("name",), f"must be a string, got {_kind(name)}")
+        p.add(("name",), f"must be a string, got {kind_of(name)}")
     description = top.get("description", "")
     clock_hz = p.number(top["clock_hz"], ("clock_hz",), positive=True) if "clock_hz" in top else 1.0
-    memories = _memories(p, top.get("memories")) if "memories" in top else ()
+    memories = parse_memories(p, top.get("memories"), clock_hz) if "memories" in top else ()
     interconnect = _interconnect(p, top.get("interconnect")) if "interconnect" in top else None
-    macs_per_cycle, mac_energy = _compute(p, top["compute"]) if "compute" in top else ({}, {})
-    training = _training(p, top.get("training", {}))
-    placement = _placement(p, top["placement"], memories, training) if "placement" in top else {}
+    macs_per_cycle, mac_energy, mac_area = (
+        _compute(p, top["compute"]) if "compute" in top else ({}, {}, None)
+    )
+    training = parse_training(p, top.get("training", {}))
+    placement = (
+        parse_placement(p, top["placement"], memories, training) if "placement" in top else {}
+    )
     if p.messages:
         raise InputError("\n".join(p.messages))
     assert interconnect is not None
@@ -557,6 +403,7 @@ def chip_from_dict(
             ".".join(map(str, k)): o.source for k, o in p.origins.items() if o.source != str(path)
         },
         document=copy.deepcopy(top),
+        **_compute_area(macs_per_cycle, mac_energy, mac_area),
         **training,
     )
 
@@ -586,186 +433,7 @@ def _sources(document: dict[str, Any]) -> dict[str, SourcedNumber]:
     return found
 
 
-_MEMORY_REQUIRED = ("kind", "size_bytes", "word_bits", "read_energy_pj")
-_MEMORY_OPTIONAL = (
-    "write_energy_pj",
-    "banks",
-    "ports",
-    "burst_words",
-    "bandwidth_bits_per_cycle",
-    "latency_cycles",
-    "leakage_mw",
-    "technology",
-    "endurance_cycles",
-    "retention_s",
-)
-_CIM_REQUIRED = (
-    "kind",
-    "technology",
-    "arrays",
-    "rows",
-    "columns",
-    "bits_per_cell",
-    "mvm_energy_pj",
-    "adc_energy_pj",
-    "read_energy_pj",
-    "write_energy_pj",
-    "mvm_latency_cycles",
-)
-_CIM_OPTIONAL = (
-    "dac_energy_pj",
-    "input_bits",
-    "dac_bits",
-    "write_pulses",
-    "verify_energy_pj",
-    "write_latency_cycles",
-    "write_parallel_cells",
-    "transpose_read",
-    "transpose_mvm_energy_pj",
-    "ports",
-    "latency_cycles",
-    "leakage_mw",
-    "endurance_cycles",
-    "retention_s",
-)
-#: Keys a compute-in-memory level derives from its arrays (giving them is an error).
-_CIM_DERIVED = ("size_bytes", "word_bits", "banks", "burst_words", "bandwidth_bits_per_cycle")
-
-
-def _memories(p: _Problems, value: Any) -> tuple[MemoryLevel, ...]:
-    if not isinstance(value, dict) or not value:
-        p.add(("memories",), "must be a non-empty mapping of memory name → level")
-        return ()
-    levels = []
-    for name, spec in value.items():
-        at = ("memories", name)
-        if isinstance(spec, dict) and spec.get("kind") == "cim":
-            levels.append(_cim_level(p, str(name), spec))
-            continue
-        m = p.mapping(spec, at, _MEMORY_REQUIRED, _MEMORY_OPTIONAL)
-        if not m:
-            continue
-        kind = p.choice(m.get("kind"), (*at, "kind"), MEMORY_KINDS) if "kind" in m else "sram"
-        word_bits = p.integer(m.get("word_bits", 1), (*at, "word_bits"))
-        banks = p.integer(m.get("banks", 1), (*at, "banks"))
-        if kind == "rom" and "write_energy_pj" in m:
-            p.add((*at, "write_energy_pj"), "a ROM is never written: remove this key")
-        if kind != "rom" and "write_energy_pj" not in m:
-            p.add((*at, "write_energy_pj"), "missing required key (only a ROM has none)")
-        levels.append(
-            MemoryLevel(
-                name=str(name),
-                kind=kind,
-                size_bytes=p.integer(m.get("size_bytes", 1), (*at, "size_bytes")),
-                word_bits=word_bits,
-                banks=banks,
-                ports=p.integer(m.get("ports", 1), (*at, "ports")),
-                burst_words=p.integer(m.get("burst_words", 1), (*at, "burst_words")),
-                read_energy_pj=p.number(m.get("read_energy_pj", 0.0), (*at, "read_energy_pj")),
-                write_energy_pj=p.number(m.get("write_energy_pj", 0.0), (*at, "write_energy_pj")),
-                bandwidth_bits_per_cycle=p.integer(
-                    m.get("bandwidth_bits_per_cycle", word_bits * banks),
-                    (*at, "bandwidth_bits_per_cycle"),
-                ),
-                latency_cycles=p.integer(m.get("latency_cycles", 1), (*at, "latency_cycles"), 0),
-                leakage_mw=p.number(m.get("leakage_mw", 0.0), (*at, "leakage_mw")),
-                source=m.get("source"),
-                **_cell_facts(p, m, at, _DEFAULT_TECHNOLOGY.get(kind, "sram")),
-            )
-        )
-    return tuple(levels)
-
-
-def _cell_facts(p: _Problems, m: dict[str, Any], at: KeyPath, default: str) -> dict[str, Any]:
-    """``technology``, ``endurance_cycles`` and ``retention_s`` of a level."""
-    technology = m.get("technology", default)
-    if "technology" in m:
-        technology = p.choice(technology, (*at, "technology"), TECHNOLOGIES)
-    facts: dict[str, Any] = {"technology": technology}
-    for key in ("endurance_cycles", "retention_s"):
-        facts[key] = p.number(m[key], (*at, key), positive=True) if key in m else None
-    return facts
-
-
-def _cim_level(p: _Problems, name: str, m: dict[str, Any]) -> MemoryLevel:
-    """A compute-in-memory level: its arrays, converters, programming and cells."""
-    at = ("memories", name)
-    p.mapping(m, at, _CIM_REQUIRED, (*_CIM_OPTIONAL, *_CIM_DERIVED))
-    for key in _CIM_DERIVED:
-        if key in m:
-            p.add(
-                (*at, key),
-                "a cim level derives it from its arrays (size: arrays × rows × columns × "
-                "bits_per_cell; a word is one row); remove this key",
-            )
-    if m.get("technology") in ("dram", "rom"):
-        p.add((*at, "technology"), f"a cim level's cells are programmed, not {m['technology']}")
-
-    def integer(key: str, default: int, minimum: int = 1) -> int:
-        return p.integer(m.get(key, default), (*at, key), minimum)
-
-    def number(key: str, default: float) -> float:
-        return p.number(m.get(key, default), (*at, key))
-
-    transpose = m.get("transpose_read", False)
-    if not isinstance(transpose, bool):
-        p.add((*at, "transpose_read"), f"must be true or false, got {_kind(transpose)}")
-        transpose = False
-    if "transpose_mvm_energy_pj" in m and not transpose:
-        p.add(
-            (*at, "transpose_mvm_energy_pj"),
-            "prices a transposed activation, but transpose_read is false: remove it or set "
-            "transpose_read: true",
-        )
-    columns, bits_per_cell = integer("columns", 1), integer("bits_per_cell", 1)
-    mvm_energy = number("mvm_energy_pj", 0.0)
-    write_pulses = number("write_pulses", 1.0)
-    if "write_pulses" in m and write_pulses < 1:
-        p.add(
-            (*at, "write_pulses"),
-            f"must be at least 1 (a programmed cell takes a pulse), got {m['write_pulses']}",
-        )
-    arrays = CimArrays(
-        arrays=integer("arrays", 1),
-        rows=integer("rows", 1),
-        columns=columns,
-        bits_per_cell=bits_per_cell,
-        mvm_energy_pj=mvm_energy,
-        adc_energy_pj=number("adc_energy_pj", 0.0),
-        dac_energy_pj=number("dac_energy_pj", 0.0),
-        input_bits=integer("input_bits", 8),
-        dac_bits=integer("dac_bits", 1),
-        mvm_latency_cycles=integer("mvm_latency_cycles", 1),
-        write_pulses=max(write_pulses, 1.0),
-        verify_energy_pj=number("verify_energy_pj", 0.0),
-        write_latency_cycles=integer("write_latency_cycles", 1),
-        write_parallel_cells=integer("write_parallel_cells", columns),
-        transpose_read=transpose,
-        transpose_mvm_energy_pj=number("transpose_mvm_energy_pj", mvm_energy),
-    )
-    technology = m.get("technology", "rram")
-    facts = _cell_facts(p, {**m, "technology": technology}, at, "rram")
-    row_bits = columns * bits_per_cell
-    return MemoryLevel(
-        name=name,
-        kind="cim",
-        size_bytes=math.ceil(arrays.cells * bits_per_cell / 8),
-        word_bits=row_bits,
-        banks=1,
-        ports=integer("ports", 1),
-        burst_words=1,
-        read_energy_pj=number("read_energy_pj", 0.0),
-        write_energy_pj=number("write_energy_pj", 0.0),
-        bandwidth_bits_per_cycle=row_bits,
-        latency_cycles=integer("latency_cycles", 1, 0),
-        leakage_mw=number("leakage_mw", 0.0),
-        source=m.get("source"),
-        cim=arrays,
-        **facts,
-    )
-
-
-def _interconnect(p: _Problems, value: Any) -> Interconnect:
+def _interconnect(p: Problems, value: Any) -> Interconnect:
     at = ("interconnect",)
     m = p.mapping(value, at, ("bandwidth_bits_per_cycle", "energy_per_bit_pj"), ("latency_cycles",))
     return Interconnect(
@@ -778,9 +446,11 @@ def _interconnect(p: _Problems, value: Any) -> Interconnect:
     )
 
 
-def _compute(p: _Problems, value: Any) -> tuple[dict[str, int], dict[str, float]]:
+def _compute(p: Problems, value: Any) -> tuple[dict[str, int], dict[str, float], float | None]:
+    """MACs per cycle of each unit, pJ per MAC by format, and ``area_mm2`` if given."""
     at = ("compute",)
-    m = p.mapping(value, at, (*UNITS, "mac_energy_pj"), ())
+    m = p.mapping(value, at, (*UNITS, "mac_energy_pj"), ("area_mm2",))
+    area = p.number(m["area_mm2"], (*at, "area_mm2")) if "area_mm2" in m else None
     macs = {}
     for unit in UNITS:
         if unit in m:
@@ -806,10 +476,28 @@ def _compute(p: _Problems, value: Any) -> tuple[dict[str, int], dict[str, float]
                 if name in table:
                     p.add(path, f"{name} is given twice (an integer key b means int<b>)")
                 table[name] = p.number(energy, path)
-    return macs, dict(sorted(table.items(), key=lambda kv: _format_rank(kv[0])))
+    return macs, dict(sorted(table.items(), key=lambda kv: _format_rank(kv[0]))), area
 
 
-def _mac_format(p: _Problems, key: Any, path: KeyPath) -> str | None:
+def _compute_area(
+    macs_per_cycle: dict[str, int], mac_energy: dict[str, float], given: float | None
+) -> dict[str, Any]:
+    """``compute_area_mm2`` and its source: as given, else every unit's lanes × one lane's
+    area (:func:`hwsim.sim.memory_model.mac_lane_area_um2`)."""
+    if given is not None:
+        return {"compute_area_mm2": given, "compute_area_source": None}
+    lane = mac_lane_area_um2(mac_energy)
+    if lane is None:
+        return {
+            "compute_area_mm2": None,
+            "compute_area_source": "not given: no tabulated MAC area runs every supported "
+            f"format ({', '.join(mac_energy)}); give compute.area_mm2 and its source",
+        }
+    lanes = sum(macs_per_cycle.values())
+    return {"compute_area_mm2": lanes * lane * 1e-6, "compute_area_source": MAC_AREA_SOURCE}
+
+
+def _mac_format(p: Problems, key: Any, path: KeyPath) -> str | None:
     """A ``compute.mac_energy_pj`` key as a format name; a bare integer ``b`` (schema 1's
     keys, still read) means ``int<b>``."""
     if isinstance(key, int) and not isinstance(key, bool):
@@ -828,174 +516,3 @@ def _mac_format(p: _Problems, key: Any, path: KeyPath) -> str | None:
 def _format_rank(name: str) -> tuple[int, int]:
     fmt = parse_format(name)
     return (fmt.bits, FORMATS.index(name) if name in FORMATS else -1)
-
-
-_TRAINING_DEFAULTS: dict[str, Any] = {
-    "bp_weight_access": "transport",
-    "feedback_storage": "sram",
-    "prng_energy_per_value_pj": 0.0,
-    "prng_values_per_cycle": 64,
-    "samples_per_weight_fetch": "auto",
-    "gradient_bits": 32,
-    "optimizer_state_bits": 32,
-    "gradient_format": None,
-    "optimizer_state_format": None,
-    "pinned": [],
-    "loop_order": "auto",
-    "objective": "energy",
-    "update": "accumulate",
-    "mirror_sync_via": None,
-    "mirror_sync": "full",
-}
-
-
-def _training(p: _Problems, value: Any) -> dict[str, Any]:
-    at = ("training",)
-    m = p.mapping(value, at, (), tuple(_TRAINING_DEFAULTS))
-    v = {**_TRAINING_DEFAULTS, **{k: m[k] for k in m if k in _TRAINING_DEFAULTS}}
-    storage = p.choice(v["feedback_storage"], (*at, "feedback_storage"), FEEDBACK_STORAGE)
-    if storage == "prng" and "prng_energy_per_value_pj" not in m:
-        p.add((*at, "prng_energy_per_value_pj"), "required when feedback_storage is prng")
-    reuse = v["samples_per_weight_fetch"]
-    if reuse != "auto":
-        reuse = p.integer(reuse, (*at, "samples_per_weight_fetch"))
-    return {
-        "bp_weight_access": p.choice(
-            v["bp_weight_access"], (*at, "bp_weight_access"), BP_WEIGHT_ACCESS
-        ),
-        "feedback_storage": storage,
-        "prng_energy_per_value_pj": p.number(
-            v["prng_energy_per_value_pj"], (*at, "prng_energy_per_value_pj")
-        ),
-        "prng_values_per_cycle": p.integer(
-            v["prng_values_per_cycle"], (*at, "prng_values_per_cycle")
-        ),
-        "samples_per_weight_fetch": None if reuse == "auto" else reuse,
-        **_stored_format(p, m, "gradient"),
-        **_stored_format(p, m, "optimizer_state"),
-        "pinned": _pinned(p, v["pinned"], (*at, "pinned")),
-        "loop_order": p.choice(v["loop_order"], (*at, "loop_order"), LOOP_ORDERS),
-        "objective": p.choice(v["objective"], (*at, "objective"), OBJECTIVES),
-        "update": p.choice(v["update"], (*at, "update"), UPDATE_MODES),
-        "mirror_sync_via": v["mirror_sync_via"],
-        "mirror_sync": p.choice(v["mirror_sync"], (*at, "mirror_sync"), MIRROR_SYNC),
-    }
-
-
-def _stored_format(p: _Problems, m: dict[str, Any], tensor: str) -> dict[str, Any]:
-    """``training.<tensor>_bits`` and its companion ``training.<tensor>_format``.
-
-    Either may be given alone: bits alone mean ``int<bits>``, a format alone sets the bits;
-    both must agree; neither means 32-bit ``int32``.
-    """
-    at = ("training",)
-    bits_key, format_key = f"{tensor}_bits", f"{tensor}_format"
-    bits = p.integer(m[bits_key], (*at, bits_key)) if bits_key in m else None
-    name: str | None = None
-    if m.get(format_key) is not None:
-        try:
-            fmt = parse_format(m[format_key], f"training.{format_key}")
-        except InputError:
-            p.add(
-                (*at, format_key),
-                f"unknown number format {m[format_key]!r} (expected {', '.join(FORMATS)} or "
-                "int<N>)",
-            )
-        else:
-            name = fmt.name
-            if bits is not None and bits != fmt.bits:
-                p.add(
-                    (*at, format_key),
-                    f"{name} has {fmt.bits} bits but {bits_key} is {bits}: give one, or both "
-                    "agreeing",
-                )
-            bits = fmt.bits
-    if bits is None:
-        bits = _TRAINING_DEFAULTS[bits_key]
-    return {bits_key: bits, format_key: name or int_format(bits)}
-
-
-def _pinned(p: _Problems, value: Any, at: KeyPath) -> tuple[str, ...]:
-    """``training.pinned``: tensor classes placed before any other, whatever their traffic."""
-    if not isinstance(value, list) or not all(isinstance(t, str) for t in value):
-        p.add(at, f"must be a list of tensor classes ({', '.join(TENSORS)}), got {value!r}")
-        return ()
-    unknown = [t for t in value if t not in TENSORS]
-    if unknown:
-        p.add(at, f"unknown tensor class(es) {', '.join(unknown)} (expected {', '.join(TENSORS)})")
-    if len(set(value)) != len(value):
-        p.add(at, "lists a tensor class twice")
-    return tuple(t for t in value if t in TENSORS)
-
-
-def _placement(
-    p: _Problems, value: Any, memories: tuple[MemoryLevel, ...], training: dict[str, Any]
-) -> dict[str, str]:
-    at = ("placement",)
-    storage = training["feedback_storage"]
-    mirror = training["bp_weight_access"] == "mirror"
-    required = ["weights", "activations", "errors", "gradients", "optimizer_state"]
-    if storage != "prng":
-        required.append("feedback_weights")
-    if mirror:
-        required.append("weight_mirror")
-    m = p.mapping(value, at, tuple(required), tuple(t for t in TENSORS if t not in required))
-    kinds = {level.name: level.kind for level in memories}
-    placement: dict[str, str] = {}
-    for tensor, level in m.items():
-        if tensor == "source":
-            continue
-        key = (*at, tensor)
-        if tensor not in TENSORS:
-            continue  # already reported as unknown
-        if not isinstance(level, str) or level not in kinds:
-            p.add(key, f"names no memory level (have: {', '.join(kinds) or 'none'}), got {level!r}")
-            continue
-        placement[tensor] = level
-        if kinds[level] == "cim" and tensor not in CIM_TENSORS:
-            p.add(
-                key,
-                f"{level!r} is a cim level: it holds only {', '.join(CIM_TENSORS)} (the "
-                f"tensors an in-memory product multiplies), not {tensor}",
-            )
-        elif tensor == "feedback_weights":
-            if storage == "prng":
-                p.add(key, "feedback_storage is prng: regenerated feedback has no placement")
-            elif kinds[level] not in _STORAGE_KINDS[storage]:
-                p.add(
-                    key,
-                    f"feedback_storage is {storage}, so it must name a "
-                    f"{' or '.join(_STORAGE_KINDS[storage])} level, but {level!r} is a "
-                    f"{kinds[level]}",
-                )
-        elif kinds[level] == "rom":
-            p.add(key, f"{tensor} are written during training and cannot live in ROM {level!r}")
-    via = training["mirror_sync_via"]
-    if via is not None and (not isinstance(via, str) or via not in kinds):
-        p.add(
-            ("training", "mirror_sync_via"),
-            f"names no memory level (have: {', '.join(kinds) or 'none'}), got {via!r}",
-        )
-    elif via is not None and kinds[via] == "rom":
-        p.add(("training", "mirror_sync_via"), f"{via!r} is a ROM: nothing can be written there")
-    elif via is not None and kinds[via] == "cim":
-        p.add(("training", "mirror_sync_via"), f"{via!r} is a cim level: it stages no data")
-    if training["bp_weight_access"] == "transpose" and "weights" in placement:
-        level = next(m for m in memories if m.name == placement["weights"])
-        if level.cim is None:
-            p.add(
-                ("training", "bp_weight_access"),
-                f"transpose reads W's own array transposed, but placement.weights names "
-                f"{level.name!r}, a {level.kind} level, not a cim level; use transport or mirror",
-            )
-        elif not level.cim.transpose_read:
-            p.add(
-                ("training", "bp_weight_access"),
-                f"transpose needs memories.{level.name}.transpose_read: true (its arrays "
-                "cannot be read transposed); use mirror or transport, or give the arrays row "
-                "converters (transpose_read: true)",
-            )
-    # (a weight_mirror placement may stay in a transport chip, so users can flip the mode)
-    if mirror and placement.get("weight_mirror") == placement.get("weights") is not None:
-        p.add((*at, "weight_mirror"), "a mirror must live in a different memory than weights")
-    return placement

@@ -1,7 +1,7 @@
 """Write wear and lifetime of non-volatile cells, per rule, from a simulated step.
 
 Torch-free. A cell of a non-volatile technology (``rram``, ``pcm``, ``fefet``, ``mram``;
-:data:`hwsim.sim.chip.NON_VOLATILE`) survives ``endurance_cycles`` program operations. For every
+:data:`hwsim.sim.memories.NON_VOLATILE`) survives ``endurance_cycles`` program operations. For every
 stored (tensor, layer) in such a level this module counts the program operations per cell in
 one training step, straight from the step's counts:
 

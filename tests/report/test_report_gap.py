@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from hwsim.core.units import format_si
+from hwsim.core.units import format_si, format_sig
 from hwsim.render.report import write_report
 from hwsim.sim.chip import load_chip
 from hwsim.sim.explain import CAUSE_LABELS, CAUSES
@@ -183,7 +183,26 @@ def test_survey_table_and_loop_orders_match_the_run(compare_run: Path) -> None:
         for spec in ("fa", "ifa"):
             ratio = entry["rules"][spec]["energy_vs_bp"]
             assert float(cell[f"{spec} energy ÷ bp (×)"]) == pytest.approx(ratio, abs=5e-4)
+        # the chip's silicon, as the chip file and its models give it (3 significant digits)
+        area = load_chip(entry["chip"]).area_mm2
+        assert entry["area_mm2"] == pytest.approx(area)
+        assert float(cell["area (mm²)"]) == pytest.approx(area, rel=5e-3)
+    # dfa_prng keeps BP's mirror (on chip): the silicon of the level it lives in, in one line
+    survey = {entry["chip"]: entry for entry in summary["chip_survey"]}
+    mirror = survey["dfa_prng"]["rules"]["bp"]["own_silicon"]["weight_mirror"]
+    ((level, bits),) = mirror["levels"].items()
+    held = load_chip("dfa_prng").memory(level)
+    assert mirror["area_mm2"] == held.area_mm2 > 0
+    assert mirror["occupied_mm2"] == pytest.approx(bits / held.size_bits * held.area_mm2)
+    row = next(r for r in rows if r[0] == "dfa_prng")
+    column = headers.index("silicon of each rule's own tensors (mm²)")
+    assert f"bp: mirror {format_sig(held.area_mm2)} ({level})" in row[column]
+    assert "bp: " not in next(r for r in rows if r[0] == "edge_sram")[column]  # no mirror
     findings = section(markdown, "Findings")
+    assert (
+        f"On dfa_prng, bp's weight mirror lives in {level}: {format_sig(held.area_mm2)} mm² of "
+        "the chip's" in findings
+    )
     for chip in summary["chip_order"]:
         orders = json.loads((compare_run / "simulation" / chip / "bp.json").read_text())
         forward = [o["forward"].split(":")[0] for o in orders["loop_orders"].values()]

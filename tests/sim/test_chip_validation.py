@@ -26,12 +26,25 @@ EXPECTED = {
         "dram), got 'l3_cache'"
     ],
     "bad_version.yaml": [":2: version: unsupported chip schema version 7 (this is 1)"],
+    # a level that names a size model derives these: giving them too names both keys
+    "derived_and_explicit.yaml": [
+        f":{line}: memories.fbmem.{key}: given, but memories.fbmem.model: cacti45 "
+        f"({BAD / 'derived_and_explicit.yaml'}:23) derives it; give one of the two (a chip that "
+        f"extends another, or --set, removes an inherited value with {key}: null)"
+        for line, key in ((26, "read_energy_pj"), (27, "write_energy_pj"))
+    ],
     "duplicate_key.yaml": [":16: memories.wmem.word_bits: key is given twice"],
     "feedback_kind.yaml": [
         ":60: placement.feedback_weights: feedback_storage is sram, so it must name a "
         "register_file or sram or global_buffer level, but 'dram' is a dram"
     ],
     "missing_key.yaml": [":33: memories.buf.read_energy_pj: missing required key"],
+    "model_technology.yaml": [
+        ":24: memories.fbmem.model: model cacti45 sizes sram levels, not mram cells: no "
+        "published size law for them is cited here (docs/technologies.md); remove model and "
+        "give read_energy_pj, write_energy_pj, latency_cycles, leakage_mw (and area_mm2) with "
+        "their source"
+    ],
     "negative_size.yaml": [":14: memories.wmem.size_bytes: must be positive, got -64"],
     "prng_no_energy.yaml": [
         ":66: training.prng_energy_per_value_pj: required when feedback_storage is prng",
@@ -44,10 +57,13 @@ EXPECTED = {
         ":51: interconnect.latency_cycles: must be an integer, got float 1.5",
     ],
     "unknown_key.yaml": [
-        ":10: memories.rf.size_kb: unknown key (allowed: bandwidth_bits_per_cycle, banks, "
-        "burst_words, endurance_cycles, kind, latency_cycles, leakage_mw, ports, "
+        ":10: memories.rf.size_kb: unknown key (allowed: area_mm2, bandwidth_bits_per_cycle, "
+        "banks, burst_words, endurance_cycles, kind, latency_cycles, leakage_mw, model, ports, "
         "read_energy_pj, retention_s, size_bytes, source, technology, word_bits, "
         "write_energy_pj)"
+    ],
+    "unknown_model.yaml": [
+        ":23: memories.fbmem.model: unknown size model 'cacti7' (known: cacti45)"
     ],
     "weights_in_rom.yaml": [
         ":59: placement.weights: weights are written during training and cannot live in ROM 'rom'"
@@ -69,7 +85,16 @@ def test_malformed_chip_gives_one_message_per_problem(name):
     assert str(info.value).splitlines() == [f"{path}{message}" for message in EXPECTED[name]]
 
 
-@pytest.mark.parametrize("name", ["negative_size.yaml", "syntax.yaml", "two_problems.yaml"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "negative_size.yaml",
+        "syntax.yaml",
+        "two_problems.yaml",
+        "derived_and_explicit.yaml",
+        "model_technology.yaml",
+    ],
+)
 def test_cli_reports_bad_chip_with_exit_code_2_and_no_traceback(name):
     runner = CliRunner()
     for args in (
