@@ -156,6 +156,8 @@ def simulate(
     )
     for spec, r in result.rules.items():
         console.print(_orders_line(spec, r), highlight=False, soft_wrap=True)
+        if r.search:
+            console.print(_search_line(spec, r.search), highlight=False, soft_wrap=True)
         if r.spills:
             console.print(_spills_line(spec, r.spills), highlight=False, soft_wrap=True)
     console.print(area_line(chip), highlight=False, soft_wrap=True)
@@ -297,6 +299,16 @@ def _orders_line(spec: str, rule: Any) -> str:
     ]
     update = "fused per sample" if rule.update == "fused" else "accumulated over the batch"
     return f"{spec}: loop orders: {'; '.join(parts)}; update {update}"
+
+
+def _search_line(spec: str, search: dict[str, Any]) -> str:
+    """What the mapper searched: loop nests generated, fitting, kept; placement choices."""
+    return (
+        f"{spec}: mapper ({search['objective']}): {search['candidates']:,} loop nests, "
+        f"{search['feasible']:,} fit the innermost level, {search['kept']:,} kept after "
+        f"pruning; {search['placements']} tensors with a choice of level; "
+        f"{search['seconds']:.2f} s (--json: the loop nest of every layer and phase)"
+    )
 
 
 def _spills_line(spec: str, spills: Any) -> str:

@@ -135,6 +135,10 @@ class RuleResult:
     wear: Wear | None = None
     #: the silicon of the rule's own stored tensors (BP's mirror, B…; :mod:`hwsim.sim.area`)
     own_silicon: dict[str, OwnSilicon] = field(default_factory=dict)
+    #: layer name → phase → the loop nest the mapper chose (``hwsim.sim.loops.Walk.to_dict``)
+    mapping: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    #: what the mapper searched for the nominal step (``hwsim.sim.mapper.SearchStats``)
+    search: dict[str, Any] = field(default_factory=dict)
 
     @property
     def energy_over_floor(self) -> float | None:
@@ -189,6 +193,8 @@ class RuleResult:
             "batch_size": step.batch_size,
             "update": self.update,
             "loop_orders": self.loop_orders,
+            "mapping": self.mapping,
+            "search": self.search,
             "placement": self.placement,
             "accesses_per_bit": self.accesses_per_bit,
             "spills": [s.to_dict() for s in self.spills],
@@ -472,11 +478,15 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
             why = "cheaper" if room else "full"
             spills.append(Spill(tensor, name, preferred, level, per_bit, why))
     loop_orders: dict[str, dict[str, str]] = {}
+    mapping: dict[str, dict[str, dict[str, Any]]] = {}
     for (phase, i), walk in sorted(nominal_plan.walks.items(), key=lambda kv: kv[0][1]):
         loop_orders.setdefault(work.layers[i].name, {})[phase] = walk.describe()
+        mapping.setdefault(work.layers[i].name, {})[phase] = walk.to_dict()
     return RuleResult(
         rule=rule.spec,
         loop_orders=loop_orders,
+        mapping=mapping,
+        search=nominal_plan.search.to_dict() if nominal_plan.search is not None else {},
         update=nominal_plan.update,
         placement=placement,
         step=steps[nominal],

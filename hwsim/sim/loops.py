@@ -218,11 +218,13 @@ class Walk:
             side += " re-read per tile" if side else ""
             return f"weight_outer: {self.tile_count} tile(s), whole batch inside{side}"
         size, groups = self.groups[0][0], self.group_count
-        spatial = ""
-        if self.tile_count > 1:
+        blocks = sum(count for tile, count in self.tiles if not tile.halo)
+        spatial = self.tile_count // blocks
+        inside = "whole tensor inside" if blocks == 1 else f"tensor in {blocks} block(s) inside"
+        if spatial > 1:
             rows = self.tiles[0][0].out_rows
-            spatial = f", {self.tile_count} spatial tile(s) of ≤{rows} output row(s)"
-        return f"{self.order}: {groups} group(s) of ≤{size} sample(s){spatial}, whole tensor inside"
+            inside += f", {spatial} spatial tile(s) of ≤{rows} output row(s) each"
+        return f"{self.order}: {groups} group(s) of ≤{size} sample(s), {inside}"
 
     def to_dict(self) -> dict[str, object]:
         """The loop nest as JSON: order, groups and tiles (run lengths), working set."""

@@ -76,9 +76,12 @@ from hwsim.sim.loops import (
     weight_outer,
 )
 
-#: Cost (pJ, or cycles) added per level a tensor moves outward of its class's, and per fetch of
-#: a loop nest: it settles ties only, far below any access's price.
-TIE_BREAK = 1e-6
+#: Costs this close (relative) are a tie: ties are settled after the solve, without changing
+#: the cost (:func:`_settle_ties`).
+TIE = 1e-12
+#: Seconds one integer program may take to prove its optimum; past it the best mapping found
+#: is kept and the search says how far from proven it is (``SearchStats.gap``).
+SOLVE_SECONDS = 20.0
 #: (tensor, layer index)
 Item = tuple[str, int]
 #: (phase, layer index)
@@ -103,6 +106,10 @@ class SearchStats:
     #: integer programs solved (one per objective weight)
     solves: int
     seconds: float
+    #: every program solved to proven optimality (else the time limit stopped a proof)
+    optimal: bool = True
+    #: the largest relative gap to the proven bound where a proof was stopped (0 if optimal)
+    gap: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
         """JSON of these numbers."""
@@ -115,6 +122,8 @@ class SearchStats:
             "variables": self.variables,
             "solves": self.solves,
             "seconds": round(self.seconds, 4),
+            "optimal": self.optimal,
+            "gap": self.gap,
         }
 
 
@@ -450,9 +459,22 @@ class _Problem:
     update: _Cost
 
 
-def _solve(
-    problem: _Problem, weight: tuple[float, float]
-) -> tuple[dict[Item, str], dict[PhaseKey, Walk], int]:
+@dataclass(frozen=True)
+class _Solution:
+    """What one solve found: the mapping, the program's size, and how sure it is.
+
+    ``status``: ``optimal`` (proven), ``limit`` (the time limit stopped the proof: the best
+    mapping found, within ``gap`` of the bound), ``infeasible`` or ``overflow`` (prices too
+    large to sum)."""
+
+    placement: dict[Item, str]
+    walks: dict[PhaseKey, Walk]
+    variables: int
+    status: str
+    gap: float = 0.0
+
+
+def _solve(problem: _Problem, weight: tuple[float, float]) -> _Solution:
     """The placement and loop nests of least ``weight[0]·energy + weight[1]·cycles``."""
     import numpy as np
     from scipy.optimize import Bounds, LinearConstraint, milp
@@ -507,8 +529,7 @@ def _solve(
         least = min(price(c.fixed) for _, c in options)
         # ties go to the nest of fewer fetches (the same cost in fewer, larger transfers)
         picks = [
-            (var(("z", key, w), price(c.fixed) - least + TIE_BREAK * walk.fetches, 1), 1.0)
-            for w, (walk, c) in enumerate(options)
+            (var(("z", key, w), price(c.fixed) - least, 1), 1.0) for w, (_, c) in enumerate(options)
         ]
         constraint(picks, 1, 1)
         # The products z·x as a joint choice y[w, l] of (loop nest, level) per item the phase
@@ -541,24 +562,19 @@ def _solve(
         )
         if terms or fixed_here:
             if fixed_here > room:
-                return {}, {}, -1
+                return _Solution({}, {}, 0, "infeasible")
             if terms and sum(v for _, v in terms) + fixed_here > room:
                 constraint(terms, -math.inf, room - fixed_here)
     picked: dict[tuple[Any, ...], float] = {}
+    status, gap = "optimal", 0.0
     if cost:
         objective = np.array(cost)
         if not np.all(np.isfinite(objective)):
-            return {}, {}, -2  # prices too large to sum: the caller keeps a plain plan
+            return _Solution({}, {}, 0, "overflow")  # the caller keeps a plain plan
         if (
             float(np.max(np.abs(objective))) > 1e12
         ):  # absurd prices: a uniform scale keeps the optimum
             objective = objective / float(np.max(np.abs(objective))) * 1e12
-        # Ties go to the level nearest the class's own (the chip's placement), so that equal
-        # costs never move a tensor for nothing: a nudge far below any real difference.
-        for (kind, *rest), j in index.items():
-            if kind == "x":
-                item, lvl = rest
-                objective[j] += TIE_BREAK * problem.options[item].index(lvl)
         a = coo_array((vals_a, (rows_a, cols_a)), shape=(len(lower), len(cost))).tocsr()
         with _native_stdout_silenced():
             result = milp(
@@ -566,22 +582,80 @@ def _solve(
                 integrality=np.array(integral),
                 bounds=Bounds(0, 1),
                 constraints=LinearConstraint(a, lower, upper) if lower else None,
-                options={"mip_rel_gap": 0.0, "presolve": True},
+                options={"mip_rel_gap": 0.0, "presolve": True, "time_limit": SOLVE_SECONDS},
             )
         if result.x is None:
-            return {}, {}, -1
+            return _Solution({}, {}, len(cost), "infeasible" if result.status == 2 else "limit")
         picked = {key: result.x[j] for key, j in index.items()}
+        if result.status != 0:
+            status, gap = "limit", float(result.mip_gap or 0.0)
     placement = {item: levels[0] for item, levels in problem.options.items() if len(levels) == 1}
     for item, levels in choice.items():
         placement[item] = max(levels, key=lambda lvl: picked[("x", item, lvl)])
-    walks = {}
+    placement = _settle_ties(problem, placement, weight)
+    walks = {key: _best_walk(options, placement, weight) for key, options in problem.walks.items()}
+    return _Solution(placement, walks, len(cost), status, gap)
+
+
+def _walk_price(cost: _Cost, placement: dict[Item, str], weight: tuple[float, float]) -> float:
+    """``cost`` at ``placement``, weighted."""
+    total = weight[0] * cost.fixed[0] + weight[1] * cost.fixed[1]
+    for (item, level), pair in cost.by_item.items():
+        if placement.get(item) == level:
+            total += weight[0] * pair[0] + weight[1] * pair[1]
+    return total
+
+
+def _best_walk(
+    options: list[tuple[Walk, _Cost]], placement: dict[Item, str], weight: tuple[float, float]
+) -> Walk:
+    """The least-cost loop nest at ``placement``; among equal costs, the fewest fetches."""
+    priced = [
+        (_walk_price(c, placement, weight), walk.fetches, k) for k, (walk, c) in enumerate(options)
+    ]
+    least = min(p for p, _, _ in priced)
+    ties = [(fetches, k) for p, fetches, k in priced if p <= least + TIE * abs(least)]
+    return options[min(ties)[1]][0]
+
+
+def _settle_ties(
+    problem: _Problem, placement: dict[Item, str], weight: tuple[float, float]
+) -> dict[Item, str]:
+    """``placement`` with every tensor moved as near its class's level as it can go without
+    raising the cost: equal costs never move a tensor for nothing. The cost can only stay."""
+    placement = dict(placement)
+    used: dict[str, int] = defaultdict(int)
+    for item, level in placement.items():
+        used[level] += problem.bits[item]
+    touching: dict[Item, list[PhaseKey]] = defaultdict(list)
     for key, options in problem.walks.items():
-        if len(options) == 1:
-            walks[key] = options[0][0]
-        else:
-            best = max(range(len(options)), key=lambda w: picked[("z", key, w)])
-            walks[key] = options[best][0]
-    return placement, walks, len(cost)
+        for item in {i for _, c in options for i, _ in c.by_item}:
+            touching[item].append(key)
+
+    def cost_of(item: Item) -> float:
+        total = sum(
+            weight[0] * pair[0] + weight[1] * pair[1]
+            for (i, level), pair in problem.update.by_item.items()
+            if i == item and placement[item] == level
+        )
+        for key in touching[item]:
+            options = problem.walks[key]
+            total += min(_walk_price(c, placement, weight) for _, c in options)
+        return total
+
+    for item, levels in problem.options.items():
+        here = levels.index(placement[item])
+        for level in levels[:here]:
+            if used[level] + problem.bits[item] > problem.free[level]:
+                continue
+            before, was = cost_of(item), placement[item]
+            placement[item] = level
+            if cost_of(item) <= before + TIE * abs(before):
+                used[was] -= problem.bits[item]
+                used[level] += problem.bits[item]
+                break
+            placement[item] = was
+    return placement
 
 
 # ---------------------------------------------------------------------------------------------
@@ -662,20 +736,24 @@ def make_plan(
     weights = [(1.0, 0.0)] if objective == "energy" else _edp_weights(problem)
     plans: list[Plan] = []
     variables = solves = 0
+    optimal, gap = True, 0.0
     for weight in weights:
-        placement, chosen, n = _solve(problem, weight)
+        found = _solve(problem, weight)
         solves += 1
-        if n == -2:  # prices overflow: the plain plan, whose energy the caller refuses
+        placement, chosen = found.placement, found.walks
+        if found.status == "overflow":  # the plain plan, whose energy the caller refuses
             placement = {item: levels[0] for item, levels in options.items()}
             chosen = {key: walks_of[0][0] for key, walks_of in walks.items()}
-        elif n < 0:
+        elif found.status == "infeasible" or (not chosen and walks):
             bad = next(iter(free))
             raise InputError(
                 f"{chip.where(f'memories.{bad}.size_bytes')}: the tensors of rule "
                 f"{rule.spec!r} at batch {batch_size} fit no placement on this chip; give a "
                 "level more size_bytes or place tensors further out"
             )
-        variables = max(variables, n)
+        variables = max(variables, found.variables)
+        gap = max(gap, found.gap if found.status == "limit" else 0.0)
+        optimal = optimal and found.status in ("optimal", "overflow")
         plans.append(replace(base, placement={**fixed, **placement}, walks=chosen))
     plan = plans[0] if len(plans) == 1 else _best_simulated(workload, chip, plans, objective)
     from hwsim.sim.counting import step_traffic_bits  # counting builds on dataflow
@@ -693,6 +771,8 @@ def make_plan(
         variables,
         solves,
         time.perf_counter() - start,
+        optimal,
+        gap,
     )
     return replace(plan, accesses_per_bit=intensity, search=stats)
 
