@@ -306,8 +306,9 @@ def _search_line(spec: str, search: dict[str, Any]) -> str:
     return (
         f"{spec}: mapper ({search['objective']}): {search['candidates']:,} loop nests, "
         f"{search['feasible']:,} fit the innermost level, {search['kept']:,} kept after "
-        f"pruning; {search['placements']} tensors with a choice of level; "
-        f"{search['seconds']:.2f} s (--json: the loop nest of every layer and phase)"
+        f"pruning; {search['placements']} tensors with a choice of level"
+        + ("" if search["optimal"] else f"; stopped {100 * search['gap']:.2g}% from proven")
+        + " (--json: the loop nest of every layer and phase)"
     )
 
 

@@ -112,7 +112,8 @@ class SearchStats:
     gap: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON of these numbers."""
+        """JSON of these numbers, but the time (outputs stay byte-identical from run to run;
+        benchmarks read :attr:`seconds`)."""
         return {
             "objective": self.objective,
             "candidates": self.candidates,
@@ -121,7 +122,6 @@ class SearchStats:
             "placements": self.placements,
             "variables": self.variables,
             "solves": self.solves,
-            "seconds": round(self.seconds, 4),
             "optimal": self.optimal,
             "gap": self.gap,
         }
@@ -609,13 +609,15 @@ def _walk_price(cost: _Cost, placement: dict[Item, str], weight: tuple[float, fl
 def _best_walk(
     options: list[tuple[Walk, _Cost]], placement: dict[Item, str], weight: tuple[float, float]
 ) -> Walk:
-    """The least-cost loop nest at ``placement``; among equal costs, the fewest fetches."""
+    """The least-cost loop nest at ``placement``; among equal costs, the one of fewest transfer
+    cycles (leakage is paid per cycle), then of fewest fetches."""
     priced = [
-        (_walk_price(c, placement, weight), walk.fetches, k) for k, (walk, c) in enumerate(options)
+        (_walk_price(c, placement, weight), _walk_price(c, placement, (0.0, 1.0)), walk.fetches, k)
+        for k, (walk, c) in enumerate(options)
     ]
-    least = min(p for p, _, _ in priced)
-    ties = [(fetches, k) for p, fetches, k in priced if p <= least + TIE * abs(least)]
-    return options[min(ties)[1]][0]
+    least = min(p for p, *_ in priced)
+    ties = [rest for p, *rest in priced if p <= least + TIE * abs(least)]
+    return options[min(ties)[-1]][0]
 
 
 def _settle_ties(
