@@ -360,66 +360,6 @@ def test_freed_room_keeps_the_mirror_on_chip():
     assert bp.placement["weight_mirror"]["fc3"] != "dram"
 
 
-def test_a_contested_level_goes_to_the_most_accessed_bits():
-    """The toy step (batch 3, fetch groups of 2 + 1) per bit stored: ΔW is written by both
-    groups, read back once and read by the update: 4 moves; layer 1's errors: loss write,
-    backward read, gradient read: 3; layer 1's activations: 72 bits read by the forward and the
-    gradient and written by layer 0's forward, plus 48 bits of logits written once, over 120
-    bits: 2.2; optimizer state (read, write), layer 0's input (two reads) and layer 0's errors
-    (one write, one read): 2. With buf cut to 352 bits, ΔW (120 + 64), layer 1's errors (48)
-    and activations (120) fill it exactly; the rest of buf's tensors spill to dram."""
-    buf = dataclasses.replace(TOY.memory("buf"), size_bytes=44)
-    small = dataclasses.replace(
-        TOY, memories=tuple(buf if m.name == "buf" else m for m in TOY.memories)
-    )
-    plan = make_plan(toy_workload(), small, parse_rule("fa"), 3)
-    assert plan.accesses_per_bit[("gradients", 0)] == plan.accesses_per_bit[("gradients", 1)] == 4
-    assert plan.accesses_per_bit[("errors", 1)] == 3
-    assert plan.accesses_per_bit[("activations", 1)] == pytest.approx(2.2)
-    assert plan.accesses_per_bit[("optimizer_state", 0)] == 2
-    in_buf = {key for key, level in plan.placement.items() if level == "buf"}
-    assert in_buf == {("gradients", 0), ("gradients", 1), ("errors", 1), ("activations", 1)}
-    for key in (("optimizer_state", 0), ("optimizer_state", 1), ("activations", 0), ("errors", 0)):
-        assert plan.placement[key] == "dram"
-    # A chip may pin a class: pinned optimizer state is placed first, whatever its traffic.
-    pinned = dataclasses.replace(small, pinned=("optimizer_state",))
-    plan = make_plan(toy_workload(), pinned, parse_rule("fa"), 3)
-    assert plan.placement[("optimizer_state", 0)] == plan.placement[("optimizer_state", 1)] == "buf"
-    # 352 − 184 (state) = 168 left: ΔW of layer 0 (120) fits, 48 left; ΔW of layer 1 (64) does
-    # not and goes to dram; layer 1's errors (48) take the rest; its activations (120) spill.
-    assert plan.placement[("gradients", 0)] == "buf" and plan.placement[("errors", 1)] == "buf"
-    assert plan.placement[("gradients", 1)] == plan.placement[("activations", 1)] == "dram"
-
-
-def test_more_capacity_never_raises_a_rules_energy():
-    """Property, on every shipped chip, with the default MLP under SGD+momentum and under Adam
-    (32-bit errors): doubling any one on-chip level keeps or lowers every rule's step energy."""
-    workloads = [
-        workload_from_dict(build_workload("mlp:784-256-256-256-256-256-10", **options))
-        for options in ({}, {"optimizer": "adam", "error_bits": 32})
-    ]
-    for path in sorted(CHIPS_DIR.glob("*.yaml")):
-        base_chip = load_chip(path)
-        for work in workloads:
-            base = simulate(work, base_chip, "bp,fa,ifa").rules
-            for level in base_chip.memories:
-                # DRAM is the outermost; arrays are no cache: more of them move layers from the
-                # digital MACs into arrays, a design choice that may cost more or less
-                if level.kind in ("dram", "cim"):
-                    continue
-                bigger = dataclasses.replace(level, size_bytes=2 * level.size_bytes)
-                memories = tuple(bigger if m.name == level.name else m for m in base_chip.memories)
-                grown = simulate(
-                    work, dataclasses.replace(base_chip, memories=memories), "bp,fa,ifa"
-                )
-                for spec, result in grown.rules.items():
-                    assert result.energy_pj <= base[spec].energy_pj * (1 + 1e-12), (
-                        path.stem,
-                        level.name,
-                        spec,
-                    )
-
-
 def test_a_chip_that_fits_only_in_the_class_order_keeps_that_placement():
     """buf 248 bits, then big 456 bits, nothing outward; buf's tensors need exactly 704 bits.
     The class order packs them (state 120 + 64 and ΔW of layer 1 in buf; the rest in big); the
