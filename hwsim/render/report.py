@@ -203,6 +203,18 @@ def gap_table(data: RunData, chip: str) -> Table | None:
     return Table(headers, rows)
 
 
+def other_lines(data: RunData, chip: str) -> list[str]:
+    """Per rule, the ``other`` cause named by tensor (``other_by_tensor`` of the gap; a saved
+    run from before it existed has none), largest first; rules whose ``other`` is nil left out."""
+    out = []
+    for rule, gap in _gaps(data, chip).items():
+        parts = (gap["energy_pj"].get("other_by_tensor") or {}).items()
+        if parts:
+            named = ", ".join(f"{tensor.replace('_', ' ')} {_signed_j(pj)}" for tensor, pj in parts)
+            out.append(f"{rule}: {named}")
+    return out
+
+
 def latency_gap_table(data: RunData, chip: str) -> Table | None:
     """BP − rule latency per step, per phase, and in the error unit's stalls (cycles)."""
     gaps = _gaps(data, chip)
@@ -780,6 +792,10 @@ def build_blocks(data: RunData, figures: Sequence[Figure]) -> list[Block]:
                 )
             )
             blocks.append(("table", gaps))
+            named = other_lines(data, chip)
+            if named:
+                blocks.append(("p", "`other / placement` by tensor (what no cause claims):"))
+                blocks.append(("list", named))
             if f"gap_{name}.png" in by_name:
                 blocks.append(("figure", by_name[f"gap_{name}.png"]))
             blocks.append(

@@ -25,8 +25,9 @@ nothing is estimated. Definitions (docs/simulator.md, "Explaining the gap, and t
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from hwsim.core.rules import Rule
@@ -37,7 +38,7 @@ from hwsim.sim.dataflow import PHASES, Plan, stored_bits
 from hwsim.sim.pricing import Energy
 
 if TYPE_CHECKING:  # api imports this module; the annotation alone needs RuleResult
-    from hwsim.sim.api import RuleResult
+    from hwsim.sim.api import RuleResult, StepResult
 
 #: Causes of BP − rule energy per step, in report order; ``other`` is the residual.
 CAUSES = (
@@ -115,6 +116,10 @@ class EnergyGap:
     causes_pj: dict[str, float]
     #: one-time init energy, BP − rule (not part of the per-step difference)
     init_difference_pj: float
+    #: ``other`` named: BP − rule of what no cause claims, by tensor (accesses and wire of that
+    #: tensor where the two rules place or walk it differently), ``macs`` for forward and
+    #: gradient MACs; sums to ``other`` (to rounding)
+    other_by_tensor_pj: dict[str, float] = field(default_factory=dict)
 
     @property
     def shares(self) -> dict[str, float | None]:
@@ -147,6 +152,7 @@ class EnergyGap:
             "net_causes": self.net_causes_pj,
             "leading_cause": self.leading_cause,
             "init_difference": self.init_difference_pj,
+            "other_by_tensor": dict(self.other_by_tensor_pj),
         }
 
 
@@ -297,6 +303,49 @@ def _cause_of(energy: Energy, counts: Counts, cause: str, chip: Chip) -> float:
     return energy.breakdown_pj["leakage"]
 
 
+def _claimed(key: CountKey) -> bool:
+    """Whether a named cause prices this access (what :func:`_cause_of` sums)."""
+    _, tensor, phase, direction = key
+    return (
+        direction in ("transport", "mvm_transposed", "convert")  # transport_reads
+        or (tensor in ("weight_mirror", "feedback_weights", "weights") and phase == "update")
+        or (
+            tensor in ("weight_mirror", "feedback_weights")
+            and phase == "backward"
+            and direction in _OPERAND_READS
+        )
+        or (tensor == "errors" and phase == "backward" and direction == "read")
+    )
+
+
+#: Interconnect traffic a named cause prices: BP's transport, a mirror's sync, KP's update of B.
+_CLAIMED_WIRES = {
+    ("weights", "backward"),
+    ("weight_mirror", "update"),
+    ("feedback_weights", "update"),
+}
+
+
+def other_by_tensor(bp: StepResult, rule: StepResult, chip: Chip) -> dict[str, float]:
+    """What :data:`CAUSES`' ``other`` holds, by tensor: BP − rule energy of every access and
+    every interconnect bit no named cause claims (the same tensor placed or walked differently
+    by the two rules), and of the forward and gradient MACs (``macs``)."""
+    out: dict[str, float] = defaultdict(float)
+    pj_per_bit = chip.interconnect.energy_per_bit_pj
+    for sign, step in ((1.0, bp), (-1.0, rule)):
+        for key, pj in step.energy.by_access_pj.items():
+            if not _claimed(key):
+                out[key[1]] += sign * pj
+        for (tensor, phase), bits in step.counts.interconnect_bits.items():
+            if (tensor, phase) not in _CLAIMED_WIRES:
+                out[tensor] += sign * bits * pj_per_bit
+        for phase in ("forward", "gradient"):
+            out["macs"] += sign * _compute_pj(step.counts, chip, phase)
+    # sums of equal prices in another order leave rounding, not energy: drop it
+    floor = 1e-9 * max(bp.energy.total_pj, rule.energy.total_pj)
+    return {k: v for k, v in sorted(out.items(), key=lambda kv: -abs(kv[1])) if abs(v) > floor}
+
+
 def _backward_macs(counts: Counts, chip: Chip) -> tuple[int, float]:
     """The backward phase's MACs and their energy."""
     macs = sum(m for (phase, _), m in counts.macs.items() if phase == "backward")
@@ -341,6 +390,7 @@ def explain_gap(bp: RuleResult, rule: RuleResult, chip: Chip) -> GapToBP:
         difference_pj=difference,
         causes_pj=causes,
         init_difference_pj=bp.init.energy.total_pj - rule.init.energy.total_pj,
+        other_by_tensor_pj=other_by_tensor(b, r, chip),
     )
     latency = LatencyGap(
         bp_cycles=b.latency_cycles,

@@ -615,9 +615,11 @@ def _best_walk(
         (_walk_price(c, placement, weight), _walk_price(c, placement, (0.0, 1.0)), walk.fetches, k)
         for k, (walk, c) in enumerate(options)
     ]
-    least = min(p for p, *_ in priced)
-    ties = [rest for p, *rest in priced if p <= least + TIE * abs(least)]
-    return options[min(ties)[-1]][0]
+    least = min(p for p, _, _, _ in priced)
+    ties = [
+        (cycles, fetches, k) for p, cycles, fetches, k in priced if p <= least + TIE * abs(least)
+    ]
+    return options[min(ties)[2]][0]
 
 
 def _settle_ties(

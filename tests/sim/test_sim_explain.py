@@ -153,6 +153,8 @@ def test_placement_differences_land_in_other():
     )
     assert gap.energy.causes_pj == pytest.approx(causes, abs=1e-9)
     assert gap.energy.net_causes_pj["operand_net"] == pytest.approx(-4.0)
+    # `other` named: all of it is layer 1's errors, placed differently by the two rules
+    assert gap.energy.other_by_tensor_pj == pytest.approx({"errors": -382.0}, abs=1e-9)
 
 
 def test_causes_sum_exactly_on_every_shipped_chip():
