@@ -29,6 +29,7 @@ from hwsim.sim.loops import (
     Walk,
     extent,
     geometry,
+    shape,
 )
 
 PHASES = ("forward", "backward", "gradient", "update")
@@ -547,12 +548,19 @@ def _fetch_moves(
         key = (tensor, owner)
         moves.append(Move(place[key], tensor, key, direction, bits, link))
 
+    # a block after its group's first keeps the side its blocks do not cut (row blocks: the
+    # column side; column blocks: the row side) from the first: that side is not read again
+    walked = backward_layer(workload, plan.rule, i) if phase == "backward" else layer
+    rows_cut = tile.rows < shape(walked)[0]
+    keep_cols, keep_rows = tile.resident and rows_cut, tile.resident and not rows_cut
+
     if phase == "forward":
         if in_array(chip, plan, phase, i):
             moves += _mvm_moves(workload, chip, plan, phase, i, n)
         else:
             stored("weights", i, "read", (weights + bias) * layer.weight_bits)
-        stored("activations", i, "read", n * col_side * layer.activation_bits)
+        if not keep_cols:
+            stored("activations", i, "read", n * col_side * layer.activation_bits)
         out = n * row_side * next_activation_bits(workload, i)
         stored("activations", min(i + 1, top), "write", out)
     elif phase == "backward":
@@ -561,7 +569,8 @@ def _fetch_moves(
             weights, row_side, col_side, macs = extent(backward_layer(workload, rule, i), tile)
         source_layer = error_source_layer(workload, rule, i)
         e_bits = workload.layers[source_layer].error_bits
-        stored("errors", source_layer, "read", n * row_side * e_bits)
+        if not keep_rows:
+            stored("errors", source_layer, "read", n * row_side * e_bits)
         source = plan.error_weight_source
         if in_array(chip, plan, phase, i):
             moves += _mvm_moves(workload, chip, plan, phase, i, n)
@@ -591,8 +600,10 @@ def _fetch_moves(
             stored("errors", i - 1, "read", n * overlap * e_down)
         stored("errors", i - 1, "write", n * col_side * e_down)
     else:
-        stored("activations", i, "read", n * col_side * layer.activation_bits)
-        stored("errors", i, "read", n * row_side * layer.error_bits)
+        if not keep_cols:
+            stored("activations", i, "read", n * col_side * layer.activation_bits)
+        if not keep_rows:
+            stored("errors", i, "read", n * row_side * layer.error_bits)
         if plan.update == "accumulate":
             gbits = (weights + bias) * chip.gradient_bits
             if not run.first:

@@ -70,6 +70,9 @@ class Tile:
     bias: bool
     out_rows: int = 0
     halo: bool = False
+    #: a block after its group's first: the streamed side the blocks do not cut (the inputs
+    #: of row blocks, the incoming errors of column blocks) is already in the innermost level
+    resident: bool = False
 
 
 @dataclass(frozen=True)
@@ -120,11 +123,6 @@ class Walk:
     def fetches(self) -> int:
         """(group, tile) pairs: fetches of a tile of the stationary tensor."""
         return self.group_count * self.tile_count
-
-    @property
-    def spatial_tiles(self) -> int:
-        """Spatial tiles per sample (1 where the output feature map is not cut)."""
-        return self.tile_count if self.order != "weight_outer" else 1
 
     def runs(self) -> list[Run]:
         """The fetches in loop order, as runs of identical ones.
@@ -404,11 +402,18 @@ def batch_outer(
     out_rows: int = 0,
     size: int = 0,
     by: str = "row",
+    hold: bool = False,
 ) -> Walk:
     """Groups of ``r`` samples outside; inside, the stationary tensor streams through once per
     spatial tile of ``out_rows`` output rows of a convolution (0: whole feature maps), in blocks
     of ``size`` rows (``by="row"``) or columns (``by="column"``) when the group's slices of the
-    whole tensor do not fit (0: one block)."""
+    whole tensor do not fit (0: one block).
+
+    Blocks either re-read the streamed side they do not cut (the inputs of row blocks, the
+    incoming errors of column blocks) once per block, each block's spatial tiles in turn, or —
+    ``hold`` — keep it in the innermost level: the blocks cycle inside each spatial tile and
+    only the first reads it (the others are ``resident``).
+    """
     rows, cols, _ = shape(layer)
     blocks: list[tuple[int, int, bool, int]] = []  # (rows, cols, ends its rows, count)
     if not size or size >= (rows if by == "row" else cols):
@@ -417,16 +422,39 @@ def batch_outer(
         blocks += [(n, cols, True, c) for n, c in run_lengths(rows, size)]
     else:
         blocks += [(rows, n, last, c) for n, c, last in _last_flagged(run_lengths(cols, size))]
+    spatial = (
+        spatial_tiles(layer, out_rows, rows, cols) if out_rows else ((Tile(rows, cols, True), 1),)
+    )
     tiles: list[tuple[Tile, int]] = []
-    for block_rows, block_cols, bias, count in blocks:
-        spatial = spatial_tiles(layer, out_rows, block_rows, block_cols) if out_rows else None
-        for _ in range(count):
-            for tile, n in spatial or ((Tile(block_rows, block_cols, True), 1),):
-                tile = replace(tile, bias=bias)
-                if tiles and tiles[-1][0] == tile:
-                    tiles[-1] = (tile, tiles[-1][1] + n)
-                else:
-                    tiles.append((tile, n))
+
+    def add(tile: Tile, n: int) -> None:
+        if tiles and tiles[-1][0] == tile:
+            tiles[-1] = (tile, tiles[-1][1] + n)
+        else:
+            tiles.append((tile, n))
+
+    if hold and sum(c for *_, c in blocks) > 1:
+        for where, n in spatial:  # each spatial tile: every block, the first reading the side
+            for _ in range(n):
+                first = True
+                for block_rows, block_cols, bias, count in blocks:
+                    for _ in range(count):
+                        add(
+                            replace(
+                                where,
+                                rows=block_rows,
+                                cols=block_cols,
+                                bias=bias,
+                                resident=not first,
+                            ),
+                            1,
+                        )
+                        first = False
+    else:
+        for block_rows, block_cols, bias, count in blocks:
+            for _ in range(count):
+                for where, n in spatial:
+                    add(replace(where, rows=block_rows, cols=block_cols, bias=bias), n)
     return Walk(order, run_lengths(batch, max(1, min(r, batch))), tuple(tiles))
 
 

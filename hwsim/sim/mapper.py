@@ -154,6 +154,16 @@ def _lines(layer: Layer) -> tuple[int, int]:
     return geo.out_cols, min(geo.k_rows, geo.in_rows) * geo.in_cols
 
 
+def _channel(layer: Layer, out_rows: int) -> tuple[int, int]:
+    """(row-side, column-side) elements of one channel of one sample over a spatial tile of
+    ``out_rows`` output rows (0: all): what streams past a block one channel at a time."""
+    geo = geometry(layer)
+    if geo is None:
+        return 1, 1
+    rows = out_rows or geo.out_rows
+    return rows * geo.out_cols, geo.inputs_touched(rows)
+
+
 def candidate_walks(
     workload: Workload, chip: Chip, plan: Plan, phase: str, i: int
 ) -> tuple[list[Walk], int]:
@@ -202,16 +212,29 @@ def candidate_walks(
             if stationary or not tileable(layer):
                 continue
             # the group's slices of the whole tensor do not fit: the tensor streams through in
-            # blocks of rows (or columns), the largest that fit
+            # blocks of rows (or columns), the largest that fit, either holding the side the
+            # blocks do not cut (read once per group and spatial tile) or streaming it past
+            # each block one channel at a time (re-read per block; the block's own side held)
+            per_channel = _channel(layer, h)
             for by in blocks_by:
-                for size in ladder(rows if by == "row" else cols)[1:]:
-                    block = Tile(size, cols, True, h) if by == "row" else Tile(rows, size, True, h)
-                    _, row_side, col_side, _ = extent(layer, block)
-                    need = r * (row_side * row_bits + col_side * col_bits)
-                    if need <= capacity:
-                        walk = batch_outer(n, r, layer, order, spatial, size, by)
-                        walks.append(replace(walk, working_bits=need))
-                        break
+                for hold in (True, False):
+                    for size in ladder(rows if by == "row" else cols)[1:]:
+                        generated += 1
+                        if by == "row":
+                            block = Tile(size, cols, True, h)
+                            _, held, other, _ = extent(layer, block)
+                            held_bits, other_bits = row_bits, col_bits
+                            other = other if hold else per_channel[1]
+                        else:
+                            block = Tile(rows, size, True, h)
+                            _, other, held, _ = extent(layer, block)
+                            held_bits, other_bits = col_bits, row_bits
+                            other = other if hold else per_channel[0]
+                        need = r * (held * held_bits + other * other_bits)
+                        if need <= capacity:
+                            walk = batch_outer(n, r, layer, order, spatial, size, by, hold)
+                            walks.append(replace(walk, working_bits=need))
+                            break
     tiled: list[Walk] = []
     if not (fused or stationary or chip.loop_order == "batch_outer" or not tileable(layer)):
         row_line, col_line = _lines(layer)
