@@ -1,71 +1,345 @@
-"""Benchmark the simulator: one training step of ResNet-18 and a wide MLP, per rule.
+"""Benchmark the simulator: the compare re-price, ResNet-18, and the mapper's search per layer.
 
-Run: ``python benchmarks/bench_simulate.py [--chip FILE] [--repeats N]``. Prints the median wall
-time per simulate() call (closed form + SimPy + pricing), the SimPy events scheduled and events
-per second, then the cost of MLPs of 4…32 layers to show it grows linearly with depth.
-Not a timed test: the numbers depend on the machine and its load.
+Run: ``python benchmarks/bench_simulate.py [--chip FILE] [--repeats N] [--json FILE]
+[--sections reprice,resnet,search,scaling]``. Every timed case runs once to warm up (imports,
+scipy's HiGHS), then ``--repeats`` times round-robin, all cases side by side in the one run, so
+that the machine's load falls on them alike; each row is the median. Sections:
+
+``reprice``
+    The simulator work of ``hwsim compare`` on the default experiment after one chip value is
+    edited: every rule's workload (the default MLP 784-256×5-10, Adam, batch 64, its epochs of
+    the saved default comparison, docs/results/compare-default.json) priced on the edited chip
+    (the experiment's ``split_cores``, one memory's read energy changed each repetition), which
+    is what the edit re-simulates (every other chip comes from ``cache/``); and the same on
+    every shipped chip (a cold cache). Target ≤ 4 s on 2 cores.
+``resnet``
+    ResNet-18 (``--model resnet18``), batch 128, rules bp, fa, ifa in one ``simulate`` call on
+    ``--chip``. Target ≤ 2 s. Also the wide MLP of the earlier version of this benchmark.
+``search``
+    The mapper's search on ResNet-18, batch 128, rule bp, per layer: loop nests generated,
+    feasible (fit the innermost level), kept after pruning by dominance, and the time spent
+    generating, costing and pruning them; then the integer program (variables, solve time) and
+    the whole ``make_plan``. Measured by wrapping the mapper's own functions for one call.
+``scaling``
+    MLPs of ``--depths`` layers (256 wide, batch 128, bp,fa,ifa): cost per layer. The
+    integer program's solve time grows faster than the depth (docs/simulator.md, "Mapper
+    benchmark"): 16 layers take minutes, so the default stops at 8.
+
+Prints the CPU, the load average before and after, and one table per section; ``--json``
+writes the same numbers. Not a timed test: the numbers depend on the machine and its load.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import platform
 import statistics
+import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from hwsim.core.resources import DEFAULT_CHIP
-from hwsim.core.workload import workload_from_dict
+from hwsim.core.resources import CHIPS_DIR, DEFAULT_CHIP, DEFAULT_COMPARE_CHIP, shipped_chip_names
+from hwsim.core.rules import parse_rules
+from hwsim.core.workload import Workload, workload_from_dict
+from hwsim.sim import mapper
 from hwsim.sim.api import simulate
+from hwsim.sim.chip import load_chip
 from hwsim.sim.model_specs import build_workload
 
+ROOT = Path(__file__).resolve().parent.parent
+SAVED_DEFAULT = ROOT / "docs" / "results" / "compare-default.json"
+DEFAULT_MLP = "mlp:784-256-256-256-256-256-10"
+TARGETS_S = {"reprice": 4.0, "resnet": 2.0}
 
-def _time(workload, chip, rules: str, repeats: int) -> tuple[float, int]:
-    times, events = [], 0
+
+def cpu_name() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), else what :mod:`platform` says."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def default_experiment_workloads(directory: Path) -> dict[str, Path]:
+    """The default experiment's workload per rule, written into ``directory``: its network
+    (MLP 784-256×5-10, int8), optimizer and batch size, and the epochs and batches of the
+    saved default comparison (its training set cut into batches, the last one partial).
+    Update sparsity is left unmeasured (every weight written: the upper bound)."""
+    saved = json.loads(SAVED_DEFAULT.read_text())
+    training = saved["experiment"]["training"]
+    batch, samples = training["batch_size"], saved["data"]["train_samples"]
+    full, rest = divmod(samples, batch)
+    document = build_workload(DEFAULT_MLP, batch_size=batch, optimizer=training["optimizer"])
+    batches = [{"batch_size": batch, "count": full}] + (
+        [{"batch_size": rest, "count": 1}] if rest else []
+    )
+    document.update(
+        train_samples=samples,
+        epochs=training["epochs"],
+        batches=batches,
+        steps_per_epoch=sum(b["count"] for b in batches),
+    )
+    workload_from_dict(document, "the default experiment's workload")  # checked
+    paths = {}
+    for rule in saved["experiment"]["rules"]:
+        path = directory / f"{rule}.json"
+        path.write_text(json.dumps({**document, "source": {**document["source"], "rule": rule}}))
+        paths[rule] = path
+    return paths
+
+
+def reprice_cases(workloads: dict[str, Path]) -> dict[str, Callable[[], object]]:
+    """(a) What ``hwsim compare`` re-simulates after one chip edit, and on a cold cache."""
+    from hwsim.experiments.compare import price_chip  # torch-free: prices saved workloads
+
+    compared = DEFAULT_COMPARE_CHIP
+    memory = next(iter(load_chip(compared).document["memories"]))
+    edits = iter(range(1 << 30))
+
+    def edited() -> object:
+        scale = 1.5 if next(edits) % 2 == 0 else 1 / 1.5
+        base = load_chip(compared).memory(memory).read_energy_pj
+        chip = load_chip(compared, overrides=[f"memories.{memory}.read_energy_pj={base * scale}"])
+        return price_chip(chip, workloads, timeline=True)
+
+    def every_chip() -> object:
+        return [
+            price_chip(load_chip(CHIPS_DIR / f"{name}.yaml"), workloads, name == compared.stem)
+            for name in shipped_chip_names()
+        ]
+
+    return {
+        f"re-price {compared.stem} after editing memories.{memory}.read_energy_pj "
+        "(bp,fa,ifa)": edited,
+        f"re-price every shipped chip, cold cache ({len(shipped_chip_names())} chips)": every_chip,
+    }
+
+
+def events_of(result: Any) -> int:
+    """SimPy events a ``simulate`` result scheduled (all rules, all batch sizes)."""
+    return sum(
+        step.events for r in result.rules.values() for step in r.steps_by_batch_size.values()
+    )
+
+
+def run_cases(
+    cases: dict[str, Callable[[], object]], repeats: int
+) -> dict[str, tuple[float, list[float], object]]:
+    """Each case once to warm up, then ``repeats`` rounds of all of them: (median, times,
+    the last result) per case."""
+    last = {name: case() for name, case in cases.items()}
+    times: dict[str, list[float]] = defaultdict(list)
     for _ in range(repeats):
-        start = time.perf_counter()
-        result = simulate(workload, chip, rules)
-        times.append(time.perf_counter() - start)
-        events = sum(
-            step.events for r in result.rules.values() for step in r.steps_by_batch_size.values()
+        for name, case in cases.items():
+            start = time.perf_counter()
+            last[name] = case()
+            times[name].append(time.perf_counter() - start)
+    return {name: (statistics.median(times[name]), times[name], last[name]) for name in cases}
+
+
+def search_per_layer(workload: Workload, chip_path: str, rule: str) -> dict[str, Any]:
+    """(c) The mapper's search on every layer, measured inside one :func:`mapper.make_plan`.
+
+    Wraps the mapper's generation (``candidate_walks``), costing (``_walk_cost``), pruning
+    (``_prune``) and solving (``_solve``) for the call, so what is counted and timed is what
+    ``make_plan`` itself does."""
+    chip = load_chip(chip_path)
+    (the_rule,) = parse_rules(rule)
+    rows: dict[tuple[str, int], dict[str, Any]] = {}
+    current: list[tuple[str, int]] = []
+    solve_s: list[float] = []
+    wrapped = ("candidate_walks", "_walk_cost", "_prune", "_solve")
+    originals = {name: getattr(mapper, name) for name in wrapped}
+
+    def timed(name: str, key_of: Callable[..., tuple[str, int] | None]) -> Callable[..., Any]:
+        original = originals[name]
+
+        def wrapper(*args: Any) -> Any:
+            key = key_of(*args)
+            start = time.perf_counter()
+            out = original(*args)
+            spent = time.perf_counter() - start
+            if name == "_solve":
+                solve_s.append(spent)
+                return out
+            key = key or current[-1]
+            row = rows.setdefault(key, {"generated": 0, "feasible": 0, "kept": 1, "seconds": 0.0})
+            row["seconds"] += spent
+            if name == "candidate_walks":
+                current.append(key)
+                row["generated"], row["feasible"] = out[1], len(out[0])
+                row["kept"] = len(out[0])
+            elif name == "_prune":
+                row["kept"] = len(out)
+            return out
+
+        return wrapper
+
+    wrappers = {
+        "candidate_walks": timed("candidate_walks", lambda w, c, p, phase, i: (phase, i)),
+        "_walk_cost": timed("_walk_cost", lambda w, c, p, co, phase, i, walk: (phase, i)),
+        "_prune": timed("_prune", lambda costs, k: None),
+        "_solve": timed("_solve", lambda problem, weight: None),
+    }
+    try:
+        for name, wrapper in wrappers.items():
+            setattr(mapper, name, wrapper)
+        plan = mapper.make_plan(workload, chip, the_rule, workload.batch_size)
+    finally:
+        for name, original in originals.items():
+            setattr(mapper, name, original)
+    layers = []
+    for i, layer in enumerate(workload.layers):
+        phases = {phase: rows[(phase, i)] for phase, j in rows if j == i}
+        layers.append(
+            {
+                "layer": layer.name,
+                "weight_shape": list(layer.weight_shape),
+                "output_shape": list(layer.output_shape),
+                "generated": sum(r["generated"] for r in phases.values()),
+                "feasible": sum(r["feasible"] for r in phases.values()),
+                "kept": sum(r["kept"] for r in phases.values()),
+                "seconds": sum(r["seconds"] for r in phases.values()),
+                "by_phase": phases,
+                "chosen": {
+                    phase: plan.walks[(phase, i)].describe()
+                    for phase in phases
+                    if (phase, i) in plan.walks
+                },
+            }
         )
-    return statistics.median(times), events
+    assert plan.search is not None
+    return {
+        "rule": rule,
+        "batch_size": workload.batch_size,
+        "layers": layers,
+        "totals": plan.search.to_dict(),
+        "solve_seconds": sum(solve_s),
+    }
+
+
+def print_table(title: str, rows: list[tuple[str, float, str]], target: float | None) -> None:
+    """Rows of (case, median seconds, note), against a target where there is one."""
+    print(f"\n{title}" + (f" — target ≤ {target:g} s" if target else ""))
+    for name, median, note in rows:
+        verdict = ""
+        if target:
+            verdict = "  within target" if median <= target else f"  {median / target:.1f}× target"
+        print(f"  {name:70s} {median:8.2f} s{verdict}  {note}")
 
 
 def main() -> None:
-    """Print the benchmark table."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--chip", default=str(DEFAULT_CHIP))
-    parser.add_argument("--repeats", type=int, default=5)
+    """Print the benchmark tables (and write them as JSON with ``--json``)."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--chip", default=str(DEFAULT_CHIP), help="chip of resnet/search")
+    parser.add_argument("--repeats", type=int, default=3, help="timed rounds per case [3]")
+    parser.add_argument("--json", type=Path, default=None, help="write the results here")
+    parser.add_argument("--sections", default="reprice,resnet,search,scaling")
+    parser.add_argument("--depths", default="4,6,8", help="MLP depths of scaling [4,6,8]")
     args = parser.parse_args()
-    print(f"chip {args.chip}, median of {args.repeats} runs")
-    cases = {
-        "resnet18 (32x32, batch 128)": build_workload("resnet18", batch_size=128),
-        "mlp 784-1000-1000-1000-10 (batch 128)": build_workload(
-            "mlp:784-1000-1000-1000-10", batch_size=128
-        ),
+    sections = set(args.sections.split(","))
+    depths = [int(d) for d in args.depths.split(",")]
+    report: dict[str, Any] = {
+        "cpu": cpu_name(),
+        "cores": os.cpu_count(),
+        "load_average_before": list(os.getloadavg()),
+        "repeats": args.repeats,
+        "chip": Path(args.chip).stem,
     }
-    for name, doc in cases.items():
-        work = workload_from_dict(doc)
-        for rules in ("bp", "fa", "ifa", "bp,fa,ifa"):
-            wall, events = _time(work, args.chip, rules, args.repeats)
+    print(
+        f"CPU {report['cpu']}, {report['cores']} cores, load average "
+        f"{report['load_average_before']}; median of {args.repeats} rounds after a warm-up"
+    )
+    cases: dict[str, Callable[[], object]] = {}
+    groups: dict[str, list[str]] = defaultdict(list)
+    with tempfile.TemporaryDirectory(prefix="bench-simulate-") as tmp:
+        if "reprice" in sections:
+            for name, case in reprice_cases(default_experiment_workloads(Path(tmp))).items():
+                cases[name] = case
+                groups["reprice"].append(name)
+        resnet = workload_from_dict(build_workload("resnet18", batch_size=128))
+        if "resnet" in sections:
+            wide = workload_from_dict(build_workload("mlp:784-1000-1000-1000-10", batch_size=128))
+            for name, work in (
+                ("resnet18 (32x32), batch 128, bp,fa,ifa", resnet),
+                ("mlp 784-1000-1000-1000-10, batch 128, bp,fa,ifa", wide),
+            ):
+                cases[name] = lambda work=work: simulate(work, args.chip, "bp,fa,ifa")
+                groups["resnet"].append(name)
+        if "scaling" in sections:
+            for depth in depths:
+                spec = "mlp:" + "-".join(["784"] + ["256"] * (depth - 1) + ["10"])
+                work = workload_from_dict(build_workload(spec, batch_size=128))
+                name = f"mlp {depth} layers 256 wide, batch 128, bp,fa,ifa"
+                cases[name] = lambda work=work: simulate(work, args.chip, "bp,fa,ifa")
+                groups["scaling"].append(name)
+        timed = run_cases(cases, args.repeats)
+    report["cases"] = {
+        name: {"median_s": median, "times_s": times} for name, (median, times, _) in timed.items()
+    }
+    if "reprice" in groups:
+        print_table(
+            "(a) default `hwsim compare` re-price (simulator work)",
+            [(n, timed[n][0], "") for n in groups["reprice"]],
+            TARGETS_S["reprice"],
+        )
+    if "resnet" in groups:
+        rows = []
+        for n in groups["resnet"]:
+            events = events_of(timed[n][2])
+            report["cases"][n]["events"] = events
+            rows.append((n, timed[n][0], f"{events} events"))
+        print_table(f"(b) ResNet-18 on {report['chip']}", rows[:1], TARGETS_S["resnet"])
+        print_table("    and a wide MLP", rows[1:], None)
+    if "scaling" in groups:
+        print(f"\ndepth scaling on {report['chip']}:")
+        base = None
+        for depth, n in zip(depths, groups["scaling"], strict=True):
+            wall = timed[n][0]
+            base = base or wall / depth
             print(
-                f"{name:40s} {rules:10s} {wall * 1e3:8.1f} ms  {events:7d} events  "
-                f"{events / wall:10.0f} events/s"
+                f"  {depth:2d} layers {wall * 1e3:8.1f} ms  {wall / depth * 1e3:6.2f} ms/layer  "
+                f"({wall / depth / base:.2f}× the {depths[0]}-layer rate)"
             )
-    print("depth scaling (MLP 256 wide, batch 128, bp,fa,ifa):")
-    base = None
-    for depth in (4, 8, 16, 32):
-        spec = "mlp:" + "-".join(["784"] + ["256"] * (depth - 1) + ["10"])
-        wall, events = _time(
-            workload_from_dict(build_workload(spec, batch_size=128)),
-            args.chip,
-            "bp,fa,ifa",
-            args.repeats,
-        )
-        base = base or wall / depth
+    if "search" in sections:
+        search = search_per_layer(resnet, args.chip, "bp")
+        report["search"] = search
+        print(f"\n(c) the mapper's search per layer: ResNet-18, batch 128, bp, on {report['chip']}")
         print(
-            f"  {depth:2d} layers {wall * 1e3:8.1f} ms  {events:7d} events  "
-            f"{wall / depth * 1e3:6.2f} ms/layer  ({wall / depth / base:.2f}× the 4-layer rate)"
+            f"  {'layer':7s} {'weight':>16s} {'output':>13s} {'generated':>9s} {'feasible':>8s} "
+            f"{'kept':>5s} {'time':>9s}"
         )
+        for row in search["layers"]:
+            weight = "×".join(map(str, row["weight_shape"]))
+            output = "×".join(map(str, row["output_shape"]))
+            print(
+                f"  {row['layer']:7s} {weight:>16s} {output:>13s} {row['generated']:9d} "
+                f"{row['feasible']:8d} {row['kept']:5d} {row['seconds'] * 1e3:7.1f} ms"
+            )
+        totals = search["totals"]
+        per_layer = sum(row["seconds"] for row in search["layers"])
+        print(
+            f"  {'total':38s} {totals['candidates']:9d} {totals['feasible']:8d} "
+            f"{totals['kept']:5d} {per_layer * 1e3:7.1f} ms"
+        )
+        print(
+            f"  integer program: {totals['variables']} variables, {totals['placements']} "
+            f"placements with a choice, {totals['solves']} solve(s) in "
+            f"{search['solve_seconds']:.2f} s; whole make_plan {totals['seconds']:.2f} s "
+            "(one run, wrapped)"
+        )
+    report["load_average_after"] = list(os.getloadavg())
+    print(f"\nload average after: {report['load_average_after']}")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=2) + "\n")
 
 
 if __name__ == "__main__":
