@@ -236,6 +236,7 @@ class Walk:
                     "out_rows": t.out_rows,
                     "bias": t.bias,
                     "halo": t.halo,
+                    "resident": t.resident,
                     "count": c,
                 }
                 for t, c in self.tiles

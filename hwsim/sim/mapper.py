@@ -231,6 +231,8 @@ def candidate_walks(
                             held_bits, other_bits = col_bits, row_bits
                             other = other if hold else per_channel[0]
                         need = r * (held * held_bits + other * other_bits)
+                        if not hold:  # the block's weights that meet the channel in flight
+                            need += (size if by == "row" else rows) * taps * elem_bits
                         if need <= capacity:
                             walk = batch_outer(n, r, layer, order, spatial, size, by, hold)
                             walks.append(replace(walk, working_bits=need))

@@ -38,32 +38,31 @@ DEFAULT_MODEL = "mlp:784-256-256-256-256-256-10"
 #         significance (4 cells per weight: 3 × 128 more conversions per pass, +5,449,973.76
 #         pJ, 4 activation times per vector): BP 192,496,611.401 → 194,331,894.862 pJ (+0.95%),
 #         852,319 → 867,978 cycles; FA, IFA and DFA unchanged.
-#         Then the mapper (issue 22): placement and loop nests chosen together, and every loop
-#         nest's working set must fit the register file (a weight_outer tile leaves room for a
-#         line of each streamed side; a batch_outer group holds its samples' slices). The old
-#         tiles filled the 8 KB register file alone, so fewer of them were counted than any
-#         mapping of these chips needs: energy +0.02% (dram_prng FA) to +1.43% (edge_sram FA),
-#         latency −0.2% (dram_accel) to +5.1% (edge_sram BP). In the arrays of rram_cim the
-#         in-place products cost the same in any group size; the bits their activations
-#         multiply (the feedback read bits) count once per group of the (smaller) groups that
-#         fit: 8,450,048 → 10,567,680 (FA, IFA), 307,200 → 409,600 (DFA). KP on split_cores
-#         keeps fc3's and fc6's B in act_sram (half the price per read) and walks fc3's error
-#         pass in 4 groups of the batch, reading that B once per group: 2,117,632 → 3,690,496
-#         feedback read bits, for less energy than one read of B in err_weight_sram.
+#         Then the mapper (issue 22): placement and loop nests chosen together, exactly, at
+#         least energy; every loop nest's working set must fit the register file (the old
+#         weight_outer tiles filled it alone); and new loop nests: blocks of W streamed past a
+#         group's outputs held in the register file (output-stationary over the batch), or
+#         past its inputs held there; spatial tiles of convolutions. On the SRAM chips the
+#         output-stationary blocks read each input 3× instead of once per 28-row tile (9×):
+#         energy −3.2% (dfa_prng FA) to −22.0% (split_cores DFA), latency −35% to −40%
+#         (fewer, larger transfers); on the DRAM chips, where W streams from DRAM anyway, +0.02%
+#         to +0.08% (tiles that now leave room for the streamed slices). Small tensors move to
+#         the cheaper 256 KB act_sram where it has room. rram_cim's numbers follow the same
+#         search for its digital levels.
 STORED = {
     "df_lnpu": {
-        "bp": (436316559.412, 1190168, 2117632, 0, 0, 0),
-        "fa": (412652156.384, 1128064, 0, 0, 0, 0),
-        "ifa": (412652156.384, 1128064, 0, 0, 0, 2117632),
-        "dfa": (405257216.3005, 1061487, 0, 0, 0, 0),
-        "usf": (430382941.996, 1128104, 264704, 0, 0, 0),
-        "brsf": (435607911.594, 1190028, 264704, 0, 0, 0),
-        "frsf": (435607911.594, 1190028, 264704, 0, 0, 0),
+        "bp": (392263194.12700003, 716178, 2117632, 0, 0, 0),
+        "fa": (373052142.178, 707548, 0, 0, 0, 0),
+        "ifa": (373052142.178, 707548, 0, 0, 0, 2117632),
+        "dfa": (365666636.55749995, 625725, 0, 0, 0, 0),
+        "usf": (390796187.065, 707550, 264704, 0, 0, 0),
+        "brsf": (391554473.877, 715750, 264704, 0, 0, 0),
+        "frsf": (391554473.877, 715750, 264704, 0, 0, 0),
     },
     "dfa_prng": {
-        "bp": (683792068.227, 1206858, 0, 2117632, 0, 2117632),
-        "fa": (673518900.2880001, 1128032, 0, 0, 0, 0),
-        "ifa": (673518900.2880001, 1128032, 0, 0, 0, 2117632),
+        "bp": (658136306.7114999, 755401, 0, 2117632, 0, 2117632),
+        "fa": (650452772.1075001, 722145, 0, 0, 0, 0),
+        "ifa": (650452772.1075001, 722145, 0, 0, 0, 2117632),
     },
     "dram_accel": {
         "bp": (618741830.3728, 523464, 2117632, 0, 0, 0),
@@ -76,25 +75,25 @@ STORED = {
         "ifa": (600532163.6818, 520559, 0, 0, 0, 2117632),
     },
     "edge_sram": {
-        "bp": (120673198.2795, 1179303, 2117632, 0, 0, 0),
-        "fa": (120611523.42349999, 1167319, 0, 0, 2117632, 0),
-        "ifa": (120611523.42349999, 1167319, 0, 0, 2117632, 2117632),
+        "bp": (93450280.4755, 690007, 2117632, 0, 0, 0),
+        "fa": (93368655.4375, 672955, 0, 0, 2117632, 0),
+        "ifa": (93368655.4375, 672955, 0, 0, 2117632, 2117632),
     },
     "rram_cim": {
-        "bp": (194661617.35700002, 873183, 0, 0, 0, 0),
-        "fa": (189834538.843, 858737, 0, 0, 10567680, 0),
-        "ifa": (189834538.843, 858737, 0, 0, 10567680, 2117632),
-        "dfa": (185863621.09199998, 851928, 0, 0, 409600, 0),
+        "bp": (182657441.54500002, 656915, 0, 0, 0, 0),
+        "fa": (177816452.77199998, 637768, 0, 0, 10567680, 0),
+        "ifa": (177816452.77199998, 637768, 0, 0, 10567680, 2117632),
+        "dfa": (173842117.376, 629804, 0, 0, 409600, 0),
     },
     "split_cores": {
-        "bp": (210550343.97200003, 1200288, 0, 4235264, 0, 4235264),
-        "fa": (120611523.42349999, 1167319, 0, 0, 2117632, 0),
-        "ifa": (120611523.42349999, 1167319, 0, 0, 2117632, 4235264),
-        "dfa": (108478525.98799999, 1029312, 0, 0, 102400, 0),
-        "usf": (125017686.8475, 1097655, 0, 529408, 0, 529408),
-        "brsf": (134147193.76800002, 1194592, 0, 529408, 1852928, 529408),
-        "frsf": (131516562.05350001, 1161499, 0, 529408, 1852928, 529408),
-        "kp": (128381201.58200002, 1264748, 0, 0, 3690496, 0),
+        "bp": (183307475.98600003, 705924, 0, 4235264, 0, 4235264),
+        "fa": (93368655.4375, 672955, 0, 0, 2117632, 0),
+        "ifa": (93368655.4375, 672955, 0, 0, 2117632, 4235264),
+        "dfa": (84279879.782, 596868, 0, 0, 102400, 0),
+        "usf": (100947177.53850001, 654189, 0, 529408, 0, 529408),
+        "brsf": (107128214.26500002, 706770, 0, 529408, 1852928, 529408),
+        "frsf": (104493547.63800001, 672652, 0, 529408, 1852928, 529408),
+        "kp": (101253175.962, 773268, 0, 0, 2117632, 0),
     },
 }
 

@@ -199,10 +199,13 @@ def test_cnn_forward_tiles_the_image_when_one_sample_does_not_fit():
     #     y 64 (1 word, 1 burst) each: 72 × 2 + 24 × 4 + 8 × 100 = 1040 pJ
     #  B  h = 2, W in blocks of one output channel: 128 + 64 = 192 bits. 8 fetches: W 72 bits
     #     (5 words), x 128 (4), y 64 (1): 40 × 2 + 32 × 4 + 8 × 100 = 1008 pJ
+    #  B' as B, but the inputs of each spatial tile stay in rf while both channel blocks pass
+    #     (192 bits all the same): x read once per spatial tile, 4 × 128 bits (4 words):
+    #     40 × 2 + 16 × 4 + 8 × 100 = 944 pJ
     #  C  weight_outer, tiles of one channel (72 bits) beside 3 input lines (96) and one output
     #     line (32): 200 bits. W once (2 × 5 words), both images per tile (2 × 8 words), y of
     #     both samples per tile (256 bits, 2 bursts): 10 × 2 + 16 × 4 + 4 × 100 = 484 pJ
-    # Forced to walk the batch outside, the mapper takes B; free, C.
+    # Forced to walk the batch outside, the mapper takes B'; free, C.
     chip = with_rf(232, samples_per_weight_fetch=None, loop_order="batch_outer")
     work = workload_from_dict(_two_conv_workload(2))
     plan = make_plan(work, chip, parse_rule("bp"), 2)
@@ -211,7 +214,8 @@ def test_cnn_forward_tiles_the_image_when_one_sample_does_not_fit():
     assert walk.working_bits == 192
     counts = walk_counts(work, chip, plan, "forward", 0, walk).accesses
     assert counts[("wmem", "weights", "forward", "read")] == A(8 * 72, 40, 40)
-    assert counts[("buf", "activations", "forward", "read")] == A(8 * 128, 32, 32)
+    assert counts[("buf", "activations", "forward", "read")] == A(4 * 128, 16, 16)
+    assert [t.resident for t, count in walk.tiles for _ in range(count)] == [False, True] * 2
     assert counts[("dram", "activations", "forward", "write")] == A(8 * 64, 8, 8)
     free = with_rf(232, samples_per_weight_fetch=None, loop_order="auto")
     plan = make_plan(work, free, parse_rule("bp"), 2)
