@@ -33,6 +33,7 @@ fused``, where the weights change after every sample.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
@@ -287,6 +288,7 @@ def touched(outputs: int, kernel: int, stride: int, inputs: int) -> int:
     return min(inputs, span)
 
 
+@functools.lru_cache(maxsize=4096)
 def geometry(layer: Layer) -> Geometry | None:
     """The spatial geometry of an ungrouped 2-D convolution, None for any other layer."""
     w, x, y = layer.weight_shape, layer.input_shape, layer.output_shape
@@ -370,6 +372,7 @@ def shape(layer: Layer) -> tuple[int, int, int]:
     return rows, cols, math.prod(layer.weight_shape[2:])
 
 
+@functools.lru_cache(maxsize=4096)
 def tileable(layer: Layer) -> bool:
     """Whether streamed tensors split evenly by rows and columns (weight_outer is possible).
 
@@ -427,6 +430,13 @@ def batch_outer(
         spatial_tiles(layer, out_rows, rows, cols) if out_rows else ((Tile(rows, cols, True), 1),)
     )
     tiles: list[tuple[Tile, int]] = []
+    made: dict[tuple[Tile, int, int, bool, bool], Tile] = {}
+
+    def block(where: Tile, rows: int, cols: int, bias: bool, resident: bool = False) -> Tile:
+        key = (where, rows, cols, bias, resident)
+        if key not in made:
+            made[key] = replace(where, rows=rows, cols=cols, bias=bias, resident=resident)
+        return made[key]
 
     def add(tile: Tile, n: int) -> None:
         if tiles and tiles[-1][0] == tile:
@@ -440,22 +450,13 @@ def batch_outer(
                 first = True
                 for block_rows, block_cols, bias, count in blocks:
                     for _ in range(count):
-                        add(
-                            replace(
-                                where,
-                                rows=block_rows,
-                                cols=block_cols,
-                                bias=bias,
-                                resident=not first,
-                            ),
-                            1,
-                        )
+                        add(block(where, block_rows, block_cols, bias, not first), 1)
                         first = False
     else:
         for block_rows, block_cols, bias, count in blocks:
             for _ in range(count):
                 for where, n in spatial:
-                    add(replace(where, rows=block_rows, cols=block_cols, bias=bias), n)
+                    add(block(where, block_rows, block_cols, bias), n)
     return Walk(order, run_lengths(batch, max(1, min(r, batch))), tuple(tiles))
 
 

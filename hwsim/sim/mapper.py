@@ -32,12 +32,13 @@ it leaves out (pinned classes and compute-in-memory arrays are allocated before 
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
 import sys
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -164,6 +165,50 @@ def _channel(layer: Layer, out_rows: int) -> tuple[int, int]:
     return rows * geo.out_cols, geo.inputs_touched(rows)
 
 
+def _block_bits(
+    layer: Layer,
+    size: int,
+    *,
+    by: str,
+    hold: bool,
+    h: int,
+    r: int,
+    widths: tuple[int, int, int],
+    per_channel: tuple[int, int],
+) -> int:
+    """The working set of a ``batch_outer`` group of ``r`` samples whose stationary tensor
+    streams in blocks of ``size`` rows (``by="row"``) or columns, over spatial tiles of ``h``
+    output rows: the block's own side held for the group, and the other side held too
+    (``hold``) or one channel of it in flight with the block's weights that meet it."""
+    rows, cols, taps = shape(layer)
+    row_bits, col_bits, elem_bits = widths
+    if by == "row":
+        _, held, other, _ = extent(layer, Tile(size, cols, True, h))
+        held_bits, other_bits = row_bits, col_bits
+        other = other if hold else per_channel[1]
+    else:
+        _, other, held, _ = extent(layer, Tile(rows, size, True, h))
+        held_bits, other_bits = col_bits, row_bits
+        other = other if hold else per_channel[0]
+    need = r * (held * held_bits + other * other_bits)
+    if not hold:
+        need += (size if by == "row" else rows) * taps * elem_bits
+    return need
+
+
+def _largest_fitting(sizes: list[int], working: Callable[[int], int], capacity: int) -> int | None:
+    """The largest of ``sizes`` (descending) whose ``working`` set fits ``capacity``, by
+    bisection: the working set of a block grows with its size."""
+    lo, hi = 0, len(sizes)  # sizes[lo:] may fit; the answer is the first that does
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if working(sizes[mid]) <= capacity:
+            hi = mid
+        else:
+            lo = mid + 1
+    return sizes[lo] if lo < len(sizes) else None
+
+
 def candidate_walks(
     workload: Workload, chip: Chip, plan: Plan, phase: str, i: int
 ) -> tuple[list[Walk], int]:
@@ -218,25 +263,24 @@ def candidate_walks(
             per_channel = _channel(layer, h)
             for by in blocks_by:
                 for hold in (True, False):
-                    for size in ladder(rows if by == "row" else cols)[1:]:
-                        generated += 1
-                        if by == "row":
-                            block = Tile(size, cols, True, h)
-                            _, held, other, _ = extent(layer, block)
-                            held_bits, other_bits = row_bits, col_bits
-                            other = other if hold else per_channel[1]
-                        else:
-                            block = Tile(rows, size, True, h)
-                            _, other, held, _ = extent(layer, block)
-                            held_bits, other_bits = col_bits, row_bits
-                            other = other if hold else per_channel[0]
-                        need = r * (held * held_bits + other * other_bits)
-                        if not hold:  # the block's weights that meet the channel in flight
-                            need += (size if by == "row" else rows) * taps * elem_bits
-                        if need <= capacity:
-                            walk = batch_outer(n, r, layer, order, spatial, size, by, hold)
-                            walks.append(replace(walk, working_bits=need))
-                            break
+                    generated += 1
+                    sizes = ladder(rows if by == "row" else cols)[1:]
+
+                    working = functools.partial(
+                        _block_bits,
+                        layer,
+                        by=by,
+                        hold=hold,
+                        h=h,
+                        r=r,
+                        widths=(row_bits, col_bits, elem_bits),
+                        per_channel=per_channel,
+                    )
+                    fits = _largest_fitting(sizes, working, capacity)
+                    if fits is not None:
+                        need = working(fits)
+                        walk = batch_outer(n, r, layer, order, spatial, fits, by, hold)
+                        walks.append(replace(walk, working_bits=need))
     tiled: list[Walk] = []
     if not (fused or stationary or chip.loop_order == "batch_outer" or not tileable(layer)):
         row_line, col_line = _lines(layer)
