@@ -24,7 +24,6 @@ from hwsim.sim.dataflow import (
     Plan,
     check_cim_rule,
     check_feedback_storage,
-    feedback_update_moves,
     mac_format,
     stored_bits,
 )
@@ -33,6 +32,7 @@ from hwsim.sim.mapper import free_bits, make_plan
 from hwsim.sim.model_specs import build_workload
 from hwsim.sim.pricing import ENERGY_PARTS, Energy, price
 from hwsim.sim.simulation import TimelineEvent, simulate_init, simulate_step
+from hwsim.sim.updates import feedback_update_moves
 from hwsim.sim.wear import Wear, step_wear
 
 

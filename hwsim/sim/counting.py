@@ -21,13 +21,11 @@ from hwsim.sim.dataflow import (
     Move,
     Plan,
     fetch_moves,
-    init_moves,
-    loss_moves,
     mac_format,
     move_accesses,
-    update_parts,
 )
 from hwsim.sim.loops import Walk
+from hwsim.sim.updates import init_moves, loss_moves, update_parts
 
 #: (level, tensor, phase, direction)
 CountKey = tuple[str, str, str, str]

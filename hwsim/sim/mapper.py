@@ -31,14 +31,10 @@ it leaves out (pinned classes and compute-in-memory arrays are allocated before 
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import math
-import os
-import sys
 import time
-from collections import defaultdict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -58,11 +54,9 @@ from hwsim.sim.dataflow import (
     error_source_layer,
     fetch_moves,
     in_array,
-    loss_moves,
     next_activation_bits,
     stored_bits,
     update_fractions,
-    update_parts,
 )
 from hwsim.sim.loops import (
     BATCH_PHASES,
@@ -76,17 +70,14 @@ from hwsim.sim.loops import (
     tileable,
     weight_outer,
 )
-
-#: Costs this close (relative) are a tie: ties are settled after the solve, without changing
-#: the cost (:func:`_settle_ties`).
-TIE = 1e-12
-#: Seconds one integer program may take to prove its optimum; past it the best mapping found
-#: is kept and the search says how far from proven it is (``SearchStats.gap``).
-SOLVE_SECONDS = 20.0
-#: (tensor, layer index)
-Item = tuple[str, int]
-#: (phase, layer index)
-PhaseKey = tuple[str, int]
+from hwsim.sim.mapping_program import (
+    Cost,
+    Item,
+    PhaseKey,
+    Problem,
+    solve,
+)
+from hwsim.sim.updates import loss_moves, update_parts
 
 
 @dataclass(frozen=True)
@@ -332,27 +323,7 @@ def candidate_walks(
 # costs
 
 
-@dataclass
-class _Cost:
-    """Cost of a choice: a constant, plus a cost per (item, level) where the item has a choice.
-    Each cost is a pair (energy pJ, cycles)."""
-
-    fixed: list[float]
-    by_item: dict[tuple[Item, str], list[float]]
-
-    @classmethod
-    def zero(cls) -> _Cost:
-        return cls([0.0, 0.0], defaultdict(lambda: [0.0, 0.0]))
-
-    def vector(self, keys: Sequence[tuple[Item, str]], k: int) -> tuple[float, ...]:
-        """The ``k``-th cost (0 energy, 1 cycles) as a vector over ``keys``, fixed first."""
-        return (
-            self.fixed[k],
-            *(self.by_item[key][k] if key in self.by_item else 0.0 for key in keys),
-        )
-
-
-class _Coster:
+class Coster:
     """Prices moves at every level their owner may take."""
 
     def __init__(self, chip: Chip, options: dict[Item, list[str]]):
@@ -365,7 +336,7 @@ class _Coster:
         cycles = level.latency_cycles + math.ceil(m.bits / level.bandwidth_bits_per_cycle)
         return accesses * level.access_energy_pj(m.direction), float(cycles)
 
-    def add(self, cost: _Cost, moves: list[Move], times: int) -> None:
+    def add(self, cost: Cost, moves: list[Move], times: int) -> None:
         chip = self.chip
         for m in moves:
             if m.link_bits:
@@ -395,9 +366,9 @@ class _Coster:
 
 
 def _walk_cost(
-    workload: Workload, chip: Chip, plan: Plan, coster: _Coster, phase: str, i: int, walk: Walk
-) -> _Cost:
-    cost = _Cost.zero()
+    workload: Workload, chip: Chip, plan: Plan, coster: Coster, phase: str, i: int, walk: Walk
+) -> Cost:
+    cost = Cost.zero()
     for run in walk.fetch_classes():
         moves, _ = fetch_moves(workload, chip, plan, phase, i, run)
         coster.add(cost, moves, run.count)
@@ -408,7 +379,7 @@ def _walk_cost(
     return cost
 
 
-def _prune(costs: list[_Cost], k: Sequence[int]) -> list[int]:
+def _prune(costs: list[Cost], k: Sequence[int]) -> list[int]:
     """Indices of the costs no other one dominates in the components ``k`` (ties: the first)."""
     import numpy as np  # the mapper's numerics load with their first use, not with the CLI
 
@@ -511,249 +482,6 @@ def _no_room(workload: Workload, chip: Chip, tensor: str, i: int, bits: int) -> 
     )
 
 
-# ---------------------------------------------------------------------------------------------
-# the integer program
-
-
-@dataclass
-class _Problem:
-    """Everything the integer program needs, built once per plan and solved per weight."""
-
-    options: dict[Item, list[str]]
-    bits: dict[Item, int]
-    free: dict[str, int]
-    #: (phase, layer) → its kept loop nests and their costs
-    walks: dict[PhaseKey, list[tuple[Walk, _Cost]]]
-    #: the update's (and every other walk-independent) cost
-    update: _Cost
-
-
-@dataclass(frozen=True)
-class _Solution:
-    """What one solve found: the mapping, the program's size, and how sure it is.
-
-    ``status``: ``optimal`` (proven), ``limit`` (the time limit stopped the proof: the best
-    mapping found, within ``gap`` of the bound), ``infeasible`` or ``overflow`` (prices too
-    large to sum)."""
-
-    placement: dict[Item, str]
-    walks: dict[PhaseKey, Walk]
-    variables: int
-    status: str
-    gap: float = 0.0
-
-
-def _solve(problem: _Problem, weight: tuple[float, float]) -> _Solution:
-    """The placement and loop nests of least ``weight[0]·energy + weight[1]·cycles``."""
-    import numpy as np
-    from scipy.optimize import Bounds, LinearConstraint, milp
-    from scipy.sparse import coo_array
-
-    index: dict[tuple[Any, ...], int] = {}
-    cost: list[float] = []
-    integral: list[int] = []
-
-    def var(key: tuple[Any, ...], c: float, integer: int) -> int:
-        j = index.get(key)
-        if j is None:
-            j = index[key] = len(cost)
-            cost.append(0.0)
-            integral.append(integer)
-        cost[j] += c
-        return j
-
-    def price(pair: list[float]) -> float:
-        return weight[0] * pair[0] + weight[1] * pair[1]
-
-    choice = {item: levels for item, levels in problem.options.items() if len(levels) > 1}
-    rows_a: list[int] = []
-    cols_a: list[int] = []
-    vals_a: list[float] = []
-    lower: list[float] = []
-    upper: list[float] = []
-
-    def constraint(terms: list[tuple[int, float]], lo: float, hi: float) -> None:
-        r = len(lower)
-        for j, v in terms:
-            rows_a.append(r)
-            cols_a.append(j)
-            vals_a.append(v)
-        lower.append(lo)
-        upper.append(hi)
-
-    for item, levels in choice.items():
-        constraint([(var(("x", item, lvl), 0.0, 1), 1.0) for lvl in levels], 1, 1)
-    constant = price(problem.update.fixed)
-    for (item, lvl), pair in problem.update.by_item.items():
-        var(("x", item, lvl), price(pair), 1)
-    for key, options in problem.walks.items():
-        if len(options) == 1:
-            ((_, c),) = options
-            constant += price(c.fixed)
-            for (item, lvl), pair in c.by_item.items():
-                var(("x", item, lvl), price(pair), 1)
-            continue
-        # walk constants less their least (a constant of the program): small numbers keep the
-        # solver's absolute tolerances far below any real difference
-        least = min(price(c.fixed) for _, c in options)
-        # ties go to the nest of fewer fetches (the same cost in fewer, larger transfers)
-        picks = [
-            (var(("z", key, w), price(c.fixed) - least, 1), 1.0) for w, (_, c) in enumerate(options)
-        ]
-        constraint(picks, 1, 1)
-        # The products z·x as a joint choice y[w, l] of (loop nest, level) per item the phase
-        # moves, whose marginals are z and x: exact for binaries, and a tight relaxation.
-        touched = sorted({item for _, c in options for item, _ in c.by_item})
-        for item in touched:
-            levels = choice[item]
-            joint = {
-                (w, lvl): var(
-                    ("y", key, w, item, lvl), price(c.by_item.get((item, lvl), [0, 0])), 0
-                )
-                for w, (_, c) in enumerate(options)
-                for lvl in levels
-            }
-            for w, (z, _) in enumerate(picks):
-                constraint([(joint[(w, lvl)], 1.0) for lvl in levels] + [(z, -1.0)], 0, 0)
-            for lvl in levels:
-                x = index[("x", item, lvl)]
-                constraint(
-                    [(joint[(w, lvl)], 1.0) for w in range(len(options))] + [(x, -1.0)], 0, 0
-                )
-    for level, room in problem.free.items():
-        terms = [
-            (index[("x", item, level)], float(problem.bits[item]))
-            for item, levels in choice.items()
-            if level in levels
-        ]
-        fixed_here = sum(
-            problem.bits[item] for item, levels in problem.options.items() if levels == [level]
-        )
-        if terms or fixed_here:
-            if fixed_here > room:
-                return _Solution({}, {}, 0, "infeasible")
-            if terms and sum(v for _, v in terms) + fixed_here > room:
-                constraint(terms, -math.inf, room - fixed_here)
-    picked: dict[tuple[Any, ...], float] = {}
-    status, gap = "optimal", 0.0
-    if cost:
-        objective = np.array(cost)
-        if not np.all(np.isfinite(objective)):
-            return _Solution({}, {}, 0, "overflow")  # the caller keeps a plain plan
-        if (
-            float(np.max(np.abs(objective))) > 1e12
-        ):  # absurd prices: a uniform scale keeps the optimum
-            objective = objective / float(np.max(np.abs(objective))) * 1e12
-        a = coo_array((vals_a, (rows_a, cols_a)), shape=(len(lower), len(cost))).tocsr()
-        with _native_stdout_silenced():
-            result = milp(
-                objective,
-                integrality=np.array(integral),
-                bounds=Bounds(0, 1),
-                constraints=LinearConstraint(a, lower, upper) if lower else None,
-                options={"mip_rel_gap": 0.0, "presolve": True, "time_limit": SOLVE_SECONDS},
-            )
-        if result.x is None:
-            return _Solution({}, {}, len(cost), "infeasible" if result.status == 2 else "limit")
-        picked = {key: result.x[j] for key, j in index.items()}
-        if result.status != 0:
-            status, gap = "limit", float(result.mip_gap or 0.0)
-    placement = {item: levels[0] for item, levels in problem.options.items() if len(levels) == 1}
-    for item, levels in choice.items():
-        placement[item] = max(levels, key=lambda lvl: picked[("x", item, lvl)])
-    placement = _settle_ties(problem, placement, weight)
-    walks = {key: _best_walk(options, placement, weight) for key, options in problem.walks.items()}
-    return _Solution(placement, walks, len(cost), status, gap)
-
-
-def _walk_price(cost: _Cost, placement: dict[Item, str], weight: tuple[float, float]) -> float:
-    """``cost`` at ``placement``, weighted."""
-    total = weight[0] * cost.fixed[0] + weight[1] * cost.fixed[1]
-    for (item, level), pair in cost.by_item.items():
-        if placement.get(item) == level:
-            total += weight[0] * pair[0] + weight[1] * pair[1]
-    return total
-
-
-def _best_walk(
-    options: list[tuple[Walk, _Cost]], placement: dict[Item, str], weight: tuple[float, float]
-) -> Walk:
-    """The least-cost loop nest at ``placement``; among equal costs, the one of fewest transfer
-    cycles (leakage is paid per cycle), then of fewest fetches."""
-    priced = [
-        (_walk_price(c, placement, weight), _walk_price(c, placement, (0.0, 1.0)), walk.fetches, k)
-        for k, (walk, c) in enumerate(options)
-    ]
-    least = min(p for p, _, _, _ in priced)
-    ties = [
-        (cycles, fetches, k) for p, cycles, fetches, k in priced if p <= least + TIE * abs(least)
-    ]
-    return options[min(ties)[2]][0]
-
-
-def _settle_ties(
-    problem: _Problem, placement: dict[Item, str], weight: tuple[float, float]
-) -> dict[Item, str]:
-    """``placement`` with every tensor moved as near its class's level as it can go without
-    raising the cost: equal costs never move a tensor for nothing. The cost can only stay."""
-    placement = dict(placement)
-    used: dict[str, int] = defaultdict(int)
-    for item, level in placement.items():
-        used[level] += problem.bits[item]
-    touching: dict[Item, list[PhaseKey]] = defaultdict(list)
-    for key, options in problem.walks.items():
-        for item in {i for _, c in options for i, _ in c.by_item}:
-            touching[item].append(key)
-
-    def cost_of(item: Item) -> float:
-        total = sum(
-            weight[0] * pair[0] + weight[1] * pair[1]
-            for (i, level), pair in problem.update.by_item.items()
-            if i == item and placement[item] == level
-        )
-        for key in touching[item]:
-            options = problem.walks[key]
-            total += min(_walk_price(c, placement, weight) for _, c in options)
-        return total
-
-    for item, levels in problem.options.items():
-        here = levels.index(placement[item])
-        for level in levels[:here]:
-            if used[level] + problem.bits[item] > problem.free[level]:
-                continue
-            before, was = cost_of(item), placement[item]
-            placement[item] = level
-            if cost_of(item) <= before + TIE * abs(before):
-                used[was] -= problem.bits[item]
-                used[level] += problem.bits[item]
-                break
-            placement[item] = was
-    return placement
-
-
-# ---------------------------------------------------------------------------------------------
-# the plan
-
-
-@contextlib.contextmanager
-def _native_stdout_silenced() -> Iterator[None]:
-    """Standard output closed at the file-descriptor level: HiGHS' C++ core prints a debugging
-    line on some solves whatever its output flag, and a command's output must not carry it."""
-    sys.stdout.flush()
-    try:
-        saved = os.dup(1)
-    except OSError:  # no file descriptor 1 (an embedded interpreter): nothing to silence
-        yield
-        return
-    try:
-        with open(os.devnull, "wb") as null:
-            os.dup2(null.fileno(), 1)
-        yield
-    finally:
-        os.dup2(saved, 1)
-        os.close(saved)
-
-
 def make_plan(
     workload: Workload, chip: Chip, rule: Rule, batch_size: int, objective: str | None = None
 ) -> Plan:
@@ -786,9 +514,9 @@ def make_plan(
         sign_source=sign,
         update_fraction=update_fractions(workload),
     )
-    coster = _Coster(chip, options)
+    coster = Coster(chip, options)
     components = {"energy": (0,), "latency": (1,), "edp": (0, 1)}[objective]
-    walks: dict[PhaseKey, list[tuple[Walk, _Cost]]] = {}
+    walks: dict[PhaseKey, list[tuple[Walk, Cost]]] = {}
     generated = feasible = kept = 0
     for i in range(len(workload.layers)):
         for phase in BATCH_PHASES:
@@ -801,17 +529,17 @@ def make_plan(
             keep = _prune(costs, components) if len(costs) > 1 else [0]
             kept += len(keep)
             walks[(phase, i)] = [(candidates[j], costs[j]) for j in keep]
-    update = _Cost.zero()
+    update = Cost.zero()
     for i in range(len(workload.layers)):
         for part in update_parts(workload, chip, base, i):
             coster.add(update, part.moves, base.update_times if part.per_update else 1)
-    problem = _Problem(options, bits, free, walks, update)
+    problem = Problem(options, bits, free, walks, update)
     weights = [(1.0, 0.0)] if objective == "energy" else _edp_weights(problem)
     plans: list[Plan] = []
     variables = solves = 0
     optimal, gap = True, 0.0
     for weight in weights:
-        found = _solve(problem, weight)
+        found = solve(problem, weight)
         solves += 1
         placement, chosen = found.placement, found.walks
         if found.status == "overflow":  # the plain plan, whose energy the caller refuses
@@ -850,7 +578,7 @@ def make_plan(
     return replace(plan, accesses_per_bit=intensity, search=stats)
 
 
-def _edp_weights(problem: _Problem) -> list[tuple[float, float]]:
+def _edp_weights(problem: Problem) -> list[tuple[float, float]]:
     """Weights of energy against cycles for the latency and energy-delay searches: from energy
     alone to cycles alone, each normalized by the other's typical size."""
     e = sum(c.fixed[0] for options in problem.walks.values() for _, c in options[:1]) or 1.0

@@ -28,7 +28,10 @@ from simpy.events import NORMAL, EventPriority
 from hwsim.core.workload import Workload
 from hwsim.sim.chip import CIM_FORMAT, Chip
 from hwsim.sim.counting import AccessCount, Counts, Tally
-from hwsim.sim.dataflow import Plan, Task, Transfer, lower_init, lower_step
+from hwsim.sim.dataflow import (
+    Plan,
+)
+from hwsim.sim.lowering import Task, Transfer, lower_init, lower_step
 
 LINK = "interconnect"
 PRNG = "prng"

@@ -26,7 +26,7 @@ from hwsim.core.rules import parse_rule
 from hwsim.core.workload import workload_from_dict
 from hwsim.sim import simulate
 from hwsim.sim.chip import load_chip
-from hwsim.sim.dataflow import lower_step
+from hwsim.sim.lowering import lower_step
 from hwsim.sim.mapper import make_plan
 from hwsim.sim.model_specs import build_workload
 
