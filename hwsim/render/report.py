@@ -135,11 +135,19 @@ def _gaps(data: RunData, chip: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def _number(value: object) -> float:
+    """A saved number, or 0 where a damaged summary has none (the report says what it can)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return 0.0
+
+
 def _cleaned(energy: dict[str, Any]) -> dict[str, float]:
     """The causes of an energy gap, with floating-point noise (|x| < NOISE × BP) set to 0."""
-    floor = NOISE * abs(float(energy["bp"]))
-    causes = energy["causes"]  # a run saved before a cause existed lacks it: 0 there
-    return {k: (v if abs(v := float(causes.get(k, 0.0))) >= floor else 0.0) for k in CAUSES}
+    floor = NOISE * abs(_number(energy.get("bp")))
+    causes = energy.get("causes")  # a run saved before a cause existed lacks it: 0 there
+    causes = causes if isinstance(causes, dict) else {}
+    return {k: (v if abs(v := _number(causes.get(k))) >= floor else 0.0) for k in CAUSES}
 
 
 def _signed_j(pj: float) -> str:
@@ -191,13 +199,13 @@ def gap_table(data: RunData, chip: str) -> Table | None:
     rows = []
     for rule, gap in gaps.items():
         energy = gap["energy_pj"]
-        total = float(energy["difference"])
+        total = _number(energy.get("difference"))
         row = [rule, _signed_j(total)]
         row += [f"{_signed_j(causes[rule][c])} ({_share(causes[rule][c], total)})" for c in shown]
         lead, value = _leading(energy)
         row += [
             f"{CAUSE_LABELS.get(lead, MISSING)} ({_signed_j(value)}, {_share(value, total)})",
-            _signed_j(float(energy["init_difference"])),
+            _signed_j(_number(energy.get("init_difference"))),
         ]
         rows.append(row)
     return Table(headers, rows)
@@ -208,7 +216,8 @@ def other_lines(data: RunData, chip: str) -> list[str]:
     run from before it existed has none), largest first; rules whose ``other`` is nil left out."""
     out = []
     for rule, gap in _gaps(data, chip).items():
-        parts = (gap["energy_pj"].get("other_by_tensor") or {}).items()
+        named = gap["energy_pj"].get("other_by_tensor")
+        parts = [(t, _number(pj)) for t, pj in (named.items() if isinstance(named, dict) else [])]
         if parts:
             named = ", ".join(f"{tensor.replace('_', ' ')} {_signed_j(pj)}" for tensor, pj in parts)
             out.append(f"{rule}: {named}")
@@ -270,7 +279,7 @@ def gap_findings(data: RunData, chip: str) -> list[str]:
     out = []
     for rule, gap in _gaps(data, chip).items():
         energy = gap["energy_pj"]
-        total = float(energy["difference"])
+        total = _number(energy.get("difference"))
         causes = _cleaned(energy)
         lead, lead_value = _leading(energy)
         named = ", ".join(f"{CAUSE_LABELS[c]} {_signed_j(v)}" for c, v in causes.items() if v)
