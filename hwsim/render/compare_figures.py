@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from hwsim.core.outputs import WEIGHT_TENSORS
 from hwsim.core.stats import finite, mean_std
 from hwsim.core.units import format_si, format_sig, si_prefix
-from hwsim.render.compare_run import RunData, SeedRun
+from hwsim.render.compare_run import RunData, SeedRun, saved_number
 from hwsim.render.style import FIGURE_STYLE, png_bytes, rule_colors
 from hwsim.sim.dataflow import DIRECTIONS
 from hwsim.sim.explain import CAUSE_LABELS, CAUSES
@@ -408,13 +408,6 @@ def cross_chip_figure(data: RunData) -> Figure | None:
     return Figure("chips.png", "Energy and latency per step on each chip and rule", png_bytes(fig))
 
 
-def _number(value: object) -> float:
-    """A saved number, or 0 where a damaged summary has none (the report says what it can)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return 0.0
-
-
 def gap_waterfall_figure(data: RunData, chip: str) -> Figure | None:
     """Waterfall of BP − rule energy per step, one panel per non-BP rule: each cause steps up
     (BP pays more) or down (the rule pays more) from 0, the last bar is the difference.
@@ -432,15 +425,15 @@ def gap_waterfall_figure(data: RunData, chip: str) -> Figure | None:
     panels = []
     for rule, gap in gaps.items():
         energy = gap["energy_pj"]
-        noise = 1e-9 * abs(_number(energy.get("bp")))
+        noise = 1e-9 * abs(saved_number(energy.get("bp")))
         given = energy.get("causes") if isinstance(energy.get("causes"), dict) else {}
-        causes = {c: _number(given.get(c)) for c in CAUSES}  # old runs lack some
+        causes = {c: saved_number(given.get(c)) for c in CAUSES}  # old runs lack some
         steps = [
             (CAUSE_LABELS[c], causes[c])
             for c in CAUSES
             if abs(causes[c]) >= noise and causes[c] != 0
         ]
-        panels.append((rule, steps, _number(energy.get("difference"))))
+        panels.append((rule, steps, saved_number(energy.get("difference"))))
     running_max = [0.0]
     for _, steps, total in panels:
         level = 0.0

@@ -472,3 +472,11 @@ def load_run(run_dir: str | Path) -> RunData:
         config=config,
         chip_kinds=chip_kinds,
     )
+
+
+def saved_number(value: object) -> float:
+    """A number of a saved summary, or 0 where a damaged summary has none (the report says what
+    it can rather than stop)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return 0.0

@@ -20,7 +20,7 @@ from hwsim.core.files import write_atomic
 from hwsim.core.stats import finite
 from hwsim.core.units import MISSING, column_scale, format_si, format_sig
 from hwsim.render.compare_figures import Figure, figure_stem, render_figures
-from hwsim.render.compare_run import RunData, load_run
+from hwsim.render.compare_run import RunData, load_run, saved_number
 from hwsim.render.conclusion import conclusion
 from hwsim.render.markup import Block, Table, render_html, render_markdown
 from hwsim.render.wear import (
@@ -135,19 +135,12 @@ def _gaps(data: RunData, chip: str) -> dict[str, dict[str, Any]]:
     return out
 
 
-def _number(value: object) -> float:
-    """A saved number, or 0 where a damaged summary has none (the report says what it can)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return 0.0
-
-
 def _cleaned(energy: dict[str, Any]) -> dict[str, float]:
     """The causes of an energy gap, with floating-point noise (|x| < NOISE × BP) set to 0."""
-    floor = NOISE * abs(_number(energy.get("bp")))
+    floor = NOISE * abs(saved_number(energy.get("bp")))
     causes = energy.get("causes")  # a run saved before a cause existed lacks it: 0 there
     causes = causes if isinstance(causes, dict) else {}
-    return {k: (v if abs(v := _number(causes.get(k))) >= floor else 0.0) for k in CAUSES}
+    return {k: (v if abs(v := saved_number(causes.get(k))) >= floor else 0.0) for k in CAUSES}
 
 
 def _signed_j(pj: float) -> str:
@@ -199,13 +192,13 @@ def gap_table(data: RunData, chip: str) -> Table | None:
     rows = []
     for rule, gap in gaps.items():
         energy = gap["energy_pj"]
-        total = _number(energy.get("difference"))
+        total = saved_number(energy.get("difference"))
         row = [rule, _signed_j(total)]
         row += [f"{_signed_j(causes[rule][c])} ({_share(causes[rule][c], total)})" for c in shown]
         lead, value = _leading(energy)
         row += [
             f"{CAUSE_LABELS.get(lead, MISSING)} ({_signed_j(value)}, {_share(value, total)})",
-            _signed_j(_number(energy.get("init_difference"))),
+            _signed_j(saved_number(energy.get("init_difference"))),
         ]
         rows.append(row)
     return Table(headers, rows)
@@ -217,7 +210,9 @@ def other_lines(data: RunData, chip: str) -> list[str]:
     out = []
     for rule, gap in _gaps(data, chip).items():
         named = gap["energy_pj"].get("other_by_tensor")
-        parts = [(t, _number(pj)) for t, pj in (named.items() if isinstance(named, dict) else [])]
+        parts = [
+            (t, saved_number(pj)) for t, pj in (named.items() if isinstance(named, dict) else [])
+        ]
         if parts:
             named = ", ".join(f"{tensor.replace('_', ' ')} {_signed_j(pj)}" for tensor, pj in parts)
             out.append(f"{rule}: {named}")
@@ -279,7 +274,7 @@ def gap_findings(data: RunData, chip: str) -> list[str]:
     out = []
     for rule, gap in _gaps(data, chip).items():
         energy = gap["energy_pj"]
-        total = _number(energy.get("difference"))
+        total = saved_number(energy.get("difference"))
         causes = _cleaned(energy)
         lead, lead_value = _leading(energy)
         named = ", ".join(f"{CAUSE_LABELS[c]} {_signed_j(v)}" for c, v in causes.items() if v)

@@ -434,8 +434,7 @@ def _options(
                 break  # not in the arrays: the search places it among the digital levels
             size = need
             if level.cim is not None:  # whole arrays
-                arrays = cim_tiles(chip, level.name, workload, rule, tensor, i)
-                size = arrays * level.cim.rows * level.cim.columns * level.cim.bits_per_cell
+                size = _array_bits(workload, chip, rule, level, tensor, i)
             if free[level.name] >= size:
                 free[level.name] -= size
                 fixed[(tensor, i)] = level.name
@@ -459,6 +458,15 @@ def _options(
     return fixed, options, bits, free
 
 
+def _array_bits(
+    workload: Workload, chip: Chip, rule: Rule, level: MemoryLevel, tensor: str, i: int
+) -> int:
+    """Bits (tensor, layer i) takes on a compute-in-memory level: every cell of its arrays."""
+    assert level.cim is not None
+    arrays = cim_tiles(chip, level.name, workload, rule, tensor, i)
+    return arrays * level.cim.rows * level.cim.columns * level.cim.bits_per_cell
+
+
 def free_bits(workload: Workload, chip: Chip, plan: Plan) -> dict[str, int]:
     """Bits left free in every level under ``plan``'s placement (arrays count whole)."""
     free = {m.name: m.size_bits for m in chip.memories}
@@ -467,8 +475,7 @@ def free_bits(workload: Workload, chip: Chip, plan: Plan) -> dict[str, int]:
         level = chip.memory(plan.placement[item])
         need = row["bits"]
         if level.cim is not None:
-            arrays = cim_tiles(chip, level.name, workload, plan.rule, *item)
-            need = arrays * level.cim.rows * level.cim.columns * level.cim.bits_per_cell
+            need = _array_bits(workload, chip, plan.rule, level, *item)
         free[level.name] -= need
     return free
 
