@@ -25,8 +25,9 @@ from pathlib import Path
 from hwsim.core.errors import InputError
 from hwsim.core.files import write_atomic
 from hwsim.sim.api import RuleResult, SimulationResult, StepResult
-from hwsim.sim.chip import CIM_FORMAT, Chip
+from hwsim.sim.chip import CIM_FORMAT, UNITS, Chip
 from hwsim.sim.counting import Counts
+from hwsim.sim.dataflow import INIT_PHASE, PHASES
 from hwsim.sim.pricing import (
     access_energy_pj,
     generation_energy_pj,
@@ -66,6 +67,8 @@ CIM_COMPUTE = "compute.cim"
 #: The compute unit whose MAC array runs each phase's MACs (docs/simulator.md, the phase table
 #: of "Dataflow and counting model"); its component is ``compute.<unit>``.
 PHASE_UNITS = {"forward": "forward", "backward": "error", "gradient": "update", "update": "update"}
+#: The order of phases in the rows.
+PHASE_ORDER = (*PHASES, INIT_PHASE)
 #: The action of a memory level's leakage row (its count is cycles, not an event).
 LEAKAGE = "leakage"
 
@@ -110,8 +113,8 @@ def counts_actions(
     layer: str = "",
 ) -> list[ActionRow]:
     """One row per entry of ``counts`` (leakage apart: :func:`leakage_actions`), priced on
-    ``chip`` as :func:`hwsim.sim.pricing.price` prices it: memory accesses in ``counts``' order,
-    then interconnect transfers, MACs and generated values."""
+    ``chip`` as :func:`hwsim.sim.pricing.price` prices it; in phase order (:data:`PHASE_ORDER`),
+    then component order (:func:`component_order`), tensor and action."""
     head = (chip.name, rule, batch_size, scope, layer)
     rows = []
     for key, c in counts.accesses.items():
@@ -131,7 +134,21 @@ def counts_actions(
         rows.append(
             ActionRow(*head, phase, PRNG, "feedback_weights", "generate", values, 0, energy)
         )
-    return rows
+    components = component_order(chip)
+
+    def order(row: ActionRow) -> tuple[int, int, str, str]:
+        phase = PHASE_ORDER.index(row.phase) if row.phase in PHASE_ORDER else len(PHASE_ORDER)
+        return phase, components.get(row.component, len(components)), row.tensor, row.action
+
+    return sorted(rows, key=order)
+
+
+def component_order(chip: Chip) -> dict[str, int]:
+    """Component → its place in the rows: the memory levels innermost first, the interconnect,
+    the compute units (``forward``, ``error``, ``update``), the arrays' products, the PRNG."""
+    units = [f"compute.{unit}" for unit in UNITS]
+    names = [*(m.name for m in chip.memories), INTERCONNECT, *units, CIM_COMPUTE, PRNG]
+    return {name: k for k, name in enumerate(names)}
 
 
 def leakage_actions(
@@ -242,4 +259,4 @@ def write_actions(path: str | Path, rows: Iterable[ActionRow], what: str = "") -
 def unknown_ending(path: str | Path, what: str = "") -> str:
     """The message for an action-count file name whose ending is neither .csv nor .json."""
     name = f"{what} {path}" if what else str(path)
-    return f"{name}: expected a file name ending in {' or '.join(EXTENSIONS)} (CSV or JSON)"
+    return f"{name}: expected a file name ending in .csv (CSV) or .json (JSON)"
