@@ -75,6 +75,16 @@ from hwsim.core.units import format_si
     help="The event timeline of one step: in the --json output, or without --json drawn to "
     "reports/simulate/timeline_<chip>.png.",
 )
+@click.option(
+    "--actions",
+    "actions_path",
+    type=click.Path(dir_okay=False),
+    default=None,
+    metavar="PATH",
+    help="Also write the action counts of every rule (reads, writes, MACs… per component, "
+    "layer and phase, each with its energy) to PATH: .csv or .json (docs/simulator.md, "
+    '"Action counts").',
+)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document to stdout.")
 def simulate(
     algo: str,
@@ -90,6 +100,7 @@ def simulate(
     error_bits: int | None,
     error_format: str | None,
     timeline: bool,
+    actions_path: str | None,
     as_json: bool,
 ) -> None:
     """Count, time and price every memory access of on-chip training, per rule.
@@ -105,6 +116,7 @@ def simulate(
     from hwsim.core.formats import parse_format
     from hwsim.core.resources import DEFAULT_CHIP
     from hwsim.core.workload import load_workload, workload_from_dict
+    from hwsim.sim.actions import actions_form, simulation_actions, unknown_ending, write_actions
     from hwsim.sim.api import simulate as run_simulation
     from hwsim.sim.area import describe_own_silicon
     from hwsim.sim.chip import load_chip
@@ -114,6 +126,8 @@ def simulate(
 
     if (workload_file is None) == (model is None):
         raise InputError("give exactly one of --workload FILE or --model SPEC")
+    if actions_path is not None and actions_form(actions_path) is None:
+        raise InputError(unknown_ending(actions_path, "--actions"))
     spec_options = {
         "batch_size": batch_size,
         "optimizer": optimizer,
@@ -142,6 +156,8 @@ def simulate(
     chip = load_chip(chip_file or DEFAULT_CHIP, overrides=overrides)
     result = run_simulation(workload, chip, algo, timeline=timeline)
     savings = prng_against_stored(workload, chip, algo, simulated=result.rules)
+    if actions_path is not None:
+        write_actions(actions_path, simulation_actions(result, chip), "--actions")
     if as_json:
         document = result.to_dict()
         if savings:
@@ -192,6 +208,10 @@ def simulate(
     if timeline:
         path = _draw_timeline(result, chip)
         console.print(f"timeline of one step per rule → {path}", highlight=False, soft_wrap=True)
+    if actions_path is not None:
+        console.print(
+            f"action counts of every rule → {actions_path}", highlight=False, soft_wrap=True
+        )
 
 
 def simulate_table(result: Any, clock_hz: float) -> Table:
