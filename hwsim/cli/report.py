@@ -32,8 +32,8 @@ def report(
     """Write report.md, report.html and figures/ from a `hwsim compare` run directory.
 
     With --chip, --add-chip or --set, the run's trained runs are first simulated again on
-    the chips asked for (summary.json and accesses.csv are rewritten): nothing is trained,
-    and a run that is missing is an error.
+    the chips asked for (summary.json, accesses.csv and actions.csv are rewritten): nothing is
+    trained, and a run that is missing is an error.
     """
     from hwsim.render.report import write_report
 

@@ -200,9 +200,9 @@ def run_compare(
     train (``hwsim report --chip``): a run that is missing is an :class:`InputError`.
     ``chip_overrides``: ``key.path=value`` settings applied to every chip (``--set``).
 
-    Writes ``summary.json`` and ``accesses.csv`` (data); the human report is drawn from them by
-    :func:`hwsim.render.report.write_report` (``hwsim compare`` calls both). Training runs on
-    ``device`` with ``threads`` torch threads per run, ``workers`` runs at once
+    Writes ``summary.json``, ``accesses.csv`` and ``actions.csv`` (data); the human report is
+    drawn from them by :func:`hwsim.render.report.write_report` (``hwsim compare`` calls both).
+    Training runs on ``device`` with ``threads`` torch threads per run, ``workers`` runs at once
     (:func:`train_runs`; None: :func:`default_workers`). Callbacks feed progress displays:
     ``on_train_start(rule, seed, epochs)`` and ``on_epoch(row)`` (one worker),
     ``on_trained(rule, seed)``, ``on_simulated(chip, rule)``, and once, before any training,
@@ -210,6 +210,7 @@ def run_compare(
     summary document, which records where the runs were trained (each run's ``result.json``
     records its own).
     """
+    from hwsim.sim.actions import ActionRow, actions_csv
     from hwsim.sim.api import unsupported_reason
     from hwsim.sim.chip import load_chip
 
@@ -275,9 +276,11 @@ def run_compare(
 
     simulations: dict[str, dict[str, dict[str, Any]]] = {}
     entries = []
+    actions: list[list[Any]] = []
     for chip in chips:
         priced = _priced(out, chip, workloads, timeline=True)
         simulations[chip.name] = priced["sims"]
+        actions += priced["actions"]
         for rule, sim in priced["sims"].items():
             write_atomic(
                 out / "simulation" / chip.name / f"{rule_dirname(rule)}.json",
@@ -291,6 +294,7 @@ def run_compare(
     summary["chip_survey"] = entries + chip_survey(out, workloads, chips)
     summary["environment"] = environment
     write_atomic(out / "accesses.csv", accesses_csv(summary))
+    write_atomic(out / "actions.csv", actions_csv(ActionRow(*row) for row in actions))
     write_atomic(out / "summary.json", json.dumps(summary, indent=2) + "\n")
     return summary
 
@@ -370,7 +374,10 @@ def _data_block(experiment: Experiment, runs: dict[str, list[Any]]) -> dict[str,
 def price_chip(chip: Any, workloads: dict[str, Path], timeline: bool = False) -> dict[str, Any]:
     """Every rule's workload simulated on ``chip``: ``sims`` (rule → the simulation's JSON,
     with ``gap_to_bp`` for every rule but BP when BP is there), ``unsupported`` (rule →
-    why the chip cannot run it) and ``prng_against_stored`` (chips that regenerate feedback)."""
+    why the chip cannot run it), ``prng_against_stored`` (chips that regenerate feedback) and
+    ``actions`` (every rule's action counts, :mod:`hwsim.sim.actions`, one list of values per
+    row)."""
+    from hwsim.sim.actions import rule_actions
     from hwsim.sim.api import simulate, unsupported_reason
     from hwsim.sim.explain import gaps_to_bp
     from hwsim.sim.feedback_storage import prng_against_stored
@@ -395,7 +402,15 @@ def price_chip(chip: Any, workloads: dict[str, Path], timeline: bool = False) ->
         for rule in results
         for saving in prng_against_stored(workloads[rule], chip, [rule], simulated=results)
     ]
-    return {"sims": sims, "unsupported": unsupported, "prng_against_stored": savings}
+    actions = [
+        list(row.values()) for result in results.values() for row in rule_actions(result, chip)
+    ]
+    return {
+        "sims": sims,
+        "unsupported": unsupported,
+        "prng_against_stored": savings,
+        "actions": actions,
+    }
 
 
 def _priced(out: Path, chip: Any, workloads: dict[str, Path], timeline: bool) -> dict[str, Any]:
