@@ -205,10 +205,35 @@ def _random_case(rng: random.Random, chips: dict[str, Chip]):
     return name, chip, model, batch, optimizer, work, rng.choice(rules)
 
 
-def _fuzz(seed: int, cases: int) -> list[str]:
+def _rounding_bound_pj(workload, chip: Chip, rule: str, batch: int) -> float:
+    """How much a step may lose to word rounding at block boundaries (docs/simulator.md,
+    "What the guarantee covers"): a ``batch_outer`` walk takes the largest block of its ladder
+    that fits, and a block that ends inside a word shares that word with the next block, so a
+    smaller block that a smaller chip had to take can round better. Per fetch of a walk cut
+    into blocks, each of the (at most four) tensors it moves loses at most one word, at the
+    dearest access of any digital level."""
+    plan = make_plan(workload, chip, parse_rule(rule), batch)
+    dearest = max(
+        m.access_energy_pj(direction)
+        for m in chip.memories
+        if m.cim is None
+        for direction in ("read", "write")
+    )
+    fetches = sum(
+        walk.fetches
+        for walk in plan.walks.values()
+        if walk.order == "batch_outer" and walk.tile_count > 1
+    )
+    return fetches * 4 * dearest
+
+
+def _fuzz(seed: int, cases: int) -> tuple[list[str], list[str]]:
+    """(violations, rounding): the cases that break monotonicity, and those where a larger
+    level costs more by no more than block-boundary word rounding can explain."""
     rng = random.Random(seed)
     chips = {n: load_chip(n) for n in shipped_chip_names()}
-    violations = []
+    violations: list[str] = []
+    rounding: list[str] = []
     done = 0
     while done < cases:
         name, chip, model, batch, optimizer, work, rule = _random_case(rng, chips)
@@ -234,24 +259,38 @@ def _fuzz(seed: int, cases: int) -> list[str]:
         slack = REL * before + ABS
         wrong = after < before - slack if larger_is_dearer else after > before + slack
         if wrong:
-            violations.append(
-                f"{name} {what}: {model} batch {batch} {optimizer} {rule}: {before} → {after}"
-            )
-    return violations
+            case = f"{name} {what}: {model} batch {batch} {optimizer} {rule}: {before} → {after}"
+            # a price change leaves the candidates as they were: only a size can round so
+            bound = 0.0 if larger_is_dearer else _rounding_bound_pj(work, other, rule, batch)
+            (rounding if after - before <= bound else violations).append(case)
+    return violations, rounding
 
 
 def test_more_capacity_never_raises_and_higher_prices_never_lower_a_steps_energy():
-    assert _fuzz(seed=22, cases=250) == []
+    assert _fuzz(seed=22, cases=250) == ([], [])
+
+
+def test_block_rounding_is_the_one_known_exception_and_it_is_bounded():
+    # Found by the 3,000-case fuzz: rf ×1.1 lets layer 1's gradient take ΔW in blocks of 214
+    # rows (214, 214, 212) where the smaller chip took 4 blocks of 160. A row of ΔW is 321
+    # values of 8 bits (2,568 bits): a 160-row block ends on a 64-bit word, a 214-row block
+    # inside one, which the next block writes again. 2·⌈214·2568/64⌉ + ⌈212·2568/64⌉ = 2·8,587
+    # + 8,507 = 25,681 words against 4·6,420 = 25,680: one global_buffer write (86.5 pJ) more.
+    chip = load_chip("rram_cim")
+    larger = resized(chip, "rf", 1.1)
+    work = workload_from_dict(
+        build_workload("mlp:784-320-640-10", batch_size=16, optimizer="momentum")
+    )
+    before, after = dynamic_pj(work, chip, "bp", 16), dynamic_pj(work, larger, "bp", 16)
+    assert after - before == pytest.approx(chip.memory("global_buffer").write_energy_pj)
+    assert after - before <= _rounding_bound_pj(work, larger, "bp", 16)
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="known: 2 of 3,000 cases on rram_cim, its register file grown, raise the dynamic "
-    "energy (issue 22's follow-up; the default fuzz and every digital chip have none)",
-)
 def test_capacity_and_price_fuzz_thousands_of_cases():
-    assert _fuzz(seed=2026, cases=3000) == []
+    violations, rounding = _fuzz(seed=2026, cases=3000)
+    assert violations == []
+    assert len(rounding) <= 3, rounding  # measured: 1 of 3,000 (the case above)
 
 
 @pytest.mark.parametrize(
