@@ -108,6 +108,17 @@ class AreaPart:
 
 
 @dataclass(frozen=True)
+class MacArray:
+    """A compute unit's MAC array (``compute.<unit>.array``): ``rows`` × ``cols`` processing
+    elements fed from the innermost memory level, partial sums ``accumulator_bits`` wide
+    (docs/simulator.md, "The MAC array")."""
+
+    rows: int
+    cols: int
+    accumulator_bits: int
+
+
+@dataclass(frozen=True)
 class Chip:
     """A validated chip config. ``memories`` run from innermost to outermost.
 
@@ -138,6 +149,9 @@ class Chip:
     optimizer_state_format: str
     #: Tensor classes allocated first, in this order, whatever their traffic (``training.pinned``).
     pinned: tuple[str, ...] = ()
+    #: unit → its MAC array, where the chip gives one (``compute.<unit>.array``); a unit
+    #: without one is an ideal vector of ``macs_per_cycle`` lanes fed for free
+    arrays: dict[str, MacArray] = field(default_factory=dict)
     #: ``auto`` (cheapest per layer and phase), ``batch_outer`` or ``weight_outer``.
     loop_order: str = "auto"
     #: what the mapper minimizes: ``energy``, ``latency`` or ``edp`` (their product)
@@ -377,8 +391,8 @@ def chip_from_dict(
     clock_hz = p.number(top["clock_hz"], ("clock_hz",), positive=True) if "clock_hz" in top else 1.0
     memories = parse_memories(p, top.get("memories"), clock_hz) if "memories" in top else ()
     interconnect = _interconnect(p, top.get("interconnect")) if "interconnect" in top else None
-    macs_per_cycle, mac_energy, mac_area = (
-        _compute(p, top["compute"]) if "compute" in top else ({}, {}, None)
+    macs_per_cycle, mac_energy, mac_area, arrays = (
+        _compute(p, top["compute"]) if "compute" in top else ({}, {}, None, {})
     )
     training = parse_training(p, top.get("training", {}))
     placement = (
@@ -395,6 +409,7 @@ def chip_from_dict(
         interconnect=interconnect,
         macs_per_cycle=macs_per_cycle,
         mac_energy_pj=mac_energy,
+        arrays=arrays,
         placement=placement,
         path=str(path),
         sources=_sources(top),
@@ -446,17 +461,25 @@ def _interconnect(p: Problems, value: Any) -> Interconnect:
     )
 
 
-def _compute(p: Problems, value: Any) -> tuple[dict[str, int], dict[str, float], float | None]:
-    """MACs per cycle of each unit, pJ per MAC by format, and ``area_mm2`` if given."""
+def _compute(
+    p: Problems, value: Any
+) -> tuple[dict[str, int], dict[str, float], float | None, dict[str, MacArray]]:
+    """MACs per cycle of each unit, pJ per MAC by format, ``area_mm2`` if given, and each
+    unit's MAC array where it gives one."""
     at = ("compute",)
     m = p.mapping(value, at, (*UNITS, "mac_energy_pj"), ("area_mm2",))
     area = p.number(m["area_mm2"], (*at, "area_mm2")) if "area_mm2" in m else None
     macs = {}
+    arrays = {}
     for unit in UNITS:
         if unit in m:
-            u = p.mapping(m[unit], (*at, unit), ("macs_per_cycle",), ())
+            u = p.mapping(m[unit], (*at, unit), ("macs_per_cycle",), ("array",))
             if "macs_per_cycle" in u:
                 macs[unit] = p.integer(u["macs_per_cycle"], (*at, unit, "macs_per_cycle"))
+            if "array" in u:
+                array = _array(p, u["array"], (*at, unit, "array"), macs.get(unit))
+                if array is not None:
+                    arrays[unit] = array
     table: dict[str, float] = {}
     energies = m.get("mac_energy_pj")
     if "mac_energy_pj" in m:
@@ -476,7 +499,26 @@ def _compute(p: Problems, value: Any) -> tuple[dict[str, int], dict[str, float],
                 if name in table:
                     p.add(path, f"{name} is given twice (an integer key b means int<b>)")
                 table[name] = p.number(energy, path)
-    return macs, dict(sorted(table.items(), key=lambda kv: _format_rank(kv[0]))), area
+    return macs, dict(sorted(table.items(), key=lambda kv: _format_rank(kv[0]))), area, arrays
+
+
+def _array(p: Problems, value: Any, at: KeyPath, lanes: int | None) -> MacArray | None:
+    """``compute.<unit>.array``: ``{rows, cols, accumulator_bits}``, rows × cols = the unit's
+    ``macs_per_cycle`` (one MAC per processing element and cycle)."""
+    a = p.mapping(value, at, ("rows", "cols", "accumulator_bits"), ())
+    if not {"rows", "cols", "accumulator_bits"} <= set(a):
+        return None
+    rows = p.integer(a["rows"], (*at, "rows"))
+    cols = p.integer(a["cols"], (*at, "cols"))
+    acc = p.integer(a["accumulator_bits"], (*at, "accumulator_bits"))
+    if lanes is not None and rows * cols != lanes:
+        p.add(
+            at,
+            f"{rows} × {cols} = {rows * cols} processing elements, but macs_per_cycle is "
+            f"{lanes}: an array does one MAC per element and cycle",
+        )
+        return None
+    return MacArray(rows, cols, acc)
 
 
 def _compute_area(

@@ -18,6 +18,7 @@ from hwsim.core.errors import InputError
 from hwsim.core.formats import promote
 from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
+from hwsim.sim import spatial
 from hwsim.sim.chip import CIM_FORMAT, Chip
 
 if TYPE_CHECKING:
@@ -33,7 +34,10 @@ from hwsim.sim.loops import (
 
 PHASES = ("forward", "backward", "gradient", "update")
 INIT_PHASE = "init"
-DIRECTIONS = ("read", "write", "transport")
+DIRECTIONS = ("read", "write", "transport", "feed", "drain")
+#: the directions of operand moves: the innermost level feeds the MAC array, the array drains
+#: partial sums and ΔW back into it (:mod:`hwsim.sim.spatial`)
+FEED, DRAIN = "feed", "drain"
 #: The most pipeline pieces a step is cut into (bounds SimPy events, keeps overlap visible).
 MAX_PIPELINE_CHUNKS = 16
 #: (phase, layer index)
@@ -474,6 +478,9 @@ class Move:
     #: (:func:`move_accesses`)
     accesses: int | None = None
     cycles: int | None = None
+    #: an operand the innermost level feeds the MAC array (or takes from it), streamed while
+    #: the array computes: counted and priced, no time of its own (``hwsim.sim.spatial``)
+    operand: bool = False
 
 
 def move_accesses(chip: Chip, move: Move) -> tuple[int, int]:
@@ -608,4 +615,61 @@ def _fetch_moves(
             if not run.first:
                 stored("gradients", i, "read", gbits)
             stored("gradients", i, "write", gbits)
+    if not in_array(chip, plan, phase, i):
+        moves += _operand_moves(workload, chip, plan, phase, i, run, walked, moves)
     return moves, n * macs
+
+
+def _operand_moves(
+    workload: Workload,
+    chip: Chip,
+    plan: Plan,
+    phase: str,
+    i: int,
+    run: Run,
+    walked: Layer,
+    fetched: list[Move],
+) -> list[Move]:
+    """What the innermost level feeds the MAC array for one fetch and takes back from it
+    (:mod:`hwsim.sim.spatial`); nothing for a unit without an array."""
+    array = spatial.array_of(chip, phase)
+    if array is None:
+        return []
+    inner = chip.memories[0].name
+    p = spatial.product(walked, phase, run)
+    ops = spatial.operands(array, phase, p, first=run.first)
+    out: list[Move] = []
+    if phase == "gradient":
+        gbits = chip.gradient_bits
+        out.append(Move(inner, "gradients", None, FEED, ops.stationary_reads * gbits))
+        out.append(Move(inner, "gradients", None, DRAIN, ops.sum_writes * gbits))
+    else:
+        # the block of weights the fetch brought (W, its mirror, B, D or signs), loaded into
+        # the elements once; regenerated feedback goes from the PRNG straight to them
+        for m in fetched:
+            if m.level is not None and m.tensor in _STATIONARY_TENSORS and m.direction != "write":
+                bits = m.link_bits or m.bits
+                out.append(Move(inner, m.tensor, None, FEED, bits))
+        acc = array.accumulator_bits
+        out.append(Move(inner, spatial.PARTIAL_SUMS, None, FEED, ops.sum_reads * acc))
+        out.append(Move(inner, spatial.PARTIAL_SUMS, None, DRAIN, ops.sum_writes * acc))
+    source = error_source_layer(workload, plan.rule, i) if phase == "backward" else i
+    streams = spatial.streamed_tensors(workload, phase, i, source)
+    for (tensor, bits), values in zip(streams, (ops.row_reads, ops.col_reads), strict=False):
+        out.append(Move(inner, tensor, None, FEED, values * bits))
+    return [replace(m, operand=True) for m in out if m.bits]
+
+
+#: tensors a backward or forward fetch loads into the array's elements
+_STATIONARY_TENSORS = frozenset({"weights", "weight_mirror", "feedback_weights"})
+
+
+def fetch_cycles(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, run: Run) -> int:
+    """Cycles the MAC array of ``phase``'s unit takes for one fetch of ``run``
+    (:func:`hwsim.sim.spatial.cycles`); 0 where the unit has no array or the arrays of a
+    compute-in-memory level compute it (the caller then counts lanes, or nothing)."""
+    array = spatial.array_of(chip, phase)
+    if array is None or in_array(chip, plan, phase, i):
+        return 0
+    walked = backward_layer(workload, plan.rule, i) if phase == "backward" else workload.layers[i]
+    return spatial.cycles(array, phase, spatial.product(walked, phase, run))

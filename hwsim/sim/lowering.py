@@ -9,7 +9,15 @@ from typing import Any
 
 from hwsim.core.workload import Workload
 from hwsim.sim.chip import Chip
-from hwsim.sim.dataflow import INIT_PHASE, Move, Plan, fetch_moves, mac_format, move_accesses
+from hwsim.sim.dataflow import (
+    INIT_PHASE,
+    Move,
+    Plan,
+    fetch_cycles,
+    fetch_moves,
+    mac_format,
+    move_accesses,
+)
 from hwsim.sim.loops import Walk
 from hwsim.sim.updates import init_moves, loss_moves, update_parts
 
@@ -34,6 +42,9 @@ class Transfer:
     #: write (its accesses' time); 0 on every other digital transfer: bits and fetches set its
     #: time
     cycles: int = 0
+    #: an operand streamed between the innermost level and the MAC array while it computes:
+    #: counted, no time of its own
+    operand: bool = False
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,9 @@ class Task:
     stores: tuple[Transfer, ...]
     #: number format the MACs run in, promoted from their operands' (prices the MACs)
     operand_format: str = ""
+    #: cycles the unit's MAC array takes for them (``hwsim.sim.spatial``); 0: the unit has
+    #: no array, its lanes take ⌈MACs / macs_per_cycle⌉
+    compute_cycles: int = 0
 
 
 def aggregate(chip: Chip, moves: list[tuple[Move, int]]) -> list[Transfer]:
@@ -59,7 +73,7 @@ def aggregate(chip: Chip, moves: list[tuple[Move, int]]) -> list[Transfer]:
     """
     merged: dict[tuple[Any, ...], list[int]] = {}
     for move, times in moves:
-        key = (move.level, move.tensor, move.direction, bool(move.link_bits))
+        key = (move.level, move.tensor, move.direction, bool(move.link_bits), move.operand)
         words, accesses = move_accesses(chip, move)
         tally = merged.get(key)
         if tally is None:
@@ -72,8 +86,8 @@ def aggregate(chip: Chip, moves: list[tuple[Move, int]]) -> list[Transfer]:
         tally[5] += move.generated_values * times
         tally[6] += (move.cycles or 0) * times
     return [
-        Transfer(level, tensor, direction, *values)
-        for (level, tensor, direction, _), values in merged.items()
+        Transfer(level, tensor, direction, *values, operand=operand)
+        for (level, tensor, direction, _, operand), values in merged.items()
     ]
 
 
@@ -86,6 +100,7 @@ def _task(
     moves: list[tuple[Move, int]],
     macs: int,
     fmt: str,
+    compute_cycles: int = 0,
 ) -> Task:
     loads: list[tuple[Move, int]] = []
     stores: list[tuple[Move, int]] = []
@@ -95,7 +110,15 @@ def _task(
         late = move.direction == "write" or (move.owner is None and move.level is not None)
         (stores if late else loads).append(pair)
     return Task(
-        unit, phase, i, c, tuple(aggregate(chip, loads)), macs, tuple(aggregate(chip, stores)), fmt
+        unit,
+        phase,
+        i,
+        c,
+        tuple(aggregate(chip, loads)),
+        macs,
+        tuple(aggregate(chip, stores)),
+        fmt,
+        compute_cycles,
     )
 
 
@@ -123,14 +146,15 @@ def lower_step(workload: Workload, chip: Chip, plan: Plan) -> Lowered:
     def add(unit: str, phase: str, i: int, walk: Walk) -> None:
         for c, runs in enumerate(walk.pieces(k)):
             moves: list[tuple[Move, int]] = []
-            macs = 0
+            macs = cycles = 0
             for run in runs:
                 fetch, fetch_macs = fetch_moves(workload, chip, plan, phase, i, run)
                 moves += [(m, run.count) for m in fetch]
                 macs += fetch_macs * run.count
+                cycles += fetch_cycles(workload, chip, plan, phase, i, run) * run.count
             if moves:
                 fmt = mac_format(workload, chip, plan, phase, i)
-                pieces[c].append(_task(chip, unit, phase, i, c, moves, macs, fmt))
+                pieces[c].append(_task(chip, unit, phase, i, c, moves, macs, fmt, cycles))
 
     for i in range(top + 1):
         add("forward", "forward", i, plan.walks[("forward", i)])

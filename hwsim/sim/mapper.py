@@ -41,6 +41,7 @@ from typing import Any
 from hwsim.core.errors import InputError
 from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
+from hwsim.sim import spatial
 from hwsim.sim.chip import Chip, MemoryLevel
 from hwsim.sim.dataflow import (
     Move,
@@ -187,6 +188,32 @@ def _block_bits(
     return need
 
 
+def _block_sizes(chip: Chip, phase: str, by: str, total: int, taps: int) -> list[int]:
+    """The block sizes a ``batch_outer`` nest may cut ``total`` rows (or columns) into, largest
+    first, below ``total``: every multiple of the granule the MAC array takes that side in
+    (its columns for the output channels of forward and backward, its rows for ΔW's rows,
+    its columns for ΔW's columns × taps; 1 without an array).
+
+    Of these the nest takes the largest that fits. Blocks whole in the array's granule waste
+    no elements, so a larger one never costs more array cycles or operand reads than a smaller
+    one, and it re-reads the uncut side less: the largest fitting is the best of the family
+    up to word rounding at block ends (docs/simulator.md, "What the guarantee covers")."""
+    array = spatial.array_of(chip, phase)
+    granule = 1
+    if array is not None:
+        if phase == "gradient":
+            granule = array.rows if by == "row" else array.cols // math.gcd(array.cols, taps)
+        else:
+            granule = array.cols
+    return list(_multiples(total, granule))
+
+
+@functools.lru_cache(maxsize=1024)
+def _multiples(total: int, granule: int) -> tuple[int, ...]:
+    """The multiples of ``granule`` below ``total``, largest first."""
+    return tuple(range((total - 1) // granule * granule, 0, -granule))
+
+
 def _largest_fitting(sizes: list[int], working: Callable[[int], int], capacity: int) -> int | None:
     """The largest of ``sizes`` (descending) whose ``working`` set fits ``capacity``, by
     bisection: the working set of a block grows with its size."""
@@ -255,7 +282,7 @@ def candidate_walks(
             for by in blocks_by:
                 for hold in (True, False):
                     generated += 1
-                    sizes = ladder(rows if by == "row" else cols)[1:]
+                    sizes = _block_sizes(chip, phase, by, rows if by == "row" else cols, taps)
 
                     working = functools.partial(
                         _block_bits,
@@ -333,6 +360,8 @@ class Coster:
         if m.accesses is not None:  # a compute-in-memory level's own count
             return m.accesses * level.access_energy_pj(m.direction), float(m.cycles or 0)
         _, accesses = level.words_and_accesses(m.bits)
+        if m.operand:  # streamed while the array computes: no time of its own
+            return accesses * level.access_energy_pj(m.direction), 0.0
         cycles = level.latency_cycles + math.ceil(m.bits / level.bandwidth_bits_per_cycle)
         return accesses * level.access_energy_pj(m.direction), float(cycles)
 

@@ -86,8 +86,9 @@ class MemoryLevel:
         return words, math.ceil(words / self.burst_words)
 
     def access_energy_pj(self, direction: str) -> float:
-        """Energy of one access: the write energy for writes, the read energy otherwise (reads
-        and BP's transport reads).
+        """Energy of one access: the write energy for writes (and ``drain``: what the MAC array
+        writes back, :mod:`hwsim.sim.spatial`), the read energy otherwise (reads, BP's transport
+        reads, and ``feed``: operands read into the MAC array).
 
         On a compute-in-memory level an access is one array activation (``mvm``,
         ``mvm_transposed``), one conversion beyond those an activation includes (``convert``:
@@ -103,8 +104,11 @@ class MemoryLevel:
                 return self.cim.adc_energy_pj
             if direction == "write":
                 return self.cim.program_energy_pj(self.write_energy_pj)
-        return self.write_energy_pj if direction == "write" else self.read_energy_pj
+        return self.write_energy_pj if direction in WRITES else self.read_energy_pj
 
+
+#: directions priced at a level's write energy
+WRITES = frozenset({"write", "drain"})
 
 _MEMORY_REQUIRED = ("kind", "size_bytes", "word_bits", "read_energy_pj")
 #: What a level that names a size model (``model:``) must give: the rest is derived.

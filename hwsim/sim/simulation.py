@@ -117,7 +117,9 @@ class _Machine:
     def move(self, unit: str, task: Task, t: Transfer) -> _Process:
         """Carry out one transfer; stores cross the link before the memory, loads after."""
         steps = []
-        if t.level is None:
+        if t.operand:  # streamed while the array computes (the compute's time)
+            pass
+        elif t.level is None:
             steps.append((PRNG, math.ceil(t.generated_values / self.chip.prng_values_per_cycle)))
         else:
             level = self.chip.memory(t.level)
@@ -164,7 +166,7 @@ class _Machine:
             # computed in the arrays while they were busy with the activations (the load)
             self.tally.macs[(task.phase, task.operand_format)] += task.macs
         elif task.macs:
-            cycles = math.ceil(task.macs / macs_per_cycle)
+            cycles = task.compute_cycles or math.ceil(task.macs / macs_per_cycle)
             if mac_array is None:
                 start = self._now()
                 yield self.env.timeout(cycles)

@@ -220,7 +220,8 @@ def _check_against_counts(rows: list[ActionRow], counts: Any) -> None:
     memory = {
         (r.component, r.tensor, r.phase, r.action): (r.bits, r.count)
         for r in rows
-        if r.action in ("read", "write", "transport", "mvm", "mvm_transposed", "convert")
+        if r.action
+        in ("read", "write", "transport", "feed", "drain", "mvm", "mvm_transposed", "convert")
     }
     assert memory == {k: (c.bits, c.accesses) for k, c in counts.accesses.items()}
     macs = {
