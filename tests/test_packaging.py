@@ -29,6 +29,9 @@ SIM_DISTRIBUTIONS = (
 )
 #: What the wheel's source needs: pyproject.toml's readme and licence, and the package dirs.
 SOURCE_ENTRIES = ("pyproject.toml", "README.md", "LICENSE", "hwsim", "models", "configs")
+#: Source folder → where the wheel puts it: ``models/`` installs as ``hwsim.models``
+#: (pyproject.toml's ``[tool.setuptools.package-dir]``), so that the one import name is ``hwsim``.
+INSTALLED_AS = {"hwsim": "hwsim", "models": "hwsim/models"}
 #: The learning side, which the simulator must not need.
 NOT_NEEDED = ("torch", "brevitas", "matplotlib", "sklearn")
 
@@ -88,19 +91,22 @@ def test_wheel_holds_every_package_config_and_the_licence(wheel):
         assert len(dist_info) == 1, dist_info
         (info,) = dist_info
         metadata = zf.read(f"{info}/METADATA").decode()
-    # every package directory of the tree is in the wheel: the explicit packages list is complete
+    # every package directory of the tree is in the wheel, where it installs (models/ as
+    # hwsim/models/): the explicit packages list is complete
     packages = sorted(
-        p.parent.relative_to(ROOT).as_posix()
-        for top in ("hwsim", "models")
+        "/".join((INSTALLED_AS[top], *p.parent.relative_to(ROOT / top).parts))
+        for top in INSTALLED_AS
         for p in (ROOT / top).rglob("__init__.py")
         if "__pycache__" not in p.parts
     )
-    assert "hwsim/sim" in packages and "models" in packages
+    assert "hwsim/sim" in packages and "hwsim/models/analysis" in packages
     missing = [p for p in packages if f"{p}/__init__.py" not in names]
     assert not missing, f"packages missing from [tool.setuptools] packages: {missing}"
-    for module in (ROOT / "hwsim").rglob("*.py"):
-        if "__pycache__" not in module.parts:
-            assert module.relative_to(ROOT).as_posix() in names, module
+    for top, installed in INSTALLED_AS.items():
+        for module in (ROOT / top).rglob("*.py"):
+            if "__pycache__" not in module.parts:
+                path = "/".join((installed, *module.relative_to(ROOT / top).parts))
+                assert path in names, f"{module.relative_to(ROOT)} is not in the wheel as {path}"
     # every shipped config, as package data hwsim.configs
     configs = sorted(p.relative_to(ROOT / "configs").as_posix() for p in ROOT.glob("configs/**/*"))
     assert "chips/edge_sram.yaml" in configs
@@ -111,8 +117,8 @@ def test_wheel_holds_every_package_config_and_the_licence(wheel):
     assert f"{info}/licenses/LICENSE" in names
     assert "License-Expression: MIT" in metadata
     assert "Requires-Python: >=3.11" in metadata
-    # nothing else at the top level (no tests/, no stray packages)
-    assert {n.split("/")[0] for n in names} == {"hwsim", "models", info}
+    # nothing else at the top level (no tests/, no stray packages): one import name, hwsim
+    assert {n.split("/")[0] for n in names} == {"hwsim", info}
 
 
 def _simulator_only_venv(tmp: Path, wheel: Path) -> tuple[Path, Path]:
