@@ -35,12 +35,12 @@ from typing import Any
 import torch
 from torch import nn
 
-from models import TrainConfig, bp_view, build_model, feedback_step, train
-from models.analysis.attacks import adversarial_accuracy
-from models.analysis.corruptions import corruption_accuracy
-from models.analysis.hessian import HessianOperator, hutchinson_trace, top_eigenvalues
-from models.environment import environment
-from models.training import load_data, load_run
+from hwsim.models import TrainConfig, bp_view, build_model, feedback_step, train
+from hwsim.models.analysis.attacks import adversarial_accuracy
+from hwsim.models.analysis.corruptions import corruption_accuracy
+from hwsim.models.analysis.hessian import HessianOperator, hutchinson_trace, top_eigenvalues
+from hwsim.models.environment import environment
+from hwsim.models.training import load_data, load_run
 
 
 def default_config(rule: str, epochs: int) -> TrainConfig:

@@ -30,7 +30,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.analysis import HessianOperator, get_flat_parameters, hutchinson_trace, top_eigenvalues
+from hwsim.models.analysis import (
+    HessianOperator,
+    get_flat_parameters,
+    hutchinson_trace,
+    top_eigenvalues,
+)
 
 
 def mnist(samples: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -146,7 +151,7 @@ def row(name: str, value: str, seconds: float) -> None:
 def against_exact(args: argparse.Namespace) -> None:
     from torch.func import functional_call
 
-    from models.analysis import unflatten_like
+    from hwsim.models.analysis import unflatten_like
 
     print("hessian-eigenthings is not importable: comparing with the exact Hessian of a small MLP")
     x, y = mnist(args.batches * args.batch_size, seed=0)

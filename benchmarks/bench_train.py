@@ -3,7 +3,7 @@
 For each network (the default MLP 784-256×5-10 and the CNN) every combination of variant and
 rule is built, and their training steps are interleaved step by step (in rotating order) so
 that machine noise hits all of them alike. Variants: ``float`` (32-bit), ``8-bit`` (brevitas
-quantizers on the fast path, :mod:`models.fastquant`) and ``8-bit ref`` (the same model on
+quantizers on the fast path, :mod:`hwsim.models.fastquant`) and ``8-bit ref`` (the same model on
 brevitas' own reference path). Reported: median step times, each variant's BP step over the
 float BP step (target for ``8-bit``: ≤ 1.5), and each rule's step over BP's of the same variant
 (target: FA and IFA ≤ 1.05). Every step runs inside ``feedback_step`` as training does.
@@ -27,8 +27,8 @@ import time
 import torch
 from torch import nn
 
-from models import TrainConfig, build_model, feedback_step, load_dataset
-from models.fastquant import reference_quantizers
+from hwsim.models import TrainConfig, build_model, feedback_step, load_dataset
+from hwsim.models.fastquant import reference_quantizers
 
 RULES = ("bp", "fa", "ifa", "dfa", "usf", "brsf", "frsf", "kp")
 #: name → (bits, fast path)

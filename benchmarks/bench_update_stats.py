@@ -2,8 +2,8 @@
 
 Two copies of the default experiment's network (MLP 784-256×5-10, 8-bit weights and
 activations, Adam 1e-3; ``hwsim.experiments.experiment.default_train_config``) train on the same
-batches of mnist5k, one with :class:`models.update_stats.UpdateStats` around every optimizer
-step (as ``models.training.train`` does), one without. Each run is ``--steps`` steps of each
+batches of mnist5k, one with :class:`hwsim.models.update_stats.UpdateStats` around every optimizer
+step (as ``hwsim.models.training.train`` does), one without. Each run is ``--steps`` steps of each
 copy, the two interleaved in blocks of 10 steps in alternating order so that machine noise hits
 both alike; reported: the median over ``--runs`` runs of the time per step of each, and their
 ratio (with stats ÷ without). The epoch-end read-back (:meth:`UpdateStats.end_epoch`) is timed
@@ -24,8 +24,8 @@ import torch
 from torch import nn
 
 from hwsim.experiments.experiment import default_train_config
-from models import build_model, feedback_step, load_dataset
-from models.update_stats import UpdateStats
+from hwsim.models import build_model, feedback_step, load_dataset
+from hwsim.models.update_stats import UpdateStats
 
 BLOCK = 10
 

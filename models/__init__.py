@@ -2,7 +2,7 @@
 
 Quick start::
 
-    from models import TrainConfig, train
+    from hwsim.models import TrainConfig, train
     result = train(TrainConfig(algo="ifa", dataset="mnist5k", epochs=5), "runs/ifa")
 
 Rules are given as spec strings (``bp``, ``fa``, ``ifa``, ``ifa:<degrees>``, ``dfa``, ``usf``,
@@ -22,65 +22,65 @@ import sys
 import types
 from typing import TYPE_CHECKING, Any
 
-# Names load on first use (PEP 562): importing ``models.config`` (validating an experiment, pricing
-# a finished run) must not pay for torch and brevitas, which most of these names need.
+# Names load on first use (PEP 562): importing ``hwsim.models.config`` (validating an experiment,
+# pricing a finished run) must not pay for torch and brevitas, which most of these names need.
 _HOME = {
-    "DATASETS": "models.data",
-    "Dataset": "models.data",
-    "DirectFeedback": "models.feedback",
-    "ErrorSlot": "models.feedback",
-    "FLOAT_BITS": "models.feedback",
-    "FeedbackConv2d": "models.layers",
-    "FeedbackLayer": "models.layers",
-    "FeedbackLinear": "models.layers",
-    "QuantFeedbackConv2d": "models.layers",
-    "QuantFeedbackLinear": "models.layers",
+    "DATASETS": "hwsim.models.data",
+    "Dataset": "hwsim.models.data",
+    "DirectFeedback": "hwsim.models.feedback",
+    "ErrorSlot": "hwsim.models.feedback",
+    "FLOAT_BITS": "hwsim.models.feedback",
+    "FeedbackConv2d": "hwsim.models.layers",
+    "FeedbackLayer": "hwsim.models.layers",
+    "FeedbackLinear": "hwsim.models.layers",
+    "QuantFeedbackConv2d": "hwsim.models.layers",
+    "QuantFeedbackLinear": "hwsim.models.layers",
     "Rule": "hwsim.core.rules",
-    "RunResult": "models.training",
-    "SyntheticSpec": "models.data",
-    "TrainConfig": "models.config",
-    "alignment_angles": "models.convert",
-    "angle_deg": "models.feedback",
-    "bp_view": "models.convert",
-    "build_model": "models.training",
-    "build_network": "models.networks",
-    "capture_error": "models.feedback",
-    "cnn": "models.networks",
-    "convert": "models.convert",
-    "direct_conv2d": "models.feedback",
-    "direct_linear": "models.feedback",
-    "draw_direct_feedback": "models.feedback",
-    "draw_feedback": "models.feedback",
-    "draw_magnitudes": "models.feedback",
-    "evaluate": "models.training",
-    "feedback_conv2d": "models.feedback",
-    "feedback_layers": "models.convert",
-    "feedback_linear": "models.feedback",
-    "feedback_sigma": "models.feedback",
-    "feedback_step": "models.convert",
-    "layer_names": "models.convert",
-    "learning_rate": "models.training",
-    "load_dataset": "models.data",
-    "load_run": "models.training",
-    "mlp": "models.networks",
+    "RunResult": "hwsim.models.training",
+    "SyntheticSpec": "hwsim.models.data",
+    "TrainConfig": "hwsim.models.config",
+    "alignment_angles": "hwsim.models.convert",
+    "angle_deg": "hwsim.models.feedback",
+    "bp_view": "hwsim.models.convert",
+    "build_model": "hwsim.models.training",
+    "build_network": "hwsim.models.networks",
+    "capture_error": "hwsim.models.feedback",
+    "cnn": "hwsim.models.networks",
+    "convert": "hwsim.models.convert",
+    "direct_conv2d": "hwsim.models.feedback",
+    "direct_linear": "hwsim.models.feedback",
+    "draw_direct_feedback": "hwsim.models.feedback",
+    "draw_feedback": "hwsim.models.feedback",
+    "draw_magnitudes": "hwsim.models.feedback",
+    "evaluate": "hwsim.models.training",
+    "feedback_conv2d": "hwsim.models.feedback",
+    "feedback_layers": "hwsim.models.convert",
+    "feedback_linear": "hwsim.models.feedback",
+    "feedback_sigma": "hwsim.models.feedback",
+    "feedback_step": "hwsim.models.convert",
+    "layer_names": "hwsim.models.convert",
+    "learning_rate": "hwsim.models.training",
+    "load_dataset": "hwsim.models.data",
+    "load_run": "hwsim.models.training",
+    "mlp": "hwsim.models.networks",
     "parse_rule": "hwsim.core.rules",
     "parse_rules": "hwsim.core.rules",
-    "quantize_feedback": "models.feedback",
-    "read_idx": "models.data",
-    "record_workload": "models.workload",
-    "rms": "models.feedback",
-    "train": "models.training",
-    "true_gradients": "models.convert",
-    "uniform_sign_feedback": "models.feedback",
-    "update_angles": "models.convert",
-    "weight_layers": "models.convert",
-    "weight_sign": "models.feedback",
+    "quantize_feedback": "hwsim.models.feedback",
+    "read_idx": "hwsim.models.data",
+    "record_workload": "hwsim.models.workload",
+    "rms": "hwsim.models.feedback",
+    "train": "hwsim.models.training",
+    "true_gradients": "hwsim.models.convert",
+    "uniform_sign_feedback": "hwsim.models.feedback",
+    "update_angles": "hwsim.models.convert",
+    "weight_layers": "hwsim.models.convert",
+    "weight_sign": "hwsim.models.feedback",
 }
 
 if TYPE_CHECKING:
     from hwsim.core.rules import Rule, parse_rule, parse_rules
-    from models.config import TrainConfig
-    from models.convert import (
+    from hwsim.models.config import TrainConfig
+    from hwsim.models.convert import (
         alignment_angles,
         bp_view,
         convert,
@@ -91,8 +91,8 @@ if TYPE_CHECKING:
         update_angles,
         weight_layers,
     )
-    from models.data import DATASETS, Dataset, SyntheticSpec, load_dataset, read_idx
-    from models.feedback import (
+    from hwsim.models.data import DATASETS, Dataset, SyntheticSpec, load_dataset, read_idx
+    from hwsim.models.feedback import (
         FLOAT_BITS,
         DirectFeedback,
         ErrorSlot,
@@ -111,21 +111,28 @@ if TYPE_CHECKING:
         uniform_sign_feedback,
         weight_sign,
     )
-    from models.layers import (
+    from hwsim.models.layers import (
         FeedbackConv2d,
         FeedbackLayer,
         FeedbackLinear,
         QuantFeedbackConv2d,
         QuantFeedbackLinear,
     )
-    from models.networks import build_network, cnn, mlp
-    from models.training import RunResult, build_model, evaluate, learning_rate, load_run, train
-    from models.workload import record_workload
+    from hwsim.models.networks import build_network, cnn, mlp
+    from hwsim.models.training import (
+        RunResult,
+        build_model,
+        evaluate,
+        learning_rate,
+        load_run,
+        train,
+    )
+    from hwsim.models.workload import record_workload
 
 
 class _Package(types.ModuleType):
     """This package, keeping a name of ``_HOME`` for its function when a submodule of the same
-    name is imported (``models.convert`` the module would otherwise replace ``convert`` the
+    name is imported (``hwsim.models.convert`` the module would otherwise replace ``convert`` the
     function, as the import system binds each submodule on its package)."""
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -142,7 +149,7 @@ def __getattr__(name: str) -> Any:
     try:
         module = _HOME[name]
     except KeyError:
-        raise AttributeError(f"module 'models' has no attribute {name!r}") from None
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}") from None
     value = getattr(importlib.import_module(module), name)
     globals()[name] = value
     return value

@@ -11,12 +11,12 @@ from hwsim.core.errors import InputError
 from hwsim.core.rules import RULE_SYNTAX, parse_rule
 from hwsim.core.units import FLOAT_BITS
 
-# What a config may name, here rather than beside the code that builds it (models.data,
-# models.networks): validating a config, or an experiment file, must not import torch.
-#: Datasets :func:`models.data.load_dataset` knows.
+# What a config may name, here rather than beside the code that builds it (hwsim.models.data,
+# hwsim.models.networks): validating a config, or an experiment file, must not import torch.
+#: Datasets :func:`hwsim.models.data.load_dataset` knows.
 DATASETS = ("digits", "mnist5k", "mnist", "fashion-mnist", "cifar10", "synthetic")
 MIN_TRAIN_SIZE, MAX_TRAIN_SIZE = 100, 50_000
-#: Networks :func:`models.networks.build_network` builds, and their depths (weight layers).
+#: Networks :func:`hwsim.models.networks.build_network` builds, and their depths (weight layers).
 ARCHITECTURES = ("mlp", "cnn")
 MIN_DEPTH, MAX_DEPTH = 2, 10
 

@@ -14,7 +14,7 @@ from torch import Tensor, nn
 from hwsim.core.errors import InputError
 from hwsim.core.layer_names import stable_layer_names
 from hwsim.core.rules import Rule, parse_rule
-from models.feedback import (
+from hwsim.models.feedback import (
     FLOAT_BITS,
     DirectFeedback,
     angle_deg,
@@ -22,7 +22,7 @@ from models.feedback import (
     draw_feedback,
     feedback_sigma,
 )
-from models.layers import FEEDBACK_CLASS, FeedbackLayer
+from hwsim.models.layers import FEEDBACK_CLASS, FeedbackLayer
 
 #: Layer types that carry weights the rules apply to, in float and quantized form.
 WEIGHT_LAYER_TYPES = (nn.Linear, nn.Conv2d, QuantLinear, QuantConv2d)
@@ -66,7 +66,7 @@ def layer_names(model: nn.Module) -> dict[nn.Module, str]:
     one naming of layers: ``workload.json``, ``metrics.jsonl``/``metrics.csv``, the analyses and
     the simulator's model specs all use it. Forward order is module registration order (what
     :func:`weight_layers` lists), which is the order the forward pass runs them in for every
-    network :mod:`models.networks` builds (``nn.Sequential``); a model of your own whose
+    network :mod:`hwsim.models.networks` builds (``nn.Sequential``); a model of your own whose
     ``forward`` calls its layers in another order is named in registration order.
     """
     layers = [m for _, m in weight_layers(model)]
@@ -178,7 +178,8 @@ def convert(
     BP leaves the model as it is (autograd is BP). Every other rule turns every
     ``Linear``/``Conv2d`` (float or brevitas) into its feedback twin and draws what the rule
     stores from one ``torch.Generator`` seeded with ``seed``, layer by layer in registration
-    order, so the seed reproduces it (docs/learning.md; :func:`models.feedback.draw_feedback`).
+    order, so the seed reproduces it (docs/learning.md;
+    :func:`hwsim.models.feedback.draw_feedback`).
 
     ``example_input`` (a batch the model accepts) is used by DFA only, to learn the input size
     of each layer: it is needed when a layer below the output layer is a convolution. KP needs

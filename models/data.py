@@ -31,7 +31,7 @@ import torch
 from torch import Tensor
 
 from hwsim.core.errors import InputError
-from models.config import DATASETS, MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
+from hwsim.models.config import DATASETS, MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
 
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

@@ -14,7 +14,7 @@ from typing import Any
 
 import torch
 
-from models.device import device_name, resolve_device
+from hwsim.models.device import device_name, resolve_device
 
 
 def cpu_name() -> str:

@@ -7,7 +7,7 @@ as a handful of tensor operations, reading **brevitas' own parameters, buffers a
 (nothing is copied or stored twice), and gives **bit-identical** forward values and gradients:
 
 - :func:`weight_quant` — brevitas' per-tensor ``RescalingIntQuant`` with a detached ``max|W|``
-  statistic (``models.quant.WeightQuantSTE``): ``scale = clamp_min(max|W|, m) / t`` and
+  statistic (``hwsim.models.quant.WeightQuantSTE``): ``scale = clamp_min(max|W|, m) / t`` and
   ``W_q = (clamp(round(W / scale + 0)) - 0) · scale`` with a straight-through gradient.
 - :func:`act_quant` — brevitas' activation quantizer with ``ParameterFromRuntimeStatsScaling``
   (``QuantReLU`` / ``QuantIdentity``): percentile statistics with gradient for the first
@@ -357,7 +357,9 @@ class _WeightPlan:
 
 
 def _weight_plan(layer: nn.Module) -> _WeightPlan | None:
-    from models.quant import DetachedAbsMax  # models.quant builds its layers on this module
+    from hwsim.models.quant import (
+        DetachedAbsMax,  # hwsim.models.quant builds its layers on this module
+    )
 
     proxy = layer.weight_quant
     if type(proxy) is not WeightQuantProxyFromInjector:

@@ -7,7 +7,7 @@ Brevitas layers are overridden at ``inner_forward_impl``, so quantization stays 
 What the backward sends errors through, per rule (docs/learning.md has the formulas):
 
 - ``fa``, ``ifa``, ``kp``: the buffer ``feedback_weight`` (``B``, ``W``'s shape); KP's is
-  updated by :func:`models.convert.feedback_step`, the others never change.
+  updated by :func:`hwsim.models.convert.feedback_step`, the others never change.
 - ``usf``: ``sign(W)·rms(W)`` of the weight this forward uses; nothing is stored.
 - ``frsf``, ``brsf``: ``|R| ∘ sign(W)``, ``|R|`` in ``feedback_weight``; brSF draws a new ``R``
   at every forward in training mode from the generator state kept in ``feedback_rng_state``.
@@ -25,8 +25,8 @@ from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
 from hwsim.core.rules import Rule
-from models import fastquant
-from models.feedback import (
+from hwsim.models import fastquant
+from hwsim.models.feedback import (
     DirectFeedback,
     ErrorSlot,
     capture_error,
@@ -39,7 +39,7 @@ from models.feedback import (
     uniform_sign_feedback,
     weight_sign,
 )
-from models.quant import FastQuantConv2d, FastQuantLinear
+from hwsim.models.quant import FastQuantConv2d, FastQuantLinear
 
 
 def _plain(t: Tensor | QuantTensor | None) -> Tensor | None:
@@ -83,7 +83,7 @@ class FeedbackLayer:
         sigma: float = 0.0,
     ) -> None:
         """Set the rule and register its stored feedback (called once by
-        :func:`models.convert.convert`). ``rng_state`` and ``sigma``: brSF's generator state
+        :func:`hwsim.models.convert.convert`). ``rng_state`` and ``sigma``: brSF's generator state
         and the σ its redraws use."""
         self.rule = rule
         self.feedback_bits = feedback_bits
@@ -102,7 +102,7 @@ class FeedbackLayer:
         with torch.no_grad():
             if quant_weight is None:
                 w = self.weight
-            else:  # models.fastquant's is brevitas' value, bit for bit
+            else:  # hwsim.models.fastquant's is brevitas' value, bit for bit
                 fast = fastquant.weight_quant(self)  # type: ignore[arg-type]
                 w = quant_weight().value if fast is None else fast
         return w.detach()
@@ -223,7 +223,7 @@ class FeedbackConv2d(nn.Conv2d, FeedbackLayer):
 
 class QuantFeedbackLinear(FastQuantLinear, FeedbackLayer):
     """Brevitas ``QuantLinear``; the product of quantized input and weight follows the rule.
-    (Its quantizers run through :mod:`models.fastquant`, see :class:`FastQuantLinear`.)"""
+    (Its quantizers run through :mod:`hwsim.models.fastquant`, see :class:`FastQuantLinear`.)"""
 
     def inner_forward_impl(self, x, quant_weight, quant_bias):  # type: ignore[override]
         x, w, b = _plain(x), _plain(quant_weight), _plain(quant_bias)

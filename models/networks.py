@@ -14,10 +14,10 @@ import torch
 from torch import nn
 
 from hwsim.core.errors import InputError
-from models.config import ARCHITECTURES, MAX_DEPTH, MIN_DEPTH
-from models.convert import weight_layers
-from models.feedback import FLOAT_BITS
-from models.quant import quant_conv2d, quant_input, quant_linear, quant_relu
+from hwsim.models.config import ARCHITECTURES, MAX_DEPTH, MIN_DEPTH
+from hwsim.models.convert import weight_layers
+from hwsim.models.feedback import FLOAT_BITS
+from hwsim.models.quant import quant_conv2d, quant_input, quant_linear, quant_relu
 
 
 def _linear(n_in: int, n_out: int, weight_bits: int) -> nn.Module:

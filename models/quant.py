@@ -12,10 +12,10 @@ learned from runtime statistics), and the network input ``QuantIdentity`` with t
 quantizer (inputs lie in [0, 1]). Errors (gradients) are not quantized: they stay float32.
 
 **Speed.** The layers built here are brevitas' classes with one override, ``forward``: it
-computes the quantizers with :mod:`models.fastquant` (bit-identical values and gradients, from
+computes the quantizers with :mod:`hwsim.models.fastquant` (bit-identical values and gradients, from
 brevitas' own parameters and buffers), and falls back to brevitas' own ``forward`` wherever that
 module does not cover the configuration or the reference path is selected
-(``models.fastquant.reference_quantizers()``, ``HWSIM_REFERENCE_QUANT=1``). State dicts are
+(``hwsim.models.fastquant.reference_quantizers()``, ``HWSIM_REFERENCE_QUANT=1``). State dicts are
 brevitas' own: a plain brevitas module loads them and computes the same outputs.
 """
 
@@ -27,10 +27,10 @@ from brevitas.quant import Int8WeightPerTensorFloat, Uint8ActPerTensorFloat
 from brevitas.quant_tensor import QuantTensor
 from torch import Tensor
 
-from models import fastquant
-from models.fastquant import fast_quantizers_enabled as fast_quantizers_enabled
-from models.fastquant import reference_quantizers as reference_quantizers
-from models.fastquant import set_fast_quantizers as set_fast_quantizers
+from hwsim.models import fastquant
+from hwsim.models.fastquant import fast_quantizers_enabled as fast_quantizers_enabled
+from hwsim.models.fastquant import reference_quantizers as reference_quantizers
+from hwsim.models.fastquant import set_fast_quantizers as set_fast_quantizers
 
 
 class DetachedAbsMax(AbsMax):
@@ -42,7 +42,7 @@ class DetachedAbsMax(AbsMax):
 
 class FastQuantLinear(QuantLinear):
     """Brevitas ``QuantLinear`` whose forward computes the weight quantizer with
-    :func:`models.fastquant.weight_quant` (brevitas' own forward where it does not apply)."""
+    :func:`hwsim.models.fastquant.weight_quant` (brevitas' own forward where it does not apply)."""
 
     def forward(self, input: Tensor | QuantTensor) -> Tensor | QuantTensor:  # type: ignore[override]
         out = fast_layer_forward(self, input)
@@ -58,7 +58,8 @@ class FastQuantConv2d(QuantConv2d):
 
 
 class FastQuantReLU(QuantReLU):
-    """Brevitas ``QuantReLU`` computed by :func:`models.fastquant.act_quant` where it applies."""
+    """Brevitas ``QuantReLU`` computed by :func:`hwsim.models.fastquant.act_quant` where it
+    applies."""
 
     def forward(self, input: Tensor | QuantTensor) -> Tensor | QuantTensor:  # type: ignore[override]
         out = None if isinstance(input, QuantTensor) else fastquant.act_quant(self, input)
@@ -66,7 +67,7 @@ class FastQuantReLU(QuantReLU):
 
 
 class FastQuantIdentity(QuantIdentity):
-    """Brevitas ``QuantIdentity`` computed by :func:`models.fastquant.act_quant` where it
+    """Brevitas ``QuantIdentity`` computed by :func:`hwsim.models.fastquant.act_quant` where it
     applies."""
 
     def forward(self, input: Tensor | QuantTensor) -> Tensor | QuantTensor:  # type: ignore[override]
@@ -77,7 +78,7 @@ class FastQuantIdentity(QuantIdentity):
 def fast_layer_forward(layer: QuantLinear | QuantConv2d, x: Tensor | QuantTensor) -> Tensor | None:
     """Brevitas' ``QuantWBIOL.forward`` for a layer whose only quantizer is its weight's
     (no input, output or bias quantization, plain tensors in and out), with the weight from
-    :func:`models.fastquant.weight_quant`; ``None`` where brevitas' own forward must run."""
+    :func:`hwsim.models.fastquant.weight_quant`; ``None`` where brevitas' own forward must run."""
     if (
         isinstance(x, QuantTensor)
         or layer.return_quant_tensor

@@ -1,6 +1,6 @@
 """Copies of a run's ``metrics.jsonl`` for other tools: ``metrics.csv`` and TensorBoard events.
 
-``metrics.jsonl`` stays the record (:mod:`models.training` reads only it); the copies are
+``metrics.jsonl`` stays the record (:mod:`hwsim.models.training` reads only it); the copies are
 written from its rows whenever it is written, so they hold exactly what it holds:
 
 - ``metrics.csv``: one row per epoch, flat columns. Nested objects are flattened with ``/``

@@ -8,13 +8,13 @@ A run directory holds:
   ({layer: degrees, or null where undefined: DFA with a convolution above the layer}),
   ``update_angle_deg`` (every rule but BP: angle between the rule's update direction and the
   true gradient on a few fixed batches), ``lr`` and ``diverged``; layers are named ``fc1``,
-  ``conv1``, … (:func:`models.convert.layer_names`);
+  ``conv1``, … (:func:`hwsim.models.convert.layer_names`);
 - ``metrics.csv`` and ``tensorboard/``: the same rows flattened (``alignment_deg/fc1``), for
-  spreadsheets and TensorBoard, rewritten with ``metrics.jsonl`` (:mod:`models.run_logs`);
+  spreadsheets and TensorBoard, rewritten with ``metrics.jsonl`` (:mod:`hwsim.models.run_logs`);
 - ``checkpoint.pt``: model, optimizer and progress, carrying the config that built them;
 - ``workload.json``: what the chip simulator consumes (docs/workload.md), written at the start
   and again after every epoch with the update sparsity measured so far
-  (:mod:`models.update_stats`: how many stored weight levels each optimizer step changed);
+  (:mod:`hwsim.models.update_stats`: how many stored weight levels each optimizer step changed);
 - ``result.json``: written last: ``status`` (``completed`` or ``diverged``), final numbers, the
   environment and the data it trained on (dataset, train and test samples);
 - ``snapshots/epoch-NNNN.pt``: the model's ``state_dict`` after every epoch (epoch 0 = init),
@@ -73,15 +73,15 @@ from hwsim.core.runs import (
 )
 from hwsim.core.workload import with_update_sparsity, workload_from_dict
 from hwsim.core.yaml_lines import load_yaml_text
-from models.config import TrainConfig
-from models.convert import alignment_angles, convert, feedback_step, update_angles
-from models.data import Dataset, SyntheticSpec, load_dataset
-from models.device import resolve_device
-from models.environment import environment
-from models.networks import build_network
-from models.run_logs import open_tensorboard, write_metrics_csv
-from models.update_stats import UpdateStats
-from models.workload import record_workload
+from hwsim.models.config import TrainConfig
+from hwsim.models.convert import alignment_angles, convert, feedback_step, update_angles
+from hwsim.models.data import Dataset, SyntheticSpec, load_dataset
+from hwsim.models.device import resolve_device
+from hwsim.models.environment import environment
+from hwsim.models.networks import build_network
+from hwsim.models.run_logs import open_tensorboard, write_metrics_csv
+from hwsim.models.update_stats import UpdateStats
+from hwsim.models.workload import record_workload
 
 #: Version 1 throughout: ``update_stats`` was added as an optional key (a checkpoint without it
 #: resumes, its epochs recorded as not measured: :meth:`UpdateStats.load_state_dict`).
@@ -367,8 +367,8 @@ def train(
     resumes on another), and ``result.json`` records the environment that finished it.
     ``tensorboard``: write TensorBoard events into ``tensorboard/`` (``None``: the
     ``HWSIM_TENSORBOARD`` environment variable, else whenever the package is installed;
-    :func:`models.run_logs.tensorboard_wanted`); not part of the run's identity, and it changes
-    no number. Returns how the run ended; divergence is a result, not an exception.
+    :func:`hwsim.models.run_logs.tensorboard_wanted`); not part of the run's identity, and it
+    changes no number. Returns how the run ended; divergence is a result, not an exception.
     """
     dev = resolve_device(device)
     out = Path(out_dir)
@@ -445,7 +445,7 @@ def train(
             # written again from the checkpoint's statistics (a crash may have come between
             # the checkpoint and the workload of its epoch)
             _write_workload(out, workload, stats, config)
-        for row in rows:  # a fresh log: this session's rows so far (docs: models.run_logs)
+        for row in rows:  # a fresh log: this session's rows so far (docs: hwsim.models.run_logs)
             board.write(row)
         if on_epoch and start_epoch == 0:
             on_epoch(rows[0])

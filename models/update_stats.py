@@ -8,7 +8,7 @@ object of ``workload.json`` (docs/workload.md, "Update sparsity"; the contract i
 
 **Levels.** For a brevitas-quantized layer the level of a weight is its integer level,
 ``clamp(round(W / scale))``, exactly as the forward pass computes it
-(:func:`models.fastquant.weight_int`, or brevitas' own ``quant_weight().int()`` on the
+(:func:`hwsim.models.fastquant.weight_int`, or brevitas' own ``quant_weight().int()`` on the
 reference path). The scale follows ``max|W|`` every step, so a step can move the levels of
 weights whose float value barely changed: that is measured, not hidden (the cells hold levels).
 For a float layer (32-bit weights, no quantizer) the level is the float value itself: any
@@ -43,8 +43,8 @@ from torch import Tensor, nn
 
 from hwsim.core.errors import InputError
 from hwsim.core.workload import UPDATE_SPARSITY_MEASURED
-from models import fastquant
-from models.convert import layer_names, weight_layers
+from hwsim.models import fastquant
+from hwsim.models.convert import layer_names, weight_layers
 
 #: Format of the levels of a float (unquantized) layer: the float32 value itself.
 FLOAT_LEVELS = "fp32"
@@ -74,7 +74,7 @@ def _read_levels(layer: nn.Module, out: Tensor, top: int | None, scratch: Tensor
     of a quantized layer, :func:`_top_level`, read once: brevitas computes it; ``scratch``: a
     float32 tensor of the weight's shape to compute in).
 
-    Quantized layers: the integer levels (:func:`models.fastquant.weight_int`; brevitas'
+    Quantized layers: the integer levels (:func:`hwsim.models.fastquant.weight_int`; brevitas'
     ``quant_weight().int()`` where the fast path does not apply), into an integer ``out``. A
     non-finite weight (the step a run diverges on) has no level; it is recorded at level 0
     (NaN) or the end of the range (±inf), so every level stays in the format's range. Float

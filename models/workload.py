@@ -8,9 +8,9 @@ from typing import Any
 from torch import Tensor, nn
 
 from hwsim.core.workload import workload_document
-from models.config import TrainConfig
-from models.convert import layer_names, observe_layers, weight_layers
-from models.feedback import FLOAT_BITS
+from hwsim.models.config import TrainConfig
+from hwsim.models.convert import layer_names, observe_layers, weight_layers
+from hwsim.models.feedback import FLOAT_BITS
 
 #: Errors (gradients) are not quantized by the training side: they travel as float32.
 ERROR_BITS = FLOAT_BITS
@@ -50,7 +50,7 @@ def record_workload(
 
     Shapes and activation sparsity (fraction of exact zeros in each layer's input) are measured
     with forward hooks on ``sample_inputs`` in eval mode. Layers are named by
-    :func:`models.convert.layer_names` (``fc1``, ``conv1``, …).
+    :func:`hwsim.models.convert.layer_names` (``fc1``, ``conv1``, …).
     """
     layers = weight_layers(model)
     names = layer_names(model)

@@ -104,7 +104,7 @@ class _StopError(Exception):
 
 
 def test_hwsim_train_builds_the_default_experiments_run(monkeypatch, tmp_path: Path):
-    import models.training
+    import hwsim.models.training
 
     built: list[Any] = []
 
@@ -112,7 +112,7 @@ def test_hwsim_train_builds_the_default_experiments_run(monkeypatch, tmp_path: P
         built.append(config)
         raise _StopError
 
-    monkeypatch.setattr(models.training, "train", capture)
+    monkeypatch.setattr(hwsim.models.training, "train", capture)
     result = CliRunner().invoke(main, ["train", "--out", str(tmp_path / "r"), "--quiet"])
     assert isinstance(result.exception, _StopError), result.output
     assert _comparable(built[0]) == _comparable(default_train_config())
@@ -121,7 +121,7 @@ def test_hwsim_train_builds_the_default_experiments_run(monkeypatch, tmp_path: P
 
 def test_hwsim_train_cnn_keeps_its_own_shape(monkeypatch, tmp_path: Path):
     """The experiment's depth and width are the MLP's; a cnn keeps its own (4 layers)."""
-    import models.training
+    import hwsim.models.training
 
     built: list[Any] = []
 
@@ -129,7 +129,7 @@ def test_hwsim_train_cnn_keeps_its_own_shape(monkeypatch, tmp_path: Path):
         built.append(config)
         raise _StopError
 
-    monkeypatch.setattr(models.training, "train", capture)
+    monkeypatch.setattr(hwsim.models.training, "train", capture)
     out = str(tmp_path / "r")
     result = CliRunner().invoke(main, ["train", "--model", "cnn", "--out", out, "--quiet"])
     assert isinstance(result.exception, _StopError), result.output

@@ -1,11 +1,12 @@
 """The wheel: built from this tree, complete, and enough to run the simulator without torch.
 
-Builds the wheel offline (``pip wheel --no-build-isolation``) from a copy of the source tree,
-checks what it holds (every package, every shipped config, the licence), installs it into a
-fresh venv that gets only the simulator's dependencies (simpy, numpy and scipy for the mapper,
-PyYAML, click, rich and what rich needs; no torch, brevitas or matplotlib), and runs the
-installed ``hwsim`` from an empty directory. A CLI module that imports torch or matplotlib at
-import time makes this fail, with the traceback naming it.
+Builds the wheel offline (``pip wheel --no-build-isolation``: the ``wheel`` fixture of
+conftest.py) from a copy of the source tree, checks what it holds (every package, every shipped
+config, the licence, one top-level import name), installs it into a fresh venv that gets only the
+simulator's dependencies (simpy, numpy and scipy for the mapper, PyYAML, click, rich and what rich
+needs; no torch, brevitas or matplotlib), and runs the installed ``hwsim`` from an empty
+directory. A CLI module that imports torch or matplotlib at import time makes this fail, with
+the traceback naming it.
 """
 
 from __future__ import annotations
@@ -13,13 +14,10 @@ from __future__ import annotations
 import importlib.metadata
 import json
 import os
-import shutil
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: The distributions ``hwsim simulate`` / ``hwsim chip`` need, with their own dependencies.
@@ -27,8 +25,9 @@ SIM_DISTRIBUTIONS = (
     *("simpy", "numpy", "scipy", "PyYAML", "click", "rich", "markdown-it-py", "mdurl"),
     "Pygments",
 )
-#: What the wheel's source needs: pyproject.toml's readme and licence, and the package dirs.
-SOURCE_ENTRIES = ("pyproject.toml", "README.md", "LICENSE", "hwsim", "models", "configs")
+#: Source folder → where the wheel puts it: ``models/`` installs as ``hwsim.models``
+#: (pyproject.toml's ``[tool.setuptools.package-dir]``), so that the one import name is ``hwsim``.
+INSTALLED_AS = {"hwsim": "hwsim", "models": "hwsim/models"}
 #: The learning side, which the simulator must not need.
 NOT_NEEDED = ("torch", "brevitas", "matplotlib", "sklearn")
 
@@ -53,34 +52,6 @@ def _snapshot(directory: Path) -> dict[str, tuple[int, int]]:
     return out
 
 
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory) -> Path:
-    """Build the wheel from a copy of the source tree (a build in place would leave build/ and
-    could pack stale files from an old build/lib)."""
-    tmp = tmp_path_factory.mktemp("wheel")
-    src = tmp / "src"
-    src.mkdir()
-    ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "*.tmp")
-    for entry in SOURCE_ENTRIES:
-        path = ROOT / entry
-        if path.is_dir():
-            shutil.copytree(path, src / entry, ignore=ignore, symlinks=True)
-        else:
-            shutil.copy2(path, src / entry)
-    dist = tmp / "dist"
-    pip_env = {**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1", "PIP_NO_INPUT": "1"}
-    build = ["wheel", "--no-deps", "--no-build-isolation", "--no-index", "-w", str(dist), str(src)]
-    _check(
-        [sys.executable, "-m", "pip", *build],
-        cwd=tmp,
-        env=pip_env,
-        timeout=300,
-    )
-    wheels = list(dist.glob("hwsim-*.whl"))
-    assert len(wheels) == 1, wheels
-    return wheels[0]
-
-
 def test_wheel_holds_every_package_config_and_the_licence(wheel):
     with zipfile.ZipFile(wheel) as zf:
         names = set(zf.namelist())
@@ -88,19 +59,24 @@ def test_wheel_holds_every_package_config_and_the_licence(wheel):
         assert len(dist_info) == 1, dist_info
         (info,) = dist_info
         metadata = zf.read(f"{info}/METADATA").decode()
-    # every package directory of the tree is in the wheel: the explicit packages list is complete
+        top_level = zf.read(f"{info}/top_level.txt").decode().split()
+        entry_points = zf.read(f"{info}/entry_points.txt").decode()
+    # every package directory of the tree is in the wheel, where it installs (models/ as
+    # hwsim/models/): the explicit packages list is complete
     packages = sorted(
-        p.parent.relative_to(ROOT).as_posix()
-        for top in ("hwsim", "models")
+        "/".join((INSTALLED_AS[top], *p.parent.relative_to(ROOT / top).parts))
+        for top in INSTALLED_AS
         for p in (ROOT / top).rglob("__init__.py")
         if "__pycache__" not in p.parts
     )
-    assert "hwsim/sim" in packages and "models" in packages
+    assert "hwsim/sim" in packages and "hwsim/models/analysis" in packages
     missing = [p for p in packages if f"{p}/__init__.py" not in names]
     assert not missing, f"packages missing from [tool.setuptools] packages: {missing}"
-    for module in (ROOT / "hwsim").rglob("*.py"):
-        if "__pycache__" not in module.parts:
-            assert module.relative_to(ROOT).as_posix() in names, module
+    for top, installed in INSTALLED_AS.items():
+        for module in (ROOT / top).rglob("*.py"):
+            if "__pycache__" not in module.parts:
+                path = "/".join((installed, *module.relative_to(ROOT / top).parts))
+                assert path in names, f"{module.relative_to(ROOT)} is not in the wheel as {path}"
     # every shipped config, as package data hwsim.configs
     configs = sorted(p.relative_to(ROOT / "configs").as_posix() for p in ROOT.glob("configs/**/*"))
     assert "chips/edge_sram.yaml" in configs
@@ -111,8 +87,11 @@ def test_wheel_holds_every_package_config_and_the_licence(wheel):
     assert f"{info}/licenses/LICENSE" in names
     assert "License-Expression: MIT" in metadata
     assert "Requires-Python: >=3.11" in metadata
-    # nothing else at the top level (no tests/, no stray packages)
-    assert {n.split("/")[0] for n in names} == {"hwsim", "models", info}
+    # nothing else at the top level (no tests/, no stray packages): one import name, hwsim (a
+    # second one, such as models, is shadowed by the user's own; tests/test_namespace.py)
+    assert {n.split("/")[0] for n in names} == {"hwsim", info}
+    assert top_level == ["hwsim"]
+    assert "hwsim = hwsim.cli:main" in entry_points.splitlines()
 
 
 def _simulator_only_venv(tmp: Path, wheel: Path) -> tuple[Path, Path]:

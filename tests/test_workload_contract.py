@@ -1,6 +1,6 @@
 """The workload contract (docs/workload.md): what training records is what the simulator reads.
 
-Writer (``models.workload.record_workload``) and reader (``hwsim.core.workload``) share one
+Writer (``hwsim.models.workload.record_workload``) and reader (``hwsim.core.workload``) share one
 definition; these tests tie them together on real training runs and check the simulator's
 counts against what the recorded network must do.
 """
@@ -20,10 +20,10 @@ from hwsim.core.workload import (
     workload_document,
     workload_from_dict,
 )
+from hwsim.models import TrainConfig, train
+from hwsim.models.convert import layer_names, weight_layers
+from hwsim.models.training import build_model, load_data
 from hwsim.sim import simulate
-from models import TrainConfig, train
-from models.convert import layer_names, weight_layers
-from models.training import build_model, load_data
 
 TINY = dict(dataset="digits", depth=3, width=16, epochs=1, batch_size=64, train_size=300)
 

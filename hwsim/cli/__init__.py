@@ -44,7 +44,7 @@ class _Group(click.Group):
         simulates = name == "sweep" and rest[:1] == ["chip"]  # the chip sweep trains nothing
         if name in _TORCH_COMMANDS and not simulates:
             with interrupts_deferred(), contextlib.suppress(ImportError):
-                import models.training  # noqa: F401  (whole, before any work starts)
+                import hwsim.models.training  # noqa: F401  (whole, before any work starts)
         return name, command, rest
 
     def invoke(self, ctx: click.Context):  # type: ignore[override]

@@ -18,8 +18,8 @@ from hwsim.cli.common import InputError, console, echo_json, progress_bar
 from hwsim.core.units import format_number
 
 _CHOICES = ("hessian", "landscape", "alignment", "robustness", "all")
-#: ``models.device.DEVICE_CHOICES``, spelled out so that ``hwsim --help`` does not import torch
-#: (a test checks the two agree).
+#: ``hwsim.models.device.DEVICE_CHOICES``, spelled out so that ``hwsim --help`` does not import
+#: torch (a test checks the two agree).
 DEVICE_CHOICES = ("auto", "cpu", "cuda")
 #: Number formats of the summaries: values to 4 significant digits, standard errors to 2.
 _SIG, _ERR = ".4g", ".2g"
@@ -241,8 +241,8 @@ def analyze(
     """
     from hwsim.experiments.analysis import analysis_files, analysis_names
     from hwsim.experiments.analysis import analyze as run_analysis
+    from hwsim.models.device import resolve_device
     from hwsim.render.analysis import write_analysis_figure
-    from models.device import resolve_device
 
     options: dict[str, Any] = {k: v for k, v in numbers.items() if v is not None}
     # Resolved first: CUDA asked for on a machine without one is exit 2 before any work.

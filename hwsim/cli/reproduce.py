@@ -105,8 +105,8 @@ def reproduce(
         if state != "start":
             progress.advance(tasks["current"])
 
-    from models.device import resolve_device
-    from models.training import torch_threads
+    from hwsim.models.device import resolve_device
+    from hwsim.models.training import torch_threads
 
     resolve_device(device)  # a GPU this machine lacks is bad input before any work
 

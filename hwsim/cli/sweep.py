@@ -334,8 +334,8 @@ def sweep(
         return
     from hwsim.experiments.executors import FailedPointsError
     from hwsim.experiments.sweeps import CurvatureSettings, make_spec, run_sweep
+    from hwsim.models.config import TrainConfig
     from hwsim.render.sweeps import write_sweep_figure
-    from models.config import TrainConfig
 
     base = TrainConfig(
         dataset=dataset,
@@ -384,8 +384,8 @@ def sweep(
         else:
             progress.advance(task)
 
-    from models.device import resolve_device
-    from models.training import torch_threads
+    from hwsim.models.device import resolve_device
+    from hwsim.models.training import torch_threads
 
     resolve_device(device)  # a GPU this machine lacks is bad input before any work
 

@@ -166,9 +166,9 @@ def train(
     and seed at a time.
     """
     from hwsim.core.errors import InputError
-    from models.config import TrainConfig, config_problems
-    from models.training import torch_threads
-    from models.training import train as run_training
+    from hwsim.models.config import TrainConfig, config_problems
+    from hwsim.models.training import torch_threads
+    from hwsim.models.training import train as run_training
 
     for field in ("depth", "width"):
         if options[field] is None:

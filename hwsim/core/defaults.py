@@ -21,7 +21,7 @@ from hwsim.core.yaml_lines import KeyPath, load_yaml_with_lines
 __all__ = ["FIELD_KEYS", "SCHEMA", "default_settings"]
 
 _NONE = type(None)
-#: section → key → (accepted types, last resort). Keys map 1:1 onto models.TrainConfig fields,
+#: section → key → (accepted types, last resort). Keys map 1:1 onto hwsim.models.TrainConfig fields,
 #: except ``dataset.name`` (→ ``dataset``) and ``network.model``. A key an experiment file leaves
 #: out takes the default experiment's value; the last resort only fills a key that the default
 #: experiment itself leaves out (``data_dir``, ``train_size``, ``momentum``, ``weight_decay``).

@@ -3,12 +3,12 @@
 Linear layers are ``fc1, fc2, …`` and convolutions ``conv1, conv2, …``, each kind numbered from 1
 in forward order. The same name appears in ``workload.json``, in ``metrics.jsonl``
 (``alignment_deg``, ``update_angle_deg``), in ``metrics.csv``, in every analysis and report, and
-in the workloads ``hwsim simulate --model`` builds. :func:`models.convert.layer_names` applies it
-to a torch model; :mod:`hwsim.sim.model_specs` applies it to the layers a spec lists.
+in the workloads ``hwsim simulate --model`` builds. :func:`hwsim.models.convert.layer_names`
+applies it to a torch model; :mod:`hwsim.sim.model_specs` applies it to the layers a spec lists.
 
 Run directories written before this naming named layers by their PyTorch module path (``'2'``,
 ``'4'``, … in an ``nn.Sequential``). :func:`legacy_renames` recognizes such names, and the readers
-of a run (``models.training.read_metrics``, :func:`hwsim.core.workload.workload_from_dict` for
+of a run (``hwsim.models.training.read_metrics``, :func:`hwsim.core.workload.workload_from_dict` for
 ``training-run`` documents) map them to this naming, so old and new runs read alike.
 """
 

@@ -3,7 +3,7 @@
 A training run directory (docs/learning.md) ends with ``result.json`` (how it ended) beside
 ``metrics.jsonl`` (one row per epoch). :func:`finished_run` reads both and checks they agree, so
 that `hwsim compare` and `hwsim report` can reuse a run — price it on another chip, report it
-again — without importing torch or touching its checkpoint. ``models.training`` writes these
+again — without importing torch or touching its checkpoint. ``hwsim.models.training`` writes these
 files and reads them back through the same functions.
 """
 
@@ -117,7 +117,7 @@ def finished_run(run_dir: str | Path) -> RunResult | None:
 
     Finished means ``result.json`` says how the run ended and ``metrics.jsonl`` holds every row
     up to that epoch; anything less (no run yet, a run cut short, a torn metrics tail that the
-    next :func:`models.training.train` repairs) is None, and the caller trains. A damaged
+    next :func:`hwsim.models.training.train` repairs) is None, and the caller trains. A damaged
     ``result.json`` or metrics row is an :class:`InputError` naming the file.
     """
     out = Path(run_dir)

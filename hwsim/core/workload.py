@@ -1,7 +1,7 @@
 """The workload contract: ``workload.json`` (docs/workload.md), between training and the chip.
 
 One definition for both sides: the learning side writes its record with
-:func:`workload_document` (``models.workload``), the simulator reads it with
+:func:`workload_document` (``hwsim.models.workload``), the simulator reads it with
 :func:`load_workload` / :func:`workload_from_dict`, and building a document checks it against
 the reader, so nothing is written that the simulator would refuse. Torch-free.
 """

@@ -1,11 +1,11 @@
 """The analyses of one training run directory: what ``hwsim analyze`` computes and writes.
 
-Each ``analyze_*`` function reads a run directory written by :func:`models.training.train`,
-runs the numerical core of :mod:`models.analysis` on it and writes ``RUN_DIR/analysis/<name>.json``
-(atomically: ``name.tmp`` then ``os.replace``). Each returns exactly the dictionary it wrote.
-Every result is deterministic given ``seed`` (and the run). Nothing here draws: the figure
-``RUN_DIR/analysis/<name>.png`` is drawn from the JSON by :mod:`hwsim.render.analysis`
-(``hwsim analyze`` does both).
+Each ``analyze_*`` function reads a run directory written by :func:`hwsim.models.training.train`,
+runs the numerical core of :mod:`hwsim.models.analysis` on it and writes
+``RUN_DIR/analysis/<name>.json`` (atomically: ``name.tmp`` then ``os.replace``). Each returns
+exactly the dictionary it wrote. Every result is deterministic given ``seed`` (and the run).
+Nothing here draws: the figure ``RUN_DIR/analysis/<name>.png`` is drawn from the JSON by
+:mod:`hwsim.render.analysis` (``hwsim analyze`` does both).
 
 - ``hessian`` (:func:`analyze_curvature`): Hutchinson trace, top-k eigenvalues (Lanczos) and the
   spectral density (stochastic Lanczos quadrature) of the training loss, at the final weights and
@@ -19,8 +19,8 @@ Every result is deterministic given ``seed`` (and the run). Nothing here draws: 
   under FGSM/PGD white-box through the true gradient and through the model's own feedback, plus a
   black-box transfer attack from a BP-trained surrogate.
 
-Every gradient-based analysis runs on the BP view (:func:`models.convert.bp_view`) of the model in
-eval mode: autograd through a feedback-alignment layer is the FA update, not the gradient
+Every gradient-based analysis runs on the BP view (:func:`hwsim.models.convert.bp_view`) of the
+model in eval mode: autograd through a feedback-alignment layer is the FA update, not the gradient
 (docs/analyses.md). Curvature and landscape use the first ``samples`` training samples (the
 training split is already shuffled by ``data_seed``) in batches of ``batch_size``, and the mean
 cross-entropy; robustness uses the first ``samples`` test samples.
@@ -46,22 +46,22 @@ from hwsim.core.errors import InputError
 from hwsim.core.files import jsonable, read_text, write_atomic
 from hwsim.core.outputs import ANALYSIS_DIR
 from hwsim.core.stats import finite, mean_std
-from models.analysis.attacks import adversarial_accuracy, input_gradient_fn, transfer_accuracy
-from models.analysis.corruptions import CORRUPTION_NAMES, corruption_accuracy
-from models.analysis.evaluation import accuracy
-from models.analysis.hessian import (
+from hwsim.models.analysis.attacks import adversarial_accuracy, input_gradient_fn, transfer_accuracy
+from hwsim.models.analysis.corruptions import CORRUPTION_NAMES, corruption_accuracy
+from hwsim.models.analysis.evaluation import accuracy
+from hwsim.models.analysis.hessian import (
     HessianOperator,
     get_flat_parameters,
     hutchinson_trace,
     spectral_density,
     top_eigenvalues,
 )
-from models.analysis.landscape import loss_surface, trajectory_pca
-from models.config import TrainConfig
-from models.convert import bp_view
-from models.data import Dataset
-from models.device import resolve_device
-from models.training import (
+from hwsim.models.analysis.landscape import loss_surface, trajectory_pca
+from hwsim.models.config import TrainConfig
+from hwsim.models.convert import bp_view
+from hwsim.models.data import Dataset
+from hwsim.models.device import resolve_device
+from hwsim.models.training import (
     build_model,
     kept_epochs,
     load_checkpoint,
@@ -114,7 +114,7 @@ SURROGATE_DIR = f"{ANALYSIS_DIR}/surrogate"
 SURROGATE_SEED_OFFSET = 1
 
 _LOSS = "mean cross-entropy"
-_VIEW = "bp: the same forward weights with true gradients (models.convert.bp_view), eval mode"
+_VIEW = "bp: the same forward weights with true gradients (hwsim.models.convert.bp_view), eval mode"
 
 
 # --------------------------------------------------------------------------- reading the run

@@ -117,7 +117,7 @@ def default_workers(device: str | None = "cpu") -> int:
     """How many training runs ``hwsim compare`` runs at once by default: one per core the
     process may use on the CPU (each with one torch thread), one on a GPU."""
     from hwsim.experiments.executors import available_cores
-    from models.device import resolve_device
+    from hwsim.models.device import resolve_device
 
     return 1 if resolve_device(device).type != "cpu" else available_cores()
 
@@ -147,7 +147,7 @@ def train_runs(
     from hwsim.experiments.executors import FailedPointsError, ProcessExecutor
 
     with interrupts_deferred():  # torch loads only when something trains
-        from models.training import torch_threads, train, train_job
+        from hwsim.models.training import torch_threads, train, train_job
 
     results: dict[tuple[str, int], Any] = {}
     if workers <= 1 or len(jobs) <= 1:
@@ -243,7 +243,7 @@ def run_compare(
             f"{out})"
         )
     if missing:  # a GPU this machine lacks is bad input before any work
-        from models.device import resolve_device
+        from hwsim.models.device import resolve_device
 
         resolve_device(device)
         workers = workers if workers is not None else default_workers(device)
@@ -336,7 +336,7 @@ def _environment(
     directory without it, the first run's ``result.json``'s."""
     path = out / ENVIRONMENT_FILE
     if trained is not None:
-        from models.environment import environment
+        from hwsim.models.environment import environment
 
         recorded = {**environment(*trained), "workers": workers or 1}
         write_atomic(path, json.dumps(recorded, indent=2) + "\n")
@@ -360,7 +360,7 @@ def _data_block(experiment: Experiment, runs: dict[str, list[Any]]) -> dict[str,
     recorded = read_json(first.out_dir / "result.json", "a finished run's result").get("data")
     if isinstance(recorded, dict) and {"dataset", "train_samples", "test_samples"} <= set(recorded):
         return {k: recorded[k] for k in ("dataset", "train_samples", "test_samples")}
-    from models.training import load_data
+    from hwsim.models.training import load_data
 
     rule, seed = experiment.rules[0], experiment.seeds[0]
     data = load_data(experiment.train_config(rule, seed))

@@ -33,10 +33,10 @@ _NONE = type(None)
 TOP_KEYS = {"version", "name", "description", "seeds", "rules", "chips", *SCHEMA}
 
 
-def default_train_config(**changes: Any):  # -> models.TrainConfig (torch import is lazy)
-    """The default experiment's :class:`models.TrainConfig` (rule ``bp``, its first seed), with
-    ``changes`` applied: what ``hwsim train`` builds when given no options."""
-    from models.config import TrainConfig
+def default_train_config(**changes: Any):  # -> hwsim.models.TrainConfig (torch import is lazy)
+    """The default experiment's :class:`hwsim.models.TrainConfig` (rule ``bp``, its first seed),
+    with ``changes`` applied: what ``hwsim train`` builds when given no options."""
+    from hwsim.models.config import TrainConfig
 
     settings = default_settings()
     values = {k: v for k, v in settings.items() if k != "seeds"}
@@ -47,9 +47,9 @@ def default_train_config(**changes: Any):  # -> models.TrainConfig (torch import
 def _setting_problems(
     settings: dict[str, dict[str, Any]], skip: frozenset[KeyPath] = frozenset()
 ) -> list[tuple[KeyPath, str]]:
-    """``(key path, problem)`` for every setting ``models.TrainConfig`` would refuse
+    """``(key path, problem)`` for every setting ``hwsim.models.TrainConfig`` would refuse
     (keys in ``skip`` were already reported)."""
-    from models.config import config_problems  # torch is imported lazily
+    from hwsim.models.config import config_problems  # torch is imported lazily
 
     missing = [
         (key, "missing")
@@ -68,7 +68,7 @@ def _setting_problems(
 
 
 def _seed_problem(seed: Any) -> str | None:
-    from models.config import config_problems
+    from hwsim.models.config import config_problems
 
     problems = config_problems({"seed": seed})
     return f"{seed!r}: expected {problems[0][1]}" if problems else None
@@ -120,9 +120,11 @@ class Experiment:
         if problems:
             raise InputError(where + "; ".join(problems))
 
-    def train_config(self, rule: str, seed: int):  # -> models.TrainConfig (torch import is lazy)
-        """The :class:`models.TrainConfig` of one rule and seed."""
-        from models.config import TrainConfig
+    def train_config(
+        self, rule: str, seed: int
+    ):  # -> hwsim.models.TrainConfig (torch import is lazy)
+        """The :class:`hwsim.models.TrainConfig` of one rule and seed."""
+        from hwsim.models.config import TrainConfig
 
         s = self.settings
         return TrainConfig(
@@ -182,7 +184,7 @@ class Experiment:
 
         A bad option is an :class:`InputError` naming the option (``--epochs 0: expected…``).
         """
-        from models.config import config_problems
+        from hwsim.models.config import config_problems
 
         problems: list[str] = []
         for option, field, value in (

@@ -49,7 +49,7 @@ from hwsim.experiments.sweeps import (
     run_sweep,
     sweep_environment,
 )
-from models.config import TrainConfig
+from hwsim.models.config import TrainConfig
 
 __all__ = [
     "AGREES",
@@ -479,7 +479,7 @@ def _base_values(plan: ReproducePlan, spec: SweepSpec) -> list[Any]:
     Their accuracy rows would repeat the rule comparison's with the very same numbers, so the
     per-value rows leave them out (the sweep tables and figures keep them).
     """
-    from models.training import load_data
+    from hwsim.models.training import load_data
 
     available = len(load_data(plan.base.replace(train_size=None)).y_train)
 

@@ -51,9 +51,9 @@ from hwsim.core.rules import parse_rule, rule_dirname
 from hwsim.core.stats import describe, finite, mean_std
 from hwsim.experiments.executors import Executor, FailedPointsError, LocalExecutor
 from hwsim.experiments.experiment import default_train_config
-from models.config import TrainConfig
-from models.data import MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
-from models.training import RunResult, train
+from hwsim.models.config import TrainConfig
+from hwsim.models.data import MAX_TRAIN_SIZE, MIN_TRAIN_SIZE
+from hwsim.models.training import RunResult, train
 
 __all__ = [
     "DEFAULT_BASE",
@@ -386,7 +386,7 @@ def make_spec(
 
 
 def _cap_sizes(base: TrainConfig, sizes: tuple[Any, ...]) -> tuple[tuple[int, ...], str]:
-    from models.training import load_data
+    from hwsim.models.training import load_data
 
     for n in sizes:
         _positive_int("train size", n, MIN_TRAIN_SIZE)
@@ -405,7 +405,7 @@ def _cap_sizes(base: TrainConfig, sizes: tuple[Any, ...]) -> tuple[tuple[int, ..
 
 
 def _check_buildable(spec: SweepSpec) -> None:
-    from models.training import build_model, load_data
+    from hwsim.models.training import build_model, load_data
 
     data = load_data(spec.base.replace(train_size=None))
     seen = set()
@@ -632,7 +632,7 @@ def _in_worker(task: _Task) -> contextlib.AbstractContextManager[Any]:
         os.chdir(task.cwd)
     if task.threads is None:  # in the driver's own process: its setting stands
         return contextlib.nullcontext()
-    from models.training import torch_threads
+    from hwsim.models.training import torch_threads
 
     return torch_threads(task.threads)
 
@@ -763,9 +763,9 @@ def run_sweep(
 
 
 def sweep_environment(executor: Executor, device: str = "cpu") -> dict[str, Any]:
-    """Where a sweep's points ran: :func:`models.environment.environment` with the torch threads
-    each point trained with, the executor and its workers."""
-    from models.environment import environment
+    """Where a sweep's points ran: :func:`hwsim.models.environment.environment` with the torch
+    threads each point trained with, the executor and its workers."""
+    from hwsim.models.environment import environment
 
     env = environment(device, executor.threads)  # None in-process: the driver's own count
     return {**env, "executor": executor.name, "workers": executor.workers}

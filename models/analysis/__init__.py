@@ -5,7 +5,7 @@ depend on how the model was trained. Pass the *BP view* of a model (true gradien
 autograd) to every gradient-based analysis; see ``docs/analyses.md``.
 """
 
-from models.analysis.attacks import (
+from hwsim.models.analysis.attacks import (
     AdversarialResult,
     GradFn,
     adversarial_accuracy,
@@ -14,7 +14,7 @@ from models.analysis.attacks import (
     pgd,
     transfer_accuracy,
 )
-from models.analysis.corruptions import (
+from hwsim.models.analysis.corruptions import (
     CORRUPTION_NAMES,
     SEVERITY_PARAMETERS,
     CorruptionResult,
@@ -22,8 +22,8 @@ from models.analysis.corruptions import (
     corruption_accuracy,
     pixelate_sides,
 )
-from models.analysis.evaluation import accuracy, predict
-from models.analysis.hessian import (
+from hwsim.models.analysis.evaluation import accuracy, predict
+from hwsim.models.analysis.hessian import (
     DensityResult,
     EigenResult,
     HessianOperator,
@@ -41,7 +41,7 @@ from models.analysis.hessian import (
     true_residual,
     unflatten_like,
 )
-from models.analysis.landscape import (
+from hwsim.models.analysis.landscape import (
     SurfaceResult,
     TrajectoryResult,
     dataset_loss,

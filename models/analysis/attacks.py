@@ -26,8 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.analysis.evaluation import accuracy
-from models.analysis.hessian import model_device
+from hwsim.models.analysis.evaluation import accuracy
+from hwsim.models.analysis.hessian import model_device
 
 GradFn = Callable[[Tensor, Tensor], Tensor]
 """``grad_fn(x, y)`` returning ``dL/dx`` with the shape of ``x``."""

@@ -53,8 +53,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from models.analysis.evaluation import accuracy
-from models.analysis.hessian import model_device
+from hwsim.models.analysis.evaluation import accuracy
+from hwsim.models.analysis.hessian import model_device
 
 SEVERITY_PARAMETERS: dict[str, tuple[float, float, float, float, float]] = {
     "gaussian_noise": (0.08, 0.12, 0.18, 0.26, 0.38),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from models.analysis.hessian import model_device
+from hwsim.models.analysis.hessian import model_device
 
 
 def predict(model: nn.Module, x: Tensor, *, batch_size: int = 1000) -> Tensor:

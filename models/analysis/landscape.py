@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
-from models.analysis.hessian import (
+from hwsim.models.analysis.hessian import (
     Batches,
     HessianOperator,
     LossFn,

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.analysis import (
+from hwsim.models.analysis import (
     adversarial_accuracy,
     fgsm,
     input_gradient_fn,

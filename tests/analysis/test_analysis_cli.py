@@ -16,9 +16,9 @@ from click.testing import CliRunner
 
 from hwsim.cli import main
 from hwsim.core.errors import InputError
+from hwsim.models.config import TrainConfig
+from hwsim.models.training import train
 from hwsim.render.analysis import ANALYSIS_FIGURES, analysis_png, write_analysis_figure
-from models.config import TrainConfig
-from models.training import train
 
 TINY = dict(dataset="digits", depth=2, width=16, epochs=2, train_size=300, batch_size=100, lr=0.01)
 SMALL = [
@@ -122,7 +122,7 @@ import sys
 from hwsim.render.analysis import write_analysis_figure
 for what in sys.argv[2:]:
     write_analysis_figure(sys.argv[1], what)
-heavy = sorted(m for m in ("torch", "models", "hwsim.experiments") if m in sys.modules)
+heavy = sorted(m for m in ("torch", "hwsim.models", "hwsim.experiments") if m in sys.modules)
 assert not heavy, heavy
 """
 
@@ -169,7 +169,7 @@ def test_write_analysis_figure_input_errors(run, tmp_path):
 
 
 def test_at_loss_summary_says_what_was_measured_or_that_it_was_never_reached(run):
-    from models.training import read_metrics
+    from hwsim.models.training import read_metrics
 
     recorded = [row["train_loss"] for row in read_metrics(run)]
     result = invoke("hessian", str(run), "--at-loss", repr(recorded[1]), *SMALL[:7])
@@ -225,6 +225,6 @@ def test_device_cuda_without_cuda_exits_2(run):
 
 def test_device_choices_are_the_helpers():
     from hwsim.cli.analyze import DEVICE_CHOICES
-    from models.device import DEVICE_CHOICES as HELPER_CHOICES
+    from hwsim.models.device import DEVICE_CHOICES as HELPER_CHOICES
 
     assert DEVICE_CHOICES == HELPER_CHOICES

@@ -13,14 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.analysis import (
+from hwsim.models.analysis import (
     CORRUPTION_NAMES,
     SEVERITY_PARAMETERS,
     accuracy,
     corrupt,
     corruption_accuracy,
 )
-from models.analysis.corruptions import pixelate_sides
+from hwsim.models.analysis.corruptions import pixelate_sides
 
 NOISY = ("gaussian_noise", "shot_noise", "impulse_noise")
 

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import functional_call
 
-from models.analysis import (
+from hwsim.models.analysis import (
     HessianOperator,
     MatrixOperator,
     get_flat_parameters,

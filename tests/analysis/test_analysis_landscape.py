@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from models.analysis import (
+from hwsim.models.analysis import (
     HessianOperator,
     dataset_loss,
     get_flat_parameters,

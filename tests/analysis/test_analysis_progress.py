@@ -14,7 +14,7 @@ from hwsim.cli import main
 from hwsim.cli.common import progress_bar
 from hwsim.core.errors import InputError
 from hwsim.experiments.analysis import ANALYSES, analysis_names, analyze
-from models import TrainConfig, train
+from hwsim.models import TrainConfig, train
 
 
 def test_the_shared_bar_has_an_eta_column():

@@ -26,7 +26,7 @@ from hwsim.experiments.analysis import (
     analyze_landscape,
     analyze_robustness,
 )
-from models.analysis import (
+from hwsim.models.analysis import (
     CORRUPTION_NAMES,
     HessianOperator,
     adversarial_accuracy,
@@ -35,9 +35,9 @@ from models.analysis import (
     top_eigenvalues,
     transfer_accuracy,
 )
-from models.config import TrainConfig
-from models.convert import bp_view
-from models.training import build_model, evaluate, load_data, load_run, read_metrics, train
+from hwsim.models.config import TrainConfig
+from hwsim.models.convert import bp_view
+from hwsim.models.training import build_model, evaluate, load_data, load_run, read_metrics, train
 
 TINY = dict(dataset="digits", depth=2, width=16, epochs=2, train_size=300, batch_size=100, lr=0.01)
 HESSIAN = dict(samples=200, batch_size=100, probes=10, top_k=2, slq_steps=10, slq_probes=2)

@@ -301,16 +301,16 @@ def test_malformed_chip_and_experiment_files(tiny, tmp_path):
 
 def test_interrupt_keeps_finished_rules_and_resumes(tiny, tmp_path, monkeypatch):
     experiment, _, summary = tiny
-    import models.training
+    import hwsim.models.training
 
-    real_train = models.training.train
+    real_train = hwsim.models.training.train
 
     def train_then_interrupt(config, out_dir, **kwargs):
         if config.algo == "ifa":
             raise KeyboardInterrupt
         return real_train(config, out_dir, **kwargs)
 
-    monkeypatch.setattr(models.training, "train", train_then_interrupt)
+    monkeypatch.setattr(hwsim.models.training, "train", train_then_interrupt)
     out = tmp_path / "interrupted"
     # One worker: the runs train in this process, where the patched train() is.
     result = _invoke("--experiment", str(experiment), "--out", str(out), "--workers", "1")

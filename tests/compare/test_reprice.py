@@ -159,12 +159,12 @@ def test_set_and_extends_price_like_an_edited_file(copy: Path):
 
 
 def test_report_adds_and_swaps_chips_without_training(copy: Path, monkeypatch):
-    import models.training
+    import hwsim.models.training
 
     def no_training(*args, **kwargs):
         raise AssertionError("hwsim report trained a run")
 
-    monkeypatch.setattr(models.training, "train", no_training)
+    monkeypatch.setattr(hwsim.models.training, "train", no_training)
     out = copy / "out"
     stamps = _stamps(out)
     result = _invoke("report", str(out), "--add-chip", "dram_accel")

@@ -1,4 +1,5 @@
-"""Training-setting ranges, checked once (models.config.config_problems) for the API and CLI."""
+"""Training-setting ranges, checked once (hwsim.models.config.config_problems) for the API and
+CLI."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from click.testing import CliRunner
 
 from hwsim.cli import main
 from hwsim.core.errors import InputError
-from models.config import MAX_SEED, TrainConfig, config_problems
+from hwsim.models.config import MAX_SEED, TrainConfig, config_problems
 
 #: (TrainConfig changes, the option's CLI spelling, words of the expectation)
 BAD = [

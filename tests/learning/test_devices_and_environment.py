@@ -15,9 +15,9 @@ from hwsim.cli import main
 from hwsim.core.errors import InputError
 from hwsim.experiments.compare import run_compare
 from hwsim.experiments.experiment import load_experiment
-from models import TrainConfig, load_dataset, train
-from models.device import resolve_device
-from models.environment import environment
+from hwsim.models import TrainConfig, load_dataset, train
+from hwsim.models.device import resolve_device
+from hwsim.models.environment import environment
 
 NO_CUDA = not torch.cuda.is_available()
 TRAIN = ["--dataset", "digits", "--depth", "2", "--width", "16", "--epochs", "1"]

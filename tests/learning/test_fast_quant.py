@@ -1,4 +1,5 @@
-"""``models.fastquant`` computes brevitas' quantizers bit for bit (``torch.equal``, not allclose).
+"""``hwsim.models.fastquant`` computes brevitas' quantizers bit for bit (``torch.equal``, not
+allclose).
 
 Every comparison runs the same model twice from identical state: once on the fast path, once on
 brevitas' own path (``reference_quantizers()``), and compares forward outputs, the input
@@ -19,12 +20,12 @@ from brevitas.nn import QuantIdentity, QuantLinear, QuantReLU
 from brevitas.quant import Int8WeightPerTensorFloat
 from torch import Tensor, nn
 
-from models import build_network, convert, fastquant, feedback_step
-from models.config import TrainConfig
-from models.convert import feedback_layers
-from models.fastquant import reference_quantizers, set_fast_quantizers
-from models.quant import FastQuantIdentity, FastQuantLinear, FastQuantReLU, quant_relu
-from models.training import _runtime_stats, _set_runtime_stats, load_run, train
+from hwsim.models import build_network, convert, fastquant, feedback_step
+from hwsim.models.config import TrainConfig
+from hwsim.models.convert import feedback_layers
+from hwsim.models.fastquant import reference_quantizers, set_fast_quantizers
+from hwsim.models.quant import FastQuantIdentity, FastQuantLinear, FastQuantReLU, quant_relu
+from hwsim.models.training import _runtime_stats, _set_runtime_stats, load_run, train
 
 RULES = ["bp", "fa", "ifa", "dfa", "usf", "brsf", "frsf", "kp:decay=0.5"]
 SHAPES = {"mlp": (1, 8, 8), "cnn": (1, 12, 12)}
@@ -237,7 +238,7 @@ def test_quantizer_corner_values() -> None:
 
 
 def _quant_layer(bits: int) -> FastQuantLinear:
-    from models.quant import quant_linear
+    from hwsim.models.quant import quant_linear
 
     return quant_linear(6, 3, bias=True, weight_bits=bits)  # type: ignore[return-value]
 
@@ -284,7 +285,7 @@ def test_environment_variable_selects_the_reference_path() -> None:
     import subprocess
     import sys
 
-    code = "import models.fastquant as f; print(f.fast_quantizers_enabled())"
+    code = "import hwsim.models.fastquant as f; print(f.fast_quantizers_enabled())"
     for value, expected in (("1", "False"), ("0", "True"), ("", "True")):
         env = {**__import__("os").environ, fastquant.REFERENCE_ENV: value}
         out = subprocess.run(
@@ -308,7 +309,8 @@ TINY = TrainConfig(
 
 @pytest.mark.parametrize("algo", ["bp", "ifa"])
 def test_training_runs_are_identical_on_both_paths(algo: str, tmp_path: Path) -> None:
-    """``models.train`` from the same seed, fast and reference: the same metrics and weights."""
+    """``hwsim.models.train`` from the same seed, fast and reference: the same metrics and
+    weights."""
     config = TINY.replace(algo=algo)
     train(config, tmp_path / "fast")
     with reference_quantizers():

@@ -21,10 +21,10 @@ from hwsim.core.layer_names import (
 )
 from hwsim.core.workload import load_workload, workload_from_dict
 from hwsim.experiments.analysis import analyze_alignment
+from hwsim.models import TrainConfig, layer_names, train, weight_layers
+from hwsim.models.run_logs import read_metrics_csv
+from hwsim.models.training import build_model, load_data, read_metrics
 from hwsim.sim.model_specs import build_workload
-from models import TrainConfig, layer_names, train, weight_layers
-from models.run_logs import read_metrics_csv
-from models.training import build_model, load_data, read_metrics
 
 MLP = TrainConfig(
     algo="fa", dataset="digits", depth=3, width=16, epochs=1, batch_size=100, train_size=200

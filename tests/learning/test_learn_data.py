@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from hwsim.core.errors import InputError
-from models import SyntheticSpec, load_dataset, read_idx
+from hwsim.models import SyntheticSpec, load_dataset, read_idx
 
 
 def _write_idx(path, array: np.ndarray, compress: bool) -> None:
@@ -125,7 +125,7 @@ def test_analyze_finds_moved_data_with_data_dir(tmp_path):
     from click.testing import CliRunner
 
     from hwsim.cli import main
-    from models import TrainConfig, train
+    from hwsim.models import TrainConfig, train
 
     _mnist_files(tmp_path / "before", n_train=150, n_test=40)
     run = tmp_path / "run"

@@ -10,7 +10,7 @@ from brevitas.quant import Int8WeightPerTensorFloat
 from torch import nn
 
 from hwsim.core.errors import InputError
-from models import (
+from hwsim.models import (
     FeedbackLayer,
     alignment_angles,
     bp_view,
@@ -22,7 +22,7 @@ from models import (
     update_angles,
     weight_layers,
 )
-from models.quant import WeightQuantSTE
+from hwsim.models.quant import WeightQuantSTE
 
 
 def _nets(quantized: bool, conv: bool) -> nn.Module:

@@ -19,7 +19,7 @@ from torch import nn
 
 from hwsim.cli import main
 from hwsim.core.errors import InputError
-from models import (
+from hwsim.models import (
     alignment_angles,
     bp_view,
     build_network,

@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from models.config import TrainConfig
-from models.training import train
+from hwsim.models.config import TrainConfig
+from hwsim.models.training import train
 
 # 200 samples in batches of 100: 2 steps per epoch, far inside the 300 collection steps
 CONFIG = TrainConfig(

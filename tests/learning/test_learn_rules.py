@@ -94,9 +94,9 @@ def test_rule_properties_say_what_each_rule_keeps_and_reads():
 @pytest.mark.parametrize("bits", [8, 32])
 def test_layer_lists_match_named_modules(arch, bits):
     """weight_layers/feedback_layers skip brevitas' internals but list what named_modules does."""
-    from models import TrainConfig, build_model, feedback_layers, weight_layers
-    from models.convert import WEIGHT_LAYER_TYPES, FeedbackLayer
-    from models.training import load_data
+    from hwsim.models import TrainConfig, build_model, feedback_layers, weight_layers
+    from hwsim.models.convert import WEIGHT_LAYER_TYPES, FeedbackLayer
+    from hwsim.models.training import load_data
 
     depth = 3 if arch == "mlp" else None
     for algo in ("bp", "fa", "dfa"):

@@ -7,8 +7,8 @@ import torch
 import yaml
 
 from hwsim.core.errors import InputError
-from models import TrainConfig, learning_rate, load_run, train
-from models.convert import feedback_layers
+from hwsim.models import TrainConfig, learning_rate, load_run, train
+from hwsim.models.convert import feedback_layers
 
 TINY = dict(dataset="digits", depth=3, width=32, epochs=2, batch_size=50, train_size=500, lr=3e-3)
 
@@ -58,8 +58,8 @@ def test_workload_record(tmp_path):
 def test_errors_flow_as_float32_through_a_quantized_network():
     """What the record's ``error_format: fp32`` says: brevitas quantizes W and activations, B
     sits on an integer grid, and the errors each weight layer receives are float32 tensors."""
-    from models.convert import convert, weight_layers
-    from models.networks import build_network
+    from hwsim.models.convert import convert, weight_layers
+    from hwsim.models.networks import build_network
 
     model = build_network("mlp", (12,), 5, depth=3, width=16, weight_bits=4, act_bits=4)
     convert(model, "fa", feedback_bits=4)
@@ -206,7 +206,7 @@ def test_quantized_epoch0_snapshot_loads_to_the_initial_network(tmp_path):
     config = TrainConfig(algo="ifa", weight_bits=4, act_bits=4, **{**TINY, "epochs": 1})
     train(config, tmp_path / "run")
     _, initial, data = load_run(tmp_path / "run", epoch=0)
-    from models import build_model
+    from hwsim.models import build_model
 
     fresh = build_model(config, data)
     initial.eval(), fresh.eval()

@@ -14,8 +14,8 @@ from click.testing import CliRunner
 
 from hwsim.cli import main
 from hwsim.core.errors import InputError
-from models import TrainConfig, run_logs, train
-from models.run_logs import (
+from hwsim.models import TrainConfig, run_logs, train
+from hwsim.models.run_logs import (
     TENSORBOARD_DIR,
     csv_columns,
     flatten_row,

@@ -1,4 +1,4 @@
-"""Update sparsity (``models.update_stats``): which stored weight levels each optimizer step
+"""Update sparsity (``hwsim.models.update_stats``): which stored weight levels each optimizer step
 changes, against hand-computed steps, brevitas' own integer weights, and real runs (their
 ``workload.json`` read back by the simulator's reader, resumed runs byte for byte)."""
 
@@ -13,13 +13,13 @@ import torch
 from torch import nn
 
 from hwsim.core.workload import load_workload
-from models import build_network, convert
-from models.config import TrainConfig
-from models.convert import layer_names, weight_layers
-from models.fastquant import reference_quantizers, weight_int
-from models.quant import quant_linear
-from models.training import train
-from models.update_stats import UpdateStats, weight_levels
+from hwsim.models import build_network, convert
+from hwsim.models.config import TrainConfig
+from hwsim.models.convert import layer_names, weight_layers
+from hwsim.models.fastquant import reference_quantizers, weight_int
+from hwsim.models.quant import quant_linear
+from hwsim.models.training import train
+from hwsim.models.update_stats import UpdateStats, weight_levels
 
 # 8-bit weights: scale = max|W| / 127. max|W| = 1.27 gives scale 0.01 and levels W / 0.01.
 W0 = [[1.27, 0.5, -0.3], [0.1, -1.0, 0.02]]
@@ -332,7 +332,7 @@ def test_an_online_run_records_batch_one_sparsity(tmp_path: Path):
 def test_level_change_sums_are_exact_beyond_float32(dtype: torch.dtype):
     """Σ|Δlevel| over a step can pass 2^24, where float32 stops holding every integer: the
     chunked sum still equals the integer sum (8-bit levels: |Δ| ≤ 254)."""
-    from models.update_stats import _FLOAT32_EXACT, _exact_sum
+    from hwsim.models.update_stats import _FLOAT32_EXACT, _exact_sum
 
     chunk = _FLOAT32_EXACT // 254
     g = torch.Generator().manual_seed(0)

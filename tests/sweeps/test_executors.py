@@ -28,7 +28,7 @@ from hwsim.experiments.executors import (
     make_executor,
 )
 from hwsim.experiments.sweeps import _claim_out, make_spec, run_sweep
-from models.config import TrainConfig
+from hwsim.models.config import TrainConfig
 
 #: The smallest sweep the other sweep tests use: 2 depths × 2 rules × 2 seeds on digits.
 ARGS = [
@@ -342,7 +342,7 @@ def test_reproduce_with_processes_equals_local(tmp_path):
     from test_sweep_reproduce import TINY_PLAN
 
     from hwsim.experiments.reproduce import run_reproduce
-    from models.training import torch_threads
+    from hwsim.models.training import torch_threads
 
     with torch_threads(1):
         local = run_reproduce(TINY_PLAN, tmp_path / "local")

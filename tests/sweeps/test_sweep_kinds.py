@@ -12,8 +12,8 @@ from click.testing import CliRunner
 from hwsim.cli import main
 from hwsim.core.errors import InputError
 from hwsim.experiments.sweeps import make_spec, run_sweep
+from hwsim.models.config import TrainConfig
 from hwsim.render.sweeps import write_sweep_figure
-from models.config import TrainConfig
 
 TINY = ["--dataset", "digits", "--depth", "2", "--width", "16", "--epochs", "2", "--lr", "0.01"]
 TINY += ["--weight-bits", "32", "--act-bits", "32"]  # float: initial angles exactly θ

@@ -26,9 +26,9 @@ from hwsim.experiments.reproduce import (
     verdict,
 )
 from hwsim.experiments.sweeps import CurvatureSettings, RobustnessSettings
+from hwsim.models.config import TrainConfig
+from hwsim.models.training import torch_threads
 from hwsim.render.reproduction import render_report, row_numbers, write_reproduction
-from models.config import TrainConfig
-from models.training import torch_threads
 
 TINY_PLAN = ReproducePlan(
     scale="test",

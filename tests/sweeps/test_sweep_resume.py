@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 import hwsim.experiments.sweeps
 from hwsim.cli import main
-from models.training import train as real_train
+from hwsim.models.training import train as real_train
 
 ARGS = [
     "depth",
