@@ -86,8 +86,20 @@ def aggregate(chip: Chip, moves: list[tuple[Move, int]]) -> list[Transfer]:
         tally[5] += move.generated_values * times
         tally[6] += (move.cycles or 0) * times
     return [
-        Transfer(level, tensor, direction, *values, operand=operand)
-        for (level, tensor, direction, _, operand), values in merged.items()
+        Transfer(
+            level,
+            tensor,
+            direction,
+            bits=v[0],
+            words=v[1],
+            accesses=v[2],
+            fetches=v[3],
+            link_bits=v[4],
+            generated_values=v[5],
+            cycles=v[6],
+            operand=operand,
+        )
+        for (level, tensor, direction, _, operand), v in merged.items()
     ]
 
 
