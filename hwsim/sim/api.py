@@ -24,6 +24,9 @@ from hwsim.sim.dataflow import (
     Plan,
     check_cim_rule,
     check_feedback_storage,
+    fetch_dataflow,
+    fetch_moves,
+    in_array,
     mac_format,
     stored_bits,
 )
@@ -423,6 +426,32 @@ def workload_summary(work: Workload) -> dict[str, Any]:
     }
 
 
+def _array_use(
+    work: Workload, chip: Chip, plan: Plan, phase: str, i: int
+) -> dict[str, Any] | None:
+    """How (phase, layer i) used its unit's MAC array: its shape, the dataflow of each fetch
+    (name → fetches), cycles, MACs and utilization; None without an array (or in cim arrays)."""
+    array = chip.arrays.get({"forward": "forward", "backward": "error"}.get(phase, "update"))
+    if array is None or in_array(chip, plan, phase, i):
+        return None
+    dataflows: dict[str, int] = {}
+    cycles = macs = 0
+    for run in plan.walks[(phase, i)].fetch_classes():
+        found = fetch_dataflow(work, chip, plan, phase, i, run)
+        assert found is not None
+        dataflows[found[1]] = dataflows.get(found[1], 0) + run.count
+        cycles += found[0] * run.count
+        macs += fetch_moves(work, chip, plan, phase, i, run)[1] * run.count
+    return {
+        "rows": array.rows,
+        "cols": array.cols,
+        "dataflow": dataflows,
+        "cycles": cycles,
+        "macs": macs,
+        "utilization": macs / (cycles * array.rows * array.cols) if cycles else 0.0,
+    }
+
+
 def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> RuleResult:
     nominal = work.batches[0][0] if work.batches else work.batch_size
     sizes = sorted({nominal, *(b for b, _ in work.batches)}, key=lambda b: b != nominal)
@@ -481,7 +510,9 @@ def _simulate_rule(work: Workload, chip: Chip, rule: Rule, timeline: bool) -> Ru
     mapping: dict[str, dict[str, dict[str, Any]]] = {}
     for (phase, i), walk in sorted(nominal_plan.walks.items(), key=lambda kv: kv[0][1]):
         loop_orders.setdefault(work.layers[i].name, {})[phase] = walk.describe()
-        mapping.setdefault(work.layers[i].name, {})[phase] = walk.to_dict()
+        nest = walk.to_dict()
+        nest["array"] = _array_use(work, chip, nominal_plan, phase, i)
+        mapping.setdefault(work.layers[i].name, {})[phase] = nest
     return RuleResult(
         rule=rule.spec,
         loop_orders=loop_orders,

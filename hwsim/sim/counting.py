@@ -18,13 +18,12 @@ from hwsim.core.workload import Workload
 from hwsim.sim.chip import Chip
 from hwsim.sim.dataflow import (
     INIT_PHASE,
-    Move,
     Plan,
     fetch_moves,
     mac_format,
-    move_accesses,
 )
 from hwsim.sim.loops import Walk
+from hwsim.sim.moves import Move, move_accesses
 from hwsim.sim.updates import init_moves, loss_moves, update_parts
 
 #: (level, tensor, phase, direction)

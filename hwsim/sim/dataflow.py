@@ -20,6 +20,7 @@ from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
 from hwsim.sim import spatial
 from hwsim.sim.chip import CIM_FORMAT, Chip
+from hwsim.sim.moves import DRAIN, FEED, Move
 
 if TYPE_CHECKING:
     from hwsim.sim.mapper import SearchStats
@@ -34,10 +35,7 @@ from hwsim.sim.loops import (
 
 PHASES = ("forward", "backward", "gradient", "update")
 INIT_PHASE = "init"
-DIRECTIONS = ("read", "write", "transport", "feed", "drain")
-#: the directions of operand moves: the innermost level feeds the MAC array, the array drains
-#: partial sums and ΔW back into it (:mod:`hwsim.sim.spatial`)
-FEED, DRAIN = "feed", "drain"
+DIRECTIONS = ("read", "write", "transport", FEED, DRAIN)
 #: The most pipeline pieces a step is cut into (bounds SimPy events, keeps overlap visible).
 MAX_PIPELINE_CHUNKS = 16
 #: (phase, layer index)
@@ -68,6 +66,10 @@ class Plan:
     #: what one fetch moves, by (phase, layer, samples, tile, first): the placement, the
     #: workload and the chip of this plan fix it; fresh in every ``replace``d copy
     fetch_cache: dict[tuple[Any, ...], tuple[list[Move], int]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    #: the MAC array's (cycles, dataflow) of each fetch, chosen with its operand moves
+    array_cache: dict[tuple[Any, ...], tuple[int, str]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     #: layer index → fraction of its stored weight levels an update changes, measured by the
@@ -459,41 +461,6 @@ def error_source_layer(workload: Workload, rule: Rule, i: int) -> int:
 # what one fetch moves
 
 
-@dataclass(frozen=True)
-class Move:
-    """Bits of one tensor moved at one level by one fetch (``level`` None: generated)."""
-
-    level: str | None
-    tensor: str
-    #: the (tensor, layer) whose storage this is (None: data passing through, not stored)
-    owner: tuple[str, int] | None
-    direction: str
-    bits: int
-    link_bits: int = 0
-    generated_values: int = 0
-    #: a compute-in-memory level's count of this move (array activations, conversions, rows
-    #: read out or cells programmed) and the cycles it keeps the level busy, or a digital
-    #: level's scattered write (a mirror sent only its changed values: one access per value);
-    #: None on every other digital move, whose accesses and time follow from ``bits``
-    #: (:func:`move_accesses`)
-    accesses: int | None = None
-    cycles: int | None = None
-    #: an operand the innermost level feeds the MAC array (or takes from it), streamed while
-    #: the array computes: counted and priced, no time of its own (``hwsim.sim.spatial``)
-    operand: bool = False
-
-
-def move_accesses(chip: Chip, move: Move) -> tuple[int, int]:
-    """(words, accesses) of one move: a digital level's ⌈bits / word⌉ words in bursts, or a
-    move's own count (one word per activation, conversion, row or cell; one per value of a
-    scattered write)."""
-    if move.accesses is not None:
-        return move.accesses, move.accesses
-    if move.level is None:
-        return 0, 0
-    return chip.memory(move.level).words_and_accesses(move.bits)
-
-
 def next_activation_bits(workload: Workload, i: int) -> int:
     """Bits of layer i's output activations: the next layer's input width (or its own)."""
     layers = workload.layers
@@ -615,61 +582,34 @@ def _fetch_moves(
             if not run.first:
                 stored("gradients", i, "read", gbits)
             stored("gradients", i, "write", gbits)
-    if not in_array(chip, plan, phase, i):
-        moves += _operand_moves(workload, chip, plan, phase, i, run, walked, moves)
+    array = spatial.array_of(chip, phase)
+    if array is not None and not in_array(chip, plan, phase, i):
+        errors_of = error_source_layer(workload, plan.rule, i) if phase == "backward" else i
+        operands, cycles, dataflow = spatial.operand_moves(
+            chip, array, workload, phase, i, errors_of, run, walked, moves
+        )
+        plan.array_cache[_array_key(phase, i, run)] = (cycles, dataflow)
+        moves += operands
     return moves, n * macs
 
 
-def _operand_moves(
-    workload: Workload,
-    chip: Chip,
-    plan: Plan,
-    phase: str,
-    i: int,
-    run: Run,
-    walked: Layer,
-    fetched: list[Move],
-) -> list[Move]:
-    """What the innermost level feeds the MAC array for one fetch and takes back from it
-    (:mod:`hwsim.sim.spatial`); nothing for a unit without an array."""
-    array = spatial.array_of(chip, phase)
-    if array is None:
-        return []
-    inner = chip.memories[0].name
-    p = spatial.product(walked, phase, run)
-    ops = spatial.operands(array, phase, p, first=run.first)
-    out: list[Move] = []
-    if phase == "gradient":
-        gbits = chip.gradient_bits
-        out.append(Move(inner, "gradients", None, FEED, ops.stationary_reads * gbits))
-        out.append(Move(inner, "gradients", None, DRAIN, ops.sum_writes * gbits))
-    else:
-        # the block of weights the fetch brought (W, its mirror, B, D or signs), loaded into
-        # the elements once; regenerated feedback goes from the PRNG straight to them
-        for m in fetched:
-            if m.level is not None and m.tensor in _STATIONARY_TENSORS and m.direction != "write":
-                bits = m.link_bits or m.bits
-                out.append(Move(inner, m.tensor, None, FEED, bits))
-        acc = array.accumulator_bits
-        out.append(Move(inner, spatial.PARTIAL_SUMS, None, FEED, ops.sum_reads * acc))
-        out.append(Move(inner, spatial.PARTIAL_SUMS, None, DRAIN, ops.sum_writes * acc))
-    source = error_source_layer(workload, plan.rule, i) if phase == "backward" else i
-    streams = spatial.streamed_tensors(workload, phase, i, source)
-    for (tensor, bits), values in zip(streams, (ops.row_reads, ops.col_reads), strict=False):
-        out.append(Move(inner, tensor, None, FEED, values * bits))
-    return [replace(m, operand=True) for m in out if m.bits]
-
-
-#: tensors a backward or forward fetch loads into the array's elements
-_STATIONARY_TENSORS = frozenset({"weights", "weight_mirror", "feedback_weights"})
+def _array_key(phase: str, i: int, run: Run) -> tuple[Any, ...]:
+    return ("array", phase, i, run.samples, run.tile, run.first)
 
 
 def fetch_cycles(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, run: Run) -> int:
-    """Cycles the MAC array of ``phase``'s unit takes for one fetch of ``run``
-    (:func:`hwsim.sim.spatial.cycles`); 0 where the unit has no array or the arrays of a
-    compute-in-memory level compute it (the caller then counts lanes, or nothing)."""
-    array = spatial.array_of(chip, phase)
-    if array is None or in_array(chip, plan, phase, i):
-        return 0
-    walked = backward_layer(workload, plan.rule, i) if phase == "backward" else workload.layers[i]
-    return spatial.cycles(array, phase, spatial.product(walked, phase, run))
+    """Cycles the MAC array of ``phase``'s unit takes for one fetch of ``run``, in the dataflow
+    its operand moves chose (:func:`fetch_dataflow`); 0 where the unit has no array or the
+    arrays of a compute-in-memory level compute it (the caller then counts lanes, or nothing)."""
+    found = fetch_dataflow(workload, chip, plan, phase, i, run)
+    return found[0] if found is not None else 0
+
+
+def fetch_dataflow(
+    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, run: Run
+) -> tuple[int, str] | None:
+    """(cycles, dataflow) of one fetch on its unit's MAC array; None without one."""
+    if spatial.array_of(chip, phase) is None or in_array(chip, plan, phase, i):
+        return None
+    fetch_moves(workload, chip, plan, phase, i, run)  # chooses the dataflow
+    return plan.array_cache[_array_key(phase, i, run)]

@@ -44,7 +44,6 @@ from hwsim.core.workload import Layer, Workload
 from hwsim.sim import spatial
 from hwsim.sim.chip import Chip, MemoryLevel
 from hwsim.sim.dataflow import (
-    Move,
     Plan,
     backward_element_bits,
     backward_layer,
@@ -78,6 +77,7 @@ from hwsim.sim.mapping_program import (
     Problem,
     solve,
 )
+from hwsim.sim.moves import Move
 from hwsim.sim.updates import loss_moves, update_parts
 
 

@@ -4,41 +4,44 @@ that takes, and the operand traffic between the innermost memory level and the a
 A unit that gives ``compute.<unit>.array`` (rows × cols processing elements, partial sums
 ``accumulator_bits`` wide) computes each fetch of a loop nest (docs/simulator.md, "Loop nests")
 as a matrix product of three loops: ``out`` output channels, ``red`` reduced values (input
-channels × kernel taps) and ``positions`` (samples × output positions). Two dataflows, fixed
-by the phase (docs/simulator.md, "The MAC array"):
+channels × kernel taps) and ``positions`` (samples × output positions). The dataflows
+(docs/simulator.md, "The MAC array"):
 
-* forward and backward, **weight-stationary**: the reduction runs down the rows, the output
-  channels across the columns. Each element holds one weight of an ``rows × cols`` block of
-  the fetch's weights, loaded once; every position's input slice enters the rows and is
-  broadcast along them to every column; the columns sum their rows and add into the
-  accumulators. Cycles ``⌈out/cols⌉·⌈red/rows⌉·positions``.
-* gradient, **output-stationary**: ΔW's ``rows × cols`` block stays in the elements while
-  every position's errors enter the rows and its inputs the columns, each broadcast along
-  its side. Cycles ``⌈out/rows⌉·⌈red/cols⌉·positions``.
+* **weight-stationary** (forward, backward): the reduction runs down the rows, the output
+  channels across the columns. Each element holds one weight, loaded once; every position's
+  input slice enters the rows, broadcast along them; the columns sum their rows into the
+  accumulators, written back and read again per block of the reduction.
+  Cycles ``⌈out/cols⌉·⌈red/rows⌉·positions``.
+* **output-stationary** (forward, backward): positions down the rows, output channels across
+  the columns; each element keeps its output's sum for the whole reduction while inputs
+  stream along the rows and weights down the columns (each weight once per block of
+  positions). Cycles ``⌈positions/rows⌉·⌈out/cols⌉·red``.
+* **output-stationary ΔW** (gradient): ΔW's block stays in the elements while every
+  position's errors enter the rows and its inputs the columns.
+  Cycles ``⌈out/rows⌉·⌈red/cols⌉·positions``.
 
-The innermost level feeds the array: every operand value an element receives is read from it
-(a broadcast value once for its row or column), and every partial sum is written back to it
-and read again for the next block of the reduction. These are the operand moves
-(:func:`operand_moves`): priced like any access of that level, streamed while the array
-computes, so they take no time of their own. A unit without an array is an ideal vector of
-``macs_per_cycle`` lanes fed for free (``⌈MACs / lanes⌉`` cycles, no operand traffic), and
-compute-in-memory arrays compute where the weights are (``hwsim.sim.cim``).
+Each fetch takes the dataflow whose operand traffic costs the least (then the fewest
+cycles): a choice local to the fetch, since every operand move is at the innermost level.
+Every operand value an element receives is read from that level (a broadcast value once for
+its row or column) and every sum it gives back is written there: the operand moves
+(:func:`operand_moves`), priced like any access, streamed while the array computes, so they
+take no time of their own. A unit without an array is an ideal vector of ``macs_per_cycle``
+lanes fed for free (``⌈MACs / lanes⌉`` cycles, no operand traffic), and compute-in-memory
+arrays compute where the weights are (``hwsim.sim.cim``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from hwsim.core.workload import Layer, Workload
 from hwsim.sim.chip import Chip, MacArray
 from hwsim.sim.loops import Run, extent, shape
+from hwsim.sim.moves import DRAIN, FEED, Move
 
 #: the unit that computes each phase (docs/simulator.md, "Units and pipelining")
 PHASE_UNIT = {"forward": "forward", "backward": "error", "gradient": "update"}
-
-#: the stationary operand of each phase: what each element holds while the others stream
-STATIONARY = {"forward": "weights", "backward": "weights", "gradient": "gradients"}
 
 #: the tensor an operand move names for the accumulators of a product in progress
 PARTIAL_SUMS = "partial_sums"
@@ -78,62 +81,141 @@ def array_of(chip: Chip, phase: str) -> MacArray | None:
     return chip.arrays.get(PHASE_UNIT.get(phase, ""))
 
 
-def cycles(array: MacArray, phase: str, p: Product) -> int:
-    """Cycles the array takes for product ``p``: each block of the unrolled loops, one cycle
-    per position (module docstring); partial blocks waste their idle elements."""
-    if phase == "gradient":
+#: the dataflows the array can run a phase in, in the order ties are settled
+DATAFLOWS = {
+    "forward": ("weight_stationary", "output_stationary"),
+    "backward": ("weight_stationary", "output_stationary"),
+    "gradient": ("output_stationary",),
+}
+
+
+def cycles(array: MacArray, phase: str, p: Product, dataflow: str) -> int:
+    """Cycles the array takes for product ``p`` in ``dataflow``: one per position (or, output-
+    stationary, per reduced value) and block of the unrolled loops; a partial block's idle
+    elements included (module docstring)."""
+    if phase == "gradient":  # ΔW's rows down the rows, its columns across
         return math.ceil(p.out / array.rows) * math.ceil(p.red / array.cols) * p.positions
-    return math.ceil(p.out / array.cols) * math.ceil(p.red / array.rows) * p.positions
+    if dataflow == "weight_stationary":
+        return math.ceil(p.out / array.cols) * math.ceil(p.red / array.rows) * p.positions
+    return math.ceil(p.positions / array.rows) * math.ceil(p.out / array.cols) * p.red
 
 
 @dataclass(frozen=True)
 class Operands:
     """Values one fetch moves between the innermost level and the array, by role."""
 
-    #: the stationary block's values read into the elements (weights, or ΔW read back)
-    stationary_reads: int
+    #: how often the fetch's weights (W, its mirror, B, D) are read into the array
+    weight_passes: int
     #: streamed values read: (inputs or errors entering the rows, those entering the columns)
     row_reads: int
     col_reads: int
-    #: accumulator values written back, and read again for the next block of the reduction
+    #: sums written back to the innermost level, and read from it again: the accumulators of
+    #: a weight-stationary product per block of the reduction; the outputs an output-
+    #: stationary forward or backward product drains once; ΔW's block (read back first unless
+    #: the fetch starts it)
     sum_writes: int
     sum_reads: int
 
 
-def operands(array: MacArray, phase: str, p: Product, *, first: bool) -> Operands:
-    """The operand traffic of product ``p`` (module docstring). ``first``: a gradient fetch
-    that starts ΔW's block (no earlier partial ΔW to read back)."""
+def operands(array: MacArray, phase: str, p: Product, dataflow: str, *, first: bool) -> Operands:
+    """The operand traffic of product ``p`` in ``dataflow`` (module docstring). ``first``: a
+    gradient fetch that starts ΔW's block (no earlier partial ΔW to read back)."""
     if phase == "gradient":
         # ΔW's block stays in the elements for every position: errors (rows) and inputs
-        # (columns) are read once per block of the other side; ΔW written once, read back
-        # first unless this fetch starts it
+        # (columns) are read once per block of the other side
         row_blocks, col_blocks = math.ceil(p.out / array.rows), math.ceil(p.red / array.cols)
         block = p.out * p.red
         return Operands(
-            stationary_reads=0 if first else block,
+            weight_passes=0,
             row_reads=p.positions * p.out * col_blocks,
             col_reads=p.positions * p.red * row_blocks,
             sum_writes=block,
-            sum_reads=0,
+            sum_reads=0 if first else block,
         )
-    # weight-stationary: every weight loaded once; each input slice read once per block of
-    # output channels; each output's sum written per block of the reduction, and read back
-    # for every block after its first
-    col_blocks, row_blocks = math.ceil(p.out / array.cols), math.ceil(p.red / array.rows)
+    col_blocks = math.ceil(p.out / array.cols)
     sums = p.positions * p.out
+    if dataflow == "weight_stationary":
+        # every weight loaded once; each input slice read once per block of output channels;
+        # each output's sum written per block of the reduction, read back after its first
+        row_blocks = math.ceil(p.red / array.rows)
+        return Operands(
+            weight_passes=1,
+            row_reads=p.positions * p.red * col_blocks,
+            col_reads=0,
+            sum_writes=sums * row_blocks,
+            sum_reads=sums * (row_blocks - 1),
+        )
+    # output-stationary: positions down the rows, output channels across; the sums stay in
+    # the elements over the whole reduction; each input read once per block of output
+    # channels, each weight once per block of positions
     return Operands(
-        stationary_reads=p.out * p.red,
+        weight_passes=math.ceil(p.positions / array.rows),
         row_reads=p.positions * p.red * col_blocks,
         col_reads=0,
-        sum_writes=sums * row_blocks,
-        sum_reads=sums * (row_blocks - 1),
+        sum_writes=sums,
+        sum_reads=0,
     )
 
 
-def utilization(array: MacArray, phase: str, p: Product) -> float:
+def utilization(array: MacArray, phase: str, p: Product, dataflow: str) -> float:
     """The fraction of the array's element-cycles that do a MAC."""
-    spent = cycles(array, phase, p) * array.rows * array.cols
+    spent = cycles(array, phase, p, dataflow) * array.rows * array.cols
     return p.macs / spent if spent else 0.0
+
+
+def operand_moves(
+    chip: Chip,
+    array: MacArray,
+    workload: Workload,
+    phase: str,
+    i: int,
+    source: int,
+    run: Run,
+    walked: Layer,
+    fetched: list[Move],
+) -> tuple[list[Move], int, str]:
+    """What the innermost level feeds the MAC array for one fetch of ``run`` and takes back
+    from it, the array's cycles and the dataflow: of :data:`DATAFLOWS`, the one whose operand
+    moves cost the least there, then the fewest cycles. ``walked``: the layer the phase walks;
+    ``source``: the layer whose errors a backward fetch reads; ``fetched``: the fetch's own
+    moves (its block of weights is what the elements load)."""
+    inner = chip.memories[0]
+    p = product(walked, phase, run)
+    streams = streamed_tensors(workload, phase, i, source)
+    # the block of weights the fetch brought (W, its mirror, B, D or signs), read into the
+    # elements; regenerated feedback goes from the PRNG straight to them
+    weights = [
+        (m.tensor, m.link_bits or m.bits)
+        for m in fetched
+        if m.level is not None and m.tensor in _WEIGHT_TENSORS and m.direction != "write"
+    ]
+    sums, sum_bits = (
+        ("gradients", chip.gradient_bits)
+        if phase == "gradient"
+        else (PARTIAL_SUMS, array.accumulator_bits)
+    )
+    best: tuple[float, int, int] | None = None
+    chosen: list[Move] = []
+    for k, dataflow in enumerate(DATAFLOWS[phase]):
+        ops = operands(array, phase, p, dataflow, first=run.first)
+        out = [Move(inner.name, t, None, FEED, bits * ops.weight_passes) for t, bits in weights]
+        out.append(Move(inner.name, sums, None, FEED, ops.sum_reads * sum_bits))
+        out.append(Move(inner.name, sums, None, DRAIN, ops.sum_writes * sum_bits))
+        for (tensor, bits), values in zip(streams, (ops.row_reads, ops.col_reads), strict=False):
+            out.append(Move(inner.name, tensor, None, FEED, values * bits))
+        out = [replace(m, operand=True) for m in out if m.bits]
+        energy = sum(
+            inner.words_and_accesses(m.bits)[1] * inner.access_energy_pj(m.direction) for m in out
+        )
+        rank = (energy, cycles(array, phase, p, dataflow), k)
+        if best is None or rank < best:
+            best, chosen = rank, out
+    assert best is not None
+    return chosen, best[1], DATAFLOWS[phase][best[2]]
+
+
+#: tensors a forward or backward fetch loads into the array's elements
+_WEIGHT_TENSORS = frozenset({"weights", "weight_mirror", "feedback_weights"})
 
 
 def streamed_tensors(workload: Workload, phase: str, i: int, source: int) -> list[tuple[str, int]]:

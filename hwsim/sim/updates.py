@@ -14,7 +14,6 @@ from hwsim.core.formats import promote
 from hwsim.core.workload import Workload
 from hwsim.sim.chip import Chip
 from hwsim.sim.dataflow import (
-    Move,
     Plan,
     changed_weights,
     cim_level,
@@ -25,6 +24,7 @@ from hwsim.sim.dataflow import (
     readout_move,
 )
 from hwsim.sim.loops import Run
+from hwsim.sim.moves import Move
 
 
 def loss_moves(workload: Workload, plan: Plan, run: Run) -> list[Move]:

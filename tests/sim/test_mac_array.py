@@ -35,25 +35,41 @@ def test_weight_stationary_counts_by_hand():
     # forward of layer 0 for 2 samples: 3 outputs across 2 columns (2 blocks), 4 inputs down 2
     # rows (2 blocks); one cycle per sample and block pair
     p = Product(out=3, red=4, positions=2)
-    assert cycles(ARRAY, "forward", p) == 2 * 2 * 2
-    assert utilization(ARRAY, "forward", p) == pytest.approx(24 / (8 * 4))
-    ops = operands(ARRAY, "forward", p, first=True)
-    assert ops.stationary_reads == 12  # each weight loaded once
+    ws = "weight_stationary"
+    assert cycles(ARRAY, "forward", p, ws) == 2 * 2 * 2
+    assert utilization(ARRAY, "forward", p, ws) == pytest.approx(24 / (8 * 4))
+    ops = operands(ARRAY, "forward", p, ws, first=True)
+    assert ops.weight_passes == 1  # each weight loaded once
     assert ops.row_reads == 2 * 4 * 2  # each input once per block of output columns
     assert ops.col_reads == 0
     assert ops.sum_writes == 2 * 3 * 2  # each output's sum once per block of the reduction
     assert ops.sum_reads == 2 * 3 * 1  # and read back for the second block
 
 
+def test_output_stationary_forward_by_hand():
+    # the same product with the 2 samples down the rows (1 block) and the 3 outputs across
+    # the columns (2 blocks), one cycle per reduced value: 1 · 2 · 4 = 8 cycles
+    p = Product(out=3, red=4, positions=2)
+    os_ = "output_stationary"
+    assert cycles(ARRAY, "forward", p, os_) == 8
+    ops = operands(ARRAY, "forward", p, os_, first=True)
+    assert ops.weight_passes == 1  # each weight broadcast down the column, 1 block of samples
+    assert ops.row_reads == 2 * 4 * 2  # each input broadcast along its row, per column block
+    assert (ops.sum_writes, ops.sum_reads) == (2 * 3, 0)  # each output drained once
+    # 5 samples: 3 blocks of rows, so every weight is read 3 times
+    assert operands(ARRAY, "forward", Product(3, 4, 5), os_, first=True).weight_passes == 3
+
+
 def test_output_stationary_gradient_by_hand():
     # ΔW of 3 × 4 over 2 samples: 3 rows over 2 array rows, 4 columns over 2 array columns
     p = Product(out=3, red=4, positions=2)
-    assert cycles(ARRAY, "gradient", p) == 2 * 2 * 2
-    first, later = (operands(ARRAY, "gradient", p, first=f) for f in (True, False))
+    os_ = "output_stationary"
+    assert cycles(ARRAY, "gradient", p, os_) == 2 * 2 * 2
+    first, later = (operands(ARRAY, "gradient", p, os_, first=f) for f in (True, False))
     assert first.row_reads == 2 * 3 * 2  # errors, once per block of columns
     assert first.col_reads == 2 * 4 * 2  # inputs, once per block of rows
-    assert (first.sum_writes, first.stationary_reads) == (12, 0)
-    assert (later.sum_writes, later.stationary_reads) == (12, 12)  # ΔW read back first
+    assert (first.sum_writes, first.sum_reads) == (12, 0)
+    assert (later.sum_writes, later.sum_reads) == (12, 12)  # ΔW read back first
 
 
 def test_the_toy_steps_operand_traffic_and_cycles():
@@ -61,24 +77,26 @@ def test_the_toy_steps_operand_traffic_and_cycles():
     layer0 = count_step_by_layer(WORK, CHIP, plan)[1][WORK.layers[0].name]
     rf = {(t, p, d): c for (lv, t, p, d), c in layer0.accesses.items() if lv == "rf"}
     # forward, per fetch of n samples (n = 2, then 1); the rf's words are 8 bits, so an 8-bit
-    # value is one access and a 16-bit partial sum two:
-    #   W and its bias loaded: 15 values; inputs: 8n; sums written 6n (12n words), read 3n
+    # value is one access (1 pJ) and a 16-bit sum two. Weight-stationary: W and its bias 15,
+    # inputs 8n, sums written 6n values (12n words) and read 3n (6n words): 15 + 26n.
+    # Output-stationary: W 15 (n ≤ 2 samples fill one block of rows), inputs 8n, each of the
+    # 3n outputs drained once (6n words): 15 + 14n. The fetch takes the cheaper.
     assert rf[("weights", "forward", "feed")].accesses == 15 + 15
     assert rf[("activations", "forward", "feed")].accesses == 8 * 2 + 8 * 1
-    assert rf[("partial_sums", "forward", "drain")].accesses == 12 * 2 + 12 * 1
-    assert rf[("partial_sums", "forward", "drain")].bits == 6 * 3 * 16
-    assert rf[("partial_sums", "forward", "feed")].bits == 3 * 3 * 16
+    assert rf[("partial_sums", "forward", "drain")].bits == 3 * 3 * 16
+    assert ("partial_sums", "forward", "feed") not in rf
     # gradient: errors 6n, inputs 8n; ΔW (12 values, 8 bits) written by both fetches, read
     # back by the second (group 0 starts it)
     assert rf[("errors", "gradient", "feed")].bits == 6 * 3 * 8
     assert rf[("activations", "gradient", "feed")].bits == 8 * 3 * 8
     assert rf[("gradients", "gradient", "drain")].bits == 2 * 12 * 8
     assert rf[("gradients", "gradient", "feed")].bits == 12 * 8
-    # the array's cycles: 4 per sample and phase of layer 0, against ⌈12n / 4⌉ = 3n lanes
+    # the array's cycles of layer 0, against ⌈12n / 4⌉ = 3n of ideal lanes: forward output-
+    # stationary, ⌈n/2⌉ · ⌈3/2⌉ · 4 = 8 per fetch; gradient ⌈3/2⌉ · ⌈4/2⌉ · n = 4n
     tasks = [t for piece in lower_step(WORK, CHIP, plan).pieces for t in piece]
-    for phase in ("forward", "gradient"):
+    for phase, want in (("forward", 8 + 8), ("gradient", 4 * 3)):
         mine = [t for t in tasks if t.phase == phase and t.layer == 0]
-        assert sum(t.compute_cycles for t in mine) == 4 * 3
+        assert sum(t.compute_cycles for t in mine) == want
         assert sum(t.macs for t in mine) == 12 * 3
 
 

@@ -29,12 +29,12 @@ from hwsim.sim.api import simulate, unsupported_reason
 from hwsim.sim.chip import Chip, load_chip
 from hwsim.sim.counting import count_step, walk_counts
 from hwsim.sim.dataflow import (
-    move_accesses,
     stored_bits,
 )
 from hwsim.sim.loops import Tile, Walk
 from hwsim.sim.mapper import candidate_walks, make_plan
 from hwsim.sim.model_specs import build_workload
+from hwsim.sim.moves import move_accesses
 from hwsim.sim.pricing import price
 from hwsim.sim.updates import loss_moves
 
