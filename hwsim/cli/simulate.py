@@ -174,6 +174,9 @@ def simulate(
         console.print(_orders_line(spec, r), highlight=False, soft_wrap=True)
         if r.search:
             console.print(_search_line(spec, r.search), highlight=False, soft_wrap=True)
+        arrays = _arrays_line(spec, r.mapping)
+        if arrays:
+            console.print(arrays, highlight=False, soft_wrap=True)
         if r.spills:
             console.print(_spills_line(spec, r.spills), highlight=False, soft_wrap=True)
     console.print(area_line(chip), highlight=False, soft_wrap=True)
@@ -319,6 +322,30 @@ def _orders_line(spec: str, rule: Any) -> str:
     ]
     update = "fused per sample" if rule.update == "fused" else "accumulated over the batch"
     return f"{spec}: loop orders: {'; '.join(parts)}; update {update}"
+
+
+def _arrays_line(spec: str, mapping: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """Per phase on a MAC array: its shape, utilization (MACs ÷ element-cycles) and how many
+    fetches took each dataflow ("" when no phase ran on an array)."""
+    totals: dict[str, dict[str, Any]] = {}
+    for phases in mapping.values():
+        for phase, nest in phases.items():
+            use = nest.get("array")
+            if not use:
+                continue
+            t = totals.setdefault(
+                phase, {"shape": f"{use['rows']}×{use['cols']}", "macs": 0, "spent": 0, "df": {}}
+            )
+            t["macs"] += use["macs"]
+            t["spent"] += use["cycles"] * use["rows"] * use["cols"]
+            for name, fetches in use["dataflow"].items():
+                t["df"][name] = t["df"].get(name, 0) + fetches
+    parts = []
+    for phase, t in totals.items():
+        flows = ", ".join(f"{name.replace('_', '-')} {n}" for name, n in t["df"].items())
+        busy = t["macs"] / t["spent"] if t["spent"] else 0.0
+        parts.append(f"{phase} {t['shape']} {100 * busy:.0f}% busy ({flows} fetches)")
+    return f"{spec}: MAC arrays: {'; '.join(parts)}" if parts else ""
 
 
 def _search_line(spec: str, search: dict[str, Any]) -> str:

@@ -426,9 +426,7 @@ def workload_summary(work: Workload) -> dict[str, Any]:
     }
 
 
-def _array_use(
-    work: Workload, chip: Chip, plan: Plan, phase: str, i: int
-) -> dict[str, Any] | None:
+def _array_use(work: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> dict[str, Any] | None:
     """How (phase, layer i) used its unit's MAC array: its shape, the dataflow of each fetch
     (name → fetches), cycles, MACs and utilization; None without an array (or in cim arrays)."""
     array = chip.arrays.get({"forward": "forward", "backward": "error"}.get(phase, "update"))

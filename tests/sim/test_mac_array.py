@@ -130,3 +130,34 @@ def test_an_array_that_is_not_its_units_lanes_is_an_error(tmp_path):
     path.write_text(bad)
     with pytest.raises(InputError, match=r"compute\.forward\.array.*4 × 2 = 8.*macs_per_cycle"):
         load_chip(path)
+
+
+def test_simulate_says_how_busy_each_array_was(tmp_path):
+    # the toy's layer 0 forward: 36 MACs in 16 array cycles of 4 elements (56%); layer 1
+    # (3 → 2, 2 × 3 weights) output-stationary: ⌈n/2⌉ · ⌈2/2⌉ · 3 = 3 cycles per fetch, 6 in
+    # all for 18 MACs (75%): 54 MACs in 22 cycles, 88 element-cycles, 61%
+    from click.testing import CliRunner
+
+    from hwsim.cli import main
+
+    chip = yaml_with_arrays(tmp_path)
+    out = CliRunner().invoke(
+        main,
+        ["simulate", "--model", "mlp:4-3-2", "--batch-size", "3", "--chip", str(chip)],
+    )
+    assert out.exit_code == 0, out.output
+    line = next(x for x in out.output.splitlines() if x.startswith("bp: MAC arrays:"))
+    assert "forward 2×2 61% busy (output-stationary 4 fetches)" in line
+
+
+def yaml_with_arrays(folder: Path) -> Path:
+    """The toy chip file with a 2 × 2 array of 16-bit accumulators on every unit."""
+    text = (DATA / "toy_chip.yaml").read_text()
+    for unit in ("forward", "error", "update"):
+        text = text.replace(
+            f"{unit}: {{macs_per_cycle: 4}}",
+            f"{unit}: {{macs_per_cycle: 4, array: {{rows: 2, cols: 2, accumulator_bits: 16}}}}",
+        )
+    path = folder / "toy_arrays.yaml"
+    path.write_text(text)
+    return path
