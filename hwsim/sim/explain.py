@@ -35,6 +35,7 @@ from hwsim.core.workload import Workload
 from hwsim.sim.chip import Chip
 from hwsim.sim.counting import CountKey, Counts
 from hwsim.sim.dataflow import PHASES, Plan, stored_bits
+from hwsim.sim.moves import FEED
 from hwsim.sim.pricing import Energy
 
 if TYPE_CHECKING:  # api imports this module; the annotation alone needs RuleResult
@@ -226,7 +227,9 @@ class Floor:
 
 
 #: How the error pass reads its weight operand: a digital read, or an array's activation.
-_OPERAND_READS = ("read", "mvm")
+#: how an error-phase weight operand is read: from its memory, in its arrays, or fed from the
+#: innermost level into a MAC array (:mod:`hwsim.sim.spatial`)
+_OPERAND_READS = ("read", "mvm", FEED)
 
 
 def _access_pj(energy: Energy, keep: Callable[[CountKey], bool]) -> float:
@@ -264,7 +267,7 @@ def _cause_of(energy: Energy, counts: Counts, cause: str, chip: Chip) -> float:
         # W read for the error pass from W's own memory: carried (transport), or its arrays
         # activated transposed (a cim chip's ``transpose``, with the extra conversions of
         # weights spread over several cells)
-        return _access_pj(energy, lambda k: k[3] in ("transport", "mvm_transposed", "convert"))
+        return _access_pj(energy, _transport_read)
     if cause == "mirror_sync":
         # the mirror's writes, and the staging write and read of a sync through another level
         accesses = _access_pj(energy, lambda k: k[1] == "weight_mirror" and k[2] == "update")
@@ -303,11 +306,21 @@ def _cause_of(energy: Energy, counts: Counts, cause: str, chip: Chip) -> float:
     return energy.breakdown_pj["leakage"]
 
 
+def _transport_read(key: CountKey) -> bool:
+    """Whether an access reads W for the error phase where it lives (``transport_reads``):
+    carried, activated transposed in its arrays (with the extra conversions of weights spread
+    over several cells), or fed from the innermost level into the error unit's MAC array."""
+    _, tensor, phase, direction = key
+    return direction in ("transport", "mvm_transposed", "convert") or (
+        tensor == "weights" and phase == "backward" and direction == FEED
+    )
+
+
 def _claimed(key: CountKey) -> bool:
     """Whether a named cause prices this access (what :func:`_cause_of` sums)."""
     _, tensor, phase, direction = key
     return (
-        direction in ("transport", "mvm_transposed", "convert")  # transport_reads
+        _transport_read(key)
         or (tensor in ("weight_mirror", "feedback_weights", "weights") and phase == "update")
         or (
             tensor in ("weight_mirror", "feedback_weights")
