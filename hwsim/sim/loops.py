@@ -157,18 +157,23 @@ class Walk:
         (what counting needs: identical fetches of every group together)."""
         if self.order == "weight_outer":
             return self.runs()
+        # every group fetches the same tiles: count each distinct one once (in order of first
+        # appearance, which is the order the classes come in)
+        totals: dict[Tile, int] = {}
+        for tile, tiles in self.tiles:
+            totals[tile] = totals.get(tile, 0) + tiles
         tally: dict[tuple[int, Tile, bool], int] = {}
         for g, (n, count) in enumerate(self.groups):
-            for tile, tiles in self.tiles:
+            for tile, tiles in totals.items():
                 if g == 0:  # the first group holds each block's first fetch
                     key = (n, tile, not tile.halo)
                     tally[key] = tally.get(key, 0) + tiles
-                    tiles_after, n_after = tiles * (count - 1), n
+                    after = tiles * (count - 1)
                 else:
-                    tiles_after, n_after = tiles * count, n
-                if tiles_after:
-                    key = (n_after, tile, False)
-                    tally[key] = tally.get(key, 0) + tiles_after
+                    after = tiles * count
+                if after:
+                    key = (n, tile, False)
+                    tally[key] = tally.get(key, 0) + after
         return [Run(n, tile, first, count) for (n, tile, first), count in tally.items()]
 
     def pieces(self, k: int) -> list[list[Run]]:
