@@ -74,7 +74,7 @@ from hwsim.sim.mapping_program import (
     Problem,
     solve,
 )
-from hwsim.sim.nest_costs import Candidates, Coster, kept_nests
+from hwsim.sim.nest_costs import Candidates, Coster, clear_cache, kept_nests
 from hwsim.sim.updates import update_parts
 
 
@@ -225,35 +225,35 @@ def candidates(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -
         and cim_level(chip, plan, "weights", i) is not None
     )
     found = _generate(
-        phase,
-        plan.batch_size,
-        replace(layer, name=""),  # the name is the one field that never matters
-        chip.memories[0].size_bits,
-        _widths(workload, chip, plan, phase, i),
-        stationary,
-        plan.update == "fused",
-        chip.samples_per_weight_fetch,
-        chip.loop_order,
+        (
+            phase,
+            plan.batch_size,
+            replace(layer, name=""),  # the name is the one field that never matters
+            chip.memories[0].size_bits,
+            _widths(workload, chip, plan, phase, i),
+            stationary,
+            plan.update == "fused",
+            chip.samples_per_weight_fetch,
+            chip.loop_order,
+        )
     )
     if not found.walks:
         _no_nest(workload, chip, plan, phase, i, layer)
     return found
 
 
-@functools.lru_cache(maxsize=1024)
-def _generate(
-    phase: str,
-    n: int,
-    layer: Layer,
-    capacity: int,
-    widths: tuple[int, int, int, int],
-    stationary: bool,
-    fused: bool,
-    samples_per_fetch: int | None,
-    loop_order: str,
-) -> Candidates:
+#: Every input of a generation of loop nests: (phase, batch, the walked layer without its name,
+#: the innermost level's bits, the phase's widths, stationary in arrays, fused update, samples
+#: per weight fetch, loop order)
+GenerationKey = tuple[str, int, Layer, int, tuple[int, ...], bool, bool, int | None, str]
+
+
+@functools.lru_cache(maxsize=256)  # a few hundred kilobytes each for ResNet-18 at batch 128
+def _generate(key: GenerationKey) -> Candidates:
     """The loop nests of ``phase`` over ``layer`` (the walked one: DFA's D_l for its backward
-    phase) for a batch of ``n``: every argument is a value, so the result is shared."""
+    phase) for a batch of ``n``: ``key`` holds every input, each a value, so the result is
+    shared by every (phase, layer) with that key."""
+    phase, n, layer, capacity, widths, stationary, fused, samples_per_fetch, loop_order = key
     row_bits, col_bits, elem_bits, has_bias = widths
     rows, cols, taps = shape(layer)
     geo = geometry(layer)
@@ -327,7 +327,14 @@ def _generate(
         walks = tiled
     else:
         walks += tiled
-    return Candidates(tuple(walks), generated)
+    return Candidates(tuple(walks), generated, key)
+
+
+def clear_caches() -> None:
+    """Forget every cached generation and priced context: the next search starts from scratch
+    (benchmarks of a cold search)."""
+    _generate.cache_clear()
+    clear_cache()
 
 
 def _with_working(walk: Walk, bits: int) -> Walk:

@@ -40,8 +40,9 @@ from hwsim.sim.updates import loss_moves
 #: One priced move at one level: (the cost slot it charges, None for the constant part;
 #: energy pJ and cycles of one fetch), each to be multiplied by the fetch's count.
 Term = tuple[tuple[Item, str] | None, float, float]
-#: Contexts whose kept nests are remembered (least recently used dropped first).
-CACHE_SIZE = 4096
+#: Contexts whose kept nests are remembered (least recently used dropped first; a ResNet-18
+#: search at batch 128 has about 50, a few hundred kilobytes each).
+CACHE_SIZE = 1024
 
 
 class Candidates:
@@ -49,10 +50,12 @@ class Candidates:
     (phase, layer) of that context: their walks, how many were generated before capacity was
     applied, and each walk's fetch classes (:meth:`Walk.fetch_classes`, computed once)."""
 
-    __slots__ = ("_classes", "generated", "walks")
+    __slots__ = ("_classes", "generated", "key", "walks")
 
-    def __init__(self, walks: tuple[Walk, ...], generated: int):
+    def __init__(self, walks: tuple[Walk, ...], generated: int, key: tuple[Hashable, ...]):
         self.walks, self.generated = walks, generated
+        #: the generation's inputs, every one a value (what the nests depend on)
+        self.key = key
         self._classes: tuple[list[Run], ...] | None = None
 
     def classes(self) -> tuple[list[Run], ...]:
@@ -283,10 +286,8 @@ def kept_nests(
     """The candidate nests of (phase, layer i) that no other dominates in the cost components
     ``components`` (0 energy, 1 cycles), with their costs: from the cache where an earlier
     (phase, layer) had the same context, else priced and pruned now."""
-    # the candidates object stands for its generation's inputs (the generation is cached by
-    # them, so equal inputs give this one object while it is cached; it compares by identity)
     context = fetch_context(workload, chip, plan, coster.options, phase, i)
-    key = (candidates, components, context)
+    key = (candidates.key, components, context)
     found = _cache.get(key)
     if found is not None:
         _cache.move_to_end(key)
