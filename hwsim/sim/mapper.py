@@ -72,6 +72,7 @@ from hwsim.sim.mapping_program import (
     Item,
     PhaseKey,
     Problem,
+    forget_solved,
     solve,
 )
 from hwsim.sim.nest_costs import Candidates, Coster, clear_cache, kept_nests
@@ -331,10 +332,11 @@ def _generate(key: GenerationKey) -> Candidates:
 
 
 def clear_caches() -> None:
-    """Forget every cached generation and priced context: the next search starts from scratch
-    (benchmarks of a cold search)."""
+    """Forget every cached generation, priced context and solved program: the next search
+    starts from scratch (benchmarks of a cold search)."""
     _generate.cache_clear()
     clear_cache()
+    forget_solved()
 
 
 def _with_working(walk: Walk, bits: int) -> Walk:

@@ -17,7 +17,7 @@ import pytest
 from hwsim.core.errors import InputError
 from hwsim.core.rules import parse_rule
 from hwsim.core.workload import workload_from_dict
-from hwsim.sim import mapper, nest_costs
+from hwsim.sim import mapper, mapping_program, nest_costs
 from hwsim.sim.api import unsupported_reason
 from hwsim.sim.chip import load_chip
 from hwsim.sim.loops import Tile, Walk, batch_outer
@@ -166,3 +166,20 @@ def test_batch_outer_run_lengths() -> None:
         assert flat == expected
         assert all(a[0] != b[0] for a, b in zip(walk.tiles, walk.tiles[1:], strict=False))
         assert isinstance(walk, Walk)
+
+
+def test_an_equal_program_is_answered_once() -> None:
+    """FA and IFA build the same program: the second is answered from the first, and the
+    plans are those of solving each afresh."""
+    work = workload_from_dict(build_workload("mlp:784-128-128-10", batch_size=16))
+    chip = load_chip("split_cores")
+    mapper.clear_caches()
+    fa = mapper.make_plan(work, chip, parse_rule("fa"), 16)
+    assert len(mapping_program._solved) == 1
+    ifa = mapper.make_plan(work, chip, parse_rule("ifa"), 16)
+    assert len(mapping_program._solved) == 1  # the same program: no second solve
+    assert ifa.walks is not fa.walks and ifa.placement is not fa.placement
+    mapper.clear_caches()
+    fresh = mapper.make_plan(work, chip, parse_rule("ifa"), 16)
+    assert (fresh.placement, fresh.walks) == (ifa.placement, ifa.walks)
+    assert list(fresh.walks) == list(ifa.walks)
