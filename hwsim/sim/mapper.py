@@ -20,7 +20,9 @@ The cost is linear in the choice: each move of a fetch charges its tensor's leve
 search is an exact integer program (placement × loop nest, with the products of the two
 linearized), solved to proven optimality by HiGHS (``scipy.optimize.milp``). Loop nests that
 cost at least as much as another at every level of every tensor they touch are pruned first;
-pruning by dominance never removes an optimum.
+pruning by dominance never removes an optimum. Generating, pricing and pruning are shared by
+every (phase, layer) of one context, layers of one shape and rules that walk a phase alike
+(:mod:`hwsim.sim.nest_costs`), exactly: the program is the one pricing each afresh builds.
 
 Capacity monotonicity follows by construction: a larger level admits every loop nest and every
 placement a smaller one admits (the candidates are a fixed ladder filtered by fit), so the
