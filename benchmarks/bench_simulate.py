@@ -3,7 +3,10 @@
 Run: ``python benchmarks/bench_simulate.py [--chip FILE] [--repeats N] [--json FILE]
 [--sections reprice,resnet,search,scaling]``. Every timed case runs once to warm up (imports,
 scipy's HiGHS), then ``--repeats`` times round-robin, all cases side by side in the one run, so
-that the machine's load falls on them alike; each row is the median. Sections:
+that the machine's load falls on them alike; each row is the median. The mapper caches its
+search across calls in a process (generated loop nests, priced contexts, solved programs:
+``hwsim.sim.mapper.clear_caches``): every timed call starts from empty caches, as a fresh
+``hwsim simulate`` would, except the one case marked warm. Sections:
 
 ``reprice``
     The simulator work of ``hwsim compare`` on the default experiment after one chip value is
@@ -14,12 +17,16 @@ that the machine's load falls on them alike; each row is the median. Sections:
     every shipped chip (a cold cache). Target ≤ 4 s on 2 cores.
 ``resnet``
     ResNet-18 (``--model resnet18``), batch 128, rules bp, fa, ifa in one ``simulate`` call on
-    ``--chip``. Target ≤ 2 s. Also the wide MLP of the earlier version of this benchmark.
+    ``--chip``. Target ≤ 2 s. The same call again right after, with the caches the first left
+    (warm); and the wide MLP of the earlier version of this benchmark.
 ``search``
-    The mapper's search on ResNet-18, batch 128, rule bp, per layer: loop nests generated,
-    feasible (fit the innermost level), kept after pruning by dominance, and the time spent
-    generating, costing and pruning them; then the integer program (variables, solve time) and
-    the whole ``make_plan``. Measured by wrapping the mapper's own functions for one call.
+    The mapper's search on ResNet-18, batch 128, rules bp, fa and ifa in turn from empty caches
+    (what one ``simulate`` call of them does), one run: per layer of bp, loop nests generated,
+    feasible (fit the innermost level), kept after pruning by dominance, how many of its
+    phases took their priced nests from an earlier layer of the same context (*shared*), and
+    the time spent generating, pricing and pruning them; per rule, the same totals, the
+    integer program (variables, solve time) and the whole ``make_plan``. Measured by wrapping
+    the mapper's own functions (``candidates``, ``kept_nests``, ``solve``) for the calls.
 ``scaling``
     MLPs of ``--depths`` layers (256 wide, batch 128, bp,fa,ifa): cost per layer. The
     integer program's solve time grows faster than the depth (docs/simulator.md, "Mapper
@@ -46,7 +53,7 @@ from typing import Any
 from hwsim.core.resources import CHIPS_DIR, DEFAULT_CHIP, DEFAULT_COMPARE_CHIP, shipped_chip_names
 from hwsim.core.rules import parse_rules
 from hwsim.core.workload import Workload, workload_from_dict
-from hwsim.sim import mapper
+from hwsim.sim import mapper, nest_costs
 from hwsim.sim.api import simulate
 from hwsim.sim.chip import load_chip
 from hwsim.sim.model_specs import build_workload
@@ -55,6 +62,8 @@ ROOT = Path(__file__).resolve().parent.parent
 SAVED_DEFAULT = ROOT / "docs" / "results" / "compare-default.json"
 DEFAULT_MLP = "mlp:784-256-256-256-256-256-10"
 TARGETS_S = {"reprice": 4.0, "resnet": 2.0}
+#: The ResNet-18 case again, timed right after the first with the mapper's caches it left.
+WARM = "  the same again, the mapper's caches warm (a second call in one process)"
 
 
 def cpu_name() -> str:
@@ -131,71 +140,108 @@ def events_of(result: Any) -> int:
 
 
 def run_cases(
-    cases: dict[str, Callable[[], object]], repeats: int
+    cases: dict[str, Callable[[], object]], repeats: int, warm: frozenset[str] = frozenset()
 ) -> dict[str, tuple[float, list[float], object]]:
     """Each case once to warm up, then ``repeats`` rounds of all of them: (median, times,
-    the last result) per case."""
+    the last result) per case.
+
+    The mapper caches its search across calls (``hwsim.sim.mapper.clear_caches``); every
+    timed call starts from empty caches, as a new process would, except the cases named in
+    ``warm``, which find what the call before them left."""
     last = {name: case() for name, case in cases.items()}
     times: dict[str, list[float]] = defaultdict(list)
     for _ in range(repeats):
         for name, case in cases.items():
+            if name not in warm:
+                mapper.clear_caches()
             start = time.perf_counter()
             last[name] = case()
             times[name].append(time.perf_counter() - start)
     return {name: (statistics.median(times[name]), times[name], last[name]) for name in cases}
 
 
-def search_per_layer(workload: Workload, chip_path: str, rule: str) -> dict[str, Any]:
-    """(c) The mapper's search on every layer, measured inside one :func:`mapper.make_plan`.
+def search_per_layer(workload: Workload, chip_path: str, rules: str) -> dict[str, Any]:
+    """(c) The mapper's search, measured inside :func:`mapper.make_plan` for each of ``rules``
+    in turn, from empty caches (as one ``simulate`` call of those rules does).
 
-    Wraps the mapper's generation (``candidate_walks``), costing (``_walk_cost``), pruning
-    (``_prune``) and solving (``_solve``) for the call, so what is counted and timed is what
-    ``make_plan`` itself does."""
+    Wraps the generation of loop nests (``candidates``), their pricing and pruning
+    (``kept_nests``: *shared* where an earlier layer or rule had the same context) and the
+    integer program's solve (``solve``) for the calls, so what is counted and timed is what
+    ``make_plan`` itself does. Per layer for the first rule; totals for each."""
     chip = load_chip(chip_path)
-    (the_rule,) = parse_rules(rule)
     rows: dict[tuple[str, int], dict[str, Any]] = {}
-    current: list[tuple[str, int]] = []
-    solve_s: list[float] = []
-    wrapped = ("candidate_walks", "_walk_cost", "_prune", "_solve")
-    originals = {name: getattr(mapper, name) for name in wrapped}
+    spent: dict[str, float] = defaultdict(float)
+    originals = {name: getattr(mapper, name) for name in ("candidates", "kept_nests", "solve")}
+    priced: list[int] = []  # walk_costs calls: a kept_nests call that made none was shared
+    walk_costs = nest_costs.walk_costs
 
-    def timed(name: str, key_of: Callable[..., tuple[str, int] | None]) -> Callable[..., Any]:
+    def counting_walk_costs(*args: Any) -> Any:
+        priced.append(1)
+        return walk_costs(*args)
+
+    def timed(name: str) -> Callable[..., Any]:
         original = originals[name]
 
         def wrapper(*args: Any) -> Any:
-            key = key_of(*args)
+            before = len(priced)
             start = time.perf_counter()
             out = original(*args)
-            spent = time.perf_counter() - start
-            if name == "_solve":
-                solve_s.append(spent)
+            took = time.perf_counter() - start
+            spent[name] += took
+            if name == "solve":
                 return out
-            key = key or current[-1]
-            row = rows.setdefault(key, {"generated": 0, "feasible": 0, "kept": 1, "seconds": 0.0})
-            row["seconds"] += spent
-            if name == "candidate_walks":
-                current.append(key)
-                row["generated"], row["feasible"] = out[1], len(out[0])
-                row["kept"] = len(out[0])
-            elif name == "_prune":
-                row["kept"] = len(out)
+            phase, i = args[3], args[4]
+            if name == "kept_nests":
+                phase, i = args[5], args[6]
+            row = rows.setdefault(
+                (phase, i), {"generated": 0, "feasible": 0, "kept": 0, "seconds": 0.0}
+            )
+            row["seconds"] += took
+            if name == "candidates":
+                row["generated"], row["feasible"] = out.generated, len(out.walks)
+            else:
+                row["kept"], row["shared"] = len(out), len(priced) == before
             return out
 
         return wrapper
 
-    wrappers = {
-        "candidate_walks": timed("candidate_walks", lambda w, c, p, phase, i: (phase, i)),
-        "_walk_cost": timed("_walk_cost", lambda w, c, p, co, phase, i, walk: (phase, i)),
-        "_prune": timed("_prune", lambda costs, k: None),
-        "_solve": timed("_solve", lambda problem, weight: None),
-    }
+    totals = []
+    mapper.clear_caches()
     try:
-        for name, wrapper in wrappers.items():
-            setattr(mapper, name, wrapper)
-        plan = mapper.make_plan(workload, chip, the_rule, workload.batch_size)
+        nest_costs.walk_costs = counting_walk_costs
+        for name in originals:
+            setattr(mapper, name, timed(name))
+        for rule in parse_rules(rules):
+            rows.clear()
+            spent.clear()
+            plan = mapper.make_plan(workload, chip, rule, workload.batch_size)
+            assert plan.search is not None
+            totals.append(
+                {
+                    "rule": rule.spec,
+                    **plan.search.to_dict(),
+                    "generate_seconds": spent["candidates"],
+                    "price_prune_seconds": spent["kept_nests"],
+                    "shared": sum(r.get("shared", False) for r in rows.values()),
+                    "phases": len(rows),
+                    "solve_seconds": spent["solve"],
+                    "make_plan_seconds": plan.search.seconds,
+                }
+            )
+            if len(totals) == 1:
+                layers = _layer_rows(workload, rows, plan)
     finally:
+        nest_costs.walk_costs = walk_costs
         for name, original in originals.items():
             setattr(mapper, name, original)
+    return {"rules": rules, "batch_size": workload.batch_size, "layers": layers, "totals": totals}
+
+
+def _layer_rows(
+    workload: Workload, rows: dict[tuple[str, int], dict[str, Any]], plan: Any
+) -> list[dict[str, Any]]:
+    """Per layer: its phases' counts and times added up, how many were shared, the chosen
+    nests."""
     layers = []
     for i, layer in enumerate(workload.layers):
         phases = {phase: rows[(phase, i)] for phase, j in rows if j == i}
@@ -207,24 +253,13 @@ def search_per_layer(workload: Workload, chip_path: str, rule: str) -> dict[str,
                 "generated": sum(r["generated"] for r in phases.values()),
                 "feasible": sum(r["feasible"] for r in phases.values()),
                 "kept": sum(r["kept"] for r in phases.values()),
+                "shared": sum(r.get("shared", False) for r in phases.values()),
                 "seconds": sum(r["seconds"] for r in phases.values()),
                 "by_phase": phases,
-                "chosen": {
-                    phase: plan.walks[(phase, i)].describe()
-                    for phase in phases
-                    if (phase, i) in plan.walks
-                },
+                "chosen": {phase: plan.walks[(phase, i)].describe() for phase in phases},
             }
         )
-    assert plan.search is not None
-    return {
-        "rule": rule,
-        "batch_size": workload.batch_size,
-        "layers": layers,
-        "totals": plan.search.to_dict(),
-        "solve_seconds": sum(solve_s),
-        "make_plan_seconds": plan.search.seconds,
-    }
+    return layers
 
 
 def print_table(title: str, rows: list[tuple[str, float, str]], target: float | None) -> None:
@@ -271,6 +306,7 @@ def main() -> None:
             wide = workload_from_dict(build_workload("mlp:784-1000-1000-1000-10", batch_size=128))
             for name, work in (
                 ("resnet18 (32x32), batch 128, bp,fa,ifa", resnet),
+                (WARM, resnet),  # right after the cold one: its caches
                 ("mlp 784-1000-1000-1000-10, batch 128, bp,fa,ifa", wide),
             ):
                 cases[name] = lambda work=work: simulate(work, args.chip, "bp,fa,ifa")
@@ -282,7 +318,7 @@ def main() -> None:
                 name = f"mlp {depth} layers 256 wide, batch 128, bp,fa,ifa"
                 cases[name] = lambda work=work: simulate(work, args.chip, "bp,fa,ifa")
                 groups["scaling"].append(name)
-        timed = run_cases(cases, args.repeats)
+        timed = run_cases(cases, args.repeats, frozenset({WARM}))
     report["cases"] = {
         name: {"median_s": median, "times_s": times} for name, (median, times, _) in timed.items()
     }
@@ -298,8 +334,8 @@ def main() -> None:
             events = events_of(timed[n][2])
             report["cases"][n]["events"] = events
             rows.append((n, timed[n][0], f"{events} events"))
-        print_table(f"(b) ResNet-18 on {report['chip']}", rows[:1], TARGETS_S["resnet"])
-        print_table("    and a wide MLP", rows[1:], None)
+        print_table(f"(b) ResNet-18 on {report['chip']}", rows[:2], TARGETS_S["resnet"])
+        print_table("    and a wide MLP", rows[2:], None)
     if "scaling" in groups:
         print(f"\ndepth scaling on {report['chip']}:")
         base = None
@@ -311,32 +347,32 @@ def main() -> None:
                 f"({wall / depth / base:.2f}× the {depths[0]}-layer rate)"
             )
     if "search" in sections:
-        search = search_per_layer(resnet, args.chip, "bp")
+        search = search_per_layer(resnet, args.chip, "bp,fa,ifa")
         report["search"] = search
-        print(f"\n(c) the mapper's search per layer: ResNet-18, batch 128, bp, on {report['chip']}")
+        print(
+            f"\n(c) the mapper's search: ResNet-18, batch 128, bp then fa then ifa from empty "
+            f"caches, on {report['chip']}; per layer for bp (one run)"
+        )
         print(
             f"  {'layer':7s} {'weight':>16s} {'output':>13s} {'generated':>9s} {'feasible':>8s} "
-            f"{'kept':>5s} {'time':>9s}"
+            f"{'kept':>5s} {'shared':>6s} {'time':>9s}"
         )
         for row in search["layers"]:
             weight = "×".join(map(str, row["weight_shape"]))
             output = "×".join(map(str, row["output_shape"]))
             print(
                 f"  {row['layer']:7s} {weight:>16s} {output:>13s} {row['generated']:9d} "
-                f"{row['feasible']:8d} {row['kept']:5d} {row['seconds'] * 1e3:7.1f} ms"
+                f"{row['feasible']:8d} {row['kept']:5d} {row['shared']:6d} "
+                f"{row['seconds'] * 1e3:7.1f} ms"
             )
-        totals = search["totals"]
-        per_layer = sum(row["seconds"] for row in search["layers"])
-        print(
-            f"  {'total':38s} {totals['candidates']:9d} {totals['feasible']:8d} "
-            f"{totals['kept']:5d} {per_layer * 1e3:7.1f} ms"
-        )
-        print(
-            f"  integer program: {totals['variables']} variables, {totals['placements']} "
-            f"placements with a choice, {totals['solves']} solve(s) in "
-            f"{search['solve_seconds']:.2f} s; whole make_plan {search['make_plan_seconds']:.2f} s "
-            "(one run, wrapped)"
-        )
+        for t in search["totals"]:
+            print(
+                f"  {t['rule']:4s} {t['candidates']:6d} generated, {t['feasible']:5d} feasible, "
+                f"{t['kept']:4d} kept; {t['shared']:2d} of {t['phases']} phases shared; "
+                f"generate {t['generate_seconds']:.2f} s, price and prune "
+                f"{t['price_prune_seconds']:.2f} s; program {t['variables']} variables, "
+                f"solved in {t['solve_seconds']:.2f} s; make_plan {t['make_plan_seconds']:.2f} s"
+            )
     report["load_average_after"] = list(os.getloadavg())
     print(f"\nload average after: {report['load_average_after']}")
     if args.json:

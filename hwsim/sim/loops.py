@@ -157,18 +157,23 @@ class Walk:
         (what counting needs: identical fetches of every group together)."""
         if self.order == "weight_outer":
             return self.runs()
+        # every group fetches the same tiles: count each distinct one once (in order of first
+        # appearance, which is the order the classes come in)
+        totals: dict[Tile, int] = {}
+        for tile, tiles in self.tiles:
+            totals[tile] = totals.get(tile, 0) + tiles
         tally: dict[tuple[int, Tile, bool], int] = {}
         for g, (n, count) in enumerate(self.groups):
-            for tile, tiles in self.tiles:
+            for tile, tiles in totals.items():
                 if g == 0:  # the first group holds each block's first fetch
                     key = (n, tile, not tile.halo)
                     tally[key] = tally.get(key, 0) + tiles
-                    tiles_after, n_after = tiles * (count - 1), n
+                    after = tiles * (count - 1)
                 else:
-                    tiles_after, n_after = tiles * count, n
-                if tiles_after:
-                    key = (n_after, tile, False)
-                    tally[key] = tally.get(key, 0) + tiles_after
+                    after = tiles * count
+                if after:
+                    key = (n, tile, False)
+                    tally[key] = tally.get(key, 0) + after
         return [Run(n, tile, first, count) for (n, tile, first), count in tally.items()]
 
     def pieces(self, k: int) -> list[list[Run]]:
@@ -429,35 +434,55 @@ def batch_outer(
     spatial = (
         spatial_tiles(layer, out_rows, rows, cols) if out_rows else ((Tile(rows, cols, True), 1),)
     )
+    # The tiles are the run-length encoding of the loop's sequence of blocks: built a pattern
+    # at a time (one spatial tile's blocks, or one block's spatial tiles) and repeated, which
+    # gives the same encoding as adding the blocks one by one, in far fewer steps.
     tiles: list[tuple[Tile, int]] = []
-    made: dict[tuple[Tile, int, int, bool, bool], Tile] = {}
-
-    def block(where: Tile, rows: int, cols: int, bias: bool, resident: bool = False) -> Tile:
-        key = (where, rows, cols, bias, resident)
-        if key not in made:
-            made[key] = replace(where, rows=rows, cols=cols, bias=bias, resident=resident)
-        return made[key]
-
-    def add(tile: Tile, n: int) -> None:
-        if tiles and tiles[-1][0] == tile:
-            tiles[-1] = (tile, tiles[-1][1] + n)
-        else:
-            tiles.append((tile, n))
-
     if hold and sum(c for *_, c in blocks) > 1:
         for where, n in spatial:  # each spatial tile: every block, the first reading the side
-            for _ in range(n):
-                first = True
-                for block_rows, block_cols, bias, count in blocks:
-                    for _ in range(count):
-                        add(block(where, block_rows, block_cols, bias, not first), 1)
-                        first = False
+            pattern: list[tuple[Tile, int]] = []
+            for k, (block_rows, block_cols, bias, count) in enumerate(blocks):
+                tile = replace(where, rows=block_rows, cols=block_cols, bias=bias)
+                resident = replace(tile, resident=True)
+                if k == 0:
+                    _add(pattern, tile, 1)
+                    _add(pattern, resident, count - 1)
+                else:
+                    _add(pattern, resident, count)
+            _repeat(tiles, pattern, n)
     else:
         for block_rows, block_cols, bias, count in blocks:
-            for _ in range(count):
-                for where, n in spatial:
-                    add(block(where, block_rows, block_cols, bias), n)
+            pattern = []
+            for where, n in spatial:
+                _add(pattern, replace(where, rows=block_rows, cols=block_cols, bias=bias), n)
+            _repeat(tiles, pattern, count)
     return Walk(order, run_lengths(batch, max(1, min(r, batch))), tuple(tiles))
+
+
+def _add(tiles: list[tuple[Tile, int]], tile: Tile, n: int) -> None:
+    """``n`` more of ``tile`` at the end of the run lengths ``tiles``."""
+    if not n:
+        return
+    if tiles and tiles[-1][0] == tile:
+        tiles[-1] = (tile, tiles[-1][1] + n)
+    else:
+        tiles.append((tile, n))
+
+
+def _repeat(tiles: list[tuple[Tile, int]], pattern: list[tuple[Tile, int]], times: int) -> None:
+    """``pattern`` (run lengths, neighbours distinct) ``times`` times at the end of ``tiles``,
+    merged where equal tiles meet, as adding them one by one would."""
+    if not pattern or not times:
+        return
+    if len(pattern) == 1:
+        _add(tiles, pattern[0][0], pattern[0][1] * times)
+        return
+    for k in range(times):
+        _add(tiles, *pattern[0])
+        tiles.extend(pattern[1:])
+        if pattern[-1][0] != pattern[0][0]:  # no seam merges: the rest are plain copies
+            tiles.extend(pattern * (times - 1 - k))
+            return
 
 
 def weight_outer(batch: int, layer: Layer, size: int, by: str) -> Walk:

@@ -20,7 +20,9 @@ The cost is linear in the choice: each move of a fetch charges its tensor's leve
 search is an exact integer program (placement × loop nest, with the products of the two
 linearized), solved to proven optimality by HiGHS (``scipy.optimize.milp``). Loop nests that
 cost at least as much as another at every level of every tensor they touch are pruned first;
-pruning by dominance never removes an optimum.
+pruning by dominance never removes an optimum. Generating, pricing and pruning are shared by
+every (phase, layer) of one context, layers of one shape and rules that walk a phase alike
+(:mod:`hwsim.sim.nest_costs`), exactly: the program is the one pricing each afresh builds.
 
 Capacity monotonicity follows by construction: a larger level admits every loop nest and every
 placement a smaller one admits (the candidates are a fixed ladder filtered by fit), so the
@@ -34,15 +36,15 @@ from __future__ import annotations
 import functools
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NoReturn
 
 from hwsim.core.errors import InputError
 from hwsim.core.rules import Rule
 from hwsim.core.workload import Layer, Workload
 from hwsim.sim import spatial
-from hwsim.sim.chip import Chip, MemoryLevel
+from hwsim.sim.chip import Chip, MacArray, MemoryLevel
 from hwsim.sim.dataflow import (
     Plan,
     backward_element_bits,
@@ -52,7 +54,6 @@ from hwsim.sim.dataflow import (
     cim_level,
     cim_tiles,
     error_source_layer,
-    fetch_moves,
     in_array,
     next_activation_bits,
     stored_bits,
@@ -75,10 +76,11 @@ from hwsim.sim.mapping_program import (
     Item,
     PhaseKey,
     Problem,
+    forget_solved,
     solve,
 )
-from hwsim.sim.moves import Move
-from hwsim.sim.updates import loss_moves, update_parts
+from hwsim.sim.nest_costs import Candidates, Coster, clear_cache, kept_nests
+from hwsim.sim.updates import update_parts
 
 
 @dataclass(frozen=True)
@@ -188,7 +190,7 @@ def _block_bits(
     return need
 
 
-def _block_sizes(chip: Chip, phase: str, by: str, total: int, taps: int) -> list[int]:
+def _block_sizes(array: MacArray | None, phase: str, by: str, total: int, taps: int) -> list[int]:
     """The block sizes a ``batch_outer`` nest may cut ``total`` rows (or columns) into, largest
     first, below ``total``: every multiple of the granule the MAC array takes that side in
     (its columns for the output channels of forward and backward, its rows for ΔW's rows,
@@ -198,7 +200,6 @@ def _block_sizes(chip: Chip, phase: str, by: str, total: int, taps: int) -> list
     no elements, so a larger one never costs more array cycles or operand reads than a smaller
     one, and it re-reads the uncut side less: the largest fitting is the best of the family
     up to word rounding at block ends (docs/simulator.md, "What the guarantee covers")."""
-    array = spatial.array_of(chip, phase)
     granule = 1
     if array is not None:
         if phase == "gradient":
@@ -236,23 +237,63 @@ def candidate_walks(
     Raises :class:`InputError` where none fits (an innermost level too small for one sample's
     slice of one output row).
     """
-    n = plan.batch_size
+    found = candidates(workload, chip, plan, phase, i)
+    return list(found.walks), found.generated
+
+
+def candidates(workload: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> Candidates:
+    """:func:`candidate_walks` as the shared, cached :class:`Candidates` (do not change them).
+
+    The nests depend on the layer only through its shape, widths and bias, so layers of one
+    shape (and rules that walk a phase alike) share one generation: the cache key is every
+    input :func:`_generate` reads.
+    """
     layer = backward_layer(workload, plan.rule, i) if phase == "backward" else workload.layers[i]
-    inner = chip.memories[0]
-    capacity = inner.size_bits
-    row_bits, col_bits, elem_bits, has_bias = _widths(workload, chip, plan, phase, i)
-    rows, cols, taps = shape(layer)
-    geo = geometry(layer)
-    fused = plan.update == "fused"
     stationary = bool(in_array(chip, plan, phase, i)) or (
         phase == "backward"
         and plan.error_weight_source == "transport"
         and cim_level(chip, plan, "weights", i) is not None
     )
+    found = _generate(
+        (
+            phase,
+            plan.batch_size,
+            replace(layer, name=""),  # the name is the one field that never matters
+            chip.memories[0].size_bits,
+            _widths(workload, chip, plan, phase, i),
+            stationary,
+            plan.update == "fused",
+            chip.samples_per_weight_fetch,
+            chip.loop_order,
+            spatial.array_of(chip, phase),
+        )
+    )
+    if not found.walks:
+        _no_nest(workload, chip, plan, phase, i, layer)
+    return found
+
+
+#: Every input of a generation of loop nests: (phase, batch, the walked layer without its name,
+#: the innermost level's bits, the phase's widths, stationary in arrays, fused update, samples
+#: per weight fetch, loop order, the phase's MAC array: its side sets the block sizes)
+GenerationKey = tuple[
+    str, int, Layer, int, tuple[int, ...], bool, bool, int | None, str, MacArray | None
+]
+
+
+@functools.lru_cache(maxsize=256)  # a few hundred kilobytes each for ResNet-18 at batch 128
+def _generate(key: GenerationKey) -> Candidates:
+    """The loop nests of ``phase`` over ``layer`` (the walked one: DFA's D_l for its backward
+    phase) for a batch of ``n``: ``key`` holds every input, each a value, so the result is
+    shared by every (phase, layer) with that key."""
+    phase, n, layer, capacity, widths, stationary, fused, samples_per_fetch, loop_order, array = key
+    row_bits, col_bits, elem_bits, has_bias = widths
+    rows, cols, taps = shape(layer)
+    geo = geometry(layer)
     if fused:
         groups = [1]
-    elif chip.samples_per_weight_fetch is not None:
-        groups = [min(chip.samples_per_weight_fetch, n)]
+    elif samples_per_fetch is not None:
+        groups = [min(samples_per_fetch, n)]
     else:
         groups = ladder(n)
     heights = ladder(geo.out_rows) if geo is not None and not stationary else [0]
@@ -269,8 +310,7 @@ def candidate_walks(
         for r in groups:
             generated += 1
             if r * whole <= capacity:
-                walk = batch_outer(n, r, layer, order, spatial)
-                walks.append(replace(walk, working_bits=r * whole))
+                walks.append(_with_working(batch_outer(n, r, layer, order, spatial), r * whole))
                 continue
             if stationary or not tileable(layer):
                 continue
@@ -280,10 +320,9 @@ def candidate_walks(
             # each block one channel at a time (re-read per block; the block's own side held)
             per_channel = _channel(layer, h)
             for by in blocks_by:
+                sizes = _block_sizes(array, phase, by, rows if by == "row" else cols, taps)
                 for hold in (True, False):
                     generated += 1
-                    sizes = _block_sizes(chip, phase, by, rows if by == "row" else cols, taps)
-
                     working = functools.partial(
                         _block_bits,
                         layer,
@@ -296,11 +335,10 @@ def candidate_walks(
                     )
                     fits = _largest_fitting(sizes, working, capacity)
                     if fits is not None:
-                        need = working(fits)
                         walk = batch_outer(n, r, layer, order, spatial, fits, by, hold)
-                        walks.append(replace(walk, working_bits=need))
+                        walks.append(_with_working(walk, working(fits)))
     tiled: list[Walk] = []
-    if not (fused or stationary or chip.loop_order == "batch_outer" or not tileable(layer)):
+    if not (fused or stationary or loop_order == "batch_outer" or not tileable(layer)):
         row_line, col_line = _lines(layer)
         bias = elem_bits if has_bias and layer.bias else 0
         sides = {"forward": ("row",), "backward": ("column",)}.get(phase, ("row", "column", "both"))
@@ -317,115 +355,55 @@ def candidate_walks(
                     held = size * taps * elem_bits + bias
                     held += size * col_line * col_bits + row_line * row_bits
                 if held <= capacity:
-                    walk = weight_outer(n, layer, size, by)
-                    tiled.append(replace(walk, working_bits=held))
-    if chip.loop_order == "weight_outer" and tiled:
+                    tiled.append(_with_working(weight_outer(n, layer, size, by), held))
+    if loop_order == "weight_outer" and tiled:
         walks = tiled
     else:
         walks += tiled
-    if not walks:
-        one = (
-            Tile(1, cols, True, 1 if geo else 0)
-            if phase != "backward"
-            else Tile(rows, 1, True, 1 if geo else 0)
-        )
-        _, row_side, col_side, _ = extent(layer, one)
-        if chip.samples_per_weight_fetch is not None and chip.samples_per_weight_fetch < n:
-            raise InputError(
-                f"{chip.where('training.samples_per_weight_fetch')}: groups of "
-                f"{chip.samples_per_weight_fetch} samples of the {phase} pass of layer "
-                f"{workload.layers[i].name!r} fit no loop nest in the innermost level "
-                f"{inner.name!r} ({capacity} bits); use auto or a smaller group"
-            )
+    return Candidates(tuple(walks), generated, key)
+
+
+def clear_caches() -> None:
+    """Forget every cached generation, priced context and solved program: the next search
+    starts from scratch (benchmarks of a cold search)."""
+    _generate.cache_clear()
+    clear_cache()
+    forget_solved()
+
+
+def _with_working(walk: Walk, bits: int) -> Walk:
+    """``walk`` with its working set recorded."""
+    return Walk(walk.order, walk.groups, walk.tiles, walk.tiled_by, bits)
+
+
+def _no_nest(
+    workload: Workload, chip: Chip, plan: Plan, phase: str, i: int, layer: Layer
+) -> NoReturn:
+    """Refuse a (phase, layer) no loop nest of which fits the innermost level."""
+    n, inner = plan.batch_size, chip.memories[0]
+    capacity = inner.size_bits
+    row_bits, col_bits, _, _ = _widths(workload, chip, plan, phase, i)
+    rows, cols, _ = shape(layer)
+    geo = geometry(layer)
+    one = (
+        Tile(1, cols, True, 1 if geo else 0)
+        if phase != "backward"
+        else Tile(rows, 1, True, 1 if geo else 0)
+    )
+    _, row_side, col_side, _ = extent(layer, one)
+    if chip.samples_per_weight_fetch is not None and chip.samples_per_weight_fetch < n:
         raise InputError(
-            f"{chip.where(f'memories.{inner.name}.size_bytes')}: no loop nest of the {phase} "
-            f"pass of layer {workload.layers[i].name!r} fits the innermost level "
-            f"{inner.name!r} ({capacity} bits): one sample's smallest slice needs "
-            f"{row_side * row_bits + col_side * col_bits} bits; give it more size_bytes"
+            f"{chip.where('training.samples_per_weight_fetch')}: groups of "
+            f"{chip.samples_per_weight_fetch} samples of the {phase} pass of layer "
+            f"{workload.layers[i].name!r} fit no loop nest in the innermost level "
+            f"{inner.name!r} ({capacity} bits); use auto or a smaller group"
         )
-    return walks, generated
-
-
-# ---------------------------------------------------------------------------------------------
-# costs
-
-
-class Coster:
-    """Prices moves at every level their owner may take."""
-
-    def __init__(self, chip: Chip, options: dict[Item, list[str]]):
-        self.chip, self.options = chip, options
-
-    def _at(self, m: Move, level: MemoryLevel) -> tuple[float, float]:
-        if m.accesses is not None:  # a compute-in-memory level's own count
-            return m.accesses * level.access_energy_pj(m.direction), float(m.cycles or 0)
-        _, accesses = level.words_and_accesses(m.bits)
-        if m.operand:  # streamed while the array computes: no time of its own
-            return accesses * level.access_energy_pj(m.direction), 0.0
-        cycles = level.latency_cycles + math.ceil(m.bits / level.bandwidth_bits_per_cycle)
-        return accesses * level.access_energy_pj(m.direction), float(cycles)
-
-    def add(self, cost: Cost, moves: list[Move], times: int) -> None:
-        chip = self.chip
-        for m in moves:
-            if m.link_bits:
-                link = chip.interconnect
-                cost.fixed[0] += m.link_bits * link.energy_per_bit_pj * times
-                cycles = link.latency_cycles + math.ceil(
-                    m.link_bits / link.bandwidth_bits_per_cycle
-                )
-                cost.fixed[1] += cycles * times
-            if m.level is None:
-                cost.fixed[0] += m.generated_values * chip.prng_energy_per_value_pj * times
-                cost.fixed[1] += math.ceil(m.generated_values / chip.prng_values_per_cycle) * times
-                continue
-            levels = self.options.get(m.owner) if m.owner is not None else None
-            if not levels or len(levels) == 1:
-                at = chip.memory(levels[0] if levels else m.level)
-                e, c = self._at(m, at)
-                cost.fixed[0] += e * times
-                cost.fixed[1] += c * times
-                continue
-            assert m.owner is not None
-            for name in levels:
-                e, c = self._at(m, chip.memory(name))
-                slot = cost.by_item[(m.owner, name)]
-                slot[0] += e * times
-                slot[1] += c * times
-
-
-def _walk_cost(
-    workload: Workload, chip: Chip, plan: Plan, coster: Coster, phase: str, i: int, walk: Walk
-) -> Cost:
-    cost = Cost.zero()
-    for run in walk.fetch_classes():
-        moves, _ = fetch_moves(workload, chip, plan, phase, i, run)
-        coster.add(cost, moves, run.count)
-    if phase == "forward" and i == len(workload.layers) - 1:  # the loss follows its groups
-        loss = Walk("batch_outer", walk.groups, ((Tile(1, 1, False), 1),))
-        for run in loss.runs():
-            coster.add(cost, loss_moves(workload, plan, run), run.count)
-    return cost
-
-
-def _prune(costs: list[Cost], k: Sequence[int]) -> list[int]:
-    """Indices of the costs no other one dominates in the components ``k`` (ties: the first)."""
-    import numpy as np  # the mapper's numerics load with their first use, not with the CLI
-
-    keys = sorted({key for c in costs for key in c.by_item})
-    vectors = [np.array([v for j in k for v in c.vector(keys, j)]) for c in costs]
-    kept: list[int] = []
-    for a, va in enumerate(vectors):
-        dominated = False
-        for b, vb in enumerate(vectors):
-            if b == a:
-                continue
-            if np.all(vb <= va) and (np.any(vb < va) or b < a):
-                dominated = True
-                break
-        if not dominated:
-            kept.append(a)
-    return kept
+    raise InputError(
+        f"{chip.where(f'memories.{inner.name}.size_bytes')}: no loop nest of the {phase} "
+        f"pass of layer {workload.layers[i].name!r} fits the innermost level "
+        f"{inner.name!r} ({capacity} bits): one sample's smallest slice needs "
+        f"{row_side * row_bits + col_side * col_bits} bits; give it more size_bytes"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -558,13 +536,12 @@ def make_plan(
         for phase in BATCH_PHASES:
             if phase == "backward" and i == 0:
                 continue
-            candidates, made = candidate_walks(workload, chip, base, phase, i)
-            generated += made
-            feasible += len(candidates)
-            costs = [_walk_cost(workload, chip, base, coster, phase, i, w) for w in candidates]
-            keep = _prune(costs, components) if len(costs) > 1 else [0]
-            kept += len(keep)
-            walks[(phase, i)] = [(candidates[j], costs[j]) for j in keep]
+            made = candidates(workload, chip, base, phase, i)
+            generated += made.generated
+            feasible += len(made.walks)
+            nests = kept_nests(workload, chip, base, coster, components, phase, i, made)
+            kept += len(nests)
+            walks[(phase, i)] = nests
     update = Cost.zero()
     for i in range(len(workload.layers)):
         for part in update_parts(workload, chip, base, i):

@@ -81,8 +81,56 @@ class Solution:
     gap: float = 0.0
 
 
+#: Programs solved lately and what was found, most recent last: the solve is deterministic, so
+#: a program equal to one of them, term for term and in the same order, has the same answer
+#: (FA and IFA, for one, build the same program: the same tensors, nests and prices).
+_solved: list[tuple[tuple[Any, ...], Solution]] = []
+#: How many solved programs are remembered.
+SOLVED_KEPT = 4
+
+
 def solve(problem: Problem, weight: tuple[float, float]) -> Solution:
-    """The placement and loop nests of least ``weight[0]·energy + weight[1]·cycles``."""
+    """The placement and loop nests of least ``weight[0]·energy + weight[1]·cycles``: the
+    answer of an equal program solved lately, else a solve (:func:`_solve`)."""
+    key = _fingerprint(problem, weight)
+    found = next((solution for known, solution in _solved if known == key), None)
+    if found is None:
+        found = _solve(problem, weight)
+        if found.status != "limit":  # a stopped proof depends on the clock: never reused
+            _solved.append((key, found))
+            del _solved[:-SOLVED_KEPT]
+    # the caller keeps these dicts in its plan: a copy each, the remembered ones stay as found
+    return Solution(
+        dict(found.placement), dict(found.walks), found.variables, found.status, found.gap
+    )
+
+
+def _fingerprint(problem: Problem, weight: tuple[float, float]) -> tuple[Any, ...]:
+    """Everything the program is built from, in the order it is built (the order of the
+    variables and constraints follows it): equal fingerprints, the same program."""
+
+    def cost(c: Cost) -> tuple[Any, ...]:
+        return tuple(c.fixed), tuple((key, tuple(pair)) for key, pair in c.by_item.items())
+
+    return (
+        weight,
+        tuple((item, tuple(levels)) for item, levels in problem.options.items()),
+        tuple(problem.bits.items()),
+        tuple(problem.free.items()),
+        tuple(
+            (key, tuple((walk, cost(c)) for walk, c in options))
+            for key, options in problem.walks.items()
+        ),
+        cost(problem.update),
+    )
+
+
+def forget_solved() -> None:
+    """Forget the programs solved lately (a search from scratch)."""
+    _solved.clear()
+
+
+def _solve(problem: Problem, weight: tuple[float, float]) -> Solution:
     import numpy as np
     from scipy.optimize import Bounds, LinearConstraint, milp
     from scipy.sparse import coo_array
