@@ -265,7 +265,7 @@ def test_several_chips(tiny, tmp_path):
         (["--algo", "kp:decay=-1"], "must be >= 0"),
         (
             ["--algo", "bp,kp", "--chip", "df_lnpu"],
-            "df_lnpu.yaml:110: training.feedback_storage: rule 'kp'",
+            "df_lnpu.yaml:112: training.feedback_storage: rule 'kp'",
         ),
     ],
 )
