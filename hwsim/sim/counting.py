@@ -191,9 +191,10 @@ class _ClosedForm:
             self.layer_tallies[layer].macs[(phase, fmt)] += macs
 
     def walk(self, phase: str, i: int, walk: Walk) -> None:
-        """Every fetch of one (phase, layer) walk, and its MACs."""
+        """Every fetch of one (phase, layer) walk, and its MACs: sums, so the fetches are taken
+        by class (:meth:`Walk.fetch_classes`), not one run at a time in loop order."""
         fmt = mac_format(self.workload, self.chip, self.plan, phase, i)
-        for run in walk.runs():
+        for run in walk.fetch_classes():
             moves, macs = fetch_moves(self.workload, self.chip, self.plan, phase, i, run)
             self.add(moves, phase, run.count, i)
             self.add_macs(phase, fmt, macs * run.count, i)
