@@ -33,7 +33,7 @@ arrays compute where the weights are (``hwsim.sim.cim``).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from hwsim.core.workload import Layer, Workload
 from hwsim.sim.chip import Chip, MacArray
@@ -194,24 +194,25 @@ def operand_moves(
         if phase == "gradient"
         else (PARTIAL_SUMS, array.accumulator_bits)
     )
+    prices = {FEED: inner.access_energy_pj(FEED), DRAIN: inner.access_energy_pj(DRAIN)}
     best: tuple[float, int, int] | None = None
-    chosen: list[Move] = []
+    chosen: list[tuple[str, str, int]] = []
     for k, dataflow in enumerate(DATAFLOWS[phase]):
         ops = operands(array, phase, p, dataflow, first=run.first)
-        out = [Move(inner.name, t, None, FEED, bits * ops.weight_passes) for t, bits in weights]
-        out.append(Move(inner.name, sums, None, FEED, ops.sum_reads * sum_bits))
-        out.append(Move(inner.name, sums, None, DRAIN, ops.sum_writes * sum_bits))
+        # (tensor, direction, bits) of every operand move of this dataflow
+        out = [(t, FEED, bits * ops.weight_passes) for t, bits in weights]
+        out.append((sums, FEED, ops.sum_reads * sum_bits))
+        out.append((sums, DRAIN, ops.sum_writes * sum_bits))
         for (tensor, bits), values in zip(streams, (ops.row_reads, ops.col_reads), strict=False):
-            out.append(Move(inner.name, tensor, None, FEED, values * bits))
-        out = [replace(m, operand=True) for m in out if m.bits]
-        energy = sum(
-            inner.words_and_accesses(m.bits)[1] * inner.access_energy_pj(m.direction) for m in out
-        )
+            out.append((tensor, FEED, values * bits))
+        out = [o for o in out if o[2]]
+        energy = sum(inner.words_and_accesses(b)[1] * prices[d] for _, d, b in out)
         rank = (energy, cycles(array, phase, p, dataflow), k)
         if best is None or rank < best:
             best, chosen = rank, out
     assert best is not None
-    return chosen, best[1], DATAFLOWS[phase][best[2]]
+    moves = [Move(inner.name, t, None, d, b, operand=True) for t, d, b in chosen]
+    return moves, best[1], DATAFLOWS[phase][best[2]]
 
 
 #: tensors a forward or backward fetch loads into the array's elements
