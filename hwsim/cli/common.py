@@ -15,6 +15,7 @@ from hwsim.core.errors import InputError
 
 __all__ = [
     "OUT_DIR",
+    "THREADS_RULE",
     "ExitCode",
     "InputError",
     "console",
@@ -114,17 +115,24 @@ def device_option(default: str = "auto") -> Any:
     )
 
 
-def threads_option(default: int | None = None) -> Any:
-    """``--threads N``: torch's intra-op threads for the command (default: torch's own, which
-    is the number of cores)."""
+#: The one rule on torch threads, shown by every command that computes with torch.
+THREADS_RULE = (
+    "Every command that computes uses 1 unless told: the count changes the order of float sums "
+    "and so the numbers; a fixed count gives the same numbers on every machine."
+)
+
+
+def threads_option(per: str = "") -> Any:
+    """``--threads N`` (default 1): torch's intra-op threads for the command, applied with
+    :func:`hwsim.models.training.torch_threads`. Every command that computes with torch
+    (train, analyze, compare, sweep, reproduce) takes this one option; ``per`` names the unit
+    that gets N threads when runs go in parallel (e.g. ``"per training run"``)."""
     return click.option(
         "--threads",
         type=click.IntRange(min=1),
-        default=default,
-        show_default=default is not None,
-        help="Torch threads [default: torch's own, one per core]."
-        if default is None
-        else "Torch threads.",
+        default=1,
+        show_default=True,
+        help=f"Torch threads{' ' + per if per else ''}. {THREADS_RULE}",
     )
 
 

@@ -17,6 +17,7 @@ from hwsim.cli.common import (
     err_console,
     progress_bar,
     set_option,
+    threads_option,
 )
 from hwsim.core.resources import default_output
 from hwsim.core.rules import RULE_SYNTAX
@@ -132,13 +133,7 @@ def _wear_table(summary: dict[str, Any], chip: str) -> Table | None:
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars or tables.")
 @device_option()
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Torch threads per training run (the same count on every machine gives the same numbers).",
-)
+@threads_option("per training run")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),

@@ -9,7 +9,14 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import OUT_DIR, console, device_option, err_console, progress_bar
+from hwsim.cli.common import (
+    OUT_DIR,
+    console,
+    device_option,
+    err_console,
+    progress_bar,
+    threads_option,
+)
 from hwsim.cli.sweep import executor_options, exit_failed, open_executor
 from hwsim.core.defaults import default_settings
 from hwsim.core.resources import default_output
@@ -57,9 +64,7 @@ def _claims_table(document: dict[str, Any]) -> Table:
     help="Output directory [default: reports/reproduce-<scale>].",
 )
 @click.option("--force", is_flag=True, help="Start over when --out holds a different plan.")
-@click.option(
-    "--threads", type=int, default=1, show_default=True, help="Torch threads (per worker)."
-)
+@threads_option("per worker")
 @executor_options
 @device_option()
 @click.option("--quiet", is_flag=True, help="No progress output or table.")
