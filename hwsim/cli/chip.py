@@ -10,6 +10,7 @@ from rich.table import Table
 
 from hwsim.cli import main
 from hwsim.cli.common import InputError, console, err_console
+from hwsim.core.resources import DEFAULT_COMPARE_CHIP
 
 
 @main.group()
@@ -48,19 +49,22 @@ def list_chips() -> None:
 @click.option(
     "--from",
     "template",
-    default="edge_sram",
-    show_default=True,
-    help="The shipped chip to copy (hwsim chip list).",
+    default=None,
+    help="The shipped chip to copy (hwsim chip list) [default: "
+    f"{DEFAULT_COMPARE_CHIP.stem}, the chip hwsim compare uses by default].",
 )
 @click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
-def init(name: str, template: str, force: bool) -> None:
+def init(name: str, template: str | None, force: bool) -> None:
     """Copy a shipped chip to ./NAME.yaml (or to NAME, a path) to edit it.
+
+    Without --from it copies the chip `hwsim compare` uses by default.
 
     The copy keeps every comment and source note; only its name: becomes NAME. Edit the copy,
     never the installed chip, then use it with --chip NAME.yaml.
     """
-    from hwsim.sim.chip_copy import copy_shipped_chip
+    from hwsim.sim.chip_copy import DEFAULT_TEMPLATE, copy_shipped_chip
 
+    template = template or DEFAULT_TEMPLATE
     target, chip_name = copy_shipped_chip(name, template=template, force=force)
     stem = template.removesuffix(".yaml")
     console.print(f"[green]wrote[/] {target} (chip {chip_name!r}, from {stem})", highlight=False)
