@@ -15,6 +15,7 @@ from hwsim.core.errors import InputError
 
 __all__ = [
     "OUT_DIR",
+    "SET_EXAMPLES",
     "THREADS_RULE",
     "ExitCode",
     "InputError",
@@ -136,14 +137,30 @@ def threads_option(per: str = "") -> Any:
     )
 
 
+#: ``--set`` examples by the chip they run on: each names keys that chip has (a test loads each
+#: example onto its chip). simulate's default chip (``DEFAULT_CHIP``) and compare's
+#: (``DEFAULT_COMPARE_CHIP``) name their weight memories differently.
+SET_EXAMPLES = {
+    "edge_sram": "memories.weight_sram.read_energy_pj=2 or placement.weights=dram",
+    "split_cores": "memories.fwd_weight_sram.read_energy_pj=2 or placement.weights=dram",
+}
+
+
 def set_option(
     name: str = "overrides",
-    help: str = "Override a chip key, e.g. memories.weight_sram.read_energy_pj=2 or "
-    "placement.weights=dram (repeatable; the value is YAML; null deletes the key).",
+    help: str | None = None,
+    chip: str = "edge_sram",
+    whose: str = "the default chip",
 ) -> Any:
     """``--set KEY.PATH=VALUE`` (repeatable): chip overrides for
     :func:`hwsim.sim.chip.load_chip`'s ``overrides``; the command gets a tuple of strings in its
-    parameter ``name``."""
+    parameter ``name``. Without ``help``, the help's example is :data:`SET_EXAMPLES`'s for
+    ``chip``, the chip the command runs on by default (``whose`` says which it is)."""
+    if help is None:
+        help = (
+            f"Override a chip key, e.g. {SET_EXAMPLES[chip]} on {chip}, {whose} (repeatable; "
+            "the value is YAML; null deletes the key)."
+        )
     return click.option(
         "--set",
         name,

@@ -124,7 +124,7 @@ def _wear_table(summary: dict[str, Any], chip: str) -> Table | None:
     default=None,
     help="Run directory [default: reports/compare-<experiment name>].",
 )
-@set_option()
+@set_option(chip="split_cores")
 @click.option(
     "--force",
     is_flag=True,

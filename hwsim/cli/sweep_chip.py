@@ -25,7 +25,8 @@ _OPTIONS = (
     set_option(
         name="set",
         help="chip: a chip key and its values, KEY.PATH=V1,V2,… (repeat for a grid), e.g. "
-        "memories.weight_sram.read_energy_pj=53,106,212; values are YAML.",
+        "memories.dram.write_energy_pj=1300,2600,5200 on edge_sram (the default chip) or "
+        "split_cores (compare's, with --run); values are YAML.",
     ),
     click.option(
         "--workload",
