@@ -23,6 +23,9 @@ from hwsim.core.resources import default_output
 
 #: The training defaults (the default experiment): the small plan's dataset is its dataset.
 DEFAULTS = default_settings()
+#: The small plan's measured wall time on a 2-core CPU (docs/reproduce.md: 11.0 min nearly idle,
+#: 13.0 min under load in the saved run, docs/results/reproduce-small.json); README says the same.
+SMALL_WALL_MIN = "11–13"
 
 
 def _claims_table(document: dict[str, Any]) -> Table:
@@ -43,7 +46,8 @@ def _claims_table(document: dict[str, Any]) -> Table:
     type=click.Choice(["small", "full"]),
     default="small",
     show_default=True,
-    help="small: mnist5k, under 30 min on a 2-core CPU; full: paper scale (hours).",
+    help=f"small: mnist5k, {SMALL_WALL_MIN} min on a 2-core CPU (measured, docs/reproduce.md); "
+    "full: paper scale (about a day on 2 cores).",
 )
 @click.option(
     "--dataset",
