@@ -19,7 +19,7 @@ from hwsim.cli.common import (
     set_option,
     threads_option,
 )
-from hwsim.core.resources import default_output
+from hwsim.core.resources import default_output, shipped_experiment_names
 from hwsim.core.rules import RULE_SYNTAX
 
 
@@ -104,7 +104,8 @@ def _wear_table(summary: dict[str, Any], chip: str) -> Table | None:
     "experiment_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Experiment YAML [default: configs/experiments/default.yaml].",
+    help="Experiment YAML file, or a shipped experiment by name: "
+    f"{', '.join(shipped_experiment_names())} (from any folder) [default: default].",
 )
 @click.option("--dataset", default=None, help="Override the experiment's dataset.")
 @click.option(
