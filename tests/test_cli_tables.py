@@ -143,6 +143,17 @@ def test_chip_sweep_table_fits_80_columns(tmp_path: Path):
         ],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
-    text = _render(chip_sweep_table(json.loads((out / "sweep.json").read_text())))
+    summary = json.loads((out / "sweep.json").read_text())
+    text = _render(chip_sweep_table(summary))
     assert "…" not in text and max(map(len, text.splitlines())) <= 80, text
+    # nothing cropped at the right edge: every row closes, every number of the last column shows
+    assert all(line.rstrip().endswith(("┓", "┃", "┩", "│", "┘")) for line in text.splitlines()[1:9])
+    for point in [summary["base"], *summary["points"]]:
+        for r in point["rules"].values():
+            assert f"{100 * r['transport_share']:.2f} %" in text
     assert "memories.weight_sram.read_energy_pj" in text  # the whole key, in the caption
+    # BP's share on a mirror chip is its mirror sync, not weight transport: the column says so
+    flat = " ".join(text.split())
+    assert "W to error unit" in flat and "transport" not in flat.split("W to error unit")[0]
+    assert "weight transport's wires plus a mirror's synchronization" in flat
+    assert "on a mirror chip BP transports 0 bits and this is its mirror sync" in flat

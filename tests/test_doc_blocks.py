@@ -409,3 +409,51 @@ def test_bash_block_with_compare_runs(block: Block, tmp_path: Path, monkeypatch,
 def test_some_blocks_run_and_one_shows_its_output():
     assert QUICK and any(_expected_output(b) is not None for b in QUICK)
     assert any(any(c[:1] == ["compare"] for c in hwsim_commands(b.code)) for b in RUNNABLE)
+
+
+def _set_chip(args: list[str]) -> str | None:
+    """The shipped chip a documented command with ``--set`` runs on: its ``--chip`` when that
+    is a shipped name, else the command's default (simulate and a chip sweep of a workload:
+    edge_sram; compare, report and a sweep of a compare run: split_cores); ``None``: a chip
+    file of the reader's, not checked here."""
+    from hwsim.core.resources import DEFAULT_CHIP, DEFAULT_COMPARE_CHIP, shipped_chip_names
+
+    chips = [args[i + 1] for i, a in enumerate(args[:-1]) if a in ("--chip", "--add-chip")]
+    if chips:
+        name = chips[0].removesuffix(".yaml")
+        return name if name in shipped_chip_names() else None
+    if args[0] in ("compare", "report") or "--run" in args:
+        return DEFAULT_COMPARE_CHIP.stem
+    return DEFAULT_CHIP.stem
+
+
+SET_LINES = [
+    (where, args)
+    for where, args in [*COMMAND_LINES, *((d, shlex.split(s)[1:]) for d, s in SPANS)]
+    if "--set" in args[:-1]
+]
+
+
+@pytest.mark.parametrize(("where", "args"), SET_LINES, ids=[" ".join(a) for _, a in SET_LINES])
+def test_documented_set_keys_exist_on_the_chip_the_command_runs_on(where: str, args: list[str]):
+    from hwsim.core.errors import InputError
+    from hwsim.core.resources import CHIPS_DIR
+    from hwsim.sim.chip import load_chip
+
+    chip = _set_chip(args)
+    if chip is None:
+        return
+    overrides = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "--set"]
+    # a sweep's KEY=V1,V2,…: its first value; KEY.PATH=VALUE and `…`: a synopsis, not an example
+    firsts = [o if o.rstrip().endswith(("]", "}")) else o.split(",")[0] for o in overrides]
+    firsts = [o for o in firsts if "=" in o and not re.search(r"[A-Z…]", o.split("=")[0])]
+    if not firsts:
+        return
+    try:
+        load_chip(CHIPS_DIR / f"{chip}.yaml", overrides=firsts)
+    except InputError as exc:
+        pytest.fail(f"{where}: hwsim {shlex.join(args)} (chip {chip}): {exc}")
+
+
+def test_the_set_check_sees_documented_examples():
+    assert len(SET_LINES) >= 6

@@ -14,7 +14,7 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import InputError, console, echo_json, progress_bar
+from hwsim.cli.common import InputError, console, echo_json, progress_bar, threads_option
 from hwsim.core.units import format_number
 
 _CHOICES = ("hessian", "landscape", "alignment", "robustness", "all")
@@ -221,6 +221,7 @@ _PRINTERS = {
     show_default=True,
     help="Where the model and data go: auto is the GPU when torch sees one.",
 )
+@threads_option()
 @click.option("--json", "as_json", is_flag=True, help="Print the result JSON instead.")
 def analyze(
     what: str,
@@ -232,6 +233,7 @@ def analyze(
     surrogate: str | None,
     data_dir: str | None,
     device: str,
+    threads: int,
     as_json: bool,
     **numbers: Any,
 ) -> None:
@@ -242,6 +244,7 @@ def analyze(
     from hwsim.experiments.analysis import analysis_files, analysis_names
     from hwsim.experiments.analysis import analyze as run_analysis
     from hwsim.models.device import resolve_device
+    from hwsim.models.training import torch_threads
     from hwsim.render.analysis import write_analysis_figure
 
     options: dict[str, Any] = {k: v for k, v in numbers.items() if v is not None}
@@ -272,7 +275,7 @@ def analyze(
         write_analysis_figure(run_dir, name)
         progress.advance(task)
 
-    with progress:
+    with progress, torch_threads(threads):
         result = run_analysis(run_dir, what, on_done=done, **options)
     results = result if what == "all" else {what: result}
     if as_json:

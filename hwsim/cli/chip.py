@@ -10,6 +10,7 @@ from rich.table import Table
 
 from hwsim.cli import main
 from hwsim.cli.common import InputError, console, err_console
+from hwsim.core.resources import DEFAULT_COMPARE_CHIP
 
 
 @main.group()
@@ -48,19 +49,22 @@ def list_chips() -> None:
 @click.option(
     "--from",
     "template",
-    default="edge_sram",
-    show_default=True,
-    help="The shipped chip to copy (hwsim chip list).",
+    default=None,
+    help="The shipped chip to copy (hwsim chip list) [default: "
+    f"{DEFAULT_COMPARE_CHIP.stem}, the chip hwsim compare uses by default].",
 )
 @click.option("--force", is_flag=True, help="Overwrite the file if it exists.")
-def init(name: str, template: str, force: bool) -> None:
+def init(name: str, template: str | None, force: bool) -> None:
     """Copy a shipped chip to ./NAME.yaml (or to NAME, a path) to edit it.
+
+    Without --from it copies the chip `hwsim compare` uses by default.
 
     The copy keeps every comment and source note; only its name: becomes NAME. Edit the copy,
     never the installed chip, then use it with --chip NAME.yaml.
     """
-    from hwsim.sim.chip_copy import copy_shipped_chip
+    from hwsim.sim.chip_copy import DEFAULT_TEMPLATE, copy_shipped_chip
 
+    template = template or DEFAULT_TEMPLATE
     target, chip_name = copy_shipped_chip(name, template=template, force=force)
     stem = template.removesuffix(".yaml")
     console.print(f"[green]wrote[/] {target} (chip {chip_name!r}, from {stem})", highlight=False)
@@ -97,11 +101,8 @@ def show(file: str) -> None:
 
     c = load_chip(file)
     console.print(f"[bold]{c.name}[/] — {c.description} ({c.clock_hz / 1e6:g} MHz)")
-    # One column per memory (there are few) and one row per property, so it fits 80 columns.
-    levels = Table(title="memories (innermost first)")
-    levels.add_column("")
-    for m in c.memories:
-        levels.add_column(m.name, justify="right")
+    # One column per memory and one row per property; as many memories per table as fit the
+    # terminal (split_cores's seven levels take two at 80 columns), so no number is cut.
     rows = [
         ("kind", lambda m: m.kind),
         ("technology", lambda m: m.technology),
@@ -122,9 +123,12 @@ def show(file: str) -> None:
         ("retention (s)", lambda m: "—" if m.retention_s is None else f"{m.retention_s:g}"),
         ("area (mm²)", _area_cell),
     ]
-    for label, cell in rows:
-        levels.add_row(label, *(cell(m) for m in c.memories))
-    console.print(levels)
+    for table in property_tables(
+        "memories (innermost first)",
+        [label for label, _ in rows],
+        [(m.name, [cell(m) for _, cell in rows]) for m in c.memories],
+    ):
+        console.print(table)
     sized = [m.name for m in c.memories if m.model is not None]
     if sized:
         console.print(
@@ -138,10 +142,6 @@ def show(file: str) -> None:
     if cim:
         # compute-in-memory levels: a cim level's read is one row read out, its write one cell
         # programmed (docs/simulator.md, "Compute-in-memory arrays")
-        arrays = Table(title="compute-in-memory arrays")
-        arrays.add_column("")
-        for m in cim:
-            arrays.add_column(m.name, justify="right")
         array_rows = [
             ("arrays × rows × columns", lambda a: f"{a.arrays} × {a.rows} × {a.columns}"),
             ("bits per cell", lambda a: str(a.bits_per_cell)),
@@ -155,13 +155,20 @@ def show(file: str) -> None:
             ("write pulses × cycles", lambda a: f"{a.write_pulses:g} × {a.write_latency_cycles}"),
             ("cells programmed at once", lambda a: str(a.write_parallel_cells)),
         ]
-        for label, acell in array_rows:
-            arrays.add_row(label, *(acell(m.cim) for m in cim))
-        arrays.add_row(
-            "program a cell (pJ)",
-            *(f"{m.cim.program_energy_pj(m.write_energy_pj):.4g}" for m in cim),
-        )
-        console.print(arrays)
+        columns = [
+            (
+                m.name,
+                [
+                    *(acell(m.cim) for _, acell in array_rows),
+                    f"{m.cim.program_energy_pj(m.write_energy_pj):.4g}",
+                ],
+            )
+            for m in cim
+            if m.cim is not None
+        ]
+        labels = [label for label, _ in array_rows] + ["program a cell (pJ)"]
+        for table in property_tables("compute-in-memory arrays", labels, columns):
+            console.print(table)
     link = c.interconnect
     console.print(
         f"interconnect: {link.bandwidth_bits_per_cycle} bit/cycle, {link.latency_cycles} cycles, "
@@ -222,6 +229,42 @@ def show(file: str) -> None:
             )
             console.print(f"    source: {source}", highlight=False, markup=False, soft_wrap=True)
     err_console.print(f"from {file}", highlight=False)
+
+
+def property_tables(
+    title: str, labels: list[str], columns: list[tuple[str, list[str]]]
+) -> list[Table]:
+    """Tables of one row per label and one column per ``(header, cells)``, as many columns to a
+    table as fit the console's width with every cell whole (a header may fold, as may a single
+    column too wide for any terminal); the next tables are titled "… (continued)"."""
+    from rich.measure import Measurement
+
+    def build(part: list[tuple[str, list[str]]], heading: str) -> Table:
+        table = Table(title=heading)
+        table.add_column("", overflow="fold")
+        for header, _ in part:
+            table.add_column(header, justify="right", overflow="fold")
+        for i, label in enumerate(labels):
+            table.add_row(label, *(cells[i] for _, cells in part))
+        return table
+
+    def fits(part: list[tuple[str, list[str]]]) -> bool:
+        # a cell never folds: the narrowest table that keeps every cell's longest word whole,
+        # with the headers measured as if they could fold anywhere
+        probe = build([("", cells) for _, cells in part], "")
+        unbounded = console.options.update_width(100_000)  # measured, not clamped to the width
+        return Measurement.get(console, unbounded, probe).minimum <= console.width
+
+    tables: list[Table] = []
+    part: list[tuple[str, list[str]]] = []
+    for column in columns:
+        if part and not fits([*part, column]):
+            tables.append(build(part, title if not tables else f"{title} (continued)"))
+            part = []
+        part.append(column)
+    if part or not tables:
+        tables.append(build(part, title if not tables else f"{title} (continued)"))
+    return tables
 
 
 def _area_cell(level: Any) -> str:

@@ -15,6 +15,8 @@ from hwsim.core.errors import InputError
 
 __all__ = [
     "OUT_DIR",
+    "SET_EXAMPLES",
+    "THREADS_RULE",
     "ExitCode",
     "InputError",
     "console",
@@ -114,28 +116,51 @@ def device_option(default: str = "auto") -> Any:
     )
 
 
-def threads_option(default: int | None = None) -> Any:
-    """``--threads N``: torch's intra-op threads for the command (default: torch's own, which
-    is the number of cores)."""
+#: The one rule on torch threads, shown by every command that computes with torch.
+THREADS_RULE = (
+    "Every command that computes uses 1 unless told: the count changes the order of float sums "
+    "and so the numbers; a fixed count gives the same numbers on every machine."
+)
+
+
+def threads_option(per: str = "") -> Any:
+    """``--threads N`` (default 1): torch's intra-op threads for the command, applied with
+    :func:`hwsim.models.training.torch_threads`. Every command that computes with torch
+    (train, analyze, compare, sweep, reproduce) takes this one option; ``per`` names the unit
+    that gets N threads when runs go in parallel (e.g. ``"per training run"``)."""
     return click.option(
         "--threads",
         type=click.IntRange(min=1),
-        default=default,
-        show_default=default is not None,
-        help="Torch threads [default: torch's own, one per core]."
-        if default is None
-        else "Torch threads.",
+        default=1,
+        show_default=True,
+        help=f"Torch threads{' ' + per if per else ''}. {THREADS_RULE}",
     )
+
+
+#: ``--set`` examples by the chip they run on: each names keys that chip has (a test loads each
+#: example onto its chip). simulate's default chip (``DEFAULT_CHIP``) and compare's
+#: (``DEFAULT_COMPARE_CHIP``) name their weight memories differently.
+SET_EXAMPLES = {
+    "edge_sram": "memories.weight_sram.read_energy_pj=2 or placement.weights=dram",
+    "split_cores": "memories.fwd_weight_sram.read_energy_pj=2 or placement.weights=dram",
+}
 
 
 def set_option(
     name: str = "overrides",
-    help: str = "Override a chip key, e.g. memories.weight_sram.read_energy_pj=2 or "
-    "placement.weights=dram (repeatable; the value is YAML; null deletes the key).",
+    help: str | None = None,
+    chip: str = "edge_sram",
+    whose: str = "the default chip",
 ) -> Any:
     """``--set KEY.PATH=VALUE`` (repeatable): chip overrides for
     :func:`hwsim.sim.chip.load_chip`'s ``overrides``; the command gets a tuple of strings in its
-    parameter ``name``."""
+    parameter ``name``. Without ``help``, the help's example is :data:`SET_EXAMPLES`'s for
+    ``chip``, the chip the command runs on by default (``whose`` says which it is)."""
+    if help is None:
+        help = (
+            f"Override a chip key, e.g. {SET_EXAMPLES[chip]} on {chip}, {whose} (repeatable; "
+            "the value is YAML; null deletes the key)."
+        )
     return click.option(
         "--set",
         name,

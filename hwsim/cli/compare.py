@@ -17,8 +17,9 @@ from hwsim.cli.common import (
     err_console,
     progress_bar,
     set_option,
+    threads_option,
 )
-from hwsim.core.resources import default_output
+from hwsim.core.resources import default_output, shipped_experiment_names
 from hwsim.core.rules import RULE_SYNTAX
 
 
@@ -103,7 +104,8 @@ def _wear_table(summary: dict[str, Any], chip: str) -> Table | None:
     "experiment_path",
     type=click.Path(dir_okay=False),
     default=None,
-    help="Experiment YAML [default: configs/experiments/default.yaml].",
+    help="Experiment YAML file, or a shipped experiment by name: "
+    f"{', '.join(shipped_experiment_names())} (from any folder) [default: default].",
 )
 @click.option("--dataset", default=None, help="Override the experiment's dataset.")
 @click.option(
@@ -123,7 +125,7 @@ def _wear_table(summary: dict[str, Any], chip: str) -> Table | None:
     default=None,
     help="Run directory [default: reports/compare-<experiment name>].",
 )
-@set_option()
+@set_option(chip="split_cores")
 @click.option(
     "--force",
     is_flag=True,
@@ -132,13 +134,7 @@ def _wear_table(summary: dict[str, Any], chip: str) -> Table | None:
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout.")
 @click.option("--quiet", is_flag=True, help="No progress bars or tables.")
 @device_option()
-@click.option(
-    "--threads",
-    type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Torch threads per training run (the same count on every machine gives the same numbers).",
-)
+@threads_option("per training run")
 @click.option(
     "--workers",
     type=click.IntRange(min=1),

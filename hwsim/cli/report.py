@@ -25,7 +25,7 @@ from hwsim.cli.common import console, set_option
     multiple=True,
     help="Price the runs on this chip too, beside the run's own; repeatable.",
 )
-@set_option()
+@set_option(chip="split_cores", whose="the chip of compare's default experiment")
 def report(
     run_dir: str, chips: tuple[str, ...], added: tuple[str, ...], overrides: tuple[str, ...]
 ) -> None:

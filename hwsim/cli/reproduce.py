@@ -9,13 +9,23 @@ import click
 from rich.table import Table
 
 from hwsim.cli import main
-from hwsim.cli.common import OUT_DIR, console, device_option, err_console, progress_bar
+from hwsim.cli.common import (
+    OUT_DIR,
+    console,
+    device_option,
+    err_console,
+    progress_bar,
+    threads_option,
+)
 from hwsim.cli.sweep import executor_options, exit_failed, open_executor
 from hwsim.core.defaults import default_settings
 from hwsim.core.resources import default_output
 
 #: The training defaults (the default experiment): the small plan's dataset is its dataset.
 DEFAULTS = default_settings()
+#: The small plan's measured wall time on a 2-core CPU (docs/reproduce.md: 11.0 min nearly idle,
+#: 13.0 min under load in the saved run, docs/results/reproduce-small.json); README says the same.
+SMALL_WALL_MIN = "11–13"
 
 
 def _claims_table(document: dict[str, Any]) -> Table:
@@ -36,7 +46,8 @@ def _claims_table(document: dict[str, Any]) -> Table:
     type=click.Choice(["small", "full"]),
     default="small",
     show_default=True,
-    help="small: mnist5k, under 30 min on a 2-core CPU; full: paper scale (hours).",
+    help=f"small: mnist5k, {SMALL_WALL_MIN} min on a 2-core CPU (measured, docs/reproduce.md); "
+    "full: paper scale (about a day on 2 cores).",
 )
 @click.option(
     "--dataset",
@@ -57,9 +68,7 @@ def _claims_table(document: dict[str, Any]) -> Table:
     help="Output directory [default: reports/reproduce-<scale>].",
 )
 @click.option("--force", is_flag=True, help="Start over when --out holds a different plan.")
-@click.option(
-    "--threads", type=int, default=1, show_default=True, help="Torch threads (per worker)."
-)
+@threads_option("per worker")
 @executor_options
 @device_option()
 @click.option("--quiet", is_flag=True, help="No progress output or table.")

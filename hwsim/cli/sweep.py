@@ -22,6 +22,7 @@ from hwsim.cli.common import (
     echo_json,
     err_console,
     progress_bar,
+    threads_option,
 )
 from hwsim.cli.sweep_chip import chip_sweep_options, sweep_chip
 from hwsim.core.defaults import default_settings
@@ -273,9 +274,7 @@ def exit_failed(error: Exception) -> NoReturn:
     help="Sweep directory [default: reports/sweep-<kind>].",
 )
 @click.option("--force", is_flag=True, help="Start over when --out holds a different sweep.")
-@click.option(
-    "--threads", type=int, default=1, show_default=True, help="Torch threads (per worker)."
-)
+@threads_option("per worker")
 @executor_options
 @device_option()
 @click.option("--json", "as_json", is_flag=True, help="Print sweep.json to stdout.")

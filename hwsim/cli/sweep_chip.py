@@ -21,11 +21,21 @@ CHIP_PARAMETERS = frozenset(
     {"kind", "set", "workload", "model", "run", "chip", "algo", "out", "force", "as_json", "quiet"}
 )
 
+#: The column of ``transport_share`` (sweep.json, sweep.csv): not weight transport alone — BP on
+#: a mirror chip moves no weight-transport bit, and its share is the mirror's synchronization.
+W_TO_ERROR_UNIT = "W to error unit"
+W_TO_ERROR_UNIT_NOTE = (
+    "share of the energy that carries W (or its sign) to the error unit, weight transport's "
+    "wires plus a mirror's synchronization (field transport_share; on a mirror chip BP "
+    "transports 0 bits and this is its mirror sync)"
+)
+
 _OPTIONS = (
     set_option(
         name="set",
         help="chip: a chip key and its values, KEY.PATH=V1,V2,… (repeat for a grid), e.g. "
-        "memories.weight_sram.read_energy_pj=53,106,212; values are YAML.",
+        "memories.dram.write_energy_pj=1300,2600,5200 on edge_sram (the default chip) or "
+        "split_cores (compare's, with --run); values are YAML.",
     ),
     click.option(
         "--workload",
@@ -134,7 +144,7 @@ def chip_sweep_table(summary: dict[str, Any]) -> Table:
     table = Table(
         title=f"chip sweep on {summary['chip']['name']} ({len(summary['points'])} points)",
         caption="swept: " + ", ".join(keys) + "; energy and latency per training step; "
-        "transport: weight transport's share of the energy",
+        f"{W_TO_ERROR_UNIT}: {W_TO_ERROR_UNIT_NOTE}",
     )
     columns = [
         *(key.rsplit(".", 1)[-1] for key in keys),
@@ -142,10 +152,12 @@ def chip_sweep_table(summary: dict[str, Any]) -> Table:
         "energy (µJ)",
         "÷ BP",
         "latency (ms)",
-        "transport",
+        W_TO_ERROR_UNIT,
     ]
+    # fold, never crop: with several parameters the table is wider than 80 columns, and a long
+    # header (read_energy_pj) folds rather than cutting the last column off
     for header in columns:
-        table.add_column(header, justify="right", min_width=max(map(len, header.split())))
+        table.add_column(header, justify="right", overflow="fold")
 
     def rows(values: list[str], rules: dict[str, Any], style: str | None = None) -> None:
         for rule, r in rules.items():

@@ -156,7 +156,7 @@ def train(
     quiet: bool,
     tensorboard: bool | None,
     device: str,
-    threads: int | None,
+    threads: int,
     **options: Any,
 ) -> None:
     """Train one network with one learning rule; resumes an interrupted run in --out.

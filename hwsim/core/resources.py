@@ -30,6 +30,21 @@ def shipped_chip_names() -> list[str]:
     return sorted(p.stem for p in CHIPS_DIR.glob("*.yaml"))
 
 
+def shipped_experiment_names() -> list[str]:
+    """Names of the shipped experiments (``default``, ``online``, ``rules``), sorted."""
+    return sorted(p.stem for p in EXPERIMENTS_DIR.glob("*.yaml"))
+
+
+def shipped_chip_name(path: Path) -> str | None:
+    """The name of the shipped chip that ``path`` is (``…/configs/chips/edge_sram.yaml`` →
+    ``edge_sram``), or None for any other file."""
+    try:
+        same = path.resolve().parent == CHIPS_DIR.resolve()
+    except OSError:
+        return None
+    return path.stem if same and path.suffix == ".yaml" else None
+
+
 def default_output(name: str) -> Path:
     """The default output directory ``reports/<name>`` under the current directory."""
     return Path.cwd() / "reports" / name

@@ -250,7 +250,9 @@ def run_compare(
     _prepare_out(out, experiment, force)
     if on_plan:
         on_plan(len(done), len(missing))
-    write_atomic(out / "experiment.yaml", yaml.safe_dump(experiment.to_dict(), sort_keys=False))
+    write_atomic(
+        out / "experiment.yaml", yaml.safe_dump(experiment.to_dict(base=out), sort_keys=False)
+    )
     _write_chip_copies(out, chips)
 
     if missing:
@@ -759,7 +761,7 @@ def build_summary(
         "format": SUMMARY_FORMAT,
         "version": SUMMARY_VERSION,
         "hwsim_version": __version__,
-        "experiment": experiment.to_dict(),
+        "experiment": experiment.to_dict(base=out),  # as experiment.yaml names its chips
         "data": data,
         "seeds": list(experiment.seeds),
         "rule_order": list(experiment.rules),

@@ -20,7 +20,13 @@ from typing import Any
 
 from hwsim.core.defaults import FIELD_KEYS, SCHEMA, default_settings
 from hwsim.core.errors import InputError
-from hwsim.core.resources import DEFAULT_COMPARE_CHIP, DEFAULT_EXPERIMENT
+from hwsim.core.resources import (
+    DEFAULT_COMPARE_CHIP,
+    DEFAULT_EXPERIMENT,
+    EXPERIMENTS_DIR,
+    shipped_chip_name,
+    shipped_experiment_names,
+)
 from hwsim.core.rules import RULE_SYNTAX, parse_rules, rule_dirname
 from hwsim.core.yaml_lines import KeyPath, load_yaml_with_lines
 from hwsim.sim.chip import resolve_chip
@@ -90,6 +96,34 @@ def _chip_problem(name: Any, base: Path | None) -> tuple[Path | None, str | None
     return path, None
 
 
+def _chip_reference(chip: Path, base: Path | None) -> str:
+    """How ``experiment.yaml`` names a chip file: a shipped chip by name, another file
+    relative to ``base`` (absolute without one)."""
+    import os
+
+    name = shipped_chip_name(chip)
+    if name is not None:
+        return name
+    if base is None:
+        return str(chip)
+    return Path(os.path.relpath(Path(chip).resolve(), Path(base).resolve())).as_posix()
+
+
+def resolve_experiment(name: str | Path) -> Path:
+    """An experiment file: the path as given when it is a file, else a shipped experiment by
+    name (``rules`` or ``rules.yaml`` → ``configs/experiments/rules.yaml``), from any folder."""
+    path = Path(name)
+    if path.is_file() or path.parent != Path("."):
+        return path
+    shipped = EXPERIMENTS_DIR / (path.name if path.suffix == ".yaml" else f"{path.name}.yaml")
+    if shipped.is_file():
+        return shipped
+    raise InputError(
+        f"--experiment {name}: no such file, and no shipped experiment of that name (shipped "
+        f"experiments: {', '.join(shipped_experiment_names())})"
+    )
+
+
 @dataclass(frozen=True)
 class Experiment:
     """A validated experiment: training settings, seeds, rules and chip files."""
@@ -157,8 +191,11 @@ class Experiment:
         """The directory of that run inside a compare run: ``runs/<rule>-seed<k>-<key>``."""
         return f"{rule_dirname(rule)}-seed{seed}-{self.run_key(rule, seed)}"
 
-    def to_dict(self) -> dict[str, Any]:
-        """The resolved experiment as it is written to ``experiment.yaml``."""
+    def to_dict(self, base: Path | None = None) -> dict[str, Any]:
+        """The resolved experiment as it is written to ``experiment.yaml``: a shipped chip by
+        its name, any other chip file relative to ``base`` (the folder the file is written in,
+        where :func:`load_experiment` resolves it again), so that no machine's absolute path
+        is stored; without ``base``, another chip file is named by its absolute path."""
         return {
             "version": EXPERIMENT_VERSION,
             "name": self.name,
@@ -166,7 +203,7 @@ class Experiment:
             **copy.deepcopy(self.settings),
             "seeds": list(self.seeds),
             "rules": list(self.rules),
-            "chips": [str(c) for c in self.chips],
+            "chips": [_chip_reference(c, base) for c in self.chips],
         }
 
     def with_overrides(
@@ -270,8 +307,11 @@ def _fallback(section: str, key: str, data: dict[str, Any]) -> Any:
 
 
 def load_experiment(path: str | Path = DEFAULT_EXPERIMENT) -> Experiment:
-    """Read and validate an experiment YAML file, reporting every problem with its line."""
-    path = Path(path)
+    """Read and validate an experiment YAML file, reporting every problem with its line.
+
+    ``path`` may name a shipped experiment (``rules``) instead, as :func:`resolve_experiment`.
+    """
+    path = resolve_experiment(path)
     data, lines = load_yaml_with_lines(path)
     problems: list[tuple[int, str]] = []
 

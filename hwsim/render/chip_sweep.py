@@ -32,7 +32,7 @@ _MARKERS = ("o", "s", "^", "D", "v", "P", "X")
 _PANELS = (
     ("energy_pj", "energy / step (µJ)", 1e-6),
     ("latency_s", "latency / step (ms)", 1e3),
-    ("transport_share", "weight transport + mirror sync (% of energy)", 100.0),
+    ("transport_share", "W to error unit: transport + mirror sync (% of energy)", 100.0),
 )
 
 

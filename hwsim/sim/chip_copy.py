@@ -14,12 +14,13 @@ import yaml
 
 from hwsim.core.errors import InputError
 from hwsim.core.files import read_text, write_atomic
-from hwsim.core.resources import CHIPS_DIR, shipped_chip_names
+from hwsim.core.resources import CHIPS_DIR, DEFAULT_COMPARE_CHIP, shipped_chip_names
 from hwsim.core.yaml_lines import load_yaml_text, parse_yaml_with_lines
 from hwsim.sim.chip import chip_from_dict, load_chip
 
-#: The chip copied when no template is named.
-DEFAULT_TEMPLATE = "edge_sram"
+#: The chip copied when no template is named: the one ``hwsim compare`` uses by default, so a
+#: copy starts from the chip a researcher's first comparison ran on.
+DEFAULT_TEMPLATE = DEFAULT_COMPARE_CHIP.stem
 #: A top-level ``name:`` line with a one-line value, and any comment after it.
 _NAME_LINE = re.compile(r"^name:[ \t]*(?P<value>[^#\s][^#]*?)?(?P<comment>[ \t]+#.*)?$")
 
@@ -83,8 +84,10 @@ def copy_shipped_chip(
     target, chip_name = init_target(name)
     if target.is_dir():
         raise InputError(f"{target} is a directory; name a file for the new chip")
-    if target.exists() and target.resolve() == source.resolve():
-        raise InputError(f"{target} is the installed {stem} chip itself; copy it elsewhere")
+    if target.exists() and target.resolve().parent == CHIPS_DIR.resolve():
+        # any installed chip, not only the template: --force must never overwrite one
+        installed = target.resolve().stem
+        raise InputError(f"{target} is the installed {installed} chip itself; copy it elsewhere")
     if target.exists() and not force:
         raise InputError(f"{target} already exists; pass --force to overwrite it")
     text = renamed_chip_text(read_text(source, "a shipped chip YAML file"), chip_name, source)

@@ -228,3 +228,27 @@ def test_device_choices_are_the_helpers():
     from hwsim.models.device import DEVICE_CHOICES as HELPER_CHOICES
 
     assert DEVICE_CHOICES == HELPER_CHOICES
+
+
+def test_threads_default_1_and_as_asked(run, monkeypatch):
+    """``--threads`` (default 1) is applied with the helper every command uses."""
+    from contextlib import contextmanager
+
+    import hwsim.models.training as training
+
+    seen: list[int] = []
+    original = training.torch_threads
+
+    @contextmanager
+    def recording(threads):
+        with original(threads):
+            seen.append(torch.get_num_threads())
+            yield
+
+    monkeypatch.setattr(training, "torch_threads", recording)
+    torch.set_num_threads(2)  # the module's fixture restores its own count afterwards
+    for extra in ([], ["--threads", "3"]):
+        result = invoke("hessian", str(run), "--device", "cpu", *SMALL[:7], "--json", *extra)
+        assert result.exit_code == 0, result.output
+    assert seen == [1, 3] and torch.get_num_threads() == 2
+    torch.set_num_threads(1)

@@ -396,3 +396,47 @@ def test_every_rule_trains_and_is_priced_end_to_end(tiny, tmp_path):
     )
     for rule in ALL_RULES:
         assert (_run_dir(out, rule) / "workload.json").exists()
+
+
+def test_experiment_by_shipped_name_from_any_folder(tmp_path, monkeypatch):
+    from hwsim.core.resources import EXPERIMENTS_DIR
+    from hwsim.experiments.experiment import load_experiment
+
+    monkeypatch.chdir(tmp_path)  # no configs/ here
+    assert load_experiment("rules").path == EXPERIMENTS_DIR / "rules.yaml"
+    assert load_experiment("rules.yaml").name == load_experiment("rules").name
+    # the shipped file is read (its settings checked), then the bad option refused: exit 2
+    result = _invoke("--experiment", "rules", "--epochs", "0", "--out", "o")
+    assert result.exit_code == 2 and "--epochs 0" in result.output, result.output
+    result = _invoke("--experiment", "no_such", "--out", "o")
+    assert result.exit_code == 2, result.output
+    assert "no shipped experiment of that name" in result.output
+    assert "default, online, rules" in result.output
+    assert not (tmp_path / "o").exists()
+    shown = " ".join(CliRunner().invoke(main, ["compare", "--help"]).output.split())
+    assert "a shipped experiment by name: default, online, rules" in shown
+
+
+def test_experiment_yaml_names_chips_never_by_this_machines_path(tiny, tmp_path, monkeypatch):
+    """Shipped chips by name, a chip file of the user's relative to the output folder."""
+    import yaml
+
+    from hwsim.experiments.experiment import load_experiment
+
+    experiment, _, _ = tiny
+    mine = tmp_path / "chips" / "mine.yaml"
+    mine.parent.mkdir()
+    mine.write_text("extends: edge_sram\nname: mine\n")
+    out = tmp_path / "runs" / "cmp"
+    result = _invoke(
+        "--experiment", str(experiment), "--out", str(out), "--algo", "bp",
+        "--chip", "dram_accel", "--chip", str(mine),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    text = (out / "experiment.yaml").read_text()
+    assert str(tmp_path) not in text
+    assert yaml.safe_load(text)["chips"] == ["dram_accel", "../../chips/mine.yaml"]
+    monkeypatch.chdir(tmp_path / "chips")  # resolved from the folder, wherever one stands
+    again = load_experiment(out / "experiment.yaml")
+    assert [c.name for c in again.chips] == ["dram_accel.yaml", "mine.yaml"]
+    assert again.chips[1] == mine.resolve()

@@ -171,3 +171,51 @@ def test_sweep_takes_a_device_and_records_its_environment(tmp_path):
             result = CliRunner().invoke(main, [*command, "--device", "cuda", "--out", str(out)])
             assert result.exit_code == 2 and "sees no CUDA GPU" in result.output, result.output
             assert not out.exists()
+
+
+def record_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Wrap the one thread helper every command uses; the list gets torch's thread count
+    inside each block it runs."""
+    from contextlib import contextmanager
+
+    import hwsim.models.training as training
+
+    seen: list[int] = []
+    original = training.torch_threads
+
+    @contextmanager
+    def recording(threads):
+        with original(threads):
+            seen.append(torch.get_num_threads())
+            yield
+
+    monkeypatch.setattr(training, "torch_threads", recording)
+    return seen
+
+
+def test_train_uses_one_thread_unless_told(tmp_path, monkeypatch):
+    seen = record_threads(monkeypatch)
+    previous = torch.get_num_threads()
+    torch.set_num_threads(2)  # torch's own count on a 2-core machine: not what train uses
+    try:
+        result = CliRunner().invoke(main, ["train", *TRAIN, "--out", str(tmp_path / "a")])
+        assert result.exit_code == 0, result.output
+        result = CliRunner().invoke(
+            main, ["train", *TRAIN, "--out", str(tmp_path / "b"), "--threads", "3"]
+        )
+        assert result.exit_code == 0, result.output
+        assert torch.get_num_threads() == 2  # restored after each command
+    finally:
+        torch.set_num_threads(previous)
+    assert seen == [1, 3]
+
+
+@pytest.mark.parametrize("command", ["train", "analyze", "compare", "sweep", "reproduce"])
+def test_every_command_that_computes_says_threads_default_1(command):
+    result = CliRunner().invoke(main, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0, result.output
+    text = " ".join(result.output.split())
+    assert (
+        "--threads" in text and "[default: 1; x>=1]" in text.split("--threads", 1)[1].split("--")[0]
+    )
+    assert "Every command that computes uses 1 unless told" in text

@@ -47,14 +47,21 @@ def test_shipped_chips_exist():
     assert "edge_sram" in SHIPPED and len(SHIPPED) >= 2
 
 
-def test_init_default_copies_edge_sram(tmp_path, monkeypatch):
+def test_init_default_copies_the_chip_compare_uses_by_default(tmp_path, monkeypatch):
+    from hwsim.core.resources import DEFAULT_COMPARE_CHIP
+    from hwsim.experiments.experiment import load_experiment
+
     monkeypatch.chdir(tmp_path)
     result = _run("chip", "init", "mine")
     assert result.exit_code == 0, result.output
     written = tmp_path / "mine.yaml"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["mine.yaml"]  # no .tmp left
-    _text_but_name(written, CHIPS_DIR / "edge_sram.yaml", "name: mine")
-    _same_but_name(written, CHIPS_DIR / "edge_sram.yaml", "mine")
+    compare_default = load_experiment().chips[0]  # what `hwsim compare` runs on
+    assert compare_default.stem == DEFAULT_COMPARE_CHIP.stem == "split_cores"
+    _text_but_name(written, DEFAULT_COMPARE_CHIP, "name: mine")
+    _same_but_name(written, DEFAULT_COMPARE_CHIP, "mine")
+    help_text = " ".join(_run("chip", "init", "--help").output.split())
+    assert "split_cores, the chip hwsim compare uses by default" in help_text
     result = _run("chip", "validate", "mine.yaml")
     assert result.exit_code == 0, result.output
     assert "ok mine.yaml" in result.output
@@ -91,7 +98,7 @@ def test_init_path_and_yaml_suffix(tmp_path, monkeypatch):
     target = tmp_path / "elsewhere" / "edge_v2"  # a path is taken as given
     result = _run("chip", "init", str(target))
     assert result.exit_code == 0, result.output
-    _same_but_name(target, CHIPS_DIR / "edge_sram.yaml", "edge_v2")
+    _same_but_name(target, CHIPS_DIR / "split_cores.yaml", "edge_v2")
 
 
 def test_init_quotes_names_yaml_would_misread(tmp_path, monkeypatch):
@@ -99,8 +106,8 @@ def test_init_quotes_names_yaml_would_misread(tmp_path, monkeypatch):
     for name, line in (("yes", "name: 'yes'"), ("a: b", "name: 'a: b'"), ("123", "name: '123'")):
         result = _run("chip", "init", name)
         assert result.exit_code == 0, result.output
-        _text_but_name(tmp_path / f"{name}.yaml", CHIPS_DIR / "edge_sram.yaml", line)
-        _same_but_name(tmp_path / f"{name}.yaml", CHIPS_DIR / "edge_sram.yaml", name)
+        _text_but_name(tmp_path / f"{name}.yaml", CHIPS_DIR / "split_cores.yaml", line)
+        _same_but_name(tmp_path / f"{name}.yaml", CHIPS_DIR / "split_cores.yaml", name)
 
 
 def test_init_refuses_to_overwrite_without_force(tmp_path, monkeypatch):
@@ -138,11 +145,16 @@ def test_init_unknown_template_lists_shipped(tmp_path, monkeypatch):
 
 def test_init_never_writes_the_installed_copy(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    shipped = CHIPS_DIR / "edge_sram.yaml"
-    before = shipped.read_bytes()
-    result = _run("chip", "init", str(shipped), "--force")
-    assert result.exit_code == 2 and "installed" in result.output
-    assert shipped.read_bytes() == before
+    # the default template's own file, and another installed chip than the one copied
+    for shipped, extra in (
+        (CHIPS_DIR / "split_cores.yaml", []),
+        (CHIPS_DIR / "edge_sram.yaml", []),
+        (CHIPS_DIR / "edge_sram.yaml", ["--from", "dram_accel"]),
+    ):
+        before = shipped.read_bytes()
+        result = _run("chip", "init", str(shipped), "--force", *extra)
+        assert result.exit_code == 2 and "installed" in result.output, result.output
+        assert shipped.read_bytes() == before
 
 
 def test_list_shows_every_shipped_chip_with_description():

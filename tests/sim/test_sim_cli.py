@@ -260,3 +260,34 @@ def test_an_energy_that_overflows_is_an_error_never_infinity_in_json(tmp_path):
     assert f"{absurd}:{line}: memories: the memory energy of one bp step (batch 64) overflows" in (
         result.output
     )
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CHIPS_DIR.glob("*.yaml")))
+def test_chip_show_at_80_columns_cuts_no_number(name, monkeypatch):
+    """Every number of the chip's memories shows whole at 80 columns (a table holds as many
+    memories as fit; the rest follow in another), nothing is cut with an ellipsis."""
+    import re
+
+    from hwsim.cli.common import console
+    from hwsim.sim.chip import load_chip
+
+    monkeypatch.setattr(console, "width", 80)
+    shown = _run("chip", "show", name)
+    assert shown.exit_code == 0, shown.output
+    lines = shown.output.splitlines()
+    tables = [line for line in lines if re.search(r"[│┃┏┗└┡]", line)]
+    assert max(map(len, tables)) <= 80 and "…" not in shown.output  # (sources: soft-wrapped)
+    cells = {cell.strip() for line in lines for cell in re.split(r"[│┃]", line)}
+    for m in load_chip(name).memories:
+        numbers = [
+            f"{m.size_bytes:,}",
+            str(m.word_bits),
+            f"{m.read_energy_pj:g}",
+            str(m.bandwidth_bits_per_cycle),
+            str(m.latency_cycles),
+            f"{m.leakage_mw:g}",
+        ]
+        if m.kind != "rom":
+            numbers.append(f"{m.write_energy_pj:g}")
+        for number in numbers:
+            assert number in cells, (m.name, number)
