@@ -18,6 +18,10 @@ from hwsim.cli import main
 pytestmark = pytest.mark.slow
 
 
+#: chips whose step energy follows the update sparsity the training runs measured
+MEASURED_CHIPS = ("online_edge", "pcm_hybrid", "rram_cim", "rram_cim_mirror")
+
+
 def _run(*args: str):
     return CliRunner().invoke(main, list(args), catch_exceptions=False)
 
@@ -45,35 +49,39 @@ def test_default_compare_measures_what_the_readme_says(default_compare):
         assert rules[rule]["sync_write_bits"] == 0
         # B of fc2–fc5 read twice (the error pass walks the batch in 2 groups), fc6's once
         assert rules[rule]["feedback_read_bits"] == 2 * 4 * 524_288 + 20_480
-    # The chip numbers the README quotes (exact for this workload): 713 / 623 µJ per step under
-    # the mapper (issue 22: output-stationary blocks; 751 / 661 before), the whole gap the
-    # synchronization (89.8 µJ, derived by hand in tests/sim/test_chip_shipped.py), the same
-    # latency to 0.05% (301 cycles of 968,326), and 1.21× / 1.07× the floor.
+    # The chip numbers the README quotes (exact for this workload): 735 / 645 µJ per step with
+    # the MAC arrays (issue 22: 713 / 623 before their operands were priced), the whole gap the
+    # synchronization (89.8 µJ, derived by hand in tests/sim/test_chip_shipped.py), BP 1.6%
+    # slower (its sync through DRAM now outlasts the array's work beside it), and 1.24× /
+    # 1.09× the floor.
     energy = {r: rules[r]["energy_pj"]["total"] for r in rules}
-    assert energy["bp"] == pytest.approx(712_505_344.759, rel=1e-9)
-    assert energy["fa"] == energy["ifa"] == pytest.approx(622_681_489.7925, rel=1e-9)
+    assert energy["bp"] == pytest.approx(734_628_398.8735, rel=1e-9)
+    assert energy["fa"] == energy["ifa"] == pytest.approx(644_741_618.9545, rel=1e-9)
     gap = rules["fa"]["gap_to_bp"]["energy_pj"]
     assert gap["leading_cause"] == "mirror_sync"
     assert gap["causes"]["mirror_sync"] == pytest.approx(89_822_670.08, rel=1e-12)
-    assert rules["bp"]["latency_cycles"] == pytest.approx(rules["fa"]["latency_cycles"], rel=5e-4)
-    assert round(rules["bp"]["energy_over_floor"], 2) == 1.21
-    assert round(rules["fa"]["energy_over_floor"], 2) == 1.07
+    assert (rules["bp"]["latency_cycles"], rules["fa"]["latency_cycles"]) == (1_040_239, 1_023_953)
+    assert round(rules["bp"]["energy_over_floor"], 2) == 1.24
+    assert round(rules["fa"]["energy_over_floor"], 2) == 1.09
     survey = {e["chip"]: e["rules"]["fa"]["energy_vs_bp"] for e in summary["chip_survey"]}
-    assert {c: round(100 * (1 - v), 2) for c, v in survey.items()} == {
-        "split_cores": 12.61,
-        "df_lnpu": 6.61,
-        "dfa_prng": 2.17,
-        "dram_prng": 3.19,
-        "edge_sram": 0.15,
+    saving = {c: round(100 * (1 - v), 2) for c, v in survey.items()}
+    # the digital chips: exact, whatever the training measured
+    assert {c: saving.pop(c) for c in list(saving) if c not in MEASURED_CHIPS} == {
+        "split_cores": 12.24,
+        "df_lnpu": 6.78,
+        "dfa_prng": 2.30,
+        "dram_prng": 3.24,
+        "edge_sram": 0.14,
         "dram_accel": 0.04,
-        # the compute-in-memory chips (W's changed levels reprogrammed, as measured) and the
-        # online learner, here at batch 64 with 64 per-sample updates per step (the mapper's
-        # numbers, issue 22; docs/results/compare-default.json)
-        "online_edge": 0.13,
-        "pcm_hybrid": 1.92,
-        "rram_cim": 0.45,
-        "rram_cim_mirror": 0.01,
     }
+    # the compute-in-memory chips reprogram W's changed levels, and the online learner's
+    # non-volatile levels wear by them: they follow the fraction the training runs measured,
+    # which moves with the CPU family's float sums (README: accuracies across machines). As
+    # measured on an AMD EPYC (docs/results/compare-default.json), within half a point
+    measured = {"online_edge": 0.13, "pcm_hybrid": 2.30, "rram_cim": 0.48, "rram_cim_mirror": 0.04}
+    assert set(saving) == set(measured)
+    for chip, value in measured.items():
+        assert saving[chip] == pytest.approx(value, abs=0.5), chip
     # Same network, same MACs: the rules differ in where the error phase reads its matrix.
     assert rules["bp"]["macs"] == rules["fa"]["macs"] == rules["ifa"]["macs"]
     # The paper's headline at this depth: IFA learns far better than FA, close to BP.
