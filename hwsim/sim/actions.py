@@ -35,6 +35,7 @@ from hwsim.sim.pricing import (
     leakage_energy_pj,
     mac_energy_pj,
 )
+from hwsim.sim.spatial import PHASE_UNIT
 
 #: ``format`` and ``version`` of the JSON form (the CSV form has the same columns). The version
 #: changes only when a column is removed, renamed or changes meaning; new columns are appended.
@@ -66,7 +67,7 @@ PRNG = "prng"
 CIM_COMPUTE = "compute.cim"
 #: The compute unit whose MAC array runs each phase's MACs (docs/simulator.md, the phase table
 #: of "Dataflow and counting model"); its component is ``compute.<unit>``.
-PHASE_UNITS = {"forward": "forward", "backward": "error", "gradient": "update", "update": "update"}
+PHASE_UNITS = {**PHASE_UNIT, "update": "update"}
 #: The order of phases in the rows.
 PHASE_ORDER = (*PHASES, INIT_PHASE)
 #: The action of a memory level's leakage row (its count is cycles, not an event).

@@ -16,6 +16,7 @@ from hwsim.core.errors import InputError
 from hwsim.core.resources import DEFAULT_CHIP
 from hwsim.core.rules import Rule, parse_rules
 from hwsim.core.workload import Workload, load_workload, workload_from_dict
+from hwsim.sim import spatial
 from hwsim.sim.area import OwnSilicon, own_silicon
 from hwsim.sim.chip import CIM_FORMAT, AreaPart, Chip, load_chip
 from hwsim.sim.counting import Counts, count_init, count_step_by_layer
@@ -429,7 +430,7 @@ def workload_summary(work: Workload) -> dict[str, Any]:
 def _array_use(work: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> dict[str, Any] | None:
     """How (phase, layer i) used its unit's MAC array: its shape, the dataflow of each fetch
     (name → fetches), cycles, MACs and utilization; None without an array (or in cim arrays)."""
-    array = chip.arrays.get({"forward": "forward", "backward": "error"}.get(phase, "update"))
+    array = spatial.array_of(chip, phase)
     if array is None or in_array(chip, plan, phase, i):
         return None
     dataflows: dict[str, int] = {}

@@ -40,7 +40,7 @@ from hwsim.sim.chip import Chip, MacArray
 from hwsim.sim.loops import Run, extent, shape
 from hwsim.sim.moves import DRAIN, FEED, Move
 
-#: the unit that computes each phase (docs/simulator.md, "Units and pipelining")
+#: the unit that computes each batch phase's MACs (docs/simulator.md, "Timing model")
 PHASE_UNIT = {"forward": "forward", "backward": "error", "gradient": "update"}
 
 #: the tensor an operand move names for the accumulators of a product in progress
