@@ -56,3 +56,26 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheels = list(dist.glob("hwsim-*.whl"))
     assert len(wheels) == 1, wheels
     return wheels[0]
+
+
+@pytest.fixture
+def recorded_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Wrap the one thread helper every command uses (``torch_threads``); the list gets
+    torch's thread count inside each block it runs."""
+    from contextlib import contextmanager
+
+    import torch
+
+    import hwsim.models.training as training
+
+    seen: list[int] = []
+    original = training.torch_threads
+
+    @contextmanager
+    def recording(threads):
+        with original(threads):
+            seen.append(torch.get_num_threads())
+            yield
+
+    monkeypatch.setattr(training, "torch_threads", recording)
+    return seen

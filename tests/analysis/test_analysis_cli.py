@@ -230,22 +230,9 @@ def test_device_choices_are_the_helpers():
     assert DEVICE_CHOICES == HELPER_CHOICES
 
 
-def test_threads_default_1_and_as_asked(run, monkeypatch):
+def test_threads_default_1_and_as_asked(run, recorded_threads):
     """``--threads`` (default 1) is applied with the helper every command uses."""
-    from contextlib import contextmanager
-
-    import hwsim.models.training as training
-
-    seen: list[int] = []
-    original = training.torch_threads
-
-    @contextmanager
-    def recording(threads):
-        with original(threads):
-            seen.append(torch.get_num_threads())
-            yield
-
-    monkeypatch.setattr(training, "torch_threads", recording)
+    seen = recorded_threads
     torch.set_num_threads(2)  # the module's fixture restores its own count afterwards
     for extra in ([], ["--threads", "3"]):
         result = invoke("hessian", str(run), "--device", "cpu", *SMALL[:7], "--json", *extra)

@@ -173,28 +173,8 @@ def test_sweep_takes_a_device_and_records_its_environment(tmp_path):
             assert not out.exists()
 
 
-def record_threads(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Wrap the one thread helper every command uses; the list gets torch's thread count
-    inside each block it runs."""
-    from contextlib import contextmanager
-
-    import hwsim.models.training as training
-
-    seen: list[int] = []
-    original = training.torch_threads
-
-    @contextmanager
-    def recording(threads):
-        with original(threads):
-            seen.append(torch.get_num_threads())
-            yield
-
-    monkeypatch.setattr(training, "torch_threads", recording)
-    return seen
-
-
-def test_train_uses_one_thread_unless_told(tmp_path, monkeypatch):
-    seen = record_threads(monkeypatch)
+def test_train_uses_one_thread_unless_told(tmp_path, recorded_threads):
+    seen = recorded_threads
     previous = torch.get_num_threads()
     torch.set_num_threads(2)  # torch's own count on a 2-core machine: not what train uses
     try:
