@@ -447,7 +447,7 @@ def _array_use(work: Workload, chip: Chip, plan: Plan, phase: str, i: int) -> di
         "dataflow": dataflows,
         "cycles": cycles,
         "macs": macs,
-        "utilization": macs / (cycles * array.rows * array.cols) if cycles else 0.0,
+        "utilization": spatial.utilization(array, macs, cycles),
     }
 
 

@@ -157,10 +157,10 @@ def operands(array: MacArray, phase: str, p: Product, dataflow: str, *, first: b
     )
 
 
-def utilization(array: MacArray, phase: str, p: Product, dataflow: str) -> float:
-    """The fraction of the array's element-cycles that do a MAC."""
-    spent = cycles(array, phase, p, dataflow) * array.rows * array.cols
-    return p.macs / spent if spent else 0.0
+def utilization(array: MacArray, macs: int, cycles: int) -> float:
+    """The fraction of the array's element-cycles in ``cycles`` that do one of ``macs``."""
+    spent = cycles * array.rows * array.cols
+    return macs / spent if spent else 0.0
 
 
 def operand_moves(

@@ -37,7 +37,9 @@ def test_weight_stationary_counts_by_hand():
     p = Product(out=3, red=4, positions=2)
     ws = "weight_stationary"
     assert cycles(ARRAY, "forward", p, ws) == 2 * 2 * 2
-    assert utilization(ARRAY, "forward", p, ws) == pytest.approx(24 / (8 * 4))
+    assert utilization(ARRAY, p.macs, cycles(ARRAY, "forward", p, ws)) == pytest.approx(
+        24 / (8 * 4)
+    )
     ops = operands(ARRAY, "forward", p, ws, first=True)
     assert ops.weight_passes == 1  # each weight loaded once
     assert ops.row_reads == 2 * 4 * 2  # each input once per block of output columns
